@@ -1,0 +1,588 @@
+//! Where an outage is: service points (`LonLat`) and the shapes that select them (`Area`).
+//!
+//! Coordinates are WGS84 longitude/latitude in degrees, in that order (GeoJSON's order).
+//! The exact membership rule of each shape is [`Area::contains`]; the spatial index answers the
+//! same question faster and is property-tested against it.
+
+use geo::{
+    BoundingRect, Coord, Distance, Geodesic, HaversineClosestPoint, Intersects, LineString,
+    MultiPolygon, Point, Polygon, Rect, Validation,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+
+/// Largest circle radius or corridor buffer accepted, in metres. An outage wider than this is
+/// a region, and is better drawn as a polygon or picked as a zone.
+pub const MAX_RADIUS_M: f64 = 1_000_000.0;
+
+/// A smaller radius than any of the Earth's radii of curvature (the meridional radius at the
+/// equator is 6 335 439 m). Dividing a distance by it over-estimates the angle, so envelopes
+/// built with it always hold the whole shape.
+const CONSERVATIVE_EARTH_RADIUS_M: f64 = 6_335_000.0;
+
+/// A WGS84 position: longitude then latitude, in degrees. Only built through [`LonLat::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "[f64; 2]", into = "[f64; 2]")]
+pub struct LonLat {
+    lon: f64,
+    lat: f64,
+}
+
+impl LonLat {
+    /// Checks that both numbers are finite and in range. A pair that only makes sense the other
+    /// way round (a latitude beyond ±90 with a longitude within it) is called out as swapped.
+    ///
+    /// ```
+    /// use outagecast_core::area::LonLat;
+    /// let kaivokatu = LonLat::parse(24.9413, 60.1699).unwrap();
+    /// assert_eq!(kaivokatu.lat(), 60.1699);
+    /// let err = LonLat::parse(60.1699, 124.9413).unwrap_err();
+    /// assert!(err.to_string().contains("latitude"));
+    /// ```
+    pub fn parse(lon: f64, lat: f64) -> Result<Self> {
+        if !lon.is_finite() {
+            return Err(CoreError::invalid(
+                "longitude",
+                format!("{lon} is not a number; give degrees east between -180 and 180"),
+            ));
+        }
+        if !lat.is_finite() {
+            return Err(CoreError::invalid(
+                "latitude",
+                format!("{lat} is not a number; give degrees north between -90 and 90"),
+            ));
+        }
+        if !(-90.0..=90.0).contains(&lat) {
+            let hint = if (-90.0..=90.0).contains(&lon) && lat.abs() <= 180.0 {
+                format!(
+                    "; it looks like longitude and latitude are swapped: the order is lon,lat, e.g. {lat},{lon}"
+                )
+            } else {
+                String::new()
+            };
+            return Err(CoreError::invalid(
+                "latitude",
+                format!("{lat} is outside -90..90{hint}"),
+            ));
+        }
+        if !(-180.0..=180.0).contains(&lon) {
+            return Err(CoreError::invalid(
+                "longitude",
+                format!("{lon} is outside -180..180"),
+            ));
+        }
+        Ok(LonLat { lon, lat })
+    }
+
+    /// Degrees east.
+    pub fn lon(self) -> f64 {
+        self.lon
+    }
+
+    /// Degrees north.
+    pub fn lat(self) -> f64 {
+        self.lat
+    }
+
+    /// As a `geo` point (x = lon, y = lat).
+    pub fn point(self) -> Point<f64> {
+        Point::new(self.lon, self.lat)
+    }
+
+    /// Parses `"LON,LAT"` as typed on a command line.
+    pub fn parse_pair(text: &str, field: &str) -> Result<Self> {
+        let numbers = parse_numbers(text, field, 2, "LON,LAT")?;
+        LonLat::parse(numbers[0], numbers[1]).map_err(|e| e.within(field))
+    }
+}
+
+impl TryFrom<[f64; 2]> for LonLat {
+    type Error = CoreError;
+    fn try_from([lon, lat]: [f64; 2]) -> Result<Self> {
+        LonLat::parse(lon, lat)
+    }
+}
+
+impl From<LonLat> for [f64; 2] {
+    fn from(p: LonLat) -> Self {
+        [p.lon, p.lat]
+    }
+}
+
+/// Splits `"a,b,c"` into exactly `count` finite numbers, or says which form was expected.
+fn parse_numbers(text: &str, field: &str, count: usize, form: &str) -> Result<Vec<f64>> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    if parts.len() != count {
+        return Err(CoreError::invalid(
+            field,
+            format!("expected {form} ({count} comma-separated numbers), got {text:?}"),
+        ));
+    }
+    parts
+        .iter()
+        .map(|p| {
+            p.parse::<f64>().map_err(|_| {
+                CoreError::invalid(field, format!("{p:?} is not a number (expected {form})"))
+            })
+        })
+        .collect()
+}
+
+fn check_distance(field: &str, metres: f64) -> Result<f64> {
+    if !metres.is_finite() || metres <= 0.0 {
+        return Err(CoreError::invalid(
+            field,
+            format!("{metres} must be a positive number of metres"),
+        ));
+    }
+    if metres > MAX_RADIUS_M {
+        return Err(CoreError::invalid(
+            field,
+            format!(
+                "{metres} m is more than the {MAX_RADIUS_M} m limit; draw a polygon or use a zone for a region this large"
+            ),
+        ));
+    }
+    Ok(metres)
+}
+
+/// A circle on the WGS84 ellipsoid: every point whose geodesic distance from `center` is at
+/// most `radius_m` metres.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "CircleRepr", into = "CircleRepr")]
+pub struct Circle {
+    center: LonLat,
+    radius_m: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CircleRepr {
+    center: LonLat,
+    radius_m: f64,
+}
+
+impl TryFrom<CircleRepr> for Circle {
+    type Error = CoreError;
+    fn try_from(r: CircleRepr) -> Result<Self> {
+        Circle::new(r.center, r.radius_m)
+    }
+}
+
+impl From<Circle> for CircleRepr {
+    fn from(c: Circle) -> Self {
+        CircleRepr {
+            center: c.center,
+            radius_m: c.radius_m,
+        }
+    }
+}
+
+impl Circle {
+    /// A circle of `radius_m` metres (0 < radius ≤ 1000 km) around `center`.
+    pub fn new(center: LonLat, radius_m: f64) -> Result<Self> {
+        Ok(Circle {
+            center,
+            radius_m: check_distance("radius", radius_m)?,
+        })
+    }
+
+    /// Parses `"LON,LAT,METRES"` as given to `--circle`.
+    pub fn parse_cli(text: &str) -> Result<Self> {
+        let n = parse_numbers(text, "--circle", 3, "LON,LAT,METRES")?;
+        let center = LonLat::parse(n[0], n[1]).map_err(|e| e.within("--circle"))?;
+        Circle::new(center, n[2]).map_err(|e| e.within("--circle"))
+    }
+
+    /// The centre.
+    pub fn center(&self) -> LonLat {
+        self.center
+    }
+
+    /// The radius in metres.
+    pub fn radius_m(&self) -> f64 {
+        self.radius_m
+    }
+
+    /// The exact rule: geodesic (WGS84) distance from the centre ≤ radius.
+    pub fn contains(&self, p: LonLat) -> bool {
+        Geodesic.distance(self.center.point(), p.point()) <= self.radius_m
+    }
+}
+
+/// A polygon area: one or more polygons, each with optional holes, in lon/lat with straight
+/// edges (RFC 7946). Built only through [`PolygonArea::new`], which refuses invalid geometry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "MultiPolygon<f64>", into = "MultiPolygon<f64>")]
+pub struct PolygonArea {
+    shape: MultiPolygon<f64>,
+}
+
+impl TryFrom<MultiPolygon<f64>> for PolygonArea {
+    type Error = CoreError;
+    fn try_from(m: MultiPolygon<f64>) -> Result<Self> {
+        PolygonArea::new(m)
+    }
+}
+
+impl From<PolygonArea> for MultiPolygon<f64> {
+    fn from(p: PolygonArea) -> Self {
+        p.shape
+    }
+}
+
+impl PolygonArea {
+    /// Validates the shape: coordinates in range, at least one polygon, rings of at least four
+    /// positions that do not cross themselves or each other, holes inside their shell.
+    ///
+    /// `geo` closes rings on construction, so checking that a ring as *written* is closed
+    /// belongs to the parser of the text format (see [`crate::geojson`]).
+    pub fn new(shape: MultiPolygon<f64>) -> Result<Self> {
+        if shape.0.is_empty() {
+            return Err(CoreError::invalid(
+                "polygon",
+                "has no polygons; give at least one ring of 4 or more positions",
+            ));
+        }
+        for (pi, polygon) in shape.0.iter().enumerate() {
+            for (ri, ring) in std::iter::once(polygon.exterior())
+                .chain(polygon.interiors())
+                .enumerate()
+            {
+                for c in ring.coords() {
+                    LonLat::parse(c.x, c.y)
+                        .map_err(|e| e.within(format!("polygon[{pi}].ring[{ri}]")))?;
+                }
+                if ring.0.len() < 4 {
+                    return Err(CoreError::invalid(
+                        format!("polygon[{pi}].ring[{ri}]"),
+                        format!(
+                            "has {} positions; a ring needs at least 4 (three corners and the first repeated to close it)",
+                            ring.0.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Err(problem) = shape.check_validation() {
+            return Err(CoreError::invalid(
+                "polygon",
+                format!(
+                    "is not a valid polygon: {problem}; redraw it so that edges do not cross"
+                ),
+            ));
+        }
+        Ok(PolygonArea { shape })
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &MultiPolygon<f64> {
+        &self.shape
+    }
+
+    /// The exact rule: inside or on the boundary (planar lon/lat, as RFC 7946 draws edges).
+    pub fn contains(&self, p: LonLat) -> bool {
+        self.shape.intersects(&p.point())
+    }
+
+    /// Whether the whole rectangle lies inside (boundary included). The index uses this to take
+    /// every point below an R-tree node without testing each one.
+    pub fn covers_rect(&self, rect: &Rect<f64>) -> bool {
+        use geo::Covers;
+        self.shape.covers(rect)
+    }
+}
+
+/// A buffer of `buffer_m` metres around a line: a water main or a street.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "CorridorRepr", into = "CorridorRepr")]
+pub struct Corridor {
+    line: LineString<f64>,
+    buffer_m: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CorridorRepr {
+    line: LineString<f64>,
+    buffer_m: f64,
+}
+
+impl TryFrom<CorridorRepr> for Corridor {
+    type Error = CoreError;
+    fn try_from(r: CorridorRepr) -> Result<Self> {
+        Corridor::new(r.line, r.buffer_m)
+    }
+}
+
+impl From<Corridor> for CorridorRepr {
+    fn from(c: Corridor) -> Self {
+        CorridorRepr {
+            line: c.line,
+            buffer_m: c.buffer_m,
+        }
+    }
+}
+
+impl Corridor {
+    /// A corridor around a line of at least two positions, `buffer_m` metres to each side.
+    pub fn new(line: LineString<f64>, buffer_m: f64) -> Result<Self> {
+        if line.0.len() < 2 {
+            return Err(CoreError::invalid(
+                "line",
+                format!(
+                    "has {} position(s); a line needs at least 2",
+                    line.0.len()
+                ),
+            ));
+        }
+        for (i, c) in line.coords().enumerate() {
+            LonLat::parse(c.x, c.y).map_err(|e| e.within(format!("line[{i}]")))?;
+        }
+        Ok(Corridor {
+            line,
+            buffer_m: check_distance("--buffer", buffer_m)?,
+        })
+    }
+
+    /// The centre line.
+    pub fn line(&self) -> &LineString<f64> {
+        &self.line
+    }
+
+    /// Metres to each side of the line.
+    pub fn buffer_m(&self) -> f64 {
+        self.buffer_m
+    }
+
+    /// The exact rule: the nearest point of the line (segments as great-circle arcs) is at most
+    /// `buffer_m` metres away, measured geodesically on WGS84.
+    pub fn contains(&self, p: LonLat) -> bool {
+        let point = p.point();
+        let nearest = match self.line.haversine_closest_point(&point) {
+            geo::Closest::Intersection(q) | geo::Closest::SinglePoint(q) => q,
+            // Only for a degenerate line; the constructor refuses those, but stay total.
+            geo::Closest::Indeterminate => match self.line.0.first() {
+                Some(c) => Point::from(*c),
+                None => return false,
+            },
+        };
+        Geodesic.distance(point, nearest) <= self.buffer_m
+    }
+}
+
+/// The area an incident affects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Area {
+    /// A geodesic circle.
+    Circle(Circle),
+    /// A polygon or multipolygon with holes.
+    Polygon(PolygonArea),
+    /// A buffered line.
+    Corridor(Corridor),
+}
+
+impl Area {
+    /// The exact membership rule for a service point. This is the oracle that the spatial index
+    /// must agree with.
+    ///
+    /// ```
+    /// use outagecast_core::area::{Area, Circle, LonLat};
+    /// let station = LonLat::parse(24.9414, 60.1710).unwrap();
+    /// let area = Area::Circle(Circle::new(station, 300.0).unwrap());
+    /// assert!(area.contains(LonLat::parse(24.9440, 60.1712).unwrap())); // ~145 m east
+    /// assert!(!area.contains(LonLat::parse(24.9500, 60.1710).unwrap())); // ~477 m east
+    /// ```
+    pub fn contains(&self, p: LonLat) -> bool {
+        match self {
+            Area::Circle(c) => c.contains(p),
+            Area::Polygon(poly) => poly.contains(p),
+            Area::Corridor(c) => c.contains(p),
+        }
+    }
+
+    /// Lon/lat rectangles that together hold the whole area; a shape that crosses the
+    /// antimeridian gets one rectangle on each side. Never empty.
+    pub fn envelopes(&self) -> Vec<Rect<f64>> {
+        match self {
+            Area::Circle(c) => {
+                let p = c.center.point();
+                buffered_envelopes(Rect::new(p.0, p.0), c.radius_m)
+            }
+            Area::Polygon(poly) => match poly.shape.bounding_rect() {
+                Some(r) => vec![r],
+                None => vec![],
+            },
+            Area::Corridor(c) => match c.line.bounding_rect() {
+                Some(r) => buffered_envelopes(r, c.buffer_m),
+                None => vec![],
+            },
+        }
+    }
+
+    /// A short description for operators: "circle of 300 m around 24.94140,60.17100".
+    pub fn describe(&self) -> String {
+        match self {
+            Area::Circle(c) => format!(
+                "circle of {} m around {:.5},{:.5}",
+                c.radius_m,
+                c.center.lon(),
+                c.center.lat()
+            ),
+            Area::Polygon(p) => {
+                let n = p.shape.0.len();
+                if n == 1 {
+                    "polygon".to_string()
+                } else {
+                    format!("{n} polygons")
+                }
+            }
+            Area::Corridor(c) => format!(
+                "corridor of {} m along a {}-point line",
+                c.buffer_m,
+                c.line.0.len()
+            ),
+        }
+    }
+}
+
+/// Grows a lon/lat rectangle by `metres` on every side, conservatively (the result always holds
+/// every point within `metres` of the rectangle), split at the antimeridian.
+fn buffered_envelopes(rect: Rect<f64>, metres: f64) -> Vec<Rect<f64>> {
+    let dlat = (metres / CONSERVATIVE_EARTH_RADIUS_M).to_degrees();
+    let min_lat = (rect.min().y - dlat).max(-90.0);
+    let max_lat = (rect.max().y + dlat).min(90.0);
+    let widest = min_lat.abs().max(max_lat.abs());
+    // Near a pole a small circle can span every longitude.
+    let cos = widest.to_radians().cos();
+    let dlon = if cos < 1e-6 { 360.0 } else { dlat / cos };
+    let (min_lon, max_lon) = (rect.min().x - dlon, rect.max().x + dlon);
+    if max_lon - min_lon >= 360.0 {
+        return vec![Rect::new(
+            Coord { x: -180.0, y: min_lat },
+            Coord { x: 180.0, y: max_lat },
+        )];
+    }
+    let mut out = vec![Rect::new(
+        Coord {
+            x: min_lon.max(-180.0),
+            y: min_lat,
+        },
+        Coord {
+            x: max_lon.min(180.0),
+            y: max_lat,
+        },
+    )];
+    if min_lon < -180.0 {
+        out.push(Rect::new(
+            Coord {
+                x: min_lon + 360.0,
+                y: min_lat,
+            },
+            Coord { x: 180.0, y: max_lat },
+        ));
+    }
+    if max_lon > 180.0 {
+        out.push(Rect::new(
+            Coord { x: -180.0, y: min_lat },
+            Coord {
+                x: max_lon - 360.0,
+                y: max_lat,
+            },
+        ));
+    }
+    out
+}
+
+/// A polygon from one exterior ring of `[lon, lat]` pairs (a convenience for tests and docs).
+pub fn polygon_from_ring(ring: &[[f64; 2]]) -> Result<PolygonArea> {
+    let exterior: LineString<f64> = ring.iter().map(|&[x, y]| Coord { x, y }).collect();
+    PolygonArea::new(MultiPolygon(vec![Polygon::new(exterior, vec![])]))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ll(lon: f64, lat: f64) -> LonLat {
+        LonLat::parse(lon, lat).unwrap()
+    }
+
+    #[test]
+    fn swapped_coordinates_are_called_out() {
+        let err = LonLat::parse(60.17, 124.94).unwrap_err().to_string();
+        assert!(err.contains("swapped"), "{err}");
+        let err = LonLat::parse(24.94, 91.0).unwrap_err().to_string();
+        assert!(err.contains("latitude"), "{err}");
+        assert!(LonLat::parse(f64::NAN, 0.0).is_err());
+        assert!(LonLat::parse(181.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn circle_cli_form_names_the_flag() {
+        let c = Circle::parse_cli("24.9414,60.1710,300").unwrap();
+        assert_eq!(c.radius_m(), 300.0);
+        let err = Circle::parse_cli("24.94,60.17").unwrap_err().to_string();
+        assert!(err.starts_with("--circle"), "{err}");
+        let err = Circle::parse_cli("24.94,60.17,-5").unwrap_err().to_string();
+        assert!(err.contains("positive"), "{err}");
+        let err = Circle::parse_cli("24.94,60.17,abc").unwrap_err().to_string();
+        assert!(err.contains("not a number"), "{err}");
+    }
+
+    #[test]
+    fn polygon_boundary_counts_as_inside_and_holes_do_not() {
+        let shell: LineString<f64> = vec![(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0), (0.0, 0.0)].into();
+        let hole: LineString<f64> = vec![(1.0, 1.0), (2.0, 1.0), (2.0, 2.0), (1.0, 2.0), (1.0, 1.0)].into();
+        let area = PolygonArea::new(MultiPolygon(vec![Polygon::new(shell, vec![hole])])).unwrap();
+        assert!(area.contains(ll(0.0, 2.0)), "on the shell");
+        assert!(area.contains(ll(3.0, 3.0)), "inside");
+        assert!(!area.contains(ll(1.5, 1.5)), "in the hole");
+        assert!(area.contains(ll(1.0, 1.5)), "on the hole's edge");
+        assert!(!area.contains(ll(5.0, 1.0)), "outside");
+    }
+
+    #[test]
+    fn self_intersecting_polygon_is_refused() {
+        let err = polygon_from_ring(&[[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a valid polygon"), "{err}");
+        let err = polygon_from_ring(&[[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]).unwrap_err().to_string();
+        assert!(err.contains("at least 4"), "{err}");
+    }
+
+    #[test]
+    fn corridor_measures_distance_to_the_segment_not_its_ends() {
+        let line: LineString<f64> = vec![(24.930, 60.170), (24.950, 60.170)].into();
+        let corridor = Corridor::new(line, 100.0).unwrap();
+        // Mid-segment, ~55 m north: inside though ~560 m from either end.
+        assert!(corridor.contains(ll(24.940, 60.1705)));
+        // ~111 m north: outside.
+        assert!(!corridor.contains(ll(24.940, 60.171)));
+        // Beyond the end by ~110 m: outside.
+        assert!(!corridor.contains(ll(24.952, 60.170)));
+        assert!(Corridor::new(vec![(24.9, 60.1)].into(), 10.0).is_err());
+    }
+
+    #[test]
+    fn envelopes_hold_the_circle_and_split_at_the_antimeridian() {
+        let c = Circle::new(ll(179.999, -17.8), 5_000.0).unwrap();
+        let envs = Area::Circle(c).envelopes();
+        assert_eq!(envs.len(), 2);
+        let near_pole = Circle::new(ll(0.0, 89.99), 5_000.0).unwrap();
+        let envs = Area::Circle(near_pole).envelopes();
+        assert_eq!(envs.len(), 1);
+        assert_eq!(envs[0].width(), 360.0);
+    }
+
+    #[test]
+    fn area_round_trips_through_json() {
+        let area = Area::Circle(Circle::new(ll(24.94, 60.17), 250.0).unwrap());
+        let json = serde_json::to_string(&area).unwrap();
+        assert_eq!(serde_json::from_str::<Area>(&json).unwrap(), area);
+        let bad = json.replace("250.0", "-1.0");
+        assert!(serde_json::from_str::<Area>(&bad).is_err());
+    }
+}

@@ -9,6 +9,10 @@ pub mod area;
 pub mod contact;
 pub mod customer;
 pub mod error;
+pub mod geojson;
 pub mod incident;
+pub mod ivr;
+pub mod message;
+pub mod notice;
 
 pub use error::{CoreError, Result};

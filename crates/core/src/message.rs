@@ -1,0 +1,348 @@
+//! What customers read and callers hear, in Finnish, Swedish and English.
+//!
+//! Texts are short on purpose: an SMS should fit in as few segments as possible, and a spoken
+//! announcement must be understood on the first hearing. Times are written in the utility's
+//! time zone; spoken times are written the way a text-to-speech engine reads them well.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Tz;
+
+use crate::contact::Language;
+use crate::incident::{EventKind, IncidentDraft, IncidentId, IncidentKind};
+
+/// The rendered content of one notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageText {
+    /// Email subject (unused for SMS).
+    pub subject: String,
+    /// The SMS text, or the plain-text email body.
+    pub body: String,
+}
+
+/// Where messages are being written: the utility's time zone and the moment of writing, so the
+/// ETR can say "15:00" for today and "26.11. 15:00" for another day.
+#[derive(Debug, Clone, Copy)]
+pub struct Locale {
+    /// The utility's time zone.
+    pub zone: Tz,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+fn kind_noun(kind: IncidentKind, lang: Language) -> &'static str {
+    use IncidentKind::*;
+    use Language::*;
+    match (kind, lang) {
+        (Water, Fi) => "vesikatko",
+        (Water, Sv) => "vattenavbrott",
+        (Water, En) => "water outage",
+        (Power, Fi) => "sähkökatko",
+        (Power, Sv) => "strömavbrott",
+        (Power, En) => "power outage",
+        (Gas, Fi) => "kaasukatko",
+        (Gas, Sv) => "gasavbrott",
+        (Gas, En) => "gas outage",
+        (Heating, Fi) => "kaukolämpökatko",
+        (Heating, Sv) => "fjärrvärmeavbrott",
+        (Heating, En) => "district heating outage",
+        (Telecom, Fi) => "verkkokatko",
+        (Telecom, Sv) => "nätavbrott",
+        (Telecom, En) => "network outage",
+        (Sewer, Fi) => "viemärikatko",
+        (Sewer, Sv) => "avloppsavbrott",
+        (Sewer, En) => "sewer outage",
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// "15:00" today, "26.11. 15:00" another day (fi/sv write "klo"/"kl." before the time).
+fn written_time(t: DateTime<Utc>, lang: Language, locale: Locale) -> String {
+    let local = t.with_timezone(&locale.zone);
+    let today = locale.now.with_timezone(&locale.zone).date_naive();
+    let clock = match lang {
+        Language::Fi => format!("klo {:02}.{:02}", local.hour(), local.minute()),
+        Language::Sv => format!("kl. {:02}.{:02}", local.hour(), local.minute()),
+        Language::En => format!("{:02}:{:02}", local.hour(), local.minute()),
+    };
+    if local.date_naive() == today {
+        clock
+    } else {
+        format!("{}.{}. {clock}", local.day(), local.month())
+    }
+}
+
+/// A time as a speech engine should read it: "3 PM", "kello 15.30", "klockan 15".
+fn spoken_time(t: DateTime<Utc>, lang: Language, locale: Locale) -> String {
+    let local = t.with_timezone(&locale.zone);
+    let (h, m) = (local.hour(), local.minute());
+    let today = locale.now.with_timezone(&locale.zone).date_naive();
+    let tomorrow = today.succ_opt();
+    let day = if local.date_naive() == today {
+        ""
+    } else if Some(local.date_naive()) == tomorrow {
+        match lang {
+            Language::Fi => "huomenna ",
+            Language::Sv => "i morgon ",
+            Language::En => "tomorrow ",
+        }
+    } else {
+        ""
+    };
+    let clock = match lang {
+        Language::Fi | Language::Sv => {
+            let word = if lang == Language::Fi { "kello" } else { "klockan" };
+            if m == 0 {
+                format!("{word} {h}")
+            } else {
+                format!("{word} {h}.{m:02}")
+            }
+        }
+        Language::En => {
+            let (h12, half) = match h {
+                0 => (12, "AM"),
+                1..=11 => (h, "AM"),
+                12 => (12, "PM"),
+                _ => (h - 12, "PM"),
+            };
+            if m == 0 {
+                format!("{h12} {half}")
+            } else {
+                format!("{h12}:{m:02} {half}")
+            }
+        }
+    };
+    if day.is_empty() && local.date_naive() != today {
+        // Further away than tomorrow: say the date too.
+        match lang {
+            Language::Fi => format!("{}.{}. {clock}", local.day(), local.month()),
+            Language::Sv => format!("den {} {} {clock}", local.day(), local.month()),
+            Language::En => format!("{} on {} {}", clock, local.day(), month_en(local.month())),
+        }
+    } else {
+        format!("{day}{clock}")
+    }
+}
+
+fn month_en(m: u32) -> &'static str {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    MONTHS
+        .get(m.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or("")
+}
+
+/// The text of a notice for `event` of incident `id`, in `lang`.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use outagecast_core::area::{Area, Circle, LonLat};
+/// use outagecast_core::contact::Language;
+/// use outagecast_core::incident::*;
+/// use outagecast_core::message::{notice_text, Locale};
+/// let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+/// let draft = IncidentDraft::new(DraftParts {
+///     kind: IncidentKind::Water, severity: Severity::Moderate,
+///     cause: Cause::parse("burst water main on Kaivokatu").unwrap(),
+///     etr: Some(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()),
+///     reference: None,
+///     area: Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 300.0).unwrap()),
+///     expires_at: None,
+/// }, now).unwrap();
+/// let locale = Locale { zone: chrono_tz::Europe::Helsinki, now };
+/// let text = notice_text(IncidentId(7), &draft, EventKind::Declared, Language::En, locale);
+/// assert_eq!(text.body, "Water outage: burst water main on Kaivokatu. Expected back by 15:00. We will text you when it is fixed. Ref INC-7");
+/// ```
+pub fn notice_text(
+    id: IncidentId,
+    draft: &IncidentDraft,
+    event: EventKind,
+    lang: Language,
+    locale: Locale,
+) -> MessageText {
+    let noun = kind_noun(draft.kind(), lang);
+    let cause = draft.cause().as_str();
+    let reference = id.label();
+    let etr = draft.etr().map(|t| written_time(t, lang, locale));
+    use EventKind::*;
+    use Language::*;
+    let (subject, body) = match (event, lang) {
+        (Declared, Fi) => (
+            format!("{}: {cause}", capitalised(noun)),
+            format!(
+                "{}: {cause}.{} Ilmoitamme, kun vika on korjattu. Viite {reference}",
+                capitalised(noun),
+                etr.map(|t| format!(" Arvioitu korjausaika {t}."))
+                    .unwrap_or_default()
+            ),
+        ),
+        (Declared, Sv) => (
+            format!("{}: {cause}", capitalised(noun)),
+            format!(
+                "{}: {cause}.{} Vi meddelar när felet är åtgärdat. Ref {reference}",
+                capitalised(noun),
+                etr.map(|t| format!(" Beräknas åtgärdat {t}."))
+                    .unwrap_or_default()
+            ),
+        ),
+        (Declared, En) => (
+            format!("{}: {cause}", capitalised(noun)),
+            format!(
+                "{}: {cause}.{} We will text you when it is fixed. Ref {reference}",
+                capitalised(noun),
+                etr.map(|t| format!(" Expected back by {t}."))
+                    .unwrap_or_default()
+            ),
+        ),
+        (Updated, Fi) => (
+            format!("Päivitys: {noun}"),
+            format!(
+                "Päivitys, {noun}: {cause}.{} Viite {reference}",
+                etr.map(|t| format!(" Uusi arvioitu korjausaika {t}."))
+                    .unwrap_or_default()
+            ),
+        ),
+        (Updated, Sv) => (
+            format!("Uppdatering: {noun}"),
+            format!(
+                "Uppdatering, {noun}: {cause}.{} Ref {reference}",
+                etr.map(|t| format!(" Nu beräknat åtgärdat {t}."))
+                    .unwrap_or_default()
+            ),
+        ),
+        (Updated, En) => (
+            format!("Update: {noun}"),
+            format!(
+                "Update on the {noun}: {cause}.{} Ref {reference}",
+                etr.map(|t| format!(" Now expected back by {t}."))
+                    .unwrap_or_default()
+            ),
+        ),
+        (Restored, Fi) => (
+            format!("Korjattu: {noun}"),
+            format!("{} on ohi: vika on korjattu. Kiitos kärsivällisyydestä. Viite {reference}", capitalised(noun)),
+        ),
+        (Restored, Sv) => (
+            format!("Åtgärdat: {noun}"),
+            format!("{} är över: felet är åtgärdat. Tack för ditt tålamod. Ref {reference}", capitalised(noun)),
+        ),
+        (Restored, En) => (
+            format!("Fixed: {noun}"),
+            format!("The {noun} is over: it has been fixed. Thank you for your patience. Ref {reference}"),
+        ),
+        (Cancelled, Fi) => (
+            format!("Peruttu: {noun}"),
+            format!("Aiempi ilmoitus ({noun}) on peruttu. Pahoittelemme. Viite {reference}"),
+        ),
+        (Cancelled, Sv) => (
+            format!("Återkallat: {noun}"),
+            format!("Det tidigare meddelandet ({noun}) är återkallat. Vi ber om ursäkt. Ref {reference}"),
+        ),
+        (Cancelled, En) => (
+            format!("Cancelled: {noun}"),
+            format!("Please ignore our earlier message about a {noun}: it was cancelled. Sorry for the trouble. Ref {reference}"),
+        ),
+    };
+    MessageText { subject, body }
+}
+
+/// What a caller from the affected area hears before the menu.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use outagecast_core::area::{Area, Circle, LonLat};
+/// use outagecast_core::contact::Language;
+/// use outagecast_core::incident::*;
+/// use outagecast_core::message::{announcement, Locale};
+/// let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+/// let draft = IncidentDraft::new(DraftParts {
+///     kind: IncidentKind::Water, severity: Severity::Moderate,
+///     cause: Cause::parse("burst water main on Kaivokatu").unwrap(),
+///     etr: Some(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()),
+///     reference: None,
+///     area: Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 300.0).unwrap()),
+///     expires_at: None,
+/// }, now).unwrap();
+/// let locale = Locale { zone: chrono_tz::Europe::Helsinki, now };
+/// assert_eq!(
+///     announcement(&draft, Language::En, locale),
+///     "We know about the water outage in your area: burst water main on Kaivokatu. We expect it to be fixed by 3 PM."
+/// );
+/// ```
+pub fn announcement(draft: &IncidentDraft, lang: Language, locale: Locale) -> String {
+    let noun = kind_noun(draft.kind(), lang);
+    let cause = draft.cause().as_str();
+    let etr = draft.etr().map(|t| spoken_time(t, lang, locale));
+    match lang {
+        Language::Fi => format!(
+            "Tiedämme alueellanne olevan {noun}n: {cause}.{}",
+            etr.map(|t| format!(" Arvioimme vian korjautuvan {t} mennessä."))
+                .unwrap_or_else(|| " Korjaamme vikaa parhaillaan.".into())
+        ),
+        Language::Sv => format!(
+            "Vi känner till {noun}et i ditt område: {cause}.{}",
+            etr.map(|t| format!(" Vi räknar med att felet är åtgärdat {t}."))
+                .unwrap_or_else(|| " Vi arbetar med att åtgärda felet.".into())
+        ),
+        Language::En => format!(
+            "We know about the {noun} in your area: {cause}.{}",
+            etr.map(|t| format!(" We expect it to be fixed by {t}."))
+                .unwrap_or_else(|| " We are working to fix it.".into())
+        ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn locale() -> Locale {
+        Locale {
+            zone: chrono_tz::Europe::Helsinki,
+            now: Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn times_are_local_and_dated_when_not_today() {
+        let l = locale();
+        let later_today = Utc.with_ymd_and_hms(2026, 11, 25, 13, 30, 0).unwrap();
+        assert_eq!(written_time(later_today, Language::Fi, l), "klo 15.30");
+        assert_eq!(spoken_time(later_today, Language::En, l), "3:30 PM");
+        let tomorrow = Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap();
+        assert_eq!(written_time(tomorrow, Language::En, l), "26.11. 08:00");
+        assert_eq!(spoken_time(tomorrow, Language::Fi, l), "huomenna kello 8");
+        let later = Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0).unwrap();
+        assert_eq!(spoken_time(later, Language::En, l), "12 PM on 28 November");
+    }
+
+    #[test]
+    fn every_kind_has_a_noun_in_every_language() {
+        for k in IncidentKind::ALL {
+            for l in Language::ALL {
+                assert!(!kind_noun(*k, l).is_empty());
+            }
+        }
+    }
+}

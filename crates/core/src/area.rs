@@ -267,9 +267,7 @@ impl PolygonArea {
         if let Err(problem) = shape.check_validation() {
             return Err(CoreError::invalid(
                 "polygon",
-                format!(
-                    "is not a valid polygon: {problem}; redraw it so that edges do not cross"
-                ),
+                format!("is not a valid polygon: {problem}; redraw it so that edges do not cross"),
             ));
         }
         Ok(PolygonArea { shape })
@@ -329,10 +327,7 @@ impl Corridor {
         if line.0.len() < 2 {
             return Err(CoreError::invalid(
                 "line",
-                format!(
-                    "has {} position(s); a line needs at least 2",
-                    line.0.len()
-                ),
+                format!("has {} position(s); a line needs at least 2", line.0.len()),
             ));
         }
         for (i, c) in line.coords().enumerate() {
@@ -459,8 +454,14 @@ fn buffered_envelopes(rect: Rect<f64>, metres: f64) -> Vec<Rect<f64>> {
     let (min_lon, max_lon) = (rect.min().x - dlon, rect.max().x + dlon);
     if max_lon - min_lon >= 360.0 {
         return vec![Rect::new(
-            Coord { x: -180.0, y: min_lat },
-            Coord { x: 180.0, y: max_lat },
+            Coord {
+                x: -180.0,
+                y: min_lat,
+            },
+            Coord {
+                x: 180.0,
+                y: max_lat,
+            },
         )];
     }
     let mut out = vec![Rect::new(
@@ -479,12 +480,18 @@ fn buffered_envelopes(rect: Rect<f64>, metres: f64) -> Vec<Rect<f64>> {
                 x: min_lon + 360.0,
                 y: min_lat,
             },
-            Coord { x: 180.0, y: max_lat },
+            Coord {
+                x: 180.0,
+                y: max_lat,
+            },
         ));
     }
     if max_lon > 180.0 {
         out.push(Rect::new(
-            Coord { x: -180.0, y: min_lat },
+            Coord {
+                x: -180.0,
+                y: min_lat,
+            },
             Coord {
                 x: max_lon - 360.0,
                 y: max_lat,
@@ -527,14 +534,18 @@ mod tests {
         assert!(err.starts_with("--circle"), "{err}");
         let err = Circle::parse_cli("24.94,60.17,-5").unwrap_err().to_string();
         assert!(err.contains("positive"), "{err}");
-        let err = Circle::parse_cli("24.94,60.17,abc").unwrap_err().to_string();
+        let err = Circle::parse_cli("24.94,60.17,abc")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a number"), "{err}");
     }
 
     #[test]
     fn polygon_boundary_counts_as_inside_and_holes_do_not() {
-        let shell: LineString<f64> = vec![(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0), (0.0, 0.0)].into();
-        let hole: LineString<f64> = vec![(1.0, 1.0), (2.0, 1.0), (2.0, 2.0), (1.0, 2.0), (1.0, 1.0)].into();
+        let shell: LineString<f64> =
+            vec![(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0), (0.0, 0.0)].into();
+        let hole: LineString<f64> =
+            vec![(1.0, 1.0), (2.0, 1.0), (2.0, 2.0), (1.0, 2.0), (1.0, 1.0)].into();
         let area = PolygonArea::new(MultiPolygon(vec![Polygon::new(shell, vec![hole])])).unwrap();
         assert!(area.contains(ll(0.0, 2.0)), "on the shell");
         assert!(area.contains(ll(3.0, 3.0)), "inside");
@@ -549,7 +560,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a valid polygon"), "{err}");
-        let err = polygon_from_ring(&[[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]).unwrap_err().to_string();
+        let err = polygon_from_ring(&[[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at least 4"), "{err}");
     }
 

@@ -371,7 +371,9 @@ mod tests {
             let err = PhoneNumber::parse(bad, fi()).unwrap_err().to_string();
             assert!(err.starts_with("phone"), "{bad}: {err}");
         }
-        let err = PhoneNumber::parse("0401234567", None).unwrap_err().to_string();
+        let err = PhoneNumber::parse("0401234567", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("OUTAGECAST_DEFAULT_REGION"), "{err}");
         assert!(Region::parse("XX").is_err());
     }

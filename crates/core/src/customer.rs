@@ -225,10 +225,9 @@ impl CustomerRecord {
         let lon = parse_degrees(&self.lon, "lon")?;
         let lat = parse_degrees(&self.lat, "lat")?;
         let location = LonLat::parse(lon, lat).map_err(|e| match e {
-            CoreError::Invalid { field, problem } => CoreError::invalid(
-                if field == "latitude" { "lat" } else { "lon" },
-                problem,
-            ),
+            CoreError::Invalid { field, problem } => {
+                CoreError::invalid(if field == "latitude" { "lat" } else { "lon" }, problem)
+            }
             other => other,
         })?;
         let phones = split_list(&self.phone)
@@ -263,7 +262,9 @@ fn parse_degrees(text: &str, field: &str) -> Result<f64> {
     t.parse::<f64>().map_err(|_| {
         CoreError::invalid(
             field,
-            format!("{t:?} is not a number; give decimal degrees like 24.9414 (a dot, not a comma)"),
+            format!(
+                "{t:?} is not a number; give decimal degrees like 24.9414 (a dot, not a comma)"
+            ),
         )
     })
 }
@@ -311,7 +312,11 @@ mod tests {
     #[test]
     fn a_good_row_becomes_a_customer_with_duplicates_dropped() {
         let c = record().parse(rules()).unwrap();
-        assert_eq!(c.phones().len(), 2, "the national and E.164 forms are one number");
+        assert_eq!(
+            c.phones().len(),
+            2,
+            "the national and E.164 forms are one number"
+        );
         assert_eq!(c.language(), Language::Fi);
         assert!(c.priority());
     }

@@ -78,9 +78,9 @@ fn ring(positions: &[Position], at: &str, field: &str) -> Result<LineString<f64>
 
 fn polygon(rings: &[Vec<Position>], at: &str, field: &str) -> Result<Polygon<f64>> {
     let mut it = rings.iter().enumerate();
-    let (_, shell) = it.next().ok_or_else(|| {
-        CoreError::invalid(format!("{field} {at}"), "has no rings")
-    })?;
+    let (_, shell) = it
+        .next()
+        .ok_or_else(|| CoreError::invalid(format!("{field} {at}"), "has no rings"))?;
     let exterior = ring(shell, &format!("{at}.rings[0]"), field)?;
     let holes = it
         .map(|(i, r)| ring(r, &format!("{at}.rings[{i}]"), field))
@@ -172,7 +172,9 @@ mod tests {
         let open = r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1]]]}"#;
         let err = polygon_area(open, "--polygon").unwrap_err().to_string();
         assert!(err.contains("not closed"), "{err}");
-        let err = polygon_area("{\n  \"type\": ", "--polygon").unwrap_err().to_string();
+        let err = polygon_area("{\n  \"type\": ", "--polygon")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
         let line = r#"{"type":"LineString","coordinates":[[0,0],[1,1]]}"#;
         let err = polygon_area(line, "--polygon").unwrap_err().to_string();

@@ -401,7 +401,8 @@ pub struct IncidentChanges {
 }
 
 impl IncidentDraft {
-    /// The draft with `changes` applied, checked as at declaration.
+    /// The draft with `changes` applied. Only what changes is checked: an ETR that has passed
+    /// stays as it was when the operator only corrects the cause.
     pub fn with_changes(&self, changes: &IncidentChanges, now: DateTime<Utc>) -> Result<Self> {
         if changes.etr.is_none() && changes.cause.is_none() && changes.severity.is_none() {
             return Err(CoreError::invalid(
@@ -409,23 +410,33 @@ impl IncidentDraft {
                 "changes nothing; give --etr, --cause or --severity",
             ));
         }
-        IncidentDraft::new(
-            DraftParts {
-                kind: self.kind,
-                severity: changes.severity.unwrap_or(self.severity),
-                cause: changes.cause.clone().unwrap_or_else(|| self.cause.clone()),
-                etr: changes.etr.or(self.etr),
-                reference: self.reference.clone(),
-                area: self.area.clone(),
-                expires_at: self.expires_at,
-            },
-            now,
-        )
-        .map(|mut d| {
-            // An expiry that has passed is kept as it was: it is not the operator's change.
-            d.expires_at = self.expires_at;
-            d
-        })
+        if let Some(etr) = changes.etr {
+            check_future("--etr", etr, now)?;
+        }
+        let mut next = self.clone();
+        if let Some(etr) = changes.etr {
+            next.etr = Some(etr);
+        }
+        if let Some(cause) = &changes.cause {
+            next.cause = cause.clone();
+        }
+        if let Some(severity) = changes.severity {
+            next.severity = severity;
+        }
+        Ok(next)
+    }
+
+    /// The draft with the ETR and expiry read back from the store. They were checked against
+    /// the clock when written and may have passed since, so they are not checked again.
+    #[must_use]
+    pub fn with_stored_times(
+        mut self,
+        etr: Option<DateTime<Utc>>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        self.etr = etr;
+        self.expires_at = expires_at;
+        self
     }
 }
 
@@ -487,7 +498,10 @@ mod tests {
     #[test]
     fn an_update_must_change_something() {
         let d = IncidentDraft::new(parts(), Utc::now()).unwrap();
-        assert!(d.with_changes(&IncidentChanges::default(), Utc::now()).is_err());
+        assert!(
+            d.with_changes(&IncidentChanges::default(), Utc::now())
+                .is_err()
+        );
         let later = Utc::now() + chrono::Duration::hours(2);
         let changed = d
             .with_changes(

@@ -134,7 +134,10 @@ mod tests {
     fn most_severe_first() {
         let a = answer(
             Some("+358401234567".into()),
-            vec![armed(1, Severity::Minor, "minor."), armed(2, Severity::Severe, "severe.")],
+            vec![
+                armed(1, Severity::Minor, "minor."),
+                armed(2, Severity::Severe, "severe."),
+            ],
         );
         assert!(a.armed);
         assert_eq!(a.announcement.as_deref(), Some("severe. minor."));
@@ -151,10 +154,27 @@ mod tests {
     #[test]
     fn caller_forms_are_normalised() {
         let fi = Some(Region::parse("FI").unwrap());
-        for raw in ["+358401234567", "358401234567", " 358401234567", "00358401234567", "0401234567"] {
-            assert_eq!(normalise_caller(raw, fi).as_deref(), Some("+358401234567"), "{raw}");
+        for raw in [
+            "+358401234567",
+            "358401234567",
+            " 358401234567",
+            "00358401234567",
+            "0401234567",
+        ] {
+            assert_eq!(
+                normalise_caller(raw, fi).as_deref(),
+                Some("+358401234567"),
+                "{raw}"
+            );
         }
-        for raw in ["", "anonymous", "+", "12", "<script>", "9999999999999999999999999999999999999999999"] {
+        for raw in [
+            "",
+            "anonymous",
+            "+",
+            "12",
+            "<script>",
+            "9999999999999999999999999999999999999999999",
+        ] {
             assert_eq!(normalise_caller(raw, fi), None, "{raw}");
         }
     }

@@ -19,6 +19,37 @@ pub struct MessageText {
     pub body: String,
 }
 
+/// Writes notices and announcements. The store calls it inside the declaring transaction,
+/// once the incident has its id; [`Locale`] is the built-in wording, and operator-edited
+/// templates can implement it too.
+pub trait Wording: Sync {
+    /// The notice for `event` in `lang`.
+    fn notice(
+        &self,
+        id: IncidentId,
+        draft: &IncidentDraft,
+        event: EventKind,
+        lang: Language,
+    ) -> MessageText;
+    /// What a caller hears, in `lang`.
+    fn announcement(&self, draft: &IncidentDraft, lang: Language) -> String;
+}
+
+impl Wording for Locale {
+    fn notice(
+        &self,
+        id: IncidentId,
+        draft: &IncidentDraft,
+        event: EventKind,
+        lang: Language,
+    ) -> MessageText {
+        notice_text(id, draft, event, lang, *self)
+    }
+    fn announcement(&self, draft: &IncidentDraft, lang: Language) -> String {
+        announcement(draft, lang, *self)
+    }
+}
+
 /// Where messages are being written: the utility's time zone and the moment of writing, so the
 /// ETR can say "15:00" for today and "26.11. 15:00" for another day.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +128,11 @@ fn spoken_time(t: DateTime<Utc>, lang: Language, locale: Locale) -> String {
     };
     let clock = match lang {
         Language::Fi | Language::Sv => {
-            let word = if lang == Language::Fi { "kello" } else { "klockan" };
+            let word = if lang == Language::Fi {
+                "kello"
+            } else {
+                "klockan"
+            };
             if m == 0 {
                 format!("{word} {h}")
             } else {
@@ -239,15 +274,23 @@ pub fn notice_text(
         ),
         (Restored, Fi) => (
             format!("Korjattu: {noun}"),
-            format!("{} on ohi: vika on korjattu. Kiitos kärsivällisyydestä. Viite {reference}", capitalised(noun)),
+            format!(
+                "{} on ohi: vika on korjattu. Kiitos kärsivällisyydestä. Viite {reference}",
+                capitalised(noun)
+            ),
         ),
         (Restored, Sv) => (
             format!("Åtgärdat: {noun}"),
-            format!("{} är över: felet är åtgärdat. Tack för ditt tålamod. Ref {reference}", capitalised(noun)),
+            format!(
+                "{} är över: felet är åtgärdat. Tack för ditt tålamod. Ref {reference}",
+                capitalised(noun)
+            ),
         ),
         (Restored, En) => (
             format!("Fixed: {noun}"),
-            format!("The {noun} is over: it has been fixed. Thank you for your patience. Ref {reference}"),
+            format!(
+                "The {noun} is over: it has been fixed. Thank you for your patience. Ref {reference}"
+            ),
         ),
         (Cancelled, Fi) => (
             format!("Peruttu: {noun}"),
@@ -255,11 +298,15 @@ pub fn notice_text(
         ),
         (Cancelled, Sv) => (
             format!("Återkallat: {noun}"),
-            format!("Det tidigare meddelandet ({noun}) är återkallat. Vi ber om ursäkt. Ref {reference}"),
+            format!(
+                "Det tidigare meddelandet ({noun}) är återkallat. Vi ber om ursäkt. Ref {reference}"
+            ),
         ),
         (Cancelled, En) => (
             format!("Cancelled: {noun}"),
-            format!("Please ignore our earlier message about a {noun}: it was cancelled. Sorry for the trouble. Ref {reference}"),
+            format!(
+                "Please ignore our earlier message about a {noun}: it was cancelled. Sorry for the trouble. Ref {reference}"
+            ),
         ),
     };
     MessageText { subject, body }

@@ -123,7 +123,10 @@ pub struct RecipientPlan {
 impl RecipientPlan {
     /// How many recipients use `channel`.
     pub fn count(&self, channel: Channel) -> usize {
-        self.recipients.iter().filter(|r| r.channel == channel).count()
+        self.recipients
+            .iter()
+            .filter(|r| r.channel == channel)
+            .count()
     }
 }
 
@@ -236,8 +239,14 @@ mod tests {
             account_id: AccountId::parse(id).unwrap(),
             location: LonLat::parse(24.94, 60.17).unwrap(),
             address: "Kaivokatu 1".into(),
-            phones: phones.iter().map(|p| PhoneNumber::parse(p, None).unwrap()).collect(),
-            emails: emails.iter().map(|e| EmailAddress::parse(e).unwrap()).collect(),
+            phones: phones
+                .iter()
+                .map(|p| PhoneNumber::parse(p, None).unwrap())
+                .collect(),
+            emails: emails
+                .iter()
+                .map(|e| EmailAddress::parse(e).unwrap())
+                .collect(),
             language: Language::En,
             priority,
         })
@@ -249,12 +258,20 @@ mod tests {
         let b = customer("B", &["+358481111111"], &["b@example.com"], false);
         let c = customer("C", &["+358482222222"], &[], false);
         let plan = plan_recipients(
-            &[(CustomerId(1), &a), (CustomerId(2), &b), (CustomerId(3), &c)],
+            &[
+                (CustomerId(1), &a),
+                (CustomerId(2), &b),
+                (CustomerId(3), &c),
+            ],
             |ch, addr| ch == Channel::Sms && addr == "+358482222222",
         );
         assert_eq!(plan.count(Channel::Sms), 1);
         assert_eq!(plan.count(Channel::Email), 1);
-        assert_eq!(plan.armed.len(), 3, "every phone is armed, landline and opted-out included");
+        assert_eq!(
+            plan.armed.len(),
+            3,
+            "every phone is armed, landline and opted-out included"
+        );
         assert_eq!(plan.unreachable, vec![CustomerId(1), CustomerId(3)]);
         assert_eq!(plan.opted_out, 1);
     }

@@ -1,1 +1,216 @@
-//! placeholder
+//! The durable store: the source of truth for customers, incidents, the notice outbox, IVR
+//! flags, opt-outs and the audit log.
+//!
+//! [`SqliteStore`] is the embedded default: one file, WAL journal, a busy timeout so that
+//! several processes (a CLI next to a server) wait for each other instead of failing. Every
+//! operation that writes more than one row runs in one transaction started with
+//! `BEGIN IMMEDIATE`, so a failure leaves nothing half-written and two writers never deadlock
+//! upgrading a read lock.
+
+mod customers;
+mod incidents;
+mod ivr;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use outagecast_core::CoreError;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+pub use customers::ImportSummary;
+pub use incidents::{
+    Declaration, DeclareOutcome, IncidentSummary, NoticeCount, Transition, TransitionOutcome,
+};
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened, read or written.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A domain rule refused the operation (e.g. restoring a cancelled incident).
+    #[error(transparent)]
+    Rule(#[from] CoreError),
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A stored value could not be read back; the database was edited by hand or is damaged.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How long a writer waits for another process's write to finish before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::open_with(options).await
+    }
+
+    /// Opens a `sqlite:` URL or a plain path.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Self::open_with(SqliteConnectOptions::from_str(url)?).await
+        } else {
+            Self::open(Path::new(url)).await
+        }
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable in WAL mode except for the last transactions before a power
+            // loss; a crash of the process loses nothing.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes every connection, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A write transaction that holds the write lock from its first statement.
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Records an operator action in the audit log on its own.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: Option<&str>,
+        details: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        audit(&mut tx, actor, action, subject, details, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<(i64, String, String, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, at, actor, action, subject, details FROM audit_log ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, at, actor, action, subject, details)| {
+                Ok(AuditEntry {
+                    id,
+                    at: parse_ts(&at)?,
+                    actor,
+                    action,
+                    subject,
+                    details: serde_json::from_str(&details)
+                        .map_err(|e| StoreError::Corrupt(format!("audit {id}: {e}")))?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    /// Sequence number.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who (`cli:alice`, later a token name).
+    pub actor: String,
+    /// What (`incident.declare`).
+    pub action: String,
+    /// On what (`incident:12`).
+    pub subject: Option<String>,
+    /// A summary of the change.
+    pub details: serde_json::Value,
+}
+
+async fn audit(
+    tx: &mut Transaction<'static, Sqlite>,
+    actor: &str,
+    action: &str,
+    subject: Option<&str>,
+    details: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(ts(now))
+    .bind(actor)
+    .bind(action)
+    .bind(subject)
+    .bind(details.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Times are stored as fixed-width UTC text (`2026-11-25T13:00:00.000000Z`) so that text
+/// comparison in SQL is time comparison.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("time {s:?}: {e}")))
+}
+
+pub(crate) fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    s.as_deref().map(parse_ts).transpose()
+}
+
+/// Reads a stored enum spelling back, reporting damage rather than panicking.
+pub(crate) fn stored<T>(
+    value: &str,
+    parse: impl Fn(&str) -> outagecast_core::Result<T>,
+) -> Result<T> {
+    parse(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A store on a fresh file in a temporary directory (kept alive by the returned guard).
+    pub async fn fresh() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("test.db"))
+            .await
+            .expect("open store");
+        (store, dir)
+    }
+}

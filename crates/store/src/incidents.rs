@@ -1,0 +1,983 @@
+//! Incidents, their events, the notice outbox and the IVR flags they arm.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use outagecast_core::area::Area;
+use outagecast_core::contact::{Channel, Language};
+use outagecast_core::customer::{AccountId, CustomerId};
+use outagecast_core::incident::{
+    Cause, DraftParts, EventKind, Incident, IncidentChanges, IncidentDraft, IncidentId,
+    IncidentKind, IncidentStatus, Severity,
+};
+use outagecast_core::message::Wording;
+use outagecast_core::notice::{EventId, NoticeStatus, Recipient, RecipientPlan};
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+
+use crate::{Result, SqliteStore, StoreError, audit, parse_opt_ts, parse_ts, stored, ts};
+
+/// Rows per multi-row INSERT: well under SQLite's bound-variable limit at 10 columns a row.
+const CHUNK: usize = 500;
+
+/// Everything a declaration writes, planned by the caller from the index and the core.
+#[derive(Debug, Clone, Copy)]
+pub struct Declaration<'a> {
+    /// What was declared.
+    pub draft: &'a IncidentDraft,
+    /// The affected customers, as the index selected them.
+    pub affected: &'a [CustomerId],
+    /// Who is told over which channel, and which numbers are armed.
+    pub plan: &'a RecipientPlan,
+    /// Who declared it (for the audit log).
+    pub actor: &'a str,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
+/// What a declaration wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeclareOutcome {
+    /// The new incident.
+    pub incident: Incident,
+    /// Its `declared` event.
+    pub event_id: EventId,
+    /// Notices planned, per channel.
+    pub notices: BTreeMap<Channel, u64>,
+    /// Phone numbers armed in the IVR.
+    pub armed: u64,
+}
+
+/// An update, restore or cancel.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    /// Which incident.
+    pub id: IncidentId,
+    /// `Updated`, `Restored` or `Cancelled`.
+    pub event: EventKind,
+    /// For `Updated`: what changes.
+    pub changes: IncidentChanges,
+    /// Who (for the audit log).
+    pub actor: &'a str,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
+/// What a transition wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionOutcome {
+    /// The incident after the transition.
+    pub incident: Incident,
+    /// The new event.
+    pub event_id: EventId,
+    /// Follow-up notices planned, per channel: only to contacts already told.
+    pub notices: BTreeMap<Channel, u64>,
+    /// Pending notices of earlier events withdrawn because the incident closed.
+    pub superseded: u64,
+    /// Pending notices of earlier events rewritten with the new details.
+    pub rewritten: u64,
+    /// IVR flags cleared.
+    pub disarmed: u64,
+}
+
+/// Outbox counts for one channel and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NoticeCount {
+    /// Channel.
+    pub channel: Channel,
+    /// Status.
+    pub status: NoticeStatus,
+    /// How many.
+    pub count: u64,
+}
+
+/// An incident with its headline numbers, for lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentSummary {
+    /// The incident.
+    pub incident: Incident,
+    /// Customers in the area at declaration.
+    pub affected_customers: u64,
+    /// Phone numbers armed now.
+    pub armed_numbers: u64,
+    /// Outbox counts.
+    pub notices: Vec<NoticeCount>,
+}
+
+type IncidentRow = (
+    i64,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+);
+
+const INCIDENT_COLUMNS: &str =
+    "id, reference, kind, severity, cause, etr, area, status, expires_at, declared_at, updated_at";
+
+fn incident_from_row(r: IncidentRow) -> Result<Incident> {
+    let (
+        id,
+        reference,
+        kind,
+        severity,
+        cause,
+        etr,
+        area,
+        status,
+        expires_at,
+        declared_at,
+        updated_at,
+    ) = r;
+    let area: Area = serde_json::from_str(&area)
+        .map_err(|e| StoreError::Corrupt(format!("incident {id} area: {e}")))?;
+    let declared_at = parse_ts(&declared_at)?;
+    // Rebuilt as of its declaration so the "ETR in the future" rule holds as it did then.
+    let draft = IncidentDraft::new(
+        DraftParts {
+            kind: stored(&kind, IncidentKind::parse)?,
+            severity: stored(&severity, Severity::parse)?,
+            cause: stored(&cause, Cause::parse)?,
+            etr: None,
+            reference,
+            area,
+            expires_at: None,
+        },
+        declared_at,
+    )
+    .map_err(|e| StoreError::Corrupt(format!("incident {id}: {e}")))?;
+    Ok(Incident {
+        id: IncidentId(id),
+        draft: draft.with_stored_times(parse_opt_ts(etr)?, parse_opt_ts(expires_at)?),
+        status: stored(&status, IncidentStatus::parse)?,
+        declared_at,
+        updated_at: parse_ts(&updated_at)?,
+    })
+}
+
+impl SqliteStore {
+    /// Writes a declared incident, its event, the affected set, every planned notice and the
+    /// IVR flags in one transaction: a failure anywhere leaves nothing behind.
+    pub async fn declare(
+        &self,
+        d: Declaration<'_>,
+        wording: &dyn Wording,
+    ) -> Result<DeclareOutcome> {
+        let mut tx = self.write_tx().await?;
+        let now = ts(d.now);
+        let area = serde_json::to_string(d.draft.area())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO incidents (reference, kind, severity, cause, etr, area, status, expires_at, declared_at, updated_at, declared_by)
+             VALUES (?, ?, ?, ?, ?, ?, 'declared', ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(d.draft.reference())
+        .bind(d.draft.kind().as_str())
+        .bind(d.draft.severity().as_str())
+        .bind(d.draft.cause().as_str())
+        .bind(d.draft.etr().map(ts))
+        .bind(&area)
+        .bind(d.draft.expires_at().map(ts))
+        .bind(&now)
+        .bind(&now)
+        .bind(d.actor)
+        .fetch_one(&mut *tx)
+        .await?;
+        let incident_id = IncidentId(id);
+        let event_id = insert_event(
+            &mut tx,
+            incident_id,
+            EventKind::Declared,
+            d,
+            &serde_json::json!({}),
+        )
+        .await?;
+
+        for chunk in d.affected.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO incident_customers (incident_id, customer_id) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(id).push_bind(c.0);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+
+        let notices = insert_notices(
+            &mut tx,
+            incident_id,
+            event_id,
+            EventKind::Declared,
+            d.draft,
+            &d.plan.recipients,
+            wording,
+            &now,
+        )
+        .await?;
+
+        let mut announcements: HashMap<Language, String> = HashMap::new();
+        for chunk in d.plan.armed.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO ivr_flags (phone, incident_id, language, announcement, armed_at) ",
+            );
+            q.push_values(chunk, |mut b, n| {
+                let text = announcements
+                    .entry(n.language)
+                    .or_insert_with(|| wording.announcement(d.draft, n.language))
+                    .clone();
+                b.push_bind(n.e164.clone())
+                    .push_bind(id)
+                    .push_bind(n.language.code())
+                    .push_bind(text)
+                    .push_bind(now.clone());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+
+        audit(
+            &mut tx,
+            d.actor,
+            "incident.declare",
+            Some(&format!("incident:{id}")),
+            &serde_json::json!({
+                "kind": d.draft.kind().as_str(),
+                "severity": d.draft.severity().as_str(),
+                "cause": d.draft.cause().as_str(),
+                "reference": d.draft.reference(),
+                "area": d.draft.area().describe(),
+                "affected_customers": d.affected.len(),
+                "notices": notices,
+                "armed_numbers": d.plan.armed.len(),
+            }),
+            d.now,
+        )
+        .await?;
+        let incident = fetch_incident(&mut tx, incident_id).await?;
+        tx.commit().await?;
+        Ok(DeclareOutcome {
+            incident,
+            event_id,
+            notices,
+            armed: d.plan.armed.len() as u64,
+        })
+    }
+
+    /// Applies an update, restore or cancel in one transaction:
+    /// - the incident row and a new event;
+    /// - `Updated`: pending notices of earlier events are rewritten with the new details (so
+    ///   nobody is first told the old ETR), and armed announcements are rewritten;
+    /// - `Restored`/`Cancelled`: pending notices of earlier events are withdrawn (a customer
+    ///   who never heard of the outage must not hear that it is over) and IVR flags cleared;
+    /// - a follow-up notice to every contact that was already told, unless opted out since.
+    pub async fn transition(
+        &self,
+        t: Transition<'_>,
+        wording: &dyn Wording,
+    ) -> Result<TransitionOutcome> {
+        if t.event == EventKind::Declared {
+            return Err(StoreError::Rule(outagecast_core::CoreError::invalid(
+                "event",
+                "declare creates a new incident; it is not a transition",
+            )));
+        }
+        let mut tx = self.write_tx().await?;
+        let before = fetch_incident(&mut tx, t.id).await?;
+        let status = before.status.after(t.event)?;
+        let draft = if t.event == EventKind::Updated {
+            before.draft.with_changes(&t.changes, t.now)?
+        } else {
+            before.draft.clone()
+        };
+        let now = ts(t.now);
+        sqlx::query(
+            "UPDATE incidents SET status = ?, severity = ?, cause = ?, etr = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(draft.severity().as_str())
+        .bind(draft.cause().as_str())
+        .bind(draft.etr().map(ts))
+        .bind(&now)
+        .bind(t.id.0)
+        .execute(&mut *tx)
+        .await?;
+        let details = serde_json::json!({
+            "etr": draft.etr().map(ts),
+            "cause": draft.cause().as_str(),
+            "severity": draft.severity().as_str(),
+        });
+        let event_id = insert_event_raw(&mut tx, t.id, t.event, t.actor, &now, &details).await?;
+
+        let mut superseded = 0;
+        let mut rewritten = 0;
+        let mut disarmed = 0;
+        if status.is_active() {
+            rewritten = rewrite_pending(&mut tx, t.id, &draft, wording, &now).await?;
+            rewrite_announcements(&mut tx, t.id, &draft, wording).await?;
+        } else {
+            // A leased notice is in a dispatcher's hands right now; it is left to finish.
+            superseded = sqlx::query(
+                "UPDATE notices SET status = 'superseded', updated_at = ?
+                 WHERE incident_id = ? AND status = 'pending'
+                   AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
+            )
+            .bind(&now)
+            .bind(t.id.0)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            disarmed = sqlx::query(
+                "UPDATE ivr_flags SET disarmed_at = ? WHERE incident_id = ? AND disarmed_at IS NULL",
+            )
+            .bind(&now)
+            .bind(t.id.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+
+        let told = told_contacts(&mut tx, t.id).await?;
+        let notices = insert_notices(
+            &mut tx, t.id, event_id, t.event, &draft, &told, wording, &now,
+        )
+        .await?;
+
+        let action = match t.event {
+            EventKind::Updated => "incident.update",
+            EventKind::Restored => "incident.restore",
+            _ => "incident.cancel",
+        };
+        audit(
+            &mut tx,
+            t.actor,
+            action,
+            Some(&format!("incident:{}", t.id)),
+            &serde_json::json!({
+                "before": { "status": before.status.as_str(), "etr": before.draft.etr().map(ts),
+                            "cause": before.draft.cause().as_str(), "severity": before.draft.severity().as_str() },
+                "after": { "status": status.as_str(), "etr": draft.etr().map(ts),
+                           "cause": draft.cause().as_str(), "severity": draft.severity().as_str() },
+                "follow_up_notices": notices,
+                "superseded": superseded,
+                "disarmed": disarmed,
+            }),
+            t.now,
+        )
+        .await?;
+        let incident = fetch_incident(&mut tx, t.id).await?;
+        tx.commit().await?;
+        Ok(TransitionOutcome {
+            incident,
+            event_id,
+            notices,
+            superseded,
+            rewritten,
+            disarmed,
+        })
+    }
+
+    /// One incident.
+    pub async fn incident(&self, id: IncidentId) -> Result<Incident> {
+        let mut conn = self.pool.acquire().await?;
+        let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?"
+        )))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.map(incident_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("incident {id}")))
+    }
+
+    /// Incidents, newest first; only active ones unless `include_closed`.
+    pub async fn incidents(&self, include_closed: bool) -> Result<Vec<IncidentSummary>> {
+        let filter = if include_closed {
+            ""
+        } else {
+            "WHERE status IN ('declared', 'updated')"
+        };
+        let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents {filter} ORDER BY id DESC"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let incident = incident_from_row(row)?;
+            out.push(self.summary(incident).await?);
+        }
+        Ok(out)
+    }
+
+    /// An incident with its counts.
+    pub async fn summary(&self, incident: Incident) -> Result<IncidentSummary> {
+        let id = incident.id.0;
+        let (affected,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM incident_customers WHERE incident_id = ?")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        let (armed,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM ivr_flags WHERE incident_id = ? AND disarmed_at IS NULL",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        let notices = self.notice_counts(incident.id).await?;
+        Ok(IncidentSummary {
+            incident,
+            affected_customers: u64::try_from(affected).unwrap_or_default(),
+            armed_numbers: u64::try_from(armed).unwrap_or_default(),
+            notices,
+        })
+    }
+
+    /// Outbox counts of an incident by channel and status.
+    pub async fn notice_counts(&self, id: IncidentId) -> Result<Vec<NoticeCount>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT channel, status, COUNT(*) FROM notices WHERE incident_id = ?
+             GROUP BY channel, status ORDER BY channel, status",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(ch, st, n)| {
+                Ok(NoticeCount {
+                    channel: stored(&ch, Channel::parse)?,
+                    status: stored(&st, NoticeStatus::parse)?,
+                    count: u64::try_from(n).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Account ids of the customers selected at declaration, sorted.
+    pub async fn affected_accounts(&self, id: IncidentId) -> Result<Vec<AccountId>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT c.account_id FROM incident_customers ic JOIN customers c ON c.id = ic.customer_id
+             WHERE ic.incident_id = ? ORDER BY c.account_id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(a,)| stored(&a, AccountId::parse))
+            .collect()
+    }
+
+    /// Pending notices of an incident, in the order a dispatcher would claim them
+    /// (priority first, then oldest): `(channel, address, priority, body)`.
+    pub async fn pending_notices(
+        &self,
+        id: IncidentId,
+    ) -> Result<Vec<(Channel, String, bool, String)>> {
+        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT channel, address, priority, body FROM notices
+             WHERE incident_id = ? AND status = 'pending' ORDER BY priority DESC, id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(ch, addr, p, body)| Ok((stored(&ch, Channel::parse)?, addr, p != 0, body)))
+            .collect()
+    }
+}
+
+async fn fetch_incident(tx: &mut Transaction<'static, Sqlite>, id: IncidentId) -> Result<Incident> {
+    let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?"
+    )))
+    .bind(id.0)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(incident_from_row)
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound(format!("incident {id}")))
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: IncidentId,
+    kind: EventKind,
+    d: Declaration<'_>,
+    details: &serde_json::Value,
+) -> Result<EventId> {
+    insert_event_raw(tx, id, kind, d.actor, &ts(d.now), details).await
+}
+
+async fn insert_event_raw(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: IncidentId,
+    kind: EventKind,
+    actor: &str,
+    now: &str,
+    details: &serde_json::Value,
+) -> Result<EventId> {
+    let (event_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO incident_events (incident_id, kind, at, actor, details) VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(id.0)
+    .bind(kind.as_str())
+    .bind(now)
+    .bind(actor)
+    .bind(details.to_string())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(EventId(event_id))
+}
+
+/// Inserts one notice per recipient (and which accounts led to it); returns counts per channel.
+#[allow(clippy::too_many_arguments)]
+async fn insert_notices(
+    tx: &mut Transaction<'static, Sqlite>,
+    incident: IncidentId,
+    event_id: EventId,
+    event: EventKind,
+    draft: &IncidentDraft,
+    recipients: &[Recipient],
+    wording: &dyn Wording,
+    now: &str,
+) -> Result<BTreeMap<Channel, u64>> {
+    let mut texts = HashMap::new();
+    for lang in Language::ALL {
+        texts.insert(lang, wording.notice(incident, draft, event, lang));
+    }
+    let mut counts = BTreeMap::new();
+    for chunk in recipients.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO notices (incident_id, event_id, channel, address, language, priority, subject, body, created_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            let text = &texts[&r.language];
+            b.push_bind(incident.0)
+                .push_bind(event_id.0)
+                .push_bind(r.channel.as_str())
+                .push_bind(r.address.clone())
+                .push_bind(r.language.code())
+                .push_bind(i64::from(r.priority))
+                .push_bind(text.subject.clone())
+                .push_bind(text.body.clone())
+                .push_bind(now.to_string())
+                .push_bind(now.to_string());
+        });
+        q.push(" RETURNING id, channel, address");
+        let ids: Vec<(i64, String, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        let by_contact: HashMap<(&str, &str), i64> = ids
+            .iter()
+            .map(|(id, ch, addr)| ((ch.as_str(), addr.as_str()), *id))
+            .collect();
+        let links: Vec<(i64, i64)> = chunk
+            .iter()
+            .flat_map(|r| {
+                let nid = by_contact
+                    .get(&(r.channel.as_str(), r.address.as_str()))
+                    .copied();
+                r.customers
+                    .iter()
+                    .filter_map(move |c| nid.map(|n| (n, c.0)))
+            })
+            .collect();
+        for links in links.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO notice_customers (notice_id, customer_id) ",
+            );
+            q.push_values(links, |mut b, (n, c)| {
+                b.push_bind(*n).push_bind(*c);
+            });
+            q.build().execute(&mut **tx).await?;
+        }
+        for r in chunk {
+            *counts.entry(r.channel).or_insert(0) += 1;
+        }
+    }
+    Ok(counts)
+}
+
+/// Contacts that were told about this incident (a notice of any event reached them), minus
+/// those who opted out since, each with the language and priority of their first notice.
+async fn told_contacts(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: IncidentId,
+) -> Result<Vec<Recipient>> {
+    let rows: Vec<(String, String, String, i64, String)> = sqlx::query_as(
+        "SELECT n.channel, n.address, n.language, MAX(n.priority),
+                COALESCE(json_group_array(DISTINCT nc.customer_id), '[]')
+         FROM notices n
+         LEFT JOIN notice_customers nc ON nc.notice_id = n.id
+         WHERE n.incident_id = ? AND n.status IN ('sent', 'delivered')
+           AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = n.channel AND o.address = n.address)
+         GROUP BY n.channel, n.address
+         ORDER BY MAX(n.priority) DESC, MIN(n.id)",
+    )
+    .bind(id.0)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter()
+        .map(|(ch, address, lang, priority, customers)| {
+            let customers: Vec<Option<i64>> =
+                serde_json::from_str(&customers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(Recipient {
+                channel: stored(&ch, Channel::parse)?,
+                address,
+                language: stored(&lang, Language::parse)?,
+                priority: priority != 0,
+                customers: customers.into_iter().flatten().map(CustomerId).collect(),
+            })
+        })
+        .collect()
+}
+
+/// Rewrites not-yet-sent notices of earlier events with the current details.
+async fn rewrite_pending(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: IncidentId,
+    draft: &IncidentDraft,
+    wording: &dyn Wording,
+    now: &str,
+) -> Result<u64> {
+    let mut n = 0;
+    for event in [EventKind::Declared, EventKind::Updated] {
+        for lang in Language::ALL {
+            let text = wording.notice(id, draft, event, lang);
+            n += sqlx::query(
+                "UPDATE notices SET subject = ?, body = ?, updated_at = ?
+                 WHERE incident_id = ? AND status = 'pending' AND language = ?
+                   AND lease_owner IS NULL
+                   AND event_id IN (SELECT id FROM incident_events WHERE incident_id = ? AND kind = ?)",
+            )
+            .bind(&text.subject)
+            .bind(&text.body)
+            .bind(now)
+            .bind(id.0)
+            .bind(lang.code())
+            .bind(id.0)
+            .bind(event.as_str())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        }
+    }
+    Ok(n)
+}
+
+async fn rewrite_announcements(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: IncidentId,
+    draft: &IncidentDraft,
+    wording: &dyn Wording,
+) -> Result<()> {
+    for lang in Language::ALL {
+        sqlx::query(
+            "UPDATE ivr_flags SET announcement = ? WHERE incident_id = ? AND language = ? AND disarmed_at IS NULL",
+        )
+        .bind(wording.announcement(draft, lang))
+        .bind(id.0)
+        .bind(lang.code())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::test_support::fresh;
+    use outagecast_core::area::{Circle, LonLat};
+    use outagecast_core::customer::{Customer, CustomerRecord, RecordRules};
+    use outagecast_core::ivr::answer;
+    use outagecast_core::message::Locale;
+    use outagecast_core::notice::plan_recipients;
+
+    fn customer(account: &str, phone: &str, email: &str) -> Customer {
+        CustomerRecord {
+            account_id: account.into(),
+            lon: "24.9414".into(),
+            lat: "60.1710".into(),
+            address: "Kaivokatu 1, Helsinki".into(),
+            phone: phone.into(),
+            email: email.into(),
+            language: "en".into(),
+            priority: "false".into(),
+        }
+        .parse(RecordRules {
+            default_region: None,
+            default_language: Language::Fi,
+        })
+        .unwrap()
+    }
+
+    fn draft(now: DateTime<Utc>) -> IncidentDraft {
+        IncidentDraft::new(
+            DraftParts {
+                kind: IncidentKind::Water,
+                severity: Severity::Moderate,
+                cause: Cause::parse("burst water main").unwrap(),
+                etr: Some(now + chrono::Duration::hours(3)),
+                reference: None,
+                area: Area::Circle(
+                    Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 500.0).unwrap(),
+                ),
+                expires_at: None,
+            },
+            now,
+        )
+        .unwrap()
+    }
+
+    async fn seeded() -> (SqliteStore, tempfile::TempDir, Vec<(CustomerId, Customer)>) {
+        let (store, dir) = fresh().await;
+        let customers = vec![
+            customer("A", "+358481111111", "a@example.com"),
+            customer("B", "+358481111111;+35893101641", ""),
+            customer("C", "+358482222222", ""),
+        ];
+        store
+            .upsert_customers(&customers, "test", "t.csv", Utc::now())
+            .await
+            .unwrap();
+        let ids: Vec<CustomerId> = store
+            .service_points()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let loaded = store.customers(&ids).await.unwrap();
+        (store, dir, loaded)
+    }
+
+    async fn declare(
+        store: &SqliteStore,
+        loaded: &[(CustomerId, Customer)],
+        now: DateTime<Utc>,
+    ) -> DeclareOutcome {
+        let refs: Vec<(CustomerId, &Customer)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
+        let plan = plan_recipients(&refs, |_, _| false);
+        let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
+        let d = draft(now);
+        store
+            .declare(
+                Declaration {
+                    draft: &d,
+                    affected: &ids,
+                    plan: &plan,
+                    actor: "test",
+                    now,
+                },
+                &locale(now),
+            )
+            .await
+            .unwrap()
+    }
+
+    fn locale(now: DateTime<Utc>) -> Locale {
+        Locale {
+            zone: chrono_tz::Europe::Helsinki,
+            now,
+        }
+    }
+
+    #[tokio::test]
+    async fn declaring_writes_one_notice_per_contact_and_arms_every_number() {
+        let (store, _dir, loaded) = seeded().await;
+        let now = Utc::now();
+        let out = declare(&store, &loaded, now).await;
+        assert_eq!(
+            out.notices.get(&Channel::Sms),
+            Some(&2),
+            "the shared mobile is texted once"
+        );
+        assert_eq!(out.notices.get(&Channel::Email), Some(&1));
+        assert_eq!(out.armed, 3, "two mobiles and a landline");
+        let landline = store.armed_for("+35893101641", now).await.unwrap();
+        assert_eq!(landline.len(), 1);
+        assert!(landline[0].announcement.contains("burst water main"));
+        let summary = store.summary(out.incident.clone()).await.unwrap();
+        assert_eq!(summary.affected_customers, 3);
+        assert_eq!(
+            store
+                .affected_accounts(out.incident.id)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_declaration_leaves_nothing_behind() {
+        let (store, _dir, loaded) = seeded().await;
+        let now = Utc::now();
+        let refs: Vec<(CustomerId, &Customer)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
+        let mut plan = plan_recipients(&refs, |_, _| false);
+        // The same contact twice breaks the notice identity: the insert fails mid-way.
+        let dup = plan.recipients[0].clone();
+        plan.recipients.push(dup);
+        let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
+        let d = draft(now);
+        let err = store
+            .declare(
+                Declaration {
+                    draft: &d,
+                    affected: &ids,
+                    plan: &plan,
+                    actor: "test",
+                    now,
+                },
+                &locale(now),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Database(_)), "{err}");
+        for table in [
+            "incidents",
+            "incident_events",
+            "incident_customers",
+            "notices",
+            "ivr_flags",
+        ] {
+            let (n,): (i64,) =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&store.pool)
+                    .await
+                    .unwrap();
+            assert_eq!(n, 0, "{table} must be empty");
+        }
+        assert_eq!(
+            store.audit_log(10).await.unwrap().len(),
+            1,
+            "only the import"
+        );
+    }
+
+    #[tokio::test]
+    async fn restore_tells_only_those_told_and_withdraws_the_rest() {
+        let (store, _dir, loaded) = seeded().await;
+        let now = Utc::now();
+        let out = declare(&store, &loaded, now).await;
+        let id = out.incident.id;
+        // One SMS went out; the rest are still pending.
+        sqlx::query("UPDATE notices SET status = 'sent' WHERE address = '+358481111111'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let later = now + chrono::Duration::minutes(30);
+        let t = store
+            .transition(
+                Transition {
+                    id,
+                    event: EventKind::Restored,
+                    changes: IncidentChanges::default(),
+                    actor: "test",
+                    now: later,
+                },
+                &locale(later),
+            )
+            .await
+            .unwrap();
+        assert_eq!(t.incident.status, IncidentStatus::Restored);
+        assert_eq!(t.notices.get(&Channel::Sms), Some(&1));
+        assert_eq!(t.notices.get(&Channel::Email), None);
+        assert_eq!(t.superseded, 2);
+        assert_eq!(t.disarmed, 3);
+        assert!(
+            store
+                .armed_for("+358481111111", later)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let pending = store.pending_notices(id).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert!(pending[0].3.contains("fixed"), "{}", pending[0].3);
+        // Closed is closed.
+        let err = store
+            .transition(
+                Transition {
+                    id,
+                    event: EventKind::Cancelled,
+                    changes: IncidentChanges::default(),
+                    actor: "test",
+                    now: later,
+                },
+                &locale(later),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("restored"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_update_rewrites_unsent_notices_and_the_announcement() {
+        let (store, _dir, loaded) = seeded().await;
+        let now = Utc::now();
+        let out = declare(&store, &loaded, now).await;
+        let new_etr = chrono::SubsecRound::trunc_subsecs(now + chrono::Duration::hours(6), 6);
+        let t = store
+            .transition(
+                Transition {
+                    id: out.incident.id,
+                    event: EventKind::Updated,
+                    changes: IncidentChanges {
+                        etr: Some(new_etr),
+                        ..Default::default()
+                    },
+                    actor: "test",
+                    now,
+                },
+                &locale(now),
+            )
+            .await
+            .unwrap();
+        assert_eq!(t.rewritten, 3);
+        assert!(
+            t.notices.is_empty(),
+            "nobody was told yet, so nobody gets an update"
+        );
+        assert_eq!(t.incident.draft.etr(), Some(new_etr));
+        let armed = store.armed_for("+358482222222", now).await.unwrap();
+        let a = answer(Some("+358482222222".into()), armed);
+        assert!(a.armed);
+        let expected = Wording::announcement(&locale(now), &t.incident.draft, Language::En);
+        assert_eq!(a.announcement.as_deref(), Some(expected.as_str()));
+        let log = store.audit_log(1).await.unwrap();
+        assert_eq!(log[0].action, "incident.update");
+        assert!(log[0].details["before"]["etr"] != log[0].details["after"]["etr"]);
+    }
+
+    #[tokio::test]
+    async fn expired_incidents_are_not_announced() {
+        let (store, _dir, loaded) = seeded().await;
+        let now = Utc::now();
+        let out = declare(&store, &loaded, now).await;
+        sqlx::query("UPDATE incidents SET expires_at = ? WHERE id = ?")
+            .bind(ts(now + chrono::Duration::minutes(5)))
+            .bind(out.incident.id.0)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.armed_for("+358482222222", now).await.unwrap().len(),
+            1
+        );
+        let later = now + chrono::Duration::minutes(6);
+        assert!(
+            store
+                .armed_for("+358482222222", later)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -213,21 +213,56 @@ impl Circle {
 /// A polygon area: one or more polygons, each with optional holes, in lon/lat with straight
 /// edges (RFC 7946). Built only through [`PolygonArea::new`], which refuses invalid geometry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "MultiPolygon<f64>", into = "MultiPolygon<f64>")]
+#[serde(try_from = "PolygonRepr", into = "PolygonRepr")]
 pub struct PolygonArea {
     shape: MultiPolygon<f64>,
 }
 
-impl TryFrom<MultiPolygon<f64>> for PolygonArea {
+/// Stored and printed as GeoJSON MultiPolygon coordinates: polygons → rings → `[lon, lat]`.
+#[derive(Serialize, Deserialize)]
+struct PolygonRepr {
+    coordinates: Vec<Vec<Vec<[f64; 2]>>>,
+}
+
+fn ring_positions(ring: &LineString<f64>) -> Vec<[f64; 2]> {
+    ring.coords().map(|c| [c.x, c.y]).collect()
+}
+
+fn positions_ring(positions: &[[f64; 2]]) -> LineString<f64> {
+    positions.iter().map(|&[x, y]| Coord { x, y }).collect()
+}
+
+impl TryFrom<PolygonRepr> for PolygonArea {
     type Error = CoreError;
-    fn try_from(m: MultiPolygon<f64>) -> Result<Self> {
-        PolygonArea::new(m)
+    fn try_from(r: PolygonRepr) -> Result<Self> {
+        let polygons = r
+            .coordinates
+            .iter()
+            .map(|rings| {
+                let mut rings = rings.iter().map(|r| positions_ring(r));
+                let exterior = rings.next().unwrap_or_else(|| LineString(vec![]));
+                Polygon::new(exterior, rings.collect())
+            })
+            .collect();
+        PolygonArea::new(MultiPolygon(polygons))
     }
 }
 
-impl From<PolygonArea> for MultiPolygon<f64> {
+impl From<PolygonArea> for PolygonRepr {
     fn from(p: PolygonArea) -> Self {
-        p.shape
+        PolygonRepr {
+            coordinates: p
+                .shape
+                .0
+                .iter()
+                .map(|poly| {
+                    std::iter::once(poly.exterior())
+                        .chain(poly.interiors())
+                        .map(ring_positions)
+                        .collect()
+                })
+                .collect(),
+        }
     }
 }
 
@@ -299,23 +334,24 @@ pub struct Corridor {
     buffer_m: f64,
 }
 
+/// Stored and printed with the line as GeoJSON LineString coordinates.
 #[derive(Serialize, Deserialize)]
 struct CorridorRepr {
-    line: LineString<f64>,
+    line: Vec<[f64; 2]>,
     buffer_m: f64,
 }
 
 impl TryFrom<CorridorRepr> for Corridor {
     type Error = CoreError;
     fn try_from(r: CorridorRepr) -> Result<Self> {
-        Corridor::new(r.line, r.buffer_m)
+        Corridor::new(positions_ring(&r.line), r.buffer_m)
     }
 }
 
 impl From<Corridor> for CorridorRepr {
     fn from(c: Corridor) -> Self {
         CorridorRepr {
-            line: c.line,
+            line: ring_positions(&c.line),
             buffer_m: c.buffer_m,
         }
     }
@@ -591,11 +627,39 @@ mod tests {
     }
 
     #[test]
-    fn area_round_trips_through_json() {
-        let area = Area::Circle(Circle::new(ll(24.94, 60.17), 250.0).unwrap());
-        let json = serde_json::to_string(&area).unwrap();
-        assert_eq!(serde_json::from_str::<Area>(&json).unwrap(), area);
+    fn every_area_round_trips_through_json() {
+        let circle = Area::Circle(Circle::new(ll(24.94, 60.17), 250.0).unwrap());
+        let json = serde_json::to_string(&circle).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"circle","center":[24.94,60.17],"radius_m":250.0}"#
+        );
+        assert_eq!(serde_json::from_str::<Area>(&json).unwrap(), circle);
         let bad = json.replace("250.0", "-1.0");
         assert!(serde_json::from_str::<Area>(&bad).is_err());
+
+        let shell: LineString<f64> =
+            vec![(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0), (0.0, 0.0)].into();
+        let hole: LineString<f64> =
+            vec![(1.0, 1.0), (2.0, 1.0), (2.0, 2.0), (1.0, 2.0), (1.0, 1.0)].into();
+        let polygon = Area::Polygon(
+            PolygonArea::new(MultiPolygon(vec![Polygon::new(shell, vec![hole])])).unwrap(),
+        );
+        let json = serde_json::to_string(&polygon).unwrap();
+        assert!(
+            json.starts_with(r#"{"type":"polygon","coordinates":[[[[0.0,0.0],"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Area>(&json).unwrap(), polygon);
+
+        let corridor = Area::Corridor(
+            Corridor::new(vec![(24.93, 60.17), (24.95, 60.17)].into(), 40.0).unwrap(),
+        );
+        let json = serde_json::to_string(&corridor).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"corridor","line":[[24.93,60.17],[24.95,60.17]],"buffer_m":40.0}"#
+        );
+        assert_eq!(serde_json::from_str::<Area>(&json).unwrap(), corridor);
     }
 }

@@ -323,7 +323,8 @@ mod tests {
 
     #[test]
     fn each_bad_column_is_named() {
-        let cases: [(fn(&mut CustomerRecord), &str); 6] = [
+        type Spoil = fn(&mut CustomerRecord);
+        let cases: [(Spoil, &str); 6] = [
             (|r| r.account_id = " ".into(), "account_id"),
             (|r| r.lon = "24,94".into(), "lon"),
             (|r| r.lat = "160.1".into(), "lat"),

@@ -37,6 +37,22 @@ impl CoreError {
         }
     }
 
+    /// The same error with the root of its field renamed, e.g. `polygon[0]` → `--polygon[0]`,
+    /// when the value came in through a flag of another name.
+    #[must_use]
+    pub fn renamed(self, from: &str, to: &str) -> Self {
+        match self {
+            CoreError::Invalid { field, problem } => CoreError::Invalid {
+                field: match field.strip_prefix(from) {
+                    Some(rest) => format!("{to}{rest}"),
+                    None => field,
+                },
+                problem,
+            },
+            other => other,
+        }
+    }
+
     /// The same error reported under an outer field name, e.g. `phone` → `line 7: phone`.
     #[must_use]
     pub fn within(self, outer: impl fmt::Display) -> Self {

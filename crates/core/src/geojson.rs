@@ -112,7 +112,7 @@ pub fn polygon_area(text: &str, field: &str) -> Result<PolygonArea> {
             }
         }
     }
-    PolygonArea::new(MultiPolygon(polygons)).map_err(|e| e.within(field))
+    PolygonArea::new(MultiPolygon(polygons)).map_err(|e| e.renamed("polygon", field))
 }
 
 /// A corridor from GeoJSON holding one LineString (or a one-part MultiLineString).
@@ -150,7 +150,7 @@ pub fn corridor(text: &str, field: &str, buffer_m: f64) -> Result<Corridor> {
         .enumerate()
         .map(|(i, p)| coord(p, &format!("geometry[{gi}][{i}]"), field))
         .collect::<Result<Vec<_>>>()?;
-    Corridor::new(LineString(coords), buffer_m)
+    Corridor::new(LineString(coords), buffer_m).map_err(|e| e.renamed("line", field))
 }
 
 #[cfg(test)]

@@ -1,0 +1,165 @@
+//! The command line: the public contract that operators' scripts rely on. Keep spellings stable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// outagecast: tell utility customers about an outage before they call.
+#[derive(Debug, Parser)]
+#[command(name = "outagecast", version, about, long_about = None)]
+pub struct Cli {
+    /// The database: a SQLite file path (created if missing) or a sqlite: URL.
+    #[arg(
+        long,
+        global = true,
+        env = "OUTAGECAST_DATABASE_URL",
+        default_value = "./outagecast.db"
+    )]
+    pub db: String,
+
+    /// Country for phone numbers written without a country code, e.g. FI.
+    #[arg(long, global = true, env = "OUTAGECAST_DEFAULT_REGION")]
+    pub default_region: Option<String>,
+
+    /// Time zone that message times are written in (IANA name, e.g. Europe/Helsinki).
+    #[arg(
+        long,
+        global = true,
+        env = "OUTAGECAST_TIMEZONE",
+        default_value = "UTC"
+    )]
+    pub timezone: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import data.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Declare, inspect and close incidents.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+    /// What the phone system hears for a caller.
+    #[command(subcommand)]
+    Ivr(IvrCommand),
+    /// Run the whole flow on the Helsinki sample in a temporary database.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import customers from CSV (header: account_id,lon,lat,address,phone,email,language,priority).
+    /// Existing accounts are updated; bad rows are reported with their line and skipped.
+    Customers {
+        /// The CSV file.
+        file: PathBuf,
+        /// Refuse the whole file if any row is bad (nothing is written).
+        #[arg(long)]
+        strict: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Declare an incident: select the affected customers, plan their notices, arm the IVR.
+    Declare(Box<DeclareArgs>),
+    /// Show what a declaration would do, writing nothing.
+    Preview(Box<DeclareArgs>),
+    /// List active incidents (all with --all).
+    List {
+        /// Include restored and cancelled incidents.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one incident with its counts.
+    Show(IdArgs),
+    /// Change the ETR, cause or severity; tells those already told.
+    Update {
+        #[command(flatten)]
+        id: IdArgs,
+        /// New estimated time of restoration (RFC 3339).
+        #[arg(long)]
+        etr: Option<String>,
+        /// New cause text.
+        #[arg(long)]
+        cause: Option<String>,
+        /// New severity: minor, moderate, severe or extreme.
+        #[arg(long)]
+        severity: Option<String>,
+    },
+    /// Mark the service restored: tells those told, disarms the IVR.
+    Restore(IdArgs),
+    /// Withdraw an incident declared in error: tells those told, disarms the IVR.
+    Cancel(IdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Incident id (`12` or `INC-12`).
+    pub id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("area").required(true).args(["circle", "polygon", "corridor"])))]
+pub struct DeclareArgs {
+    /// Service kind: water, power, gas, heating, telecom or sewer.
+    #[arg(long)]
+    pub kind: String,
+    /// What happened, one line (it goes into every SMS).
+    #[arg(long)]
+    pub cause: String,
+    /// Estimated time of restoration, RFC 3339 (2026-11-25T15:00:00+02:00).
+    #[arg(long)]
+    pub etr: Option<String>,
+    /// CAP severity: minor, moderate, severe or extreme.
+    #[arg(long, default_value = "moderate")]
+    pub severity: String,
+    /// Your own id for the incident (work order, ticket).
+    #[arg(long)]
+    pub reference: Option<String>,
+    /// When callers stop hearing about it if nobody restores it (RFC 3339).
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// A circle: LON,LAT,METRES (geodesic radius).
+    #[arg(long, value_name = "LON,LAT,METRES", allow_hyphen_values = true)]
+    pub circle: Option<String>,
+    /// A GeoJSON file with a Polygon or MultiPolygon (a Feature or FeatureCollection is fine).
+    #[arg(long, value_name = "FILE.geojson")]
+    pub polygon: Option<PathBuf>,
+    /// A GeoJSON file with one LineString (a main or a street); needs --buffer.
+    #[arg(long, value_name = "FILE.geojson", requires = "buffer")]
+    pub corridor: Option<PathBuf>,
+    /// Metres each side of the --corridor line.
+    #[arg(long, value_name = "METRES")]
+    pub buffer: Option<f64>,
+    /// Declare even if the area holds no customers.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IvrCommand {
+    /// Is an announcement armed for this caller number, and what does it say?
+    Lookup {
+        /// The caller number, in any common form (+358…, 00358…, national with --default-region).
+        number: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,431 @@
+//! Command handlers: parse arguments into domain values, call the engine, print the result for
+//! a person or, with `--json`, as one JSON object for a script.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use outagecast_core::area::{Area, Circle};
+use outagecast_core::contact::Channel;
+use outagecast_core::geojson;
+use outagecast_core::incident::{
+    Cause, DraftParts, EventKind, IncidentChanges, IncidentDraft, IncidentId, IncidentKind,
+    Severity, parse_time,
+};
+use outagecast_core::ivr::IvrAnswer;
+use outagecast_store::{IncidentSummary, TransitionOutcome};
+use serde_json::json;
+
+use crate::cli::{DeclareArgs, IdArgs};
+use crate::engine::{Engine, Selection};
+use crate::import::read_customers;
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn emit_json(value: &serde_json::Value) -> Result<()> {
+    emit(&serde_json::to_string_pretty(value)?)
+}
+
+pub async fn import_customers(
+    engine: &mut Engine,
+    file: &Path,
+    strict: bool,
+    json: bool,
+) -> Result<()> {
+    let handle =
+        File::open(file).with_context(|| format!("FILE: cannot open {}", file.display()))?;
+    let parsed = read_customers(BufReader::new(handle), engine.settings().record_rules())?;
+    if strict && !parsed.rejected.is_empty() {
+        let first = &parsed.rejected[0];
+        bail!(
+            "{} of {} rows are bad and --strict is set, so nothing was imported; first: line {}: {}",
+            parsed.rejected.len(),
+            parsed.rejected.len() + parsed.customers.len(),
+            first.line,
+            first.reason
+        );
+    }
+    let summary = engine
+        .import(&parsed.customers, &file.display().to_string())
+        .await?;
+    if json {
+        return emit_json(&json!({
+            "imported": parsed.customers.len(),
+            "inserted": summary.inserted,
+            "updated": summary.updated,
+            "rejected": parsed.rejected,
+        }));
+    }
+    emit(&format!(
+        "imported {} customers ({} new, {} updated); rejected {} rows",
+        parsed.customers.len(),
+        summary.inserted,
+        summary.updated,
+        parsed.rejected.len()
+    ))?;
+    for r in &parsed.rejected {
+        emit(&format!("  line {}: {}", r.line, r.reason))?;
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path, flag: &str) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("{flag}: cannot read {}", path.display()))
+}
+
+/// Builds the draft from the declare/preview flags; every error names its flag.
+pub fn draft_from_args(args: &DeclareArgs, now: DateTime<Utc>) -> Result<IncidentDraft> {
+    let area = match (&args.circle, &args.polygon, &args.corridor) {
+        (Some(c), None, None) => Area::Circle(Circle::parse_cli(c)?),
+        (None, Some(p), None) => Area::Polygon(geojson::polygon_area(
+            &read_file(p, "--polygon")?,
+            "--polygon",
+        )?),
+        (None, None, Some(c)) => {
+            let buffer = args
+                .buffer
+                .context("--buffer: a corridor needs a buffer in metres, e.g. --buffer 50")?;
+            Area::Corridor(geojson::corridor(
+                &read_file(c, "--corridor")?,
+                "--corridor",
+                buffer,
+            )?)
+        }
+        _ => bail!("area: give exactly one of --circle, --polygon or --corridor"),
+    };
+    let etr = args
+        .etr
+        .as_deref()
+        .map(|t| parse_time(t, "--etr"))
+        .transpose()?;
+    let expires_at = args
+        .expires
+        .as_deref()
+        .map(|t| parse_time(t, "--expires"))
+        .transpose()?;
+    Ok(IncidentDraft::new(
+        DraftParts {
+            kind: IncidentKind::parse(&args.kind)?,
+            severity: Severity::parse(&args.severity)?,
+            cause: Cause::parse(&args.cause)?,
+            etr,
+            reference: args.reference.clone(),
+            area,
+            expires_at,
+        },
+        now,
+    )?)
+}
+
+fn channel_counts(counts: &BTreeMap<Channel, u64>) -> serde_json::Value {
+    json!({
+        "sms": counts.get(&Channel::Sms).copied().unwrap_or(0),
+        "email": counts.get(&Channel::Email).copied().unwrap_or(0),
+    })
+}
+
+fn selection_json(selection: &Selection) -> serde_json::Value {
+    json!({
+        "affected_customers": selection.customers.len(),
+        "affected_account_ids": selection.customers.iter().map(|(_, c)| c.account_id().as_str()).collect::<Vec<_>>(),
+        "priority_customers": selection.priority_count(),
+        "armed_numbers": selection.plan.armed.len(),
+        "opted_out_contacts": selection.plan.opted_out,
+        "unreachable_customers": selection.plan.unreachable.len(),
+    })
+}
+
+fn selection_lines(selection: &Selection) -> String {
+    let plan = &selection.plan;
+    format!(
+        "  affected customers: {} ({} priority)\n  notices: {} sms, {} email{}{}\n  phone numbers armed in the IVR: {}",
+        selection.customers.len(),
+        selection.priority_count(),
+        plan.count(Channel::Sms),
+        plan.count(Channel::Email),
+        if plan.opted_out > 0 {
+            format!(" ({} contacts opted out)", plan.opted_out)
+        } else {
+            String::new()
+        },
+        if plan.unreachable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n  no SMS or email for {} customers (landline only or no contact): they hear the IVR if they call",
+                plan.unreachable.len()
+            )
+        },
+        plan.armed.len()
+    )
+}
+
+pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
+    let now = Utc::now();
+    let draft = draft_from_args(args, now)?;
+    let (selection, outcome) = engine.declare(&draft, args.allow_empty, now).await?;
+    let incident = &outcome.incident;
+    if args.json {
+        let mut v = json!({
+            "id": incident.id.0,
+            "label": incident.id.label(),
+            "reference": incident.draft.reference(),
+            "kind": incident.draft.kind(),
+            "severity": incident.draft.severity(),
+            "status": incident.status,
+            "cause": incident.draft.cause().as_str(),
+            "etr": incident.draft.etr(),
+            "expires_at": incident.draft.expires_at(),
+            "area": incident.draft.area(),
+            "declared_at": incident.declared_at,
+            "notices": channel_counts(&outcome.notices),
+        });
+        merge(&mut v, selection_json(&selection));
+        return emit_json(&v);
+    }
+    emit(&format!(
+        "declared incident {} ({}, {}): {}\n  area: {}\n{}",
+        incident.id.label(),
+        incident.draft.kind(),
+        incident.draft.severity(),
+        incident.draft.cause().as_str(),
+        incident.draft.area().describe(),
+        selection_lines(&selection)
+    ))
+}
+
+pub async fn preview(engine: &Engine, args: &DeclareArgs) -> Result<()> {
+    let now = Utc::now();
+    let draft = draft_from_args(args, now)?;
+    let selection = engine.select(draft.area()).await?;
+    let mut addresses: Vec<&str> = selection
+        .customers
+        .iter()
+        .map(|(_, c)| c.address())
+        .collect();
+    addresses.dedup();
+    let sample: Vec<&str> = addresses.iter().take(10).copied().collect();
+    if args.json {
+        let mut v = json!({
+            "area": draft.area(),
+            "notices": {
+                "sms": selection.plan.count(Channel::Sms),
+                "email": selection.plan.count(Channel::Email),
+            },
+            "sample_addresses": sample,
+        });
+        merge(&mut v, selection_json(&selection));
+        return emit_json(&v);
+    }
+    emit(&format!(
+        "preview (nothing written): {}\n{}\n  addresses: {}{}",
+        draft.area().describe(),
+        selection_lines(&selection),
+        sample.join("; "),
+        if addresses.len() > sample.len() {
+            format!(" and {} more", addresses.len() - sample.len())
+        } else {
+            String::new()
+        }
+    ))
+}
+
+fn merge(target: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(t), serde_json::Value::Object(e)) = (target.as_object_mut(), extra) {
+        t.extend(e);
+    }
+}
+
+fn summary_json(s: &IncidentSummary) -> serde_json::Value {
+    let i = &s.incident;
+    json!({
+        "id": i.id.0,
+        "label": i.id.label(),
+        "reference": i.draft.reference(),
+        "kind": i.draft.kind(),
+        "severity": i.draft.severity(),
+        "status": i.status,
+        "cause": i.draft.cause().as_str(),
+        "etr": i.draft.etr(),
+        "expires_at": i.draft.expires_at(),
+        "area": i.draft.area(),
+        "declared_at": i.declared_at,
+        "updated_at": i.updated_at,
+        "affected_customers": s.affected_customers,
+        "armed_numbers": s.armed_numbers,
+        "notices": s.notices,
+    })
+}
+
+fn summary_line(s: &IncidentSummary) -> String {
+    let i = &s.incident;
+    let pending: u64 = s
+        .notices
+        .iter()
+        .filter(|n| n.status == outagecast_core::notice::NoticeStatus::Pending)
+        .map(|n| n.count)
+        .sum();
+    format!(
+        "{:<8} {:<9} {:<8} {:<9} {:>6} affected {:>6} armed {:>6} pending  {}{}",
+        i.id.label(),
+        i.status,
+        i.draft.kind(),
+        i.draft.severity(),
+        s.affected_customers,
+        s.armed_numbers,
+        pending,
+        i.draft.cause().as_str(),
+        i.draft
+            .etr()
+            .map(|t| format!(" (ETR {})", t.to_rfc3339()))
+            .unwrap_or_default()
+    )
+}
+
+pub async fn list(engine: &Engine, all: bool, json: bool) -> Result<()> {
+    let incidents = engine.store().incidents(all).await?;
+    if json {
+        return emit_json(
+            &json!({ "incidents": incidents.iter().map(summary_json).collect::<Vec<_>>() }),
+        );
+    }
+    if incidents.is_empty() {
+        return emit(if all {
+            "no incidents"
+        } else {
+            "no active incidents (--all lists closed ones)"
+        });
+    }
+    for s in &incidents {
+        emit(&summary_line(s))?;
+    }
+    Ok(())
+}
+
+pub async fn show(engine: &Engine, args: &IdArgs) -> Result<()> {
+    let id = IncidentId::parse(&args.id)?;
+    let incident = engine.store().incident(id).await?;
+    let summary = engine.store().summary(incident).await?;
+    let accounts = engine.store().affected_accounts(id).await?;
+    if args.json {
+        let mut v = summary_json(&summary);
+        merge(&mut v, json!({ "affected_account_ids": accounts }));
+        return emit_json(&v);
+    }
+    let i = &summary.incident;
+    let mut out = format!(
+        "{} {} ({}, {}): {}\n  reference: {}\n  area: {}\n  declared: {}\n  ETR: {}\n  affected customers: {}\n  phone numbers armed: {}\n  notices:",
+        i.id.label(),
+        i.status,
+        i.draft.kind(),
+        i.draft.severity(),
+        i.draft.cause().as_str(),
+        i.draft.reference().unwrap_or("-"),
+        i.draft.area().describe(),
+        i.declared_at.to_rfc3339(),
+        i.draft
+            .etr()
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "-".into()),
+        summary.affected_customers,
+        summary.armed_numbers,
+    );
+    if summary.notices.is_empty() {
+        out.push_str(" none");
+    }
+    for n in &summary.notices {
+        out.push_str(&format!("\n    {} {}: {}", n.channel, n.status, n.count));
+    }
+    emit(&out)
+}
+
+pub async fn transition(
+    engine: &Engine,
+    args: &IdArgs,
+    event: EventKind,
+    changes: IncidentChanges,
+) -> Result<()> {
+    let id = IncidentId::parse(&args.id)?;
+    let outcome = engine.transition(id, event, changes, Utc::now()).await?;
+    if args.json {
+        return emit_json(&transition_json(&outcome));
+    }
+    let i = &outcome.incident;
+    emit(&format!(
+        "incident {} is {}\n  follow-up notices: {} sms, {} email (only to those already told)\n  unsent earlier notices {}: {}\n  IVR numbers disarmed: {}",
+        i.id.label(),
+        i.status,
+        outcome.notices.get(&Channel::Sms).copied().unwrap_or(0),
+        outcome.notices.get(&Channel::Email).copied().unwrap_or(0),
+        if event == EventKind::Updated {
+            "rewritten with the new details"
+        } else {
+            "withdrawn"
+        },
+        if event == EventKind::Updated {
+            outcome.rewritten
+        } else {
+            outcome.superseded
+        },
+        outcome.disarmed
+    ))
+}
+
+fn transition_json(o: &TransitionOutcome) -> serde_json::Value {
+    json!({
+        "id": o.incident.id.0,
+        "label": o.incident.id.label(),
+        "status": o.incident.status,
+        "etr": o.incident.draft.etr(),
+        "cause": o.incident.draft.cause().as_str(),
+        "severity": o.incident.draft.severity(),
+        "event_id": o.event_id,
+        "notices": channel_counts(&o.notices),
+        "superseded": o.superseded,
+        "rewritten": o.rewritten,
+        "disarmed": o.disarmed,
+    })
+}
+
+pub fn changes_from_args(
+    etr: Option<&str>,
+    cause: Option<&str>,
+    severity: Option<&str>,
+) -> Result<IncidentChanges> {
+    Ok(IncidentChanges {
+        etr: etr.map(|t| parse_time(t, "--etr")).transpose()?,
+        cause: cause.map(Cause::parse).transpose()?,
+        severity: severity.map(Severity::parse).transpose()?,
+    })
+}
+
+pub fn ivr_text(raw: &str, a: &IvrAnswer) -> String {
+    let who = a.caller.as_deref().unwrap_or(raw);
+    match (&a.announcement, a.language) {
+        (Some(text), Some(lang)) => format!(
+            "{who}: armed ({} incident{})\n  [{lang}] {text}",
+            a.incidents.len(),
+            if a.incidents.len() == 1 { "" } else { "s" }
+        ),
+        _ if a.caller.is_none() => format!("{who}: nothing to announce (not a valid phone number)"),
+        _ => format!("{who}: nothing to announce"),
+    }
+}
+
+pub async fn ivr_lookup(engine: &Engine, number: &str, json: bool) -> Result<()> {
+    let a = engine.ivr_lookup(number, Utc::now()).await?;
+    if json {
+        return emit_json(&serde_json::to_value(&a)?);
+    }
+    emit(&ivr_text(number, &a))
+}

@@ -1,0 +1,160 @@
+//! `outagecast demo`: the whole flow on the Helsinki sample, in a temporary database, sending
+//! nothing outside the machine.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::{DurationRound, TimeDelta, Utc};
+use outagecast_core::area::{Area, Circle};
+use outagecast_core::contact::{Channel, Region};
+use outagecast_core::customer::Customer;
+use outagecast_core::incident::{
+    Cause, DraftParts, EventKind, IncidentChanges, IncidentDraft, IncidentKind, Severity,
+};
+
+use crate::commands::ivr_text;
+use crate::engine::{Engine, Settings};
+use crate::import::read_customers;
+
+/// The sample customer base, generated from OpenStreetMap (ODbL; see data/README.md).
+const SAMPLE: &str = include_str!("../data/helsinki/customers.csv");
+
+/// The street address the demo's water main bursts under.
+const BURST_AT: &str = "Kaivokatu 1,";
+
+pub async fn run() -> Result<()> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let db = dir.path().join("demo.db");
+    let settings = Settings {
+        default_region: Some(Region::parse("FI")?),
+        timezone: chrono_tz::Europe::Helsinki,
+        actor: "demo".into(),
+    };
+    println!("outagecast demo: a burst water main in central Helsinki");
+    println!(
+        "(a temporary database at {}; nothing is sent anywhere)\n",
+        db.display()
+    );
+
+    let mut engine = Engine::open(&db.display().to_string(), settings.clone()).await?;
+    let parsed = read_customers(SAMPLE.as_bytes(), settings.record_rules())?;
+    let summary = engine
+        .import(&parsed.customers, "data/helsinki/customers.csv")
+        .await?;
+    println!(
+        "1. imported {} customers at real OpenStreetMap addresses ({} rejected)",
+        summary.inserted,
+        parsed.rejected.len()
+    );
+
+    let site = parsed
+        .customers
+        .iter()
+        .find(|c| c.address().starts_with(BURST_AT))
+        .or_else(|| parsed.customers.first())
+        .context("the sample holds no customers")?;
+    let now = Utc::now();
+    let etr = (now + TimeDelta::hours(3))
+        .duration_round(TimeDelta::minutes(15))
+        .unwrap_or(now + TimeDelta::hours(3));
+    let draft = IncidentDraft::new(
+        DraftParts {
+            kind: IncidentKind::Water,
+            severity: Severity::Moderate,
+            cause: Cause::parse("burst water main on Kaivokatu")?,
+            etr: Some(etr),
+            reference: Some("WO-2026-0412".into()),
+            area: Area::Circle(Circle::new(site.location(), 250.0)?),
+            expires_at: None,
+        },
+        now,
+    )?;
+    let started = Instant::now();
+    let (selection, outcome) = engine.declare(&draft, false, now).await?;
+    let elapsed = started.elapsed();
+    let id = outcome.incident.id;
+    println!(
+        "2. declared {} within 250 m of {} in {} ms:",
+        id.label(),
+        site.address(),
+        elapsed.as_millis()
+    );
+    println!(
+        "   {} customers affected ({} on the priority register, told first)",
+        selection.customers.len(),
+        selection.priority_count()
+    );
+    println!(
+        "   {} SMS and {} emails waiting in the outbox, one per phone number or mailbox",
+        selection.plan.count(Channel::Sms),
+        selection.plan.count(Channel::Email)
+    );
+    println!(
+        "   {} phone numbers armed in the IVR (landlines too: they call in)",
+        selection.plan.armed.len()
+    );
+    if let Some((_, _, priority, body)) = engine
+        .store()
+        .pending_notices(id)
+        .await?
+        .into_iter()
+        .find(|(ch, ..)| *ch == Channel::Sms)
+    {
+        println!(
+            "   first SMS in the queue{}: \"{body}\"",
+            if priority {
+                " (a priority customer)"
+            } else {
+                ""
+            }
+        );
+    }
+
+    let affected_phone = selection
+        .customers
+        .iter()
+        .find_map(|(_, c)| c.phones().first())
+        .map(|p| p.e164().to_string());
+    let unaffected_phone = unaffected_number(&parsed.customers, &selection);
+    println!("\n3. a caller dials in; the IVR asks outagecast:");
+    for number in affected_phone.iter().chain(unaffected_phone.iter()) {
+        let answer = engine.ivr_lookup(number, Utc::now()).await?;
+        println!("   {}", ivr_text(number, &answer).replace('\n', "\n   "));
+    }
+
+    let restored = engine
+        .transition(
+            id,
+            EventKind::Restored,
+            IncidentChanges::default(),
+            Utc::now(),
+        )
+        .await?;
+    println!(
+        "\n4. the main is fixed: {} is {}; {} IVR numbers disarmed, {} unsent notices withdrawn",
+        id.label(),
+        restored.incident.status,
+        restored.disarmed,
+        restored.superseded
+    );
+    println!("   (nobody was sent the outage notice in this demo, so nobody is sent \"restored\")");
+    if let Some(number) = &affected_phone {
+        let answer = engine.ivr_lookup(number, Utc::now()).await?;
+        println!("   {}", ivr_text(number, &answer));
+    }
+    engine.close().await;
+    Ok(())
+}
+
+fn unaffected_number(all: &[Customer], selection: &crate::engine::Selection) -> Option<String> {
+    let affected: std::collections::HashSet<&str> = selection
+        .customers
+        .iter()
+        .flat_map(|(_, c)| c.phones().iter().map(|p| p.e164()))
+        .collect();
+    all.iter()
+        .flat_map(|c| c.phones())
+        .map(|p| p.e164())
+        .find(|p| !affected.contains(p))
+        .map(str::to_string)
+}

@@ -45,6 +45,9 @@ pub enum Command {
     /// What the phone system hears for a caller.
     #[command(subcommand)]
     Ivr(IvrCommand),
+    /// Send the pending notices (SMS over a Twilio-compatible API, email over SMTP).
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Run the whole flow on the Helsinki sample in a temporary database.
     Demo,
 }
@@ -100,6 +103,14 @@ pub enum IncidentCommand {
     Restore(IdArgs),
     /// Withdraw an incident declared in error: tells those told, disarms the IVR.
     Cancel(IdArgs),
+    /// Counts by channel and status, and every recipient's outcome.
+    Report {
+        #[command(flatten)]
+        id: IdArgs,
+        /// Also write the per-recipient outcomes to this CSV file.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +161,12 @@ pub struct DeclareArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Run the dispatcher in the foreground until Ctrl-C/SIGTERM (or --until-empty).
+    Run(crate::notify::NotifyArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ mod commands;
 mod demo;
 mod engine;
 mod import;
+mod notify;
 
 use std::process::ExitCode;
 
@@ -73,8 +74,12 @@ fn settings(cli: &Cli) -> Result<Settings> {
 
 async fn run(cli: Cli) -> Result<()> {
     let settings = settings(&cli)?;
-    if let Command::Demo = cli.command {
-        return demo::run().await;
+    match &cli.command {
+        Command::Demo => return demo::run().await,
+        Command::Notify(cli::NotifyCommand::Run(args)) => {
+            return notify::run(&cli.db, &settings, args).await;
+        }
+        _ => {}
     }
     let mut engine = Engine::open(&cli.db, settings).await?;
     let result = dispatch(&mut engine, cli.command).await;
@@ -118,10 +123,15 @@ async fn dispatch(engine: &mut Engine, command: Command) -> Result<()> {
                 )
                 .await
             }
+            IncidentCommand::Report { id, csv } => {
+                notify::report(engine.store(), &id.id, id.json, csv.as_deref()).await
+            }
         },
         Command::Ivr(IvrCommand::Lookup { number, json }) => {
             commands::ivr_lookup(engine, &number, json).await
         }
         Command::Demo => demo::run().await.context("demo"),
+        // Run in `run` before the engine (and its index) is loaded: the dispatcher needs neither.
+        Command::Notify(_) => anyhow::bail!("internal: notify runs without the engine"),
     }
 }

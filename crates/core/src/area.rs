@@ -401,6 +401,52 @@ impl Corridor {
     }
 }
 
+/// Most parts a union may have. A CAP alert or a GeoJSON file with more shapes than this is
+/// better merged into a multipolygon first; the bound keeps selection time predictable.
+pub const MAX_UNION_PARTS: usize = 10_000;
+
+/// Several areas taken together (a CAP alert with a polygon and a circle, a FeatureCollection
+/// mixing shapes): a point is inside when it is inside any part. Built only through
+/// [`Area::union`], which flattens nested unions and drops repeated parts, so a union
+/// always has at least two distinct parts and never holds another union.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "UnionRepr", into = "UnionRepr")]
+pub struct AreaUnion {
+    parts: Vec<Area>,
+}
+
+/// Stored and printed as `{"type":"union","parts":[<area>, ...]}`.
+#[derive(Serialize, Deserialize)]
+struct UnionRepr {
+    parts: Vec<Area>,
+}
+
+impl TryFrom<UnionRepr> for AreaUnion {
+    type Error = CoreError;
+    fn try_from(r: UnionRepr) -> Result<Self> {
+        match Area::union(r.parts)? {
+            Area::Union(u) => Ok(u),
+            _ => Err(CoreError::invalid(
+                "area.parts",
+                "a union needs at least two different parts; store a single shape as itself",
+            )),
+        }
+    }
+}
+
+impl From<AreaUnion> for UnionRepr {
+    fn from(u: AreaUnion) -> Self {
+        UnionRepr { parts: u.parts }
+    }
+}
+
+impl AreaUnion {
+    /// The parts (never unions themselves), in the order given, without repeats.
+    pub fn parts(&self) -> &[Area] {
+        &self.parts
+    }
+}
+
 /// The area an incident affects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -411,9 +457,65 @@ pub enum Area {
     Polygon(PolygonArea),
     /// A buffered line.
     Corridor(Corridor),
+    /// Several areas: inside any of them.
+    Union(AreaUnion),
 }
 
 impl Area {
+    /// The union of `parts`: nested unions are flattened and repeated parts dropped; one
+    /// distinct part is returned as itself. Refuses no parts and more than
+    /// [`MAX_UNION_PARTS`].
+    ///
+    /// ```
+    /// use outagecast_core::area::{Area, Circle, LonLat};
+    /// let a = Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 100.0).unwrap());
+    /// let b = Area::Circle(Circle::new(LonLat::parse(24.95, 60.17).unwrap(), 100.0).unwrap());
+    /// assert_eq!(Area::union(vec![a.clone(), a.clone()]).unwrap(), a);
+    /// let both = Area::union(vec![a.clone(), b]).unwrap();
+    /// assert!(matches!(both, Area::Union(ref u) if u.parts().len() == 2));
+    /// assert!(both.contains(LonLat::parse(24.95, 60.17).unwrap()));
+    /// ```
+    pub fn union(parts: Vec<Area>) -> Result<Area> {
+        let mut flat: Vec<Area> = Vec::with_capacity(parts.len());
+        let mut stack: Vec<Area> = parts.into_iter().rev().collect();
+        while let Some(part) = stack.pop() {
+            match part {
+                Area::Union(u) => stack.extend(u.parts.into_iter().rev()),
+                other => {
+                    // Quadratic, but unions are small and repeats are common (a CAP alert
+                    // repeats its area in every language's info block).
+                    if !flat.contains(&other) {
+                        if flat.len() == MAX_UNION_PARTS {
+                            return Err(CoreError::invalid(
+                                "area",
+                                format!(
+                                    "has more than {MAX_UNION_PARTS} shapes; merge them into fewer polygons"
+                                ),
+                            ));
+                        }
+                        flat.push(other);
+                    }
+                }
+            }
+        }
+        match flat.len() {
+            0 => Err(CoreError::invalid(
+                "area",
+                "has no shapes; give at least one polygon, circle or line",
+            )),
+            1 => Ok(flat.remove(0)),
+            _ => Ok(Area::Union(AreaUnion { parts: flat })),
+        }
+    }
+
+    /// The simple shapes this area is made of: itself, or a union's parts.
+    pub fn parts(&self) -> &[Area] {
+        match self {
+            Area::Union(u) => &u.parts,
+            other => std::slice::from_ref(other),
+        }
+    }
+
     /// The exact membership rule for a service point. This is the oracle that the spatial index
     /// must agree with.
     ///
@@ -429,6 +531,7 @@ impl Area {
             Area::Circle(c) => c.contains(p),
             Area::Polygon(poly) => poly.contains(p),
             Area::Corridor(c) => c.contains(p),
+            Area::Union(u) => u.parts.iter().any(|a| a.contains(p)),
         }
     }
 
@@ -448,6 +551,7 @@ impl Area {
                 Some(r) => buffered_envelopes(r, c.buffer_m),
                 None => vec![],
             },
+            Area::Union(u) => u.parts.iter().flat_map(Area::envelopes).collect(),
         }
     }
 
@@ -473,6 +577,17 @@ impl Area {
                 c.buffer_m,
                 c.line.0.len()
             ),
+            Area::Union(u) => {
+                // Operators need the gist, not every vertex: name the first few parts.
+                const SHOWN: usize = 3;
+                let mut text = format!("union of {} areas: ", u.parts.len());
+                let named: Vec<String> = u.parts.iter().take(SHOWN).map(Area::describe).collect();
+                text.push_str(&named.join("; "));
+                if u.parts.len() > SHOWN {
+                    text.push_str(&format!("; and {} more", u.parts.len() - SHOWN));
+                }
+                text
+            }
         }
     }
 }
@@ -661,5 +776,61 @@ mod tests {
             r#"{"type":"corridor","line":[[24.93,60.17],[24.95,60.17]],"buffer_m":40.0}"#
         );
         assert_eq!(serde_json::from_str::<Area>(&json).unwrap(), corridor);
+
+        let union = Area::union(vec![circle.clone(), corridor.clone(), polygon.clone()]).unwrap();
+        let json = serde_json::to_string(&union).unwrap();
+        assert!(
+            json.starts_with(r#"{"type":"union","parts":[{"type":"circle","center":[24.94,60.17]"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Area>(&json).unwrap(), union);
+        // Checked on the way in: an invalid part or an empty union is refused.
+        assert!(serde_json::from_str::<Area>(r#"{"type":"union","parts":[]}"#).is_err());
+        let bad_part = json.replace("250.0", "-1.0");
+        assert!(serde_json::from_str::<Area>(&bad_part).is_err());
+        // A stored nested union is flattened on the way in.
+        let nested = format!(
+            r#"{{"type":"union","parts":[{json},{}]}}"#,
+            serde_json::to_string(&circle).unwrap()
+        );
+        assert_eq!(serde_json::from_str::<Area>(&nested).unwrap(), union);
+    }
+
+    #[test]
+    fn a_union_holds_what_any_part_holds() {
+        let west = Area::Circle(Circle::new(ll(24.93, 60.17), 200.0).unwrap());
+        let square = Area::Polygon(
+            polygon_from_ring(&[
+                [24.95, 60.16],
+                [24.96, 60.16],
+                [24.96, 60.17],
+                [24.95, 60.17],
+                [24.95, 60.16],
+            ])
+            .unwrap(),
+        );
+        let nested = Area::union(vec![west.clone(), square.clone()]).unwrap();
+        let union = Area::union(vec![nested, west.clone(), square.clone()]).unwrap();
+        let Area::Union(u) = &union else {
+            panic!("expected a union, got {union:?}")
+        };
+        assert_eq!(
+            u.parts(),
+            &[west.clone(), square.clone()],
+            "flattened, no repeats"
+        );
+        assert!(union.contains(ll(24.93, 60.1701)));
+        assert!(union.contains(ll(24.955, 60.165)));
+        assert!(!union.contains(ll(24.94, 60.165)));
+        assert_eq!(union.envelopes().len(), 2);
+        assert!(
+            union.describe().starts_with("union of 2 areas: circle"),
+            "{}",
+            union.describe()
+        );
+        assert_eq!(union.parts().len(), 2);
+        assert_eq!(west.parts(), std::slice::from_ref(&west));
+        let err = Area::union(vec![]).unwrap_err().to_string();
+        assert!(err.starts_with("area: has no shapes"), "{err}");
     }
 }

@@ -57,24 +57,37 @@ pub struct IvrAnswer {
 }
 
 /// Reads a caller number the way phone systems send it: E.164 with or without `+`, a space
-/// where a `+` was URL-decoded, `00` international prefix, or the default region's national
-/// form. `None` for anything that is not a valid number (withheld, `anonymous`, garbage).
+/// where a `+` was URL-decoded (`?caller=+358…` read as ` 358…`), the `00` international
+/// prefix, the default region's national form, and `tel:`/`sip:` URIs around any of these.
+/// `None` for anything that is not a valid number (withheld, `anonymous`, garbage).
 ///
 /// ```
 /// use outagecast_core::contact::Region;
 /// use outagecast_core::ivr::normalise_caller;
 /// let fi = Some(Region::parse("FI").unwrap());
 /// assert_eq!(normalise_caller(" 358401234567", fi).as_deref(), Some("+358401234567"));
+/// assert_eq!(normalise_caller("sip:+358401234567@pbx.example", fi).as_deref(), Some("+358401234567"));
 /// assert_eq!(normalise_caller("anonymous", fi), None);
 /// ```
 pub fn normalise_caller(raw: &str, default_region: Option<Region>) -> Option<String> {
-    let t = raw.trim();
-    if t.is_empty() || t.len() > 40 {
+    // Longer than any written-out number: not worth parsing (and bounds the parser's work).
+    if raw.len() > 64 {
         return None;
     }
     let try_parse = |s: &str| PhoneNumber::parse(s, default_region).ok();
-    // As given first (national or international); then, for bare digits, as E.164 without '+'.
-    try_parse(t)
+    let plus_was_decoded = raw
+        .strip_prefix(' ')
+        .map(str::trim_start)
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    let t = strip_uri(raw.trim());
+    if t.is_empty() || t.len() > 40 {
+        return None;
+    }
+    // A leading space stood for '+'; read that way first, as it is the likelier meaning.
+    plus_was_decoded
+        .and_then(|rest| try_parse(&format!("+{}", rest.trim_end())))
+        // As given (national or international); then, for bare digits, as E.164 without '+'.
+        .or_else(|| try_parse(t))
         .or_else(|| {
             if t.chars().all(|c| c.is_ascii_digit()) && !t.starts_with('0') {
                 try_parse(&format!("+{t}"))
@@ -85,11 +98,32 @@ pub fn normalise_caller(raw: &str, default_region: Option<Region>) -> Option<Str
         .map(|p| p.e164().to_string())
 }
 
-/// Composes the answer from the caller's armed incidents (in any order).
+/// `tel:+358…` → `+358…`; `sip:+358…@host;user=phone` → `+358…`; anything else as it is.
+fn strip_uri(t: &str) -> &str {
+    let lower_prefix = |p: &str| {
+        t.get(..p.len())
+            .filter(|head| head.eq_ignore_ascii_case(p))
+            .map(|_| &t[p.len()..])
+    };
+    if let Some(rest) = lower_prefix("tel:") {
+        return rest.split(';').next().unwrap_or_default().trim();
+    }
+    if let Some(rest) = lower_prefix("sip:").or_else(|| lower_prefix("sips:")) {
+        return rest.split(['@', ';']).next().unwrap_or_default().trim();
+    }
+    t
+}
+
+/// Composes the answer from the caller's armed incidents (in any order): live ones first,
+/// then most severe, then newest.
 pub fn answer(caller: Option<String>, mut incidents: Vec<ArmedIncident>) -> IvrAnswer {
+    // Live incidents before ones already restored (their "fixed" note comes last), then the
+    // most severe, then the newest.
     incidents.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
+        b.status
+            .is_active()
+            .cmp(&a.status.is_active())
+            .then_with(|| b.severity.cmp(&a.severity))
             .then_with(|| b.declared_at.cmp(&a.declared_at))
             .then_with(|| b.id.cmp(&a.id))
     });
@@ -174,8 +208,72 @@ mod tests {
             "12",
             "<script>",
             "9999999999999999999999999999999999999999999",
+            "tel:",
+            "sip:@",
+            " ",
         ] {
             assert_eq!(normalise_caller(raw, fi), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn more_caller_forms() {
+        let fi = Some(Region::parse("FI").unwrap());
+        for raw in [
+            "+358 40 123 4567",
+            " 358 40 123 4567",
+            "  358401234567 ",
+            "tel:+358401234567",
+            "TEL:+358-40-123-4567;phone-context=x",
+            "sip:+358401234567@pbx.example.com;user=phone",
+            "sip:0401234567@10.0.0.1",
+            "(040) 123 4567",
+        ] {
+            assert_eq!(
+                normalise_caller(raw, fi).as_deref(),
+                Some("+358401234567"),
+                "{raw}"
+            );
+        }
+        // Without a default region only international forms can be read.
+        assert_eq!(
+            normalise_caller("358401234567", None).as_deref(),
+            Some("+358401234567")
+        );
+        assert_eq!(
+            normalise_caller(" 12025550123", None).as_deref(),
+            Some("+12025550123")
+        );
+        assert_eq!(normalise_caller("0401234567", None), None);
+    }
+
+    #[test]
+    fn live_incidents_come_before_restored_ones() {
+        let mut restored = armed(3, Severity::Extreme, "fixed.");
+        restored.status = IncidentStatus::Restored;
+        let a = answer(None, vec![restored, armed(4, Severity::Minor, "minor.")]);
+        assert_eq!(a.announcement.as_deref(), Some("minor. fixed."));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever a phone system sends: no panic, and what comes out is E.164 that reads
+        /// back as itself.
+        #[test]
+        fn any_input_is_e164_or_nothing(raw in proptest::prop_oneof![
+            ".*",
+            "[ +0-9()\\-]{0,24}",
+            "(tel:|sip:| |00|\\+)?[0-9]{0,16}(@[a-z.]{0,8})?",
+        ]) {
+            let fi = Some(Region::parse("FI").unwrap());
+            for region in [fi, None] {
+                if let Some(e164) = normalise_caller(&raw, region) {
+                    proptest::prop_assert!(e164.starts_with('+'));
+                    proptest::prop_assert!(e164[1..].chars().all(|c| c.is_ascii_digit()));
+                    proptest::prop_assert_eq!(normalise_caller(&e164, region), Some(e164.clone()));
+                }
+            }
         }
     }
 }

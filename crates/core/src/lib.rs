@@ -14,5 +14,6 @@ pub mod incident;
 pub mod ivr;
 pub mod message;
 pub mod notice;
+pub mod sms;
 
 pub use error::{CoreError, Result};

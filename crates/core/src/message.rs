@@ -358,6 +358,35 @@ pub fn announcement(draft: &IncidentDraft, lang: Language, locale: Locale) -> St
     }
 }
 
+/// What a caller from the area hears for a while after the incident was restored, when the
+/// IVR is set to keep announcing restorations (water can take a while to run clear; a caller
+/// who still has trouble should know the fault itself is fixed before reaching the menu).
+///
+/// ```
+/// use outagecast_core::contact::Language;
+/// use outagecast_core::incident::IncidentKind;
+/// use outagecast_core::message::restored_announcement;
+/// assert_eq!(
+///     restored_announcement(IncidentKind::Water, Language::En),
+///     "The water outage in your area has been fixed. Thank you for your patience."
+/// );
+/// ```
+pub fn restored_announcement(kind: IncidentKind, lang: Language) -> String {
+    let noun = kind_noun(kind, lang);
+    match lang {
+        Language::Fi => {
+            format!("Alueellanne ollut {noun} on korjattu. Kiitos kärsivällisyydestänne.")
+        }
+        Language::Sv => format!(
+            "{} i ditt område är åtgärdat. Tack för ditt tålamod.",
+            capitalised(&format!("{noun}et"))
+        ),
+        Language::En => {
+            format!("The {noun} in your area has been fixed. Thank you for your patience.")
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

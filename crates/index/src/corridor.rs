@@ -157,7 +157,11 @@ fn extension_end(a: Point, b: Point, buffer_m: f64) -> Option<Coord> {
     }
     // At most the antipode of `a`; an arc from `b` to (nearly) there is ambiguous, and
     // `arc_boxes` takes the whole globe for it.
-    Some(Haversine.destination(a, crs_ab.to_degrees(), length + extra).0)
+    Some(
+        Haversine
+            .destination(a, crs_ab.to_degrees(), length + extra)
+            .0,
+    )
 }
 
 /// A lon/lat box holding (a piece of) a great-circle arc, in degrees.
@@ -362,13 +366,19 @@ mod tests {
     /// boxes are no longer needed.
     #[test]
     fn follows_geos_nearest_point_past_the_end_of_a_segment() {
-        let (a, b) = ((72.420_593_083_198_87, -88.600_178_044_795_92), (-55.860_004_384_690_455, -87.276_717_734_181_64));
+        let (a, b) = (
+            (72.420_593_083_198_87, -88.600_178_044_795_92),
+            (-55.860_004_384_690_455, -87.276_717_734_181_64),
+        );
         let corridor = Corridor::new(LineString::from(vec![a, b]), 411.3).unwrap();
         let (x, y) = (-56.030_418_345_071_055, -87.255_366_454_450_48);
         let p = LonLat::parse(x, y).unwrap();
         assert!(corridor.contains(p), "premise: the exact rule selects it");
         let past_end = Geodesic.distance(Point::new(x, y), Point::new(b.0, b.1));
-        assert!(past_end > 2_000.0, "premise: {past_end} m from the line's end");
+        assert!(
+            past_end > 2_000.0,
+            "premise: {past_end} m from the line's end"
+        );
         assert!(CorridorQuery::new(&corridor).point([x, y]));
         // Without the extension, the segment's own boxes miss it.
         let mut boxes = Vec::new();

@@ -10,7 +10,8 @@
 //!   inside (taken whole), outside (skipped) or crossing the boundary (descended into); points
 //!   in crossing nodes are decided by the exact rule;
 //! * **corridors**: nodes and points outside the buffered envelopes of the line's great-circle
-//!   arcs are skipped; the rest are decided like circles, around the nearest point of the line.
+//!   arcs are skipped; the rest are decided like circles, around the nearest point of the line;
+//! * **unions**: each part as above, the ids merged.
 //!
 //! Pure: no I/O, no async. Thread-safe for concurrent reads (`&self` queries).
 
@@ -205,21 +206,25 @@ impl CustomerIndex {
     /// ```
     pub fn select(&self, area: &Area) -> Vec<CustomerId> {
         let mut ids = Vec::new();
+        self.gather(area, &mut ids);
+        finish(ids)
+    }
+
+    /// Appends the ids inside `area` to `ids`, unsorted, possibly repeated.
+    fn gather(&self, area: &Area, ids: &mut Vec<i64>) {
         match area {
-            Area::Circle(c) => {
-                let query = circle::CircleQuery::new(c);
-                self.walk(&query, &mut ids);
-            }
-            Area::Polygon(p) => {
-                let query = polygon::PolygonQuery::new(p);
-                self.walk(&query, &mut ids);
-            }
-            Area::Corridor(c) => {
-                let query = corridor::CorridorQuery::new(c);
-                self.walk(&query, &mut ids);
+            Area::Circle(c) => self.walk(&circle::CircleQuery::new(c), ids),
+            Area::Polygon(p) => self.walk(&polygon::PolygonQuery::new(p), ids),
+            Area::Corridor(c) => self.walk(&corridor::CorridorQuery::new(c), ids),
+            // Inside any part: each part is answered on its own and `finish` drops the ids
+            // that several parts found. (`Area::union` flattens, so parts are never unions;
+            // recursing keeps this total anyway.)
+            Area::Union(u) => {
+                for part in u.parts() {
+                    self.gather(part, ids);
+                }
             }
         }
-        finish(ids)
     }
 
     /// How many customers [`CustomerIndex::select`] would return.

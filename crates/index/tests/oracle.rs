@@ -3,10 +3,7 @@
 //! could go wrong (rims, vertices, edges, the antimeridian, high latitudes, duplicates).
 #![allow(clippy::unwrap_used)]
 
-use geo::{
-    Destination, Geodesic, HaversineClosestPoint, InterpolatePoint, LineString, MultiPolygon,
-    Point, Polygon,
-};
+use geo::{Destination, Geodesic, InterpolatePoint, LineString, MultiPolygon, Point, Polygon};
 use outagecast_core::area::{Area, Circle, Corridor, LonLat, PolygonArea};
 use outagecast_core::customer::CustomerId;
 use outagecast_index::CustomerIndex;
@@ -311,6 +308,47 @@ proptest! {
         check(with_duplicates(points, &mut rng), &Area::Corridor(corridor), shards)?;
     }
 
+    /// Unions of overlapping circles, a polygon and a corridor: inside any part, each id once.
+    #[test]
+    fn unions_match_the_oracle(
+        (lon, lat) in (-170.0..170.0f64, -70.0..70.0f64),
+        parts in 2usize..=4,
+        seed in any::<u64>(),
+        shards in 1usize..=3,
+    ) {
+        let mut rng = Mix(seed);
+        let c = at(lon, lat);
+        let mut areas = Vec::new();
+        for i in 0..parts {
+            let centre = destination(c, rng.range(0.0, 360.0), rng.range(0.0, 800.0));
+            let area = match i % 3 {
+                0 => Area::Circle(Circle::new(centre, rng.range(50.0, 700.0)).unwrap()),
+                1 => {
+                    let d = rng.range(0.001, 0.008);
+                    let ring = [
+                        [centre.lon() - d, centre.lat() - d],
+                        [centre.lon() + d, centre.lat() - d],
+                        [centre.lon() + d, centre.lat() + d],
+                        [centre.lon() - d, centre.lat() + d],
+                        [centre.lon() - d, centre.lat() - d],
+                    ];
+                    Area::Polygon(outagecast_core::area::polygon_from_ring(&ring).unwrap())
+                }
+                _ => {
+                    let end = destination(centre, rng.range(0.0, 360.0), 900.0);
+                    let line = vec![(centre.lon(), centre.lat()), (end.lon(), end.lat())];
+                    Area::Corridor(Corridor::new(line.into(), rng.range(5.0, 100.0)).unwrap())
+                }
+            };
+            areas.push(area);
+        }
+        let area = Area::union(areas).unwrap();
+        let points: Vec<LonLat> = (0..1500)
+            .map(|_| destination(c, rng.range(0.0, 360.0), 1_800.0 * rng.unit().sqrt()))
+            .collect();
+        check(with_duplicates(points, &mut rng), &area, shards)?;
+    }
+
     /// Inserts and removes (including of entries that are not there) keep the index equal to
     /// the multiset it should hold.
     #[test]
@@ -413,4 +451,3 @@ fn known_awkward_cases() {
     )
     .unwrap();
 }
-

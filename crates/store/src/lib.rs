@@ -10,6 +10,8 @@
 mod customers;
 mod incidents;
 mod ivr;
+mod outbox;
+mod receipts;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -24,6 +26,9 @@ pub use customers::ImportSummary;
 pub use incidents::{
     Declaration, DeclareOutcome, IncidentSummary, NoticeCount, Transition, TransitionOutcome,
 };
+pub use ivr::{IvrChanges, IvrFlagRow, IvrIncidentRow, IvrPoll, IvrSnapshot, RearmOutcome};
+pub use outbox::{ClaimedNotice, OutboxCounts, Outcome, ReportRow};
+pub use receipts::{Receipt, ReceiptOutcome};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,73 @@
+//! The contract between the worker and a channel adapter (SMS gateway, SMTP server).
+
+use std::future::Future;
+use std::time::Duration;
+
+use outagecast_core::contact::Channel;
+
+/// One message to send: a claimed notice as the adapter needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// The notice id: stable across retries, so adapters can derive idempotency keys and
+    /// Message-IDs from it.
+    pub notice_id: i64,
+    /// The incident it is about.
+    pub incident_id: i64,
+    /// SMS or email.
+    pub channel: Channel,
+    /// E.164 number or email address.
+    pub to: String,
+    /// Email subject (unused for SMS).
+    pub subject: String,
+    /// The text.
+    pub body: String,
+    /// `fi`, `sv` or `en`, for the email's `Content-Language`.
+    pub language: String,
+}
+
+/// What the provider said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Accepted; `provider_id` is the provider's message id (Twilio's `SM…` sid, or the
+    /// email's Message-ID).
+    Accepted {
+        /// The provider's id.
+        provider_id: String,
+    },
+    /// Not sent now, try again later: 429, 5xx, a timeout or a refused connection.
+    /// `after` is the provider's Retry-After when it gave one. `in_doubt` is true when the
+    /// provider may have acted on the request (a timeout after the request was written).
+    Retry {
+        /// Why, for the operator.
+        reason: String,
+        /// The provider's requested wait.
+        after: Option<Duration>,
+        /// Whether the message may have gone out anyway.
+        in_doubt: bool,
+    },
+    /// Never going to work (an invalid number, a rejected address): the provider's reason.
+    Permanent {
+        /// The provider's code and message.
+        reason: String,
+    },
+}
+
+/// A channel adapter.
+pub trait Transport: Send + Sync {
+    /// The channel this adapter serves.
+    fn channel(&self) -> Channel;
+
+    /// Sends one message.
+    fn send(&self, message: &OutgoingMessage) -> impl Future<Output = SendOutcome> + Send;
+
+    /// After a crash or a timeout: did an earlier attempt of this message reach the provider?
+    /// Returns its provider id if so. Adapters that cannot ask (SMTP) return `Ok(None)`.
+    fn find_sent(
+        &self,
+        message: &OutgoingMessage,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send;
+
+    /// How many units of the provider's rate limit this message costs (SMS segments; 1 for
+    /// an email).
+    fn cost(&self, message: &OutgoingMessage) -> u32;
+}

@@ -1,0 +1,297 @@
+//! The dispatcher end to end: the real binary sends to a Twilio-shaped gateway stand-in over real
+//! HTTP. Exactly once, follow-ups only to those told, faults, the configured rate, and a
+//! `kill -9` in the middle of a 50,000-notice batch.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outagecast_gateway_standin::{Faults, Gateway};
+use serde_json::Value;
+use tokio::process::Command;
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/helsinki/customers.csv");
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "test-token";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    gateway: Arc<Gateway>,
+    base_url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn setup(faults: Faults) -> Setup {
+    let gateway = Gateway::new(SID, TOKEN, faults);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(outagecast_gateway_standin::serve(
+        listener,
+        gateway.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Setup {
+        dir: tempfile::tempdir().unwrap(),
+        gateway,
+        base_url,
+        _stop: stop,
+    }
+}
+
+impl Setup {
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("notify.db")
+    }
+
+    fn command(&self, args: &[&str], rate: u32, timeout: f64) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_outagecast"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OUTAGECAST_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("OUTAGECAST_SMS_BASE_URL", &self.base_url)
+            .env("OUTAGECAST_SMS_ACCOUNT_SID", SID)
+            .env("OUTAGECAST_SMS_AUTH_TOKEN", TOKEN)
+            .env("OUTAGECAST_SMS_FROM", "+358480000000")
+            .env("OUTAGECAST_SMS_RATE", rate.to_string())
+            .env("OUTAGECAST_SMS_TIMEOUT", timeout.to_string())
+            .arg("--db")
+            .arg(self.db())
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let out = self.command(args, 1000, 5.0).output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    async fn notify(&self, rate: u32, timeout: f64) -> Value {
+        let out = self
+            .command(
+                &["notify", "run", "--until-empty", "--json", "--lease", "2"],
+                rate,
+                timeout,
+            )
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "notify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn count(report: &Value, channel: &str, status: &str) -> u64 {
+    report["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["channel"] == channel && c["status"] == status)
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_planned_sms_is_sent_once_and_restore_tells_only_those_told() {
+    let s = setup(Faults::default()).await;
+    s.json(&["import", "customers", SAMPLE, "--json"]).await;
+    let declared = s
+        .json(&[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst water main",
+            "--circle",
+            "24.9414,60.1710,400",
+            "--json",
+        ])
+        .await;
+    let id = declared["id"].as_i64().unwrap().to_string();
+    let planned = declared["notices"]["sms"].as_u64().unwrap();
+    assert!(planned > 50);
+
+    let run = s.notify(10_000, 5.0).await;
+    assert_eq!(run["sent"], planned);
+    assert_eq!(s.gateway.accepted() as u64, planned);
+    assert_eq!(s.gateway.duplicates(), 0);
+    let report = s.json(&["incident", "report", &id, "--json"]).await;
+    assert_eq!(count(&report, "sms", "sent"), planned);
+    assert_eq!(count(&report, "sms", "pending"), 0);
+
+    // A second run finds nothing to send.
+    let again = s.notify(10_000, 5.0).await;
+    assert_eq!(again["sent"], 0);
+    assert_eq!(s.gateway.accepted() as u64, planned);
+
+    // Restore: one follow-up per contact that was told, and nothing else.
+    let restored = s.json(&["incident", "restore", &id, "--json"]).await;
+    assert_eq!(restored["notices"]["sms"], planned);
+    s.notify(10_000, 5.0).await;
+    assert_eq!(s.gateway.accepted() as u64, 2 * planned);
+    assert_eq!(s.gateway.duplicates(), 0);
+    let fixed = s
+        .gateway
+        .messages()
+        .iter()
+        .filter(|m| {
+            m.body.contains("INC-")
+                && (m.body.contains("korjattu")
+                    || m.body.contains("fixed")
+                    || m.body.contains("åtgärdat"))
+        })
+        .count();
+    assert!(fixed as u64 >= planned, "restored texts were sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_end_sent_or_failed_with_no_duplicates_at_the_configured_rate() {
+    let s = setup(Faults {
+        too_many_every: 7,
+        server_error_every: 11,
+        slow_every: 13,
+        slow_by: Duration::from_millis(1500),
+        accept_then_hang_every: 97,
+    })
+    .await;
+    s.json(&["import", "customers", SAMPLE, "--json"]).await;
+    let declared = s
+        .json(&[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst water main",
+            "--circle",
+            "24.9414,60.1710,700",
+            "--json",
+        ])
+        .await;
+    let id = declared["id"].as_i64().unwrap().to_string();
+    let planned = declared["notices"]["sms"].as_u64().unwrap();
+    let rate = 150;
+    // A 1 s timeout: the slow (1.5 s) and hanging answers become in-doubt sends.
+    s.notify(rate, 1.0).await;
+    let report = s.json(&["incident", "report", &id, "--json"]).await;
+    assert_eq!(count(&report, "sms", "pending"), 0, "every notice ended");
+    assert_eq!(
+        count(&report, "sms", "sent") + count(&report, "sms", "failed"),
+        planned
+    );
+    assert_eq!(
+        s.gateway.duplicates(),
+        0,
+        "in-doubt sends were looked up, not repeated"
+    );
+    assert_eq!(s.gateway.accepted() as u64, count(&report, "sms", "sent"));
+    for r in report["recipients"].as_array().unwrap() {
+        if r["status"] == "failed" {
+            assert!(
+                r["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{r}"
+            );
+        }
+    }
+
+    // The pace: segments per second over the busy part of the run (the first 90% of the
+    // requests; the tail is retries waiting out their backoff).
+    let log = s.gateway.request_log();
+    let busy = &log[..log.len() * 9 / 10];
+    let segments: u64 = busy[1..]
+        .iter()
+        .map(|(_, body)| u64::from(outagecast_core::sms::segments(body).count))
+        .sum();
+    let seconds = (busy[busy.len() - 1].0 - busy[0].0).as_secs_f64();
+    let measured = segments as f64 / seconds;
+    eprintln!("measured {measured:.1} segments/s against {rate} configured over {seconds:.1} s");
+    assert!(
+        (measured - f64::from(rate)).abs() / f64::from(rate) <= 0.02,
+        "measured {measured:.1}/s, configured {rate}/s"
+    );
+}
+
+/// A city block of `n` customers with distinct mobile numbers, all at one point.
+fn synthetic_csv(path: &Path, n: usize) {
+    let mut out = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
+    for i in 0..n {
+        out.push_str(&format!(
+            "BULK-{i:06},24.9414,60.1710,Kaivokatu 1,+35848{:07},,fi,{}\n",
+            1_000_000 + i,
+            i % 10 == 0
+        ));
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_batch_then_restart_sends_every_notice_exactly_once() {
+    const N: usize = 50_000;
+    let s = setup(Faults::default()).await;
+    let csv = s.dir.path().join("bulk.csv");
+    synthetic_csv(&csv, N);
+    let imported = s
+        .json(&["import", "customers", csv.to_str().unwrap(), "--json"])
+        .await;
+    assert_eq!(imported["inserted"], N);
+    let declared = s
+        .json(&[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst main",
+            "--circle",
+            "24.9414,60.1710,50",
+            "--json",
+        ])
+        .await;
+    assert_eq!(declared["notices"]["sms"], N);
+    let id = declared["id"].as_i64().unwrap().to_string();
+
+    let mut child = s
+        .command(&["notify", "run", "--lease", "2"], 1_000_000, 5.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while s.gateway.accepted() < N / 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never got a third of the way"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().unwrap(); // SIGKILL: no chance to record or release anything.
+    child.wait().await.unwrap();
+    let at_kill = s.gateway.accepted();
+    assert!(at_kill < N, "killed before the end ({at_kill})");
+
+    let run = s.notify(1_000_000, 5.0).await;
+    eprintln!("killed after {at_kill} accepted; restart: {run}");
+    assert_eq!(s.gateway.accepted(), N, "every notice reached the gateway");
+    assert_eq!(s.gateway.duplicates(), 0, "and none twice");
+    let report = s.json(&["incident", "report", &id, "--json"]).await;
+    assert_eq!(count(&report, "sms", "sent"), N as u64);
+}

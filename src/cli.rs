@@ -98,6 +98,18 @@ pub enum IncidentCommand {
         /// New severity: minor, moderate, severe or extreme.
         #[arg(long)]
         severity: Option<String>,
+        /// A new area as a circle LON,LAT,METRES: only customers it adds are told.
+        #[arg(long, value_name = "LON,LAT,METRES", allow_hyphen_values = true, conflicts_with_all = ["polygon", "corridor"])]
+        circle: Option<String>,
+        /// A new area from a GeoJSON polygon file: only customers it adds are told.
+        #[arg(long, value_name = "FILE.geojson", conflicts_with = "corridor")]
+        polygon: Option<PathBuf>,
+        /// A new area along a GeoJSON line (with --buffer): only customers it adds are told.
+        #[arg(long, value_name = "FILE.geojson", requires = "buffer")]
+        corridor: Option<PathBuf>,
+        /// Metres each side of the --corridor line.
+        #[arg(long, value_name = "METRES")]
+        buffer: Option<f64>,
     },
     /// Mark the service restored: tells those told, disarms the IVR.
     Restore(IdArgs),

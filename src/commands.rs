@@ -83,17 +83,22 @@ fn read_file(path: &Path, flag: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("{flag}: cannot read {}", path.display()))
 }
 
-/// Builds the draft from the declare/preview flags; every error names its flag.
-pub fn draft_from_args(args: &DeclareArgs, now: DateTime<Utc>) -> Result<IncidentDraft> {
-    let area = match (&args.circle, &args.polygon, &args.corridor) {
+/// The area given by the basic area flags, if any; every error names its flag.
+pub fn area_from_flags(
+    circle: Option<&str>,
+    polygon: Option<&Path>,
+    corridor: Option<&Path>,
+    buffer: Option<f64>,
+) -> Result<Option<Area>> {
+    Ok(Some(match (circle, polygon, corridor) {
+        (None, None, None) => return Ok(None),
         (Some(c), None, None) => Area::Circle(Circle::parse_cli(c)?),
         (None, Some(p), None) => Area::Polygon(geojson::polygon_area(
             &read_file(p, "--polygon")?,
             "--polygon",
         )?),
         (None, None, Some(c)) => {
-            let buffer = args
-                .buffer
+            let buffer = buffer
                 .context("--buffer: a corridor needs a buffer in metres, e.g. --buffer 50")?;
             Area::Corridor(geojson::corridor(
                 &read_file(c, "--corridor")?,
@@ -102,7 +107,18 @@ pub fn draft_from_args(args: &DeclareArgs, now: DateTime<Utc>) -> Result<Inciden
             )?)
         }
         _ => bail!("area: give exactly one of --circle, --polygon or --corridor"),
-    };
+    }))
+}
+
+/// Builds the draft from the declare/preview flags; every error names its flag.
+pub fn draft_from_args(args: &DeclareArgs, now: DateTime<Utc>) -> Result<IncidentDraft> {
+    let area = area_from_flags(
+        args.circle.as_deref(),
+        args.polygon.as_deref(),
+        args.corridor.as_deref(),
+        args.buffer,
+    )?
+    .context("area: give one of --circle, --polygon or --corridor")?;
     let etr = args
         .etr
         .as_deref()
@@ -378,7 +394,24 @@ pub async fn transition(
             outcome.superseded
         },
         outcome.disarmed
-    ))
+    ))?;
+    if outcome.added_customers > 0 {
+        emit(&format!(
+            "  the new area adds {} customers: {} sms, {} email (told as newly affected)",
+            outcome.added_customers,
+            outcome
+                .added_notices
+                .get(&Channel::Sms)
+                .copied()
+                .unwrap_or(0),
+            outcome
+                .added_notices
+                .get(&Channel::Email)
+                .copied()
+                .unwrap_or(0),
+        ))?;
+    }
+    Ok(())
 }
 
 fn transition_json(o: &TransitionOutcome) -> serde_json::Value {
@@ -394,6 +427,8 @@ fn transition_json(o: &TransitionOutcome) -> serde_json::Value {
         "superseded": o.superseded,
         "rewritten": o.rewritten,
         "disarmed": o.disarmed,
+        "added_customers": o.added_customers,
+        "added_notices": channel_counts(&o.added_notices),
     })
 }
 
@@ -401,8 +436,10 @@ pub fn changes_from_args(
     etr: Option<&str>,
     cause: Option<&str>,
     severity: Option<&str>,
+    area: Option<Area>,
 ) -> Result<IncidentChanges> {
     Ok(IncidentChanges {
+        area,
         etr: etr.map(|t| parse_time(t, "--etr")).transpose()?,
         cause: cause.map(Cause::parse).transpose()?,
         severity: severity.map(Severity::parse).transpose()?,

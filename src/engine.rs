@@ -15,7 +15,7 @@ use outagecast_core::message::Locale;
 use outagecast_core::notice::{RecipientPlan, plan_recipients};
 use outagecast_index::CustomerIndex;
 use outagecast_store::{
-    Declaration, DeclareOutcome, ImportSummary, SqliteStore, Transition, TransitionOutcome,
+    Declaration, DeclareOutcome, Growth, ImportSummary, SqliteStore, Transition, TransitionOutcome,
 };
 
 /// Settings that shape every operation.
@@ -155,7 +155,8 @@ impl Engine {
         Ok((selection, outcome))
     }
 
-    /// Updates, restores or cancels an incident.
+    /// Updates, restores or cancels an incident. A new area on an update tells only the
+    /// customers it adds.
     pub async fn transition(
         &self,
         id: IncidentId,
@@ -163,6 +164,26 @@ impl Engine {
         changes: IncidentChanges,
         now: DateTime<Utc>,
     ) -> Result<TransitionOutcome> {
+        let grown = match (&changes.area, event) {
+            (Some(area), EventKind::Updated) => {
+                let before: HashSet<CustomerId> =
+                    self.store.affected_ids(id).await?.into_iter().collect();
+                let selection = self.select(area).await?;
+                let added: Vec<(CustomerId, Customer)> = selection
+                    .customers
+                    .into_iter()
+                    .filter(|(i, _)| !before.contains(i))
+                    .collect();
+                let opted_out = self.store.opt_outs().await?;
+                let refs: Vec<(CustomerId, &Customer)> =
+                    added.iter().map(|(i, c)| (*i, c)).collect();
+                let plan = plan_recipients(&refs, |ch, addr| {
+                    opted_out.contains(&(ch, addr.to_string()))
+                });
+                Some((added.iter().map(|(i, _)| *i).collect::<Vec<_>>(), plan))
+            }
+            _ => None,
+        };
         Ok(self
             .store
             .transition(
@@ -172,6 +193,7 @@ impl Engine {
                     changes,
                     actor: &self.settings.actor,
                     now,
+                    growth: grown.as_ref().map(|(added, plan)| Growth { added, plan }),
                 },
                 &self.settings.locale(now),
             )

@@ -102,11 +102,22 @@ async fn dispatch(engine: &mut Engine, command: Command) -> Result<()> {
                 etr,
                 cause,
                 severity,
+                circle,
+                polygon,
+                corridor,
+                buffer,
             } => {
+                let area = commands::area_from_flags(
+                    circle.as_deref(),
+                    polygon.as_deref(),
+                    corridor.as_deref(),
+                    buffer,
+                )?;
                 let changes = commands::changes_from_args(
                     etr.as_deref(),
                     cause.as_deref(),
                     severity.as_deref(),
+                    area,
                 )?;
                 commands::transition(engine, &id, EventKind::Updated, changes).await
             }

@@ -295,3 +295,61 @@ async fn kill_9_mid_batch_then_restart_sends_every_notice_exactly_once() {
     let report = s.json(&["incident", "report", &id, "--json"]).await;
     assert_eq!(count(&report, "sms", "sent"), N as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grown_area_tells_only_the_newly_affected() {
+    let s = setup(Faults::default()).await;
+    s.json(&["import", "customers", SAMPLE, "--json"]).await;
+    let declared = s
+        .json(&[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst water main",
+            "--circle",
+            "24.9414,60.1710,200",
+            "--json",
+        ])
+        .await;
+    let id = declared["id"].as_i64().unwrap().to_string();
+    let first_sms = declared["notices"]["sms"].as_u64().unwrap();
+    let first_customers = declared["affected_customers"].as_u64().unwrap();
+    s.notify(10_000, 5.0).await;
+    assert_eq!(s.gateway.accepted() as u64, first_sms);
+
+    let grown = s
+        .json(&[
+            "incident",
+            "update",
+            &id,
+            "--circle",
+            "24.9414,60.1710,450",
+            "--json",
+        ])
+        .await;
+    assert_eq!(
+        grown["notices"]["sms"], 0,
+        "those already told hear nothing about a new shape"
+    );
+    let added = grown["added_customers"].as_u64().unwrap();
+    let added_sms = grown["added_notices"]["sms"].as_u64().unwrap();
+    assert!(added > 0 && added_sms > 0, "{grown}");
+    let shown = s.json(&["incident", "show", &id, "--json"]).await;
+    assert_eq!(
+        shown["affected_customers"].as_u64().unwrap(),
+        first_customers + added
+    );
+
+    s.notify(10_000, 5.0).await;
+    assert_eq!(s.gateway.accepted() as u64, first_sms + added_sms);
+    assert_eq!(s.gateway.duplicates(), 0);
+    let numbers: std::collections::HashSet<String> =
+        s.gateway.messages().into_iter().map(|m| m.to).collect();
+    assert_eq!(
+        numbers.len() as u64,
+        first_sms + added_sms,
+        "each number told once"
+    );
+}

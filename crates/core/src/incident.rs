@@ -398,16 +398,23 @@ pub struct IncidentChanges {
     pub cause: Option<Cause>,
     /// A new severity.
     pub severity: Option<Severity>,
+    /// A new area. Customers it adds are told as if newly declared; nobody already told hears
+    /// about the change of shape.
+    pub area: Option<Area>,
 }
 
 impl IncidentDraft {
     /// The draft with `changes` applied. Only what changes is checked: an ETR that has passed
     /// stays as it was when the operator only corrects the cause.
     pub fn with_changes(&self, changes: &IncidentChanges, now: DateTime<Utc>) -> Result<Self> {
-        if changes.etr.is_none() && changes.cause.is_none() && changes.severity.is_none() {
+        if changes.etr.is_none()
+            && changes.cause.is_none()
+            && changes.severity.is_none()
+            && changes.area.is_none()
+        {
             return Err(CoreError::invalid(
                 "update",
-                "changes nothing; give --etr, --cause or --severity",
+                "changes nothing; give --etr, --cause, --severity or a new area",
             ));
         }
         if let Some(etr) = changes.etr {
@@ -422,6 +429,9 @@ impl IncidentDraft {
         }
         if let Some(severity) = changes.severity {
             next.severity = severity;
+        }
+        if let Some(area) = &changes.area {
+            next.area = area.clone();
         }
         Ok(next)
     }

@@ -49,6 +49,11 @@ impl CallerKey {
     pub(crate) fn value(self) -> u64 {
         self.0
     }
+
+    /// The inverse of [`CallerKey::value`], for keys the index itself stored.
+    pub(crate) fn from_value(n: u64) -> Self {
+        CallerKey(n)
+    }
 }
 
 /// 1–15 ASCII digits, the first not 0.

@@ -61,6 +61,18 @@ pub struct Transition<'a> {
     pub actor: &'a str,
     /// When.
     pub now: DateTime<Utc>,
+    /// For an `Updated` with a new area: the customers it adds and who they are told through.
+    pub growth: Option<Growth<'a>>,
+}
+
+/// Customers a grown area adds, planned by the caller from the index and the core.
+#[derive(Debug, Clone, Copy)]
+pub struct Growth<'a> {
+    /// Customers in the new area that were not affected before.
+    pub added: &'a [CustomerId],
+    /// Their recipients and numbers; contacts this incident already has notices for are
+    /// skipped, so a phone shared with an earlier-affected account is not told twice.
+    pub plan: &'a RecipientPlan,
 }
 
 /// What a transition wrote.
@@ -78,6 +90,10 @@ pub struct TransitionOutcome {
     pub rewritten: u64,
     /// IVR flags cleared.
     pub disarmed: u64,
+    /// Customers a grown area added.
+    pub added_customers: u64,
+    /// Notices to the newly affected, per channel (declared wording).
+    pub added_notices: BTreeMap<Channel, u64>,
 }
 
 /// Outbox counts for one channel and status.
@@ -342,7 +358,77 @@ impl SqliteStore {
             .rows_affected();
         }
 
-        let told = told_contacts(&mut tx, t.id).await?;
+        let mut added_notices = BTreeMap::new();
+        let mut added_customers = 0;
+        if let Some(g) = t.growth.filter(|_| t.event == EventKind::Updated) {
+            let area = serde_json::to_string(draft.area())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query("UPDATE incidents SET area = ? WHERE id = ?")
+                .bind(&area)
+                .bind(t.id.0)
+                .execute(&mut *tx)
+                .await?;
+            for chunk in g.added.chunks(CHUNK) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO incident_customers (incident_id, customer_id) ",
+                );
+                q.push_values(chunk, |mut b, c| {
+                    b.push_bind(t.id.0).push_bind(c.0);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                added_customers += q.build().execute(&mut *tx).await?.rows_affected();
+            }
+            let known: std::collections::HashSet<(String, String)> =
+                sqlx::query_as("SELECT channel, address FROM notices WHERE incident_id = ?")
+                    .bind(t.id.0)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            let fresh: Vec<Recipient> = g
+                .plan
+                .recipients
+                .iter()
+                .filter(|r| !known.contains(&(r.channel.as_str().to_string(), r.address.clone())))
+                .cloned()
+                .collect();
+            // The newly affected hear of the outage for the first time: the declared wording.
+            added_notices = insert_notices(
+                &mut tx,
+                t.id,
+                event_id,
+                EventKind::Declared,
+                &draft,
+                &fresh,
+                wording,
+                &now,
+            )
+            .await?;
+            for n in &g.plan.armed {
+                sqlx::query(
+                    "INSERT INTO ivr_flags (phone, incident_id, language, announcement, armed_at)
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (phone, incident_id) DO NOTHING",
+                )
+                .bind(&n.e164)
+                .bind(t.id.0)
+                .bind(n.language.code())
+                .bind(wording.announcement(&draft, n.language))
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+
+        // A change of shape alone is news only to the newly affected.
+        let only_area = t.event == EventKind::Updated
+            && t.changes.etr.is_none()
+            && t.changes.cause.is_none()
+            && t.changes.severity.is_none();
+        let told = if only_area {
+            vec![]
+        } else {
+            told_contacts(&mut tx, t.id).await?
+        };
         let notices = insert_notices(
             &mut tx, t.id, event_id, t.event, &draft, &told, wording, &now,
         )
@@ -366,6 +452,8 @@ impl SqliteStore {
                 "follow_up_notices": notices,
                 "superseded": superseded,
                 "disarmed": disarmed,
+                "added_customers": added_customers,
+                "added_notices": added_notices,
             }),
             t.now,
         )
@@ -379,6 +467,8 @@ impl SqliteStore {
             superseded,
             rewritten,
             disarmed,
+            added_customers,
+            added_notices,
         })
     }
 
@@ -457,6 +547,17 @@ impl SqliteStore {
                 })
             })
             .collect()
+    }
+
+    /// Ids of the customers the incident affects (selected at declaration or added since).
+    pub async fn affected_ids(&self, id: IncidentId) -> Result<Vec<CustomerId>> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT customer_id FROM incident_customers WHERE incident_id = ? ORDER BY customer_id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(c,)| CustomerId(c)).collect())
     }
 
     /// Account ids of the customers selected at declaration, sorted.
@@ -880,6 +981,7 @@ mod tests {
                     event: EventKind::Restored,
                     changes: IncidentChanges::default(),
                     actor: "test",
+                    growth: None,
                     now: later,
                 },
                 &locale(later),
@@ -909,6 +1011,7 @@ mod tests {
                     event: EventKind::Cancelled,
                     changes: IncidentChanges::default(),
                     actor: "test",
+                    growth: None,
                     now: later,
                 },
                 &locale(later),
@@ -934,6 +1037,7 @@ mod tests {
                         ..Default::default()
                     },
                     actor: "test",
+                    growth: None,
                     now,
                 },
                 &locale(now),

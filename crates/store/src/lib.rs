@@ -24,7 +24,8 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 pub use customers::ImportSummary;
 pub use incidents::{
-    Declaration, DeclareOutcome, IncidentSummary, NoticeCount, Transition, TransitionOutcome,
+    Declaration, DeclareOutcome, Growth, IncidentSummary, NoticeCount, Transition,
+    TransitionOutcome,
 };
 pub use ivr::{IvrChanges, IvrFlagRow, IvrIncidentRow, IvrPoll, IvrSnapshot, RearmOutcome};
 pub use outbox::{ClaimedNotice, OutboxCounts, Outcome, ReportRow};

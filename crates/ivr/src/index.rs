@@ -1,0 +1,975 @@
+//! The caller index: E.164 caller number → the incidents to announce to that caller.
+//!
+//! # Layout and locking
+//!
+//! Numbers live in 64 shards, each a `RwLock<HashMap<u64, Flags>>`; a number's entry is a
+//! list of `(incident, language)` references, inline when there is one (nearly always).
+//! Everything about an incident (status, ETR, expiry, the announcement per language) lives
+//! once in a small incident table behind an [`ArcSwap`].
+//!
+//! A lookup takes one shard's read lock (one uncontended atomic operation: two lookups
+//! rarely meet on the same one of 64 locks, and writers hold a shard for microseconds), then
+//! reads the incident table through `ArcSwap::load`, which takes no lock at all. Whole-index
+//! copy-on-write (one `ArcSwap` over everything) was the alternative, but copying ten million
+//! entries per change costs seconds and gigabytes; a persistent map would make every lookup
+//! slower. With this split:
+//! - restore, cancel, an ETR update or expiry change one incident-table entry, swapped in
+//!   atomically: every caller of the incident sees the change at once, numbers untouched;
+//! - arming numbers touches only their shards;
+//! - expiry and the "restored" grace are decided at lookup time from the incident entry, so
+//!   they take effect to the second without any writer running.
+//!
+//! Writers (the store follower, a test) are serialised by one mutex and never block each
+//! other's readers for longer than one shard update.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, TimeDelta, Utc};
+use outagecast_core::contact::{Language, Region};
+use outagecast_core::incident::{IncidentId, IncidentKind, IncidentStatus, Severity};
+use outagecast_core::ivr::{ArmedIncident, IvrAnswer, answer};
+use outagecast_core::message::restored_announcement;
+
+use crate::key::CallerKey;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Number of shards; a power of two (the shard is the top bits of a multiplicative hash).
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+/// How the index decides what is still worth saying.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexSettings {
+    /// How long after a restore its callers still hear "it has been fixed". `None`: not at all.
+    pub restored_grace: Option<TimeDelta>,
+}
+
+impl IndexSettings {
+    /// Reads the "restored" grace period as an operator writes it: `off` (or `0`), or a number
+    /// with a unit, `90s`, `15m`, `2h`.
+    ///
+    /// ```
+    /// use outagecast_ivr::IndexSettings;
+    /// assert_eq!(IndexSettings::parse_grace("15m").unwrap(), Some(chrono::TimeDelta::minutes(15)));
+    /// assert_eq!(IndexSettings::parse_grace("off").unwrap(), None);
+    /// assert!(IndexSettings::parse_grace("15").is_err());
+    /// ```
+    pub fn parse_grace(text: &str) -> crate::Result<Option<TimeDelta>> {
+        let t = text.trim().to_ascii_lowercase();
+        if t == "off" || t == "0" || t == "none" {
+            return Ok(None);
+        }
+        let bad = || crate::IvrError::Invalid {
+            field: "OUTAGECAST_IVR_RESTORED_GRACE",
+            problem: format!(
+                "{text:?} is not a duration; write off, or a number with s, m or h (e.g. 15m)"
+            ),
+        };
+        let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (digits, unit) = t.split_at(split);
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        // A week is far longer than anyone should hear about a fixed outage.
+        let limit = TimeDelta::days(7);
+        let d = match unit {
+            "s" => TimeDelta::try_seconds(n),
+            "m" | "min" => TimeDelta::try_minutes(n),
+            "h" => TimeDelta::try_hours(n),
+            _ => None,
+        }
+        .filter(|d| *d <= limit)
+        .ok_or_else(bad)?;
+        Ok((d > TimeDelta::zero()).then_some(d))
+    }
+}
+
+/// An incident as the IVR needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncidentInfo {
+    /// Incident id.
+    pub id: IncidentId,
+    /// Service kind.
+    pub kind: IncidentKind,
+    /// Severity.
+    pub severity: Severity,
+    /// Current status.
+    pub status: IncidentStatus,
+    /// Estimated restoration.
+    pub etr: Option<DateTime<Utc>>,
+    /// When it was declared.
+    pub declared_at: DateTime<Utc>,
+    /// When it was restored or cancelled (`None` while active).
+    pub closed_at: Option<DateTime<Utc>>,
+    /// When callers stop hearing about it, if set.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One stored IVR flag, as the index takes it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagInput {
+    /// The caller number.
+    pub key: CallerKey,
+    /// The incident.
+    pub incident: IncidentId,
+    /// The caller's language.
+    pub language: Language,
+    /// What they hear. Every flag of an incident in one language carries the same words (the
+    /// store writes them per incident and language), so the index keeps them once.
+    pub announcement: String,
+    /// When the flag was disarmed, if it was.
+    pub disarmed_at: Option<DateTime<Utc>>,
+}
+
+/// What changed in the store since the last [`CallerIndex::apply`] (see
+/// `outagecast_store::IvrChanges`, which this mirrors).
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Every incident something changed for.
+    pub touched: Vec<IncidentId>,
+    /// Those that still exist, as they are now.
+    pub incidents: Vec<IncidentInfo>,
+    /// Incidents whose flags were all re-read: `flags` holds all their relevant flags, and any
+    /// other number held for them is stale.
+    pub reloaded: Vec<IncidentId>,
+    /// Single numbers re-read: `flags` holds the row if it still exists.
+    pub phones: Vec<(IncidentId, CallerKey)>,
+    /// The flags re-read.
+    pub flags: Vec<FlagInput>,
+}
+
+/// One incident announced to a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    /// The incident.
+    pub incident: IncidentInfo,
+    /// The language of the announcement.
+    pub language: Language,
+    /// What to say.
+    pub announcement: Arc<str>,
+    /// Whether this is the "it has been fixed" note of a restored incident.
+    pub restored: bool,
+}
+
+/// What to tell one caller: the incidents to announce, live ones first, then the most severe,
+/// then the newest (the order of [`outagecast_core::ivr::answer`]). Empty: nothing to announce.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookup {
+    items: Vec<Announced>,
+}
+
+impl Lookup {
+    /// Nothing to announce.
+    pub fn nothing() -> Self {
+        Lookup::default()
+    }
+
+    /// Whether there is anything to say.
+    pub fn armed(&self) -> bool {
+        !self.items.is_empty()
+    }
+
+    /// The incidents, in the order to announce them.
+    pub fn items(&self) -> &[Announced] {
+        &self.items
+    }
+
+    /// The language to speak in: the first announcement's.
+    pub fn language(&self) -> Option<Language> {
+        self.items.first().map(|a| a.language)
+    }
+
+    /// Every announcement joined into one text.
+    pub fn announcement(&self) -> Option<String> {
+        match self.items.as_slice() {
+            [] => None,
+            [one] => Some(one.announcement.to_string()),
+            many => Some(
+                many.iter()
+                    .map(|a| &*a.announcement)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        }
+    }
+
+    /// The same answer in the core's terms (what `outagecast ivr lookup` prints).
+    pub fn into_answer(self, caller: Option<String>) -> IvrAnswer {
+        let incidents = self
+            .items
+            .into_iter()
+            .map(|a| ArmedIncident {
+                id: a.incident.id,
+                kind: a.incident.kind,
+                severity: a.incident.severity,
+                status: a.incident.status,
+                etr: a.incident.etr,
+                declared_at: a.incident.declared_at,
+                language: a.language,
+                announcement: a.announcement.to_string(),
+            })
+            .collect();
+        answer(caller, incidents)
+    }
+}
+
+/// An incident in the index, with its words.
+#[derive(Debug)]
+struct Entry {
+    info: IncidentInfo,
+    /// The announcement in each language (indexed by [`slot`]), as the store wrote it.
+    texts: [Option<Arc<str>>; 3],
+    /// "It has been fixed", in each language.
+    restored: [Arc<str>; 3],
+}
+
+type Table = FastMap<IncidentId, Arc<Entry>>;
+
+fn slot(lang: Language) -> usize {
+    match lang {
+        Language::Fi => 0,
+        Language::Sv => 1,
+        Language::En => 2,
+    }
+}
+
+fn restored_texts(kind: IncidentKind) -> [Arc<str>; 3] {
+    Language::ALL.map(|l| Arc::from(restored_announcement(kind, l)))
+}
+
+/// One number's flag for one incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FlagRef {
+    incident: IncidentId,
+    language: Language,
+}
+
+/// A number's flags: inline when there is one, as for nearly every number.
+#[derive(Debug)]
+enum Flags {
+    One(FlagRef),
+    Many(Box<[FlagRef]>),
+}
+
+impl Flags {
+    fn as_slice(&self) -> &[FlagRef] {
+        match self {
+            Flags::One(f) => std::slice::from_ref(f),
+            Flags::Many(all) => all,
+        }
+    }
+
+    /// Sets the flag for `f.incident`; `true` when the number had none for it before.
+    fn set(&mut self, f: FlagRef) -> bool {
+        let slice: &mut [FlagRef] = match self {
+            Flags::One(one) => std::slice::from_mut(one),
+            Flags::Many(all) => all,
+        };
+        if let Some(existing) = slice.iter_mut().find(|x| x.incident == f.incident) {
+            *existing = f;
+            return false;
+        }
+        let mut all = slice.to_vec();
+        all.push(f);
+        *self = Flags::Many(all.into_boxed_slice());
+        true
+    }
+
+    /// The flags without `incident`: `None` if it was not there, `Some(None)` if nothing is left.
+    fn without(&self, incident: IncidentId) -> Option<Option<Flags>> {
+        let all = self.as_slice();
+        if !all.iter().any(|f| f.incident == incident) {
+            return None;
+        }
+        let rest: Vec<FlagRef> = all
+            .iter()
+            .copied()
+            .filter(|f| f.incident != incident)
+            .collect();
+        Some(match rest.as_slice() {
+            [] => None,
+            [one] => Some(Flags::One(*one)),
+            _ => Some(Flags::Many(rest.into_boxed_slice())),
+        })
+    }
+}
+
+type Shard = FastMap<u64, Flags>;
+
+/// What the writers share: how many numbers each incident has in the shards, so a reload knows
+/// without a scan whether stale numbers are left.
+#[derive(Debug, Default)]
+struct WriterState {
+    counts: HashMap<IncidentId, usize>,
+}
+
+/// Where an incident is in its life, for a caller at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Announce it.
+    Live,
+    /// Say it has been fixed.
+    Restored,
+    /// Say nothing (closed and past any grace, or expired); can be forgotten.
+    Over,
+}
+
+/// The caller index. Share it behind an `Arc`: lookups and writers take `&self`.
+pub struct CallerIndex {
+    settings: IndexSettings,
+    shards: Box<[RwLock<Shard>]>,
+    incidents: ArcSwap<Table>,
+    writer: Mutex<WriterState>,
+}
+
+impl std::fmt::Debug for CallerIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallerIndex")
+            .field("settings", &self.settings)
+            .field("incidents", &self.incidents.load().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallerIndex {
+    /// An empty index.
+    pub fn new(settings: IndexSettings) -> Self {
+        CallerIndex {
+            settings,
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            incidents: ArcSwap::from_pointee(Table::default()),
+            writer: Mutex::new(WriterState::default()),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> IndexSettings {
+        self.settings
+    }
+
+    fn shard_of(key: CallerKey) -> usize {
+        // Fibonacci hashing: the top bits of the product mix every digit of the number. The
+        // maps inside use their own, independently seeded hasher, so this does not correlate
+        // with where an entry lands inside its shard.
+        (key.value().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
+    }
+
+    fn shard(&self, key: CallerKey) -> &RwLock<Shard> {
+        &self.shards[Self::shard_of(key)]
+    }
+
+    fn phase(&self, info: &IncidentInfo, now: DateTime<Utc>) -> Phase {
+        if info.expires_at.is_some_and(|e| now >= e) {
+            return Phase::Over;
+        }
+        if info.status.is_active() {
+            return Phase::Live;
+        }
+        let in_grace = info.status == IncidentStatus::Restored
+            && matches!(
+                (info.closed_at, self.settings.restored_grace),
+                (Some(closed), Some(grace)) if now < closed + grace
+            );
+        if in_grace {
+            Phase::Restored
+        } else {
+            Phase::Over
+        }
+    }
+
+    /// Whether a stored flag belongs in the index: armed, or disarmed by the restore of its
+    /// incident (for the "restored" note). A flag disarmed before that (its number left the
+    /// area) does not.
+    fn relevant(info: &IncidentInfo, disarmed_at: Option<DateTime<Utc>>) -> bool {
+        match disarmed_at {
+            None => true,
+            Some(t) => {
+                info.status == IncidentStatus::Restored && info.closed_at.is_some_and(|c| t >= c)
+            }
+        }
+    }
+
+    /// What to tell the caller `key` at `now`.
+    pub fn lookup(&self, key: CallerKey, now: DateTime<Utc>) -> Lookup {
+        let shard = self
+            .shard(key)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(flags) = shard.get(&key.value()) else {
+            return Lookup::nothing();
+        };
+        let table = self.incidents.load();
+        let mut items = Vec::with_capacity(flags.as_slice().len());
+        for f in flags.as_slice() {
+            // A number can briefly reference an incident a writer has not published yet (or
+            // has just forgotten): it is simply not announced.
+            let Some(entry) = table.get(&f.incident) else {
+                continue;
+            };
+            let (text, restored) = match self.phase(&entry.info, now) {
+                Phase::Live => match &entry.texts[slot(f.language)] {
+                    Some(text) => (text.clone(), false),
+                    None => continue,
+                },
+                Phase::Restored => (entry.restored[slot(f.language)].clone(), true),
+                Phase::Over => continue,
+            };
+            items.push(Announced {
+                incident: entry.info,
+                language: f.language,
+                announcement: text,
+                restored,
+            });
+        }
+        drop(shard);
+        if items.len() > 1 {
+            items.sort_by(|a, b| {
+                a.restored
+                    .cmp(&b.restored)
+                    .then_with(|| b.incident.severity.cmp(&a.incident.severity))
+                    .then_with(|| b.incident.declared_at.cmp(&a.incident.declared_at))
+                    .then_with(|| b.incident.id.cmp(&a.incident.id))
+            });
+        }
+        Lookup { items }
+    }
+
+    /// What to tell a caller whose number arrived as `raw` from a phone system. A number that
+    /// cannot be read is simply not armed.
+    pub fn lookup_caller(
+        &self,
+        raw: &str,
+        default_region: Option<Region>,
+        now: DateTime<Utc>,
+    ) -> Lookup {
+        // The shortcut answers the usual E.164 caller without the numbering-plan parser; a miss
+        // goes through the full normaliser, which may read the same text as another number
+        // (e.g. with a national trunk prefix written after the country code).
+        let fast = CallerKey::fast(raw);
+        if let Some(key) = fast {
+            let found = self.lookup(key, now);
+            if found.armed() {
+                return found;
+            }
+        }
+        if self.is_empty() {
+            return Lookup::nothing();
+        }
+        match CallerKey::read(raw, default_region) {
+            Some(key) if Some(key) != fast => self.lookup(key, now),
+            _ => Lookup::nothing(),
+        }
+    }
+
+    /// How many numbers the index holds (armed, or in a "restored" grace period).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+
+    /// Whether the index holds no number at all.
+    pub fn is_empty(&self) -> bool {
+        self.shards
+            .iter()
+            .all(|s| s.read().unwrap_or_else(PoisonError::into_inner).is_empty())
+    }
+
+    /// How many incidents the index holds.
+    pub fn incident_count(&self) -> usize {
+        self.incidents.load().len()
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, WriterState> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces everything with a full read of the store (at start, or after the follower
+    /// lost track). Flags of incidents not in `incidents` are ignored.
+    pub fn replace_all(
+        &self,
+        incidents: Vec<IncidentInfo>,
+        flags: impl IntoIterator<Item = FlagInput>,
+        now: DateTime<Utc>,
+    ) {
+        let mut writer = self.writer();
+        let mut building: HashMap<IncidentId, Entry> = incidents
+            .into_iter()
+            .map(|info| {
+                (
+                    info.id,
+                    Entry {
+                        info,
+                        texts: Default::default(),
+                        restored: restored_texts(info.kind),
+                    },
+                )
+            })
+            .collect();
+        let flags = flags.into_iter();
+        let per_shard = flags.size_hint().0 / SHARDS;
+        let mut shards: Vec<Shard> = (0..SHARDS)
+            .map(|_| Shard::with_capacity_and_hasher(per_shard, Default::default()))
+            .collect();
+        let mut counts: HashMap<IncidentId, usize> = HashMap::new();
+        for f in flags {
+            let Some(entry) = building.get_mut(&f.incident) else {
+                continue;
+            };
+            if !Self::relevant(&entry.info, f.disarmed_at) {
+                continue;
+            }
+            let text = &mut entry.texts[slot(f.language)];
+            if f.disarmed_at.is_none() && text.is_none() {
+                *text = Some(Arc::from(f.announcement));
+            }
+            let fresh = upsert(
+                &mut shards[Self::shard_of(f.key)],
+                f.key,
+                FlagRef {
+                    incident: f.incident,
+                    language: f.language,
+                },
+            );
+            if fresh {
+                *counts.entry(f.incident).or_default() += 1;
+            }
+        }
+        let table: Table = building
+            .into_iter()
+            .map(|(id, e)| (id, Arc::new(e)))
+            .collect();
+        // Publish the old and new incidents together while the shards are swapped one by one,
+        // so that no number, old or new, loses its incident in between.
+        let mut union: Table = (**self.incidents.load()).clone();
+        union.extend(table.iter().map(|(k, v)| (*k, v.clone())));
+        self.incidents.store(Arc::new(union));
+        for (lock, fresh) in self.shards.iter().zip(shards) {
+            let old = std::mem::replace(&mut *lock.write().unwrap_or_else(PoisonError::into_inner), fresh);
+            // Freeing millions of entries happens outside the lock.
+            drop(old);
+        }
+        self.incidents.store(Arc::new(table));
+        writer.counts = counts;
+        self.forget_over(&mut writer, now);
+    }
+
+    /// Applies what changed in the store (one poll's worth).
+    pub fn apply(&self, changes: Changes, now: DateTime<Utc>) {
+        let mut writer = self.writer();
+        let infos: HashMap<IncidentId, IncidentInfo> =
+            changes.incidents.iter().map(|i| (i.id, *i)).collect();
+        let reloaded: HashSet<IncidentId> = changes.reloaded.iter().copied().collect();
+
+        // The incident table first: new incidents must be there before their numbers, and a
+        // restore or an ETR change takes effect for every caller in this one swap.
+        let mut table: Table = (**self.incidents.load()).clone();
+        let mut gone: HashSet<IncidentId> = HashSet::new();
+        for id in &changes.touched {
+            let Some(info) = infos.get(id) else {
+                table.remove(id);
+                gone.insert(*id);
+                continue;
+            };
+            let mut texts: [Option<Arc<str>>; 3] = match table.get(id) {
+                Some(old) if !reloaded.contains(id) => old.texts.clone(),
+                _ => Default::default(),
+            };
+            for f in changes.flags.iter().filter(|f| f.incident == *id) {
+                if f.disarmed_at.is_none() {
+                    let text = &mut texts[slot(f.language)];
+                    if text.as_deref() != Some(f.announcement.as_str()) {
+                        *text = Some(Arc::from(f.announcement.as_str()));
+                    }
+                }
+            }
+            table.insert(
+                *id,
+                Arc::new(Entry {
+                    info: *info,
+                    texts,
+                    restored: restored_texts(info.kind),
+                }),
+            );
+        }
+        self.incidents.store(Arc::new(table));
+        if !gone.is_empty() {
+            self.remove_incidents(&mut writer, &gone);
+        }
+
+        // Whole incidents re-read.
+        for id in &changes.reloaded {
+            let Some(info) = infos.get(id) else {
+                continue;
+            };
+            let mut keep: HashSet<CallerKey> = HashSet::new();
+            for f in changes.flags.iter().filter(|f| f.incident == *id) {
+                if Self::relevant(info, f.disarmed_at) {
+                    keep.insert(f.key);
+                    self.set(&mut writer, f.key, *id, f.language);
+                } else {
+                    self.unset(&mut writer, f.key, *id);
+                }
+            }
+            if writer.counts.get(id).copied().unwrap_or(0) > keep.len() {
+                // Numbers no longer flagged at all (deleted rows): find them by a scan.
+                let removed = self.retain(|key, f| f.incident != *id || keep.contains(&key));
+                if let Some(n) = writer.counts.get_mut(id) {
+                    *n = n.saturating_sub(removed);
+                }
+            }
+        }
+
+        // Single numbers re-read.
+        if !changes.phones.is_empty() {
+            let rows: HashMap<(IncidentId, CallerKey), &FlagInput> = changes
+                .flags
+                .iter()
+                .map(|f| ((f.incident, f.key), f))
+                .collect();
+            for (id, key) in &changes.phones {
+                if reloaded.contains(id) {
+                    continue;
+                }
+                match (rows.get(&(*id, *key)), infos.get(id)) {
+                    (Some(f), Some(info)) if Self::relevant(info, f.disarmed_at) => {
+                        self.set(&mut writer, *key, *id, f.language);
+                    }
+                    _ => self.unset(&mut writer, *key, *id),
+                }
+            }
+        }
+        self.forget_over(&mut writer, now);
+    }
+
+    /// Forgets incidents that will never be announced again (closed and past any grace, or
+    /// expired) and their numbers. Lookups already skip them; this only frees the memory, so
+    /// calling it now and then is enough.
+    pub fn sweep(&self, now: DateTime<Utc>) {
+        let mut writer = self.writer();
+        self.forget_over(&mut writer, now);
+    }
+
+    fn forget_over(&self, writer: &mut WriterState, now: DateTime<Utc>) {
+        let over: HashSet<IncidentId> = self
+            .incidents
+            .load()
+            .values()
+            .filter(|e| self.phase(&e.info, now) == Phase::Over)
+            .map(|e| e.info.id)
+            .collect();
+        if over.is_empty() {
+            return;
+        }
+        let mut table: Table = (**self.incidents.load()).clone();
+        table.retain(|id, _| !over.contains(id));
+        self.incidents.store(Arc::new(table));
+        self.remove_incidents(writer, &over);
+    }
+
+    fn remove_incidents(&self, writer: &mut WriterState, ids: &HashSet<IncidentId>) {
+        if ids
+            .iter()
+            .any(|id| writer.counts.get(id).copied().unwrap_or(0) > 0)
+        {
+            self.retain(|_, f| !ids.contains(&f.incident));
+        }
+        for id in ids {
+            writer.counts.remove(id);
+        }
+    }
+
+    fn set(&self, writer: &mut WriterState, key: CallerKey, incident: IncidentId, language: Language) {
+        let mut shard = self
+            .shard(key)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if upsert(&mut shard, key, FlagRef { incident, language }) {
+            *writer.counts.entry(incident).or_default() += 1;
+        }
+    }
+
+    fn unset(&self, writer: &mut WriterState, key: CallerKey, incident: IncidentId) {
+        let mut shard = self
+            .shard(key)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(flags) = shard.get(&key.value()) else {
+            return;
+        };
+        match flags.without(incident) {
+            None => return,
+            Some(None) => {
+                shard.remove(&key.value());
+            }
+            Some(Some(rest)) => {
+                shard.insert(key.value(), rest);
+            }
+        }
+        if let Some(n) = writer.counts.get_mut(&incident) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Keeps only the flags for which `keep` holds, shard by shard (each write-locked only for
+    /// its own pass). Returns how many flags went.
+    fn retain(&self, keep: impl Fn(CallerKey, &FlagRef) -> bool) -> usize {
+        let mut removed = 0;
+        for lock in self.shards.iter() {
+            let mut shard = lock.write().unwrap_or_else(PoisonError::into_inner);
+            shard.retain(|k, flags| {
+                let key = CallerKey::from_value(*k);
+                let all = flags.as_slice();
+                let kept: Vec<FlagRef> = all.iter().copied().filter(|f| keep(key, f)).collect();
+                if kept.len() == all.len() {
+                    return true;
+                }
+                removed += all.len() - kept.len();
+                match kept.as_slice() {
+                    [] => false,
+                    [one] => {
+                        *flags = Flags::One(*one);
+                        true
+                    }
+                    _ => {
+                        *flags = Flags::Many(kept.into_boxed_slice());
+                        true
+                    }
+                }
+            });
+        }
+        removed
+    }
+}
+
+/// Sets `f` for `key`; `true` when the number had no flag for that incident before.
+fn upsert(shard: &mut Shard, key: CallerKey, f: FlagRef) -> bool {
+    use std::collections::hash_map::Entry as MapEntry;
+    match shard.entry(key.value()) {
+        MapEntry::Occupied(mut e) => e.get_mut().set(f),
+        MapEntry::Vacant(v) => {
+            v.insert(Flags::One(f));
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap() + TimeDelta::minutes(min)
+    }
+
+    fn info(id: i64, severity: Severity) -> IncidentInfo {
+        IncidentInfo {
+            id: IncidentId(id),
+            kind: IncidentKind::Water,
+            severity,
+            status: IncidentStatus::Declared,
+            etr: None,
+            declared_at: t(id),
+            closed_at: None,
+            expires_at: None,
+        }
+    }
+
+    fn key(n: &str) -> CallerKey {
+        CallerKey::parse(n).unwrap()
+    }
+
+    fn flag(n: &str, id: i64, lang: Language, text: &str) -> FlagInput {
+        FlagInput {
+            key: key(n),
+            incident: IncidentId(id),
+            language: lang,
+            announcement: text.into(),
+            disarmed_at: None,
+        }
+    }
+
+    const A: &str = "+358401111111";
+    const B: &str = "+358402222222";
+    const C: &str = "+358403333333";
+
+    fn loaded(settings: IndexSettings) -> CallerIndex {
+        let index = CallerIndex::new(settings);
+        index.replace_all(
+            vec![info(1, Severity::Minor), info(2, Severity::Severe)],
+            vec![
+                flag(A, 1, Language::Fi, "yksi"),
+                flag(B, 1, Language::En, "one"),
+                flag(B, 2, Language::En, "two"),
+            ],
+            t(10),
+        );
+        index
+    }
+
+    fn texts(l: &Lookup) -> Vec<&str> {
+        l.items().iter().map(|a| &*a.announcement).collect()
+    }
+
+    #[test]
+    fn a_number_on_several_incidents_hears_the_most_severe_first() {
+        let index = loaded(IndexSettings::default());
+        assert_eq!(texts(&index.lookup(key(A), t(10))), ["yksi"]);
+        let b = index.lookup(key(B), t(10));
+        assert_eq!(texts(&b), ["two", "one"]);
+        assert_eq!(b.announcement().as_deref(), Some("two one"));
+        assert!(!index.lookup(key(C), t(10)).armed());
+        assert_eq!(index.len(), 2);
+        // The core's ranking agrees.
+        let answer = b.clone().into_answer(None);
+        let ids: Vec<IncidentId> = answer.incidents.iter().map(|i| i.id).collect();
+        let ours: Vec<IncidentId> = b.items().iter().map(|a| a.incident.id).collect();
+        assert_eq!(ids, ours);
+    }
+
+    #[test]
+    fn restore_disarms_at_once_and_grace_says_it_is_fixed() {
+        let index = loaded(IndexSettings {
+            restored_grace: Some(TimeDelta::minutes(15)),
+        });
+        let mut restored = info(1, Severity::Minor);
+        restored.status = IncidentStatus::Restored;
+        restored.closed_at = Some(t(20));
+        let mut a = flag(A, 1, Language::Fi, "yksi");
+        a.disarmed_at = Some(t(20));
+        let mut b = flag(B, 1, Language::En, "one");
+        b.disarmed_at = Some(t(20));
+        index.apply(
+            Changes {
+                touched: vec![IncidentId(1)],
+                incidents: vec![restored],
+                reloaded: vec![IncidentId(1)],
+                phones: vec![],
+                flags: vec![a, b],
+            },
+            t(20),
+        );
+        let a = index.lookup(key(A), t(21));
+        assert!(a.items()[0].restored);
+        assert_eq!(
+            texts(&a),
+            ["Alueellanne ollut vesikatko on korjattu. Kiitos kärsivällisyydestänne."]
+        );
+        // The live incident first, then the "fixed" note.
+        let b = index.lookup(key(B), t(21));
+        assert_eq!(b.items()[0].incident.id, IncidentId(2));
+        assert!(b.items()[1].restored);
+        // After the grace: nothing, and the sweep frees the numbers.
+        assert!(!index.lookup(key(A), t(35)).armed());
+        index.sweep(t(35));
+        assert_eq!(index.incident_count(), 1);
+        assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn without_grace_a_restore_is_silent_and_forgotten() {
+        let index = loaded(IndexSettings::default());
+        let mut restored = info(2, Severity::Severe);
+        restored.status = IncidentStatus::Restored;
+        restored.closed_at = Some(t(20));
+        index.apply(
+            Changes {
+                touched: vec![IncidentId(2)],
+                incidents: vec![restored],
+                reloaded: vec![IncidentId(2)],
+                phones: vec![],
+                flags: vec![],
+            },
+            t(20),
+        );
+        assert_eq!(texts(&index.lookup(key(B), t(20))), ["one"]);
+        assert_eq!(index.incident_count(), 1);
+    }
+
+    #[test]
+    fn expiry_is_decided_at_lookup_time() {
+        let index = CallerIndex::new(IndexSettings::default());
+        let mut i = info(1, Severity::Minor);
+        i.expires_at = Some(t(30));
+        index.replace_all(vec![i], vec![flag(A, 1, Language::Sv, "ett")], t(0));
+        assert!(index.lookup(key(A), t(29)).armed());
+        assert!(!index.lookup(key(A), t(30)).armed());
+        index.sweep(t(30));
+        assert!(index.is_empty());
+    }
+
+    #[test]
+    fn single_numbers_follow_a_reimport() {
+        let index = loaded(IndexSettings::default());
+        // C joins incident 1 in Swedish, A leaves it, B switches to Finnish.
+        let mut a = flag(A, 1, Language::Fi, "yksi");
+        a.disarmed_at = Some(t(15));
+        index.apply(
+            Changes {
+                touched: vec![IncidentId(1)],
+                incidents: vec![info(1, Severity::Minor)],
+                reloaded: vec![],
+                phones: vec![
+                    (IncidentId(1), key(A)),
+                    (IncidentId(1), key(B)),
+                    (IncidentId(1), key(C)),
+                ],
+                flags: vec![
+                    a,
+                    flag(B, 1, Language::Fi, "yksi"),
+                    flag(C, 1, Language::Sv, "ett"),
+                ],
+            },
+            t(15),
+        );
+        assert!(!index.lookup(key(A), t(15)).armed());
+        assert_eq!(texts(&index.lookup(key(B), t(15))), ["two", "yksi"]);
+        assert_eq!(texts(&index.lookup(key(C), t(15))), ["ett"]);
+    }
+
+    #[test]
+    fn an_update_rewrites_every_callers_words_and_a_reload_drops_stale_numbers() {
+        let index = loaded(IndexSettings::default());
+        let mut updated = info(1, Severity::Extreme);
+        updated.status = IncidentStatus::Updated;
+        index.apply(
+            Changes {
+                touched: vec![IncidentId(1)],
+                incidents: vec![updated],
+                reloaded: vec![IncidentId(1)],
+                phones: vec![],
+                // A's row is gone altogether.
+                flags: vec![flag(B, 1, Language::En, "one, later")],
+            },
+            t(15),
+        );
+        assert!(!index.lookup(key(A), t(15)).armed());
+        assert_eq!(texts(&index.lookup(key(B), t(15))), ["one, later", "two"]);
+    }
+
+    #[test]
+    fn caller_forms_reach_the_same_number() {
+        let index = loaded(IndexSettings::default());
+        let fi = Some(Region::parse("FI").unwrap());
+        for raw in [A, " 358401111111", "0401111111", "00358401111111", "358401111111"] {
+            assert!(index.lookup_caller(raw, fi, t(10)).armed(), "{raw}");
+        }
+        for raw in ["", "anonymous", "+", "0401111112", "\u{0}", "+999999999999999"] {
+            assert!(!index.lookup_caller(raw, fi, t(10)).armed(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn grace_is_read_as_operators_write_it() {
+        assert_eq!(IndexSettings::parse_grace("90s").unwrap(), Some(TimeDelta::seconds(90)));
+        assert_eq!(IndexSettings::parse_grace(" 2H ").unwrap(), Some(TimeDelta::hours(2)));
+        assert_eq!(IndexSettings::parse_grace("0").unwrap(), None);
+        for bad in ["", "m", "-5m", "15 m", "1d", "99999999999999999999h", "8000h"] {
+            assert!(IndexSettings::parse_grace(bad).is_err(), "{bad}");
+        }
+    }
+}

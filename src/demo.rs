@@ -110,6 +110,17 @@ pub async fn run() -> Result<()> {
         );
     }
 
+    let gateway = start_gateway().await?;
+    let sent = dispatch(&engine, &gateway).await?;
+    println!(
+        "   dispatched: {sent} SMS accepted by the Twilio-compatible gateway stand-in at {} \
+         (emails stay queued: the demo configures no SMTP server)",
+        gateway.base_url
+    );
+    if let Some(m) = gateway.gateway.messages().first() {
+        println!("   first one to {}: \"{}\"", m.to, m.body);
+    }
+
     let affected_phone = selection
         .customers
         .iter()
@@ -131,13 +142,21 @@ pub async fn run() -> Result<()> {
         )
         .await?;
     println!(
-        "\n4. the main is fixed: {} is {}; {} IVR numbers disarmed, {} unsent notices withdrawn",
+        "\n4. the main is fixed: {} is {}; {} IVR numbers disarmed",
         id.label(),
         restored.incident.status,
         restored.disarmed,
-        restored.superseded
     );
-    println!("   (nobody was sent the outage notice in this demo, so nobody is sent \"restored\")");
+    println!(
+        "   \"restored\" follow-ups planned only for those told: {} SMS",
+        restored.notices.get(&Channel::Sms).copied().unwrap_or(0)
+    );
+    let followed = dispatch(&engine, &gateway).await?;
+    println!(
+        "   dispatched: {followed} more SMS; the gateway saw {} messages, {} of them duplicates",
+        gateway.gateway.accepted(),
+        gateway.gateway.duplicates()
+    );
     if let Some(number) = &affected_phone {
         let answer = engine.ivr_lookup(number, Utc::now()).await?;
         println!("   {}", ivr_text(number, &answer));
@@ -157,4 +176,52 @@ fn unaffected_number(all: &[Customer], selection: &crate::engine::Selection) -> 
         .map(|p| p.e164())
         .find(|p| !affected.contains(p))
         .map(str::to_string)
+}
+
+/// The gateway stand-in on loopback, so the demo really sends without leaving the machine.
+struct DemoGateway {
+    gateway: std::sync::Arc<outagecast_gateway_standin::Gateway>,
+    base_url: String,
+}
+
+const DEMO_SID: &str = "ACdemo0000000000000000000000000000";
+const DEMO_TOKEN: &str = "demo";
+
+async fn start_gateway() -> Result<DemoGateway> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let gateway =
+        outagecast_gateway_standin::Gateway::new(DEMO_SID, DEMO_TOKEN, Default::default());
+    tokio::spawn(outagecast_gateway_standin::serve(
+        listener,
+        gateway.clone(),
+        std::future::pending(),
+    ));
+    Ok(DemoGateway { gateway, base_url })
+}
+
+/// Drains the SMS outbox to the stand-in; returns how many were sent.
+async fn dispatch(engine: &Engine, gw: &DemoGateway) -> Result<u64> {
+    use outagecast_dispatch::sms::{Sender, SmsConfig, TwilioSms};
+    use outagecast_dispatch::worker::{Dispatcher, Unconfigured, WorkerConfig};
+    let sms = TwilioSms::new(SmsConfig {
+        base_url: gw.base_url.clone(),
+        account_sid: DEMO_SID.into(),
+        auth_token: DEMO_TOKEN.into(),
+        sender: Sender::From("+358480000000".into()),
+        status_callback: None,
+        rate: 1000,
+        timeout: std::time::Duration::from_secs(5),
+    })?;
+    let dispatcher: Dispatcher<TwilioSms, Unconfigured> = Dispatcher::new(
+        engine.store().clone(),
+        Some((sms, 1000)),
+        None,
+        WorkerConfig::new("demo"),
+    );
+    dispatcher.drain().await?;
+    Ok(dispatcher
+        .progress()
+        .sent
+        .load(std::sync::atomic::Ordering::Relaxed))
 }

@@ -247,26 +247,7 @@ fn assemble(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::test_support::fresh;
-    use outagecast_core::customer::{CustomerRecord, RecordRules};
-
-    pub(crate) fn customer(account: &str, phone: &str, email: &str) -> Customer {
-        CustomerRecord {
-            account_id: account.into(),
-            lon: "24.9414".into(),
-            lat: "60.1710".into(),
-            address: "Kaivokatu 1, Helsinki".into(),
-            phone: phone.into(),
-            email: email.into(),
-            language: "fi".into(),
-            priority: "false".into(),
-        }
-        .parse(RecordRules {
-            default_region: None,
-            default_language: Language::Fi,
-        })
-        .unwrap()
-    }
+    use crate::test_support::{customer, fresh};
 
     #[tokio::test]
     async fn reimport_updates_instead_of_duplicating_and_keeps_opt_outs() {

@@ -185,6 +185,17 @@ impl SqliteStore {
         d: Declaration<'_>,
         wording: &dyn Wording,
     ) -> Result<DeclareOutcome> {
+        self.declare_recorded(d, wording, None).await
+    }
+
+    /// [`SqliteStore::declare`], also recording where the incident came from (see
+    /// `provenance.rs`) in the same transaction.
+    pub(crate) async fn declare_recorded(
+        &self,
+        d: Declaration<'_>,
+        wording: &dyn Wording,
+        record: Option<&crate::provenance::Provenance>,
+    ) -> Result<DeclareOutcome> {
         let mut tx = self.write_tx().await?;
         let now = ts(d.now);
         let area = serde_json::to_string(d.draft.area())
@@ -274,6 +285,9 @@ impl SqliteStore {
             d.now,
         )
         .await?;
+        if let Some(p) = record {
+            crate::provenance::record(&mut tx, incident_id, event_id, p, d.now).await?;
+        }
         let incident = fetch_incident(&mut tx, incident_id).await?;
         tx.commit().await?;
         Ok(DeclareOutcome {
@@ -295,6 +309,17 @@ impl SqliteStore {
         &self,
         t: Transition<'_>,
         wording: &dyn Wording,
+    ) -> Result<TransitionOutcome> {
+        self.transition_recorded(t, wording, None).await
+    }
+
+    /// [`SqliteStore::transition`], also recording the message that caused it (see
+    /// `provenance.rs`) in the same transaction.
+    pub(crate) async fn transition_recorded(
+        &self,
+        t: Transition<'_>,
+        wording: &dyn Wording,
+        record: Option<&crate::provenance::Provenance>,
     ) -> Result<TransitionOutcome> {
         if t.event == EventKind::Declared {
             return Err(StoreError::Rule(outagecast_core::CoreError::invalid(
@@ -458,6 +483,9 @@ impl SqliteStore {
             t.now,
         )
         .await?;
+        if let Some(p) = record {
+            crate::provenance::record(&mut tx, t.id, event_id, p, t.now).await?;
+        }
         let incident = fetch_incident(&mut tx, t.id).await?;
         tx.commit().await?;
         Ok(TransitionOutcome {
@@ -793,69 +821,18 @@ async fn rewrite_announcements(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::test_support::fresh;
-    use outagecast_core::area::{Circle, LonLat};
-    use outagecast_core::customer::{Customer, CustomerRecord, RecordRules};
+    use crate::test_support::{self, customer, declare_with, locale, water_draft as draft};
+    use outagecast_core::customer::Customer;
     use outagecast_core::ivr::answer;
-    use outagecast_core::message::Locale;
     use outagecast_core::notice::plan_recipients;
 
-    fn customer(account: &str, phone: &str, email: &str) -> Customer {
-        CustomerRecord {
-            account_id: account.into(),
-            lon: "24.9414".into(),
-            lat: "60.1710".into(),
-            address: "Kaivokatu 1, Helsinki".into(),
-            phone: phone.into(),
-            email: email.into(),
-            language: "en".into(),
-            priority: "false".into(),
-        }
-        .parse(RecordRules {
-            default_region: None,
-            default_language: Language::Fi,
-        })
-        .unwrap()
-    }
-
-    fn draft(now: DateTime<Utc>) -> IncidentDraft {
-        IncidentDraft::new(
-            DraftParts {
-                kind: IncidentKind::Water,
-                severity: Severity::Moderate,
-                cause: Cause::parse("burst water main").unwrap(),
-                etr: Some(now + chrono::Duration::hours(3)),
-                reference: None,
-                area: Area::Circle(
-                    Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 500.0).unwrap(),
-                ),
-                expires_at: None,
-            },
-            now,
-        )
-        .unwrap()
-    }
-
     async fn seeded() -> (SqliteStore, tempfile::TempDir, Vec<(CustomerId, Customer)>) {
-        let (store, dir) = fresh().await;
-        let customers = vec![
+        test_support::seeded(&[
             customer("A", "+358481111111", "a@example.com"),
             customer("B", "+358481111111;+35893101641", ""),
             customer("C", "+358482222222", ""),
-        ];
-        store
-            .upsert_customers(&customers, "test", "t.csv", Utc::now())
-            .await
-            .unwrap();
-        let ids: Vec<CustomerId> = store
-            .service_points()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        let loaded = store.customers(&ids).await.unwrap();
-        (store, dir, loaded)
+        ])
+        .await
     }
 
     async fn declare(
@@ -865,28 +842,7 @@ mod tests {
     ) -> DeclareOutcome {
         let refs: Vec<(CustomerId, &Customer)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
         let plan = plan_recipients(&refs, |_, _| false);
-        let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
-        let d = draft(now);
-        store
-            .declare(
-                Declaration {
-                    draft: &d,
-                    affected: &ids,
-                    plan: &plan,
-                    actor: "test",
-                    now,
-                },
-                &locale(now),
-            )
-            .await
-            .unwrap()
-    }
-
-    fn locale(now: DateTime<Utc>) -> Locale {
-        Locale {
-            zone: chrono_tz::Europe::Helsinki,
-            now,
-        }
+        declare_with(store, loaded, &plan, now).await.unwrap()
     }
 
     #[tokio::test]

@@ -12,6 +12,9 @@ mod incidents;
 mod ivr;
 mod outbox;
 mod receipts;
+// Ingest (issue 3): named zones, customers' addresses for the geocoder, CAP provenance.
+mod provenance;
+mod zones;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -29,7 +32,9 @@ pub use incidents::{
 };
 pub use ivr::{IvrChanges, IvrFlagRow, IvrIncidentRow, IvrPoll, IvrSnapshot, RearmOutcome};
 pub use outbox::{ClaimedNotice, OutboxCounts, Outcome, ReportRow};
+pub use provenance::{CapMessageRow, CapRecord, IncidentOrigin, Provenance};
 pub use receipts::{Receipt, ReceiptOutcome};
+pub use zones::{StoredZone, ZoneImportSummary, ZoneRecord};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -208,8 +213,17 @@ pub(crate) fn stored<T>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod test_support {
+    //! Fixtures shared by the store's tests: a few customers at Kaivokatu, a water incident.
+
     use super::*;
+    use outagecast_core::area::{Area, Circle, LonLat};
+    use outagecast_core::contact::Language;
+    use outagecast_core::customer::{Customer, CustomerId, CustomerRecord, RecordRules};
+    use outagecast_core::incident::{Cause, DraftParts, IncidentDraft, IncidentKind, Severity};
+    use outagecast_core::message::Locale;
+    use outagecast_core::notice::RecipientPlan;
 
     /// A store on a fresh file in a temporary directory (kept alive by the returned guard).
     pub async fn fresh() -> (SqliteStore, tempfile::TempDir) {
@@ -218,5 +232,95 @@ pub(crate) mod test_support {
             .await
             .expect("open store");
         (store, dir)
+    }
+
+    /// An English-speaking customer at Kaivokatu 1; `phone` and `email` may list several
+    /// values separated by `;`.
+    pub fn customer(account: &str, phone: &str, email: &str) -> Customer {
+        CustomerRecord {
+            account_id: account.into(),
+            lon: "24.9414".into(),
+            lat: "60.1710".into(),
+            address: "Kaivokatu 1, Helsinki".into(),
+            phone: phone.into(),
+            email: email.into(),
+            language: "en".into(),
+            priority: "false".into(),
+        }
+        .parse(RecordRules {
+            default_region: None,
+            default_language: Language::Fi,
+        })
+        .unwrap()
+    }
+
+    /// A burst water main around Kaivokatu, fixed in three hours.
+    pub fn water_draft(now: DateTime<Utc>) -> IncidentDraft {
+        IncidentDraft::new(
+            DraftParts {
+                kind: IncidentKind::Water,
+                severity: Severity::Moderate,
+                cause: Cause::parse("burst water main").unwrap(),
+                etr: Some(now + chrono::Duration::hours(3)),
+                reference: None,
+                area: Area::Circle(
+                    Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 500.0).unwrap(),
+                ),
+                expires_at: None,
+            },
+            now,
+        )
+        .unwrap()
+    }
+
+    /// Helsinki wording at `now`.
+    pub fn locale(now: DateTime<Utc>) -> Locale {
+        Locale {
+            zone: chrono_tz::Europe::Helsinki,
+            now,
+        }
+    }
+
+    /// A fresh store holding `customers`, read back with their ids.
+    pub async fn seeded(
+        customers: &[Customer],
+    ) -> (SqliteStore, tempfile::TempDir, Vec<(CustomerId, Customer)>) {
+        let (store, dir) = fresh().await;
+        store
+            .upsert_customers(customers, "test", "t.csv", Utc::now())
+            .await
+            .unwrap();
+        let ids: Vec<CustomerId> = store
+            .service_points()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let loaded = store.customers(&ids).await.unwrap();
+        (store, dir, loaded)
+    }
+
+    /// Declares [`water_draft`] affecting every customer in `loaded`, told through `plan`.
+    pub async fn declare_with(
+        store: &SqliteStore,
+        loaded: &[(CustomerId, Customer)],
+        plan: &RecipientPlan,
+        now: DateTime<Utc>,
+    ) -> Result<DeclareOutcome> {
+        let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
+        let draft = water_draft(now);
+        store
+            .declare(
+                Declaration {
+                    draft: &draft,
+                    affected: &ids,
+                    plan,
+                    actor: "test",
+                    now,
+                },
+                &locale(now),
+            )
+            .await
     }
 }

@@ -434,79 +434,68 @@ async fn fall_back_to_email(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::test_support::fresh;
-    use crate::{Declaration, SqliteStore};
-    use outagecast_core::area::{Area, Circle, LonLat};
-    use outagecast_core::customer::{CustomerId, CustomerRecord, RecordRules};
-    use outagecast_core::incident::{Cause, DraftParts, IncidentDraft, IncidentKind};
-    use outagecast_core::message::Locale;
+    use crate::test_support::{customer, declare_with, seeded};
     use outagecast_core::notice::plan_recipients;
 
     const ALL: [Channel; 2] = [Channel::Sms, Channel::Email];
 
-    async fn declared(store: &SqliteStore, now: DateTime<Utc>) {
-        let rules = RecordRules { default_region: None, default_language: Language::En };
-        let rows = [("A", "+358481111111", "a@example.com"), ("B", "+358482222222", "")];
-        let customers: Vec<_> = rows
-            .iter()
-            .map(|(id, phone, email)| {
-                CustomerRecord {
-                    account_id: (*id).into(),
-                    lon: "24.94".into(),
-                    lat: "60.17".into(),
-                    phone: (*phone).into(),
-                    email: (*email).into(),
-                    ..CustomerRecord::default()
-                }
-                .parse(rules)
-                .unwrap()
-            })
-            .collect();
-        store.upsert_customers(&customers, "t", "t.csv", now).await.unwrap();
-        let ids: Vec<CustomerId> = store.service_points().await.unwrap().into_iter().map(|(i, _)| i).collect();
-        let loaded = store.customers(&ids).await.unwrap();
+    /// Two customers (A with a mobile and an email, B with a mobile), declared with SMS only
+    /// planned, so that the email fallback has something to add.
+    async fn declared() -> (SqliteStore, tempfile::TempDir) {
+        let (store, dir, loaded) = seeded(&[
+            customer("A", "+358481111111", "a@example.com"),
+            customer("B", "+358482222222", ""),
+        ])
+        .await;
         let refs: Vec<_> = loaded.iter().map(|(i, c)| (*i, c)).collect();
-        // Plan SMS only, so that the email fallback has something to add.
         let mut plan = plan_recipients(&refs, |_, _| false);
         plan.recipients.retain(|r| r.channel == Channel::Sms);
-        let draft = IncidentDraft::new(
-            DraftParts {
-                kind: IncidentKind::Water,
-                severity: Severity::Moderate,
-                cause: Cause::parse("burst").unwrap(),
-                etr: None,
-                reference: None,
-                area: Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 100.0).unwrap()),
-                expires_at: None,
-            },
-            now,
-        )
-        .unwrap();
-        let locale = Locale { zone: chrono_tz::UTC, now };
-        store
-            .declare(Declaration { draft: &draft, affected: &ids, plan: &plan, actor: "t", now }, &locale)
+        declare_with(&store, &loaded, &plan, Utc::now())
             .await
             .unwrap();
+        (store, dir)
     }
 
     #[tokio::test]
     async fn leases_keep_workers_apart_and_only_the_holder_records() {
-        let (store, _dir) = fresh().await;
+        let (store, _dir) = declared().await;
         let now = Utc::now();
-        declared(&store, now).await;
         let lease = Duration::from_secs(60);
         let a = store.claim("a", &ALL, 10, lease, now).await.unwrap();
         assert_eq!(a.len(), 2);
         assert!(a.iter().all(|n| n.attempts == 1 && !n.in_doubt));
-        assert!(store.claim("b", &ALL, 10, lease, now).await.unwrap().is_empty(), "leased");
+        assert!(
+            store
+                .claim("b", &ALL, 10, lease, now)
+                .await
+                .unwrap()
+                .is_empty(),
+            "leased"
+        );
         // Worker a dies; after the lease, b takes over and sees the notices in doubt.
         let later = now + chrono::Duration::seconds(61);
         let b = store.claim("b", &ALL, 10, lease, later).await.unwrap();
         assert_eq!(b.len(), 2);
         assert!(b.iter().all(|n| n.in_doubt && n.attempts == 2));
-        let sent = Outcome::Sent { provider_id: "SM1".into(), segments: 1 };
-        assert_eq!(store.complete("a", &[(b[0].id, sent.clone())], later).await.unwrap(), 0, "a lost its lease");
-        assert_eq!(store.complete("b", &[(b[0].id, sent)], later).await.unwrap(), 1);
+        let sent = Outcome::Sent {
+            provider_id: "SM1".into(),
+            segments: 1,
+        };
+        assert_eq!(
+            store
+                .complete("a", &[(b[0].id, sent.clone())], later)
+                .await
+                .unwrap(),
+            0,
+            "a lost its lease"
+        );
+        assert_eq!(
+            store
+                .complete("b", &[(b[0].id, sent)], later)
+                .await
+                .unwrap(),
+            1
+        );
         assert_eq!(store.release("b").await.unwrap(), 1);
         let counts = store.outbox_counts(&ALL, later).await.unwrap();
         assert_eq!((counts.sent, counts.due), (1, 1));
@@ -514,26 +503,51 @@ mod tests {
 
     #[tokio::test]
     async fn a_permanent_sms_failure_falls_back_to_email() {
-        let (store, _dir) = fresh().await;
+        let (store, _dir) = declared().await;
         let now = Utc::now();
-        declared(&store, now).await;
-        let claimed = store.claim("a", &[Channel::Sms], 10, Duration::from_secs(60), now).await.unwrap();
+        let claimed = store
+            .claim("a", &[Channel::Sms], 10, Duration::from_secs(60), now)
+            .await
+            .unwrap();
         let failed: Vec<(i64, Outcome)> = claimed
             .iter()
-            .map(|n| (n.id, Outcome::Failed { reason: "HTTP 400 code 21211".into() }))
+            .map(|n| {
+                (
+                    n.id,
+                    Outcome::Failed {
+                        reason: "HTTP 400 code 21211".into(),
+                    },
+                )
+            })
             .collect();
         assert_eq!(store.complete("a", &failed, now).await.unwrap(), 2);
-        let emails = store.claim("a", &[Channel::Email], 10, Duration::from_secs(60), now).await.unwrap();
+        let emails = store
+            .claim("a", &[Channel::Email], 10, Duration::from_secs(60), now)
+            .await
+            .unwrap();
         assert_eq!(emails.len(), 1, "only A has an email");
         assert_eq!(emails[0].address, "a@example.com");
         // Retry and held keep the notice pending; held does not count as an attempt.
         let later = now + chrono::Duration::minutes(5);
         store
-            .complete("a", &[(emails[0].id, Outcome::Held { not_before: later })], now)
+            .complete(
+                "a",
+                &[(emails[0].id, Outcome::Held { not_before: later })],
+                now,
+            )
             .await
             .unwrap();
-        assert!(store.claim("a", &ALL, 10, Duration::from_secs(60), now).await.unwrap().is_empty());
-        let again = store.claim("a", &ALL, 10, Duration::from_secs(60), later).await.unwrap();
+        assert!(
+            store
+                .claim("a", &ALL, 10, Duration::from_secs(60), now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let again = store
+            .claim("a", &ALL, 10, Duration::from_secs(60), later)
+            .await
+            .unwrap();
         assert_eq!(again[0].attempts, 1);
     }
 }

@@ -45,9 +45,17 @@ pub enum Command {
     /// What the phone system hears for a caller.
     #[command(subcommand)]
     Ivr(IvrCommand),
+    /// Import and list named zones (district metered areas, pressure zones, feeder areas).
+    #[command(subcommand)]
+    Zones(crate::zones::ZonesCommand),
     /// Send the pending notices (SMS over a Twilio-compatible API, email over SMTP).
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Serve the IVR lookup over HTTP (JSON, Twilio) and Asterisk FastAGI until Ctrl-C/SIGTERM.
+    Serve(crate::serve::ServeArgs),
+    /// Preview notice texts: SMS encoding and segments, email subject.
+    #[command(subcommand)]
+    Template(crate::template::TemplateCommand),
     /// Run the whole flow on the Helsinki sample in a temporary database.
     Demo,
 }
@@ -135,20 +143,20 @@ pub struct IdArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("area").required(true).args(["circle", "polygon", "corridor"])))]
+#[command(group(clap::ArgGroup::new("area").required(true).args(["circle", "polygon", "corridor", "geojson", "wkt", "cap", "zone", "address"])))]
 pub struct DeclareArgs {
     /// Service kind: water, power, gas, heating, telecom or sewer.
-    #[arg(long)]
-    pub kind: String,
+    #[arg(long, required_unless_present = "cap")]
+    pub kind: Option<String>,
     /// What happened, one line (it goes into every SMS).
-    #[arg(long)]
-    pub cause: String,
+    #[arg(long, required_unless_present = "cap")]
+    pub cause: Option<String>,
     /// Estimated time of restoration, RFC 3339 (2026-11-25T15:00:00+02:00).
     #[arg(long)]
     pub etr: Option<String>,
-    /// CAP severity: minor, moderate, severe or extreme.
-    #[arg(long, default_value = "moderate")]
-    pub severity: String,
+    /// CAP severity: minor, moderate (the default, or the alert's with --cap), severe or extreme.
+    #[arg(long)]
+    pub severity: Option<String>,
     /// Your own id for the incident (work order, ticket).
     #[arg(long)]
     pub reference: Option<String>,
@@ -167,6 +175,9 @@ pub struct DeclareArgs {
     /// Metres each side of the --corridor line.
     #[arg(long, value_name = "METRES")]
     pub buffer: Option<f64>,
+    /// GeoJSON, WKT, CAP, zone and address areas; the --confirm rail (see `crate::areas`).
+    #[command(flatten)]
+    pub ingest: crate::areas::IngestArgs,
     /// Declare even if the area holds no customers.
     #[arg(long)]
     pub allow_empty: bool,

@@ -3,12 +3,17 @@
 //! The binary wires the concrete parts together (SQLite store, in-memory index, core logic)
 //! and is the only place that does; see ARCHITECTURE.md.
 
+mod areas;
+mod cap;
 mod cli;
 mod commands;
 mod demo;
 mod engine;
 mod import;
 mod notify;
+mod serve;
+mod template;
+mod zones;
 
 use std::process::ExitCode;
 
@@ -79,6 +84,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Notify(cli::NotifyCommand::Run(args)) => {
             return notify::run(&cli.db, &settings, args).await;
         }
+        Command::Serve(args) => return serve::run(&cli.db, &settings, args).await,
+        Command::Template(cmd) => return template::run(&settings, cmd),
         _ => {}
     }
     let mut engine = Engine::open(&cli.db, settings).await?;
@@ -138,11 +145,14 @@ async fn dispatch(engine: &mut Engine, command: Command) -> Result<()> {
                 notify::report(engine.store(), &id.id, id.json, csv.as_deref()).await
             }
         },
+        Command::Zones(cmd) => zones::run(engine, cmd).await,
         Command::Ivr(IvrCommand::Lookup { number, json }) => {
             commands::ivr_lookup(engine, &number, json).await
         }
         Command::Demo => demo::run().await.context("demo"),
         // Run in `run` before the engine (and its index) is loaded: the dispatcher needs neither.
-        Command::Notify(_) => anyhow::bail!("internal: notify runs without the engine"),
+        Command::Notify(_) | Command::Serve(_) | Command::Template(_) => {
+            anyhow::bail!("internal: notify, serve and template run without the engine")
+        }
     }
 }

@@ -15,5 +15,6 @@ pub mod ivr;
 pub mod message;
 pub mod notice;
 pub mod sms;
+pub mod template;
 
 pub use error::{CoreError, Result};

@@ -60,7 +60,7 @@ pub struct Locale {
     pub now: DateTime<Utc>,
 }
 
-fn kind_noun(kind: IncidentKind, lang: Language) -> &'static str {
+pub(crate) fn kind_noun(kind: IncidentKind, lang: Language) -> &'static str {
     use IncidentKind::*;
     use Language::*;
     match (kind, lang) {
@@ -85,7 +85,7 @@ fn kind_noun(kind: IncidentKind, lang: Language) -> &'static str {
     }
 }
 
-fn capitalised(s: &str) -> String {
+pub(crate) fn capitalised(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -94,7 +94,7 @@ fn capitalised(s: &str) -> String {
 }
 
 /// "15:00" today, "26.11. 15:00" another day (fi/sv write "klo"/"kl." before the time).
-fn written_time(t: DateTime<Utc>, lang: Language, locale: Locale) -> String {
+pub(crate) fn written_time(t: DateTime<Utc>, lang: Language, locale: Locale) -> String {
     let local = t.with_timezone(&locale.zone);
     let today = locale.now.with_timezone(&locale.zone).date_naive();
     let clock = match lang {

@@ -14,6 +14,7 @@ pub mod email;
 pub mod retry;
 pub mod sms;
 pub mod transport;
+pub mod webhooks;
 pub mod worker;
 
 /// Everything that can go wrong setting up or running the dispatcher.

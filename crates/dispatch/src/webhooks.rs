@@ -1,0 +1,799 @@
+//! What providers and customers send back: Twilio delivery receipts, inbound SMS (STOP, START,
+//! HELP) and one-click email unsubscribe (RFC 8058).
+//!
+//! - `POST /webhooks/sms/status`: Twilio's status callback (`MessageSid`, `MessageStatus`,
+//!   `ErrorCode`). `delivered` marks the notice delivered; `failed` and `undelivered` mark it
+//!   failed with the error code (and fall back to email); other statuses change nothing.
+//! - `POST /webhooks/sms/inbound`: Twilio's incoming message (`From`, `Body`), answered with
+//!   TwiML. The keywords are the ones carriers use: STOP, STOPALL, UNSUBSCRIBE, END, QUIT,
+//!   CANCEL, OPTOUT, REVOKE opt out; START, UNSTOP, YES opt back in; HELP, INFO get help.
+//!   A keyword counts when it is the whole message (case, surrounding spaces and trailing
+//!   punctuation aside), as at the carrier; a message that *starts* with STOP, STOPALL,
+//!   UNSUBSCRIBE or OPTOUT ("Stop sending these") is an opt-out too.
+//! - `GET /unsubscribe?token=…` shows a confirmation page with a button (a link scanner that
+//!   fetches the link changes nothing); `POST /unsubscribe?token=…` (the page's button, or a
+//!   mail client's one-click `List-Unsubscribe=One-Click`) opts the address out of email.
+//!
+//! When an auth token is configured every Twilio request must carry a valid
+//! `X-Twilio-Signature`: HMAC-SHA1, keyed with the auth token, over the URL Twilio called
+//! (the configured public URL plus the path and query) followed by every POST parameter's
+//! name and value, sorted by name; base64.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, OriginalUri, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use outagecast_core::contact::{Channel, EmailAddress, Language, Region};
+use outagecast_core::ivr::normalise_caller;
+use outagecast_store::{Receipt, SqliteStore};
+use serde::Deserialize;
+use sha1::Sha1;
+
+use crate::DispatchError;
+use crate::email::{UnsubscribeKey, escape_html};
+
+/// Who changed an opt-out, in the audit log.
+const SOURCE_SMS: &str = "sms:inbound";
+const SOURCE_EMAIL: &str = "email:unsubscribe";
+
+/// The longest provider message id accepted (Twilio's are 34 characters).
+const MAX_SID_LEN: usize = 128;
+
+/// What the webhooks need to know.
+#[derive(Clone, Default)]
+pub struct WebhookSettings {
+    /// `OUTAGECAST_PUBLIC_URL`: the address Twilio and customers reach this server at
+    /// (`https://notify.utility.fi`). Needed to check signatures.
+    pub public_url: Option<String>,
+    /// `OUTAGECAST_SMS_AUTH_TOKEN`: when set, Twilio requests must be signed with it.
+    pub sms_auth_token: Option<String>,
+    /// `OUTAGECAST_UNSUBSCRIBE_SECRET`: when set, the unsubscribe endpoint is on.
+    pub unsubscribe_secret: Option<String>,
+    /// `OUTAGECAST_DEFAULT_REGION`, for sender numbers in national form.
+    pub default_region: Option<Region>,
+    /// The utility's name for the HELP reply ("Helsinki Water").
+    pub sender_name: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("public_url", &self.public_url)
+            .field("sms_auth_token", &self.sms_auth_token.as_ref().map(|_| "…"))
+            .field(
+                "unsubscribe_secret",
+                &self.unsubscribe_secret.as_ref().map(|_| "…"),
+            )
+            .field("default_region", &self.default_region)
+            .field("sender_name", &self.sender_name)
+            .finish()
+    }
+}
+
+impl WebhookSettings {
+    /// Reads the settings through `get` (the environment, a config file, a test's map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DispatchError> {
+        let value = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let default_region = value("OUTAGECAST_DEFAULT_REGION")
+            .map(|r| Region::parse(&r))
+            .transpose()
+            .map_err(|e| DispatchError::Config {
+                field: "OUTAGECAST_DEFAULT_REGION",
+                problem: e.to_string(),
+            })?;
+        Ok(WebhookSettings {
+            public_url: value("OUTAGECAST_PUBLIC_URL"),
+            sms_auth_token: value("OUTAGECAST_SMS_AUTH_TOKEN"),
+            unsubscribe_secret: value("OUTAGECAST_UNSUBSCRIBE_SECRET"),
+            default_region,
+            sender_name: None,
+        })
+    }
+}
+
+struct App {
+    store: SqliteStore,
+    /// Without a trailing slash.
+    public_url: Option<String>,
+    auth_token: Option<String>,
+    key: Option<UnsubscribeKey>,
+    region: Option<Region>,
+    sender_name: Option<String>,
+}
+
+/// The webhook routes, ready to serve or to nest into a larger router.
+pub fn router(store: SqliteStore, settings: WebhookSettings) -> Result<Router, DispatchError> {
+    let public_url = settings
+        .public_url
+        .as_deref()
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty());
+    if let Some(url) = &public_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(DispatchError::Config {
+            field: "OUTAGECAST_PUBLIC_URL",
+            problem: format!("{url:?} is not an http(s) URL; write e.g. https://notify.utility.fi"),
+        });
+    }
+    let auth_token = settings.sms_auth_token.filter(|t| !t.is_empty());
+    if auth_token.is_some() && public_url.is_none() {
+        return Err(DispatchError::Config {
+            field: "OUTAGECAST_PUBLIC_URL",
+            problem: "is needed to check X-Twilio-Signature (Twilio signs the URL it calls); give the address Twilio reaches this server at".into(),
+        });
+    }
+    if auth_token.is_none() {
+        tracing::warn!(
+            "OUTAGECAST_SMS_AUTH_TOKEN is not set: SMS webhooks accept unsigned requests"
+        );
+    }
+    let key = settings
+        .unsubscribe_secret
+        .as_deref()
+        .map(UnsubscribeKey::new)
+        .transpose()?;
+    let app = Arc::new(App {
+        store,
+        public_url,
+        auth_token,
+        key,
+        region: settings.default_region,
+        sender_name: settings.sender_name,
+    });
+    Ok(Router::new()
+        .route("/webhooks/sms/status", post(sms_status))
+        .route("/webhooks/sms/inbound", post(sms_inbound))
+        .route(
+            "/unsubscribe",
+            get(unsubscribe_page).post(unsubscribe_confirm),
+        )
+        .with_state(app))
+}
+
+/// Twilio's request signature: base64(HMAC-SHA1(auth token, url + sorted name+value pairs)),
+/// over the decoded parameter values.
+pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    STANDARD.encode(
+        signature_mac(auth_token, url, params)
+            .finalize()
+            .into_bytes(),
+    )
+}
+
+fn signature_mac(auth_token: &str, url: &str, params: &[(String, String)]) -> Hmac<Sha1> {
+    // Sorted by name, then value; a repeated name+value pair counts once (as Twilio's SDKs).
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    // HMAC accepts a key of any length; the error case cannot happen, and is not unwrapped.
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(auth_token.as_bytes())
+        .unwrap_or_else(|_| <Hmac<Sha1> as Mac>::new(&Default::default()));
+    mac.update(url.as_bytes());
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    mac
+}
+
+/// The URL as signed, with and without the scheme's default port: Twilio's own libraries
+/// accept both, because proxies differ in what they pass on.
+fn url_variants(url: &str) -> Vec<String> {
+    let mut out = vec![url.to_string()];
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return out;
+    };
+    let default_port = match scheme {
+        "https" => "443",
+        "http" => "80",
+        _ => return out,
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port == default_port => out.push(format!("{scheme}://{host}{tail}")),
+        Some((_, port)) if port.chars().all(|c| c.is_ascii_digit()) => {}
+        _ => out.push(format!("{scheme}://{authority}:{default_port}{tail}")),
+    }
+    out
+}
+
+impl App {
+    /// Whether a Twilio request is genuine: always, when no auth token is configured.
+    fn signed(
+        &self,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        params: &[(String, String)],
+    ) -> bool {
+        let (Some(token), Some(base)) = (&self.auth_token, &self.public_url) else {
+            return true;
+        };
+        let Some(given) = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| STANDARD.decode(v.trim()).ok())
+        else {
+            return false;
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        url_variants(&format!("{base}{path}")).iter().any(|url| {
+            signature_mac(token, url, params)
+                .verify_slice(&given)
+                .is_ok()
+        })
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|n| {
+        params
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+fn plain(status: StatusCode, text: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text.to_string(),
+    )
+        .into_response()
+}
+
+fn internal(error: &dyn std::fmt::Display) -> Response {
+    tracing::error!("webhook: {error}");
+    plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+}
+
+/// What a Twilio message status means for the notice.
+fn receipt_for(status: &str, error_code: Option<&str>) -> Option<Receipt> {
+    match status.to_ascii_lowercase().as_str() {
+        "delivered" | "read" => Some(Receipt::Delivered),
+        s @ ("failed" | "undelivered") => Some(Receipt::Failed {
+            reason: match error_code {
+                Some(code) => format!("{s}: error {}", code.chars().take(32).collect::<String>()),
+                None => s.to_string(),
+            },
+        }),
+        _ => None,
+    }
+}
+
+async fn sms_status(
+    State(app): State<Arc<App>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> Response {
+    if !app.signed(&uri, &headers, &params) {
+        return plain(StatusCode::FORBIDDEN, "bad X-Twilio-Signature\n");
+    }
+    let Some(sid) = param(&params, &["MessageSid", "SmsSid"]) else {
+        return plain(StatusCode::BAD_REQUEST, "MessageSid is missing\n");
+    };
+    if sid.len() > MAX_SID_LEN || !sid.bytes().all(|b| b.is_ascii_graphic()) {
+        return plain(StatusCode::BAD_REQUEST, "MessageSid is not a message id\n");
+    }
+    let Some(status) = param(&params, &["MessageStatus", "SmsStatus"]) else {
+        return plain(StatusCode::BAD_REQUEST, "MessageStatus is missing\n");
+    };
+    let Some(receipt) = receipt_for(status, param(&params, &["ErrorCode"])) else {
+        // queued, sending, sent, accepted, scheduled…: progress, not an outcome.
+        return StatusCode::OK.into_response();
+    };
+    match app.store.record_receipt(sid, &receipt, Utc::now()).await {
+        Ok(outcome) => {
+            tracing::debug!(sid, ?receipt, ?outcome, "sms receipt");
+            StatusCode::OK.into_response()
+        }
+        Err(e) => internal(&e),
+    }
+}
+
+/// A keyword in an inbound SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keyword {
+    OptOut,
+    OptIn,
+    Help,
+}
+
+const OPT_OUT: [&str; 8] = [
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "END",
+    "QUIT",
+    "CANCEL",
+    "OPTOUT",
+    "REVOKE",
+];
+/// Opt-out words that mean nothing else, so they count at the start of a longer message.
+const OPT_OUT_LEADING: [&str; 4] = ["STOP", "STOPALL", "UNSUBSCRIBE", "OPTOUT"];
+const OPT_IN: [&str; 3] = ["START", "UNSTOP", "YES"];
+const HELP: [&str; 2] = ["HELP", "INFO"];
+
+fn keyword(body: &str) -> Option<Keyword> {
+    let word = |w: &str| {
+        w.trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
+            .to_uppercase()
+    };
+    let whole = word(body);
+    if OPT_OUT.contains(&whole.as_str()) {
+        return Some(Keyword::OptOut);
+    }
+    if OPT_IN.contains(&whole.as_str()) {
+        return Some(Keyword::OptIn);
+    }
+    if HELP.contains(&whole.as_str()) {
+        return Some(Keyword::Help);
+    }
+    let first = word(body.split_whitespace().next().unwrap_or_default());
+    OPT_OUT_LEADING
+        .contains(&first.as_str())
+        .then_some(Keyword::OptOut)
+}
+
+fn reply_text(keyword: Keyword, lang: Language, sender: Option<&str>) -> String {
+    use Keyword::*;
+    use Language::*;
+    match (keyword, lang) {
+        (OptOut, Fi) => {
+            "Et saa enää katkoilmoituksia tekstiviestillä. Vastaa START, niin saat ne taas.".into()
+        }
+        (OptOut, Sv) => {
+            "Du får inte längre avbrottsmeddelanden per sms. Svara START för att få dem igen."
+                .into()
+        }
+        (OptOut, En) => {
+            "You will no longer get outage messages by SMS. Reply START to get them again.".into()
+        }
+        (OptIn, Fi) => {
+            "Saat taas katkoilmoitukset tekstiviestillä. Vastaa STOP, niin ne loppuvat.".into()
+        }
+        (OptIn, Sv) => "Du får avbrottsmeddelanden per sms igen. Svara STOP för att sluta.".into(),
+        (OptIn, En) => "You will get outage messages by SMS again. Reply STOP to stop them.".into(),
+        (Help, Fi) => format!(
+            "Katkoilmoitukset{}. Vastaa STOP, niin ne loppuvat, tai START, niin saat ne taas.",
+            sender.map(|s| format!(" ({s})")).unwrap_or_default()
+        ),
+        (Help, Sv) => format!(
+            "Avbrottsmeddelanden{}. Svara STOP för att sluta eller START för att få dem igen.",
+            sender.map(|s| format!(" ({s})")).unwrap_or_default()
+        ),
+        (Help, En) => format!(
+            "Outage messages{}. Reply STOP to stop them, START to get them again.",
+            sender.map(|s| format!(" from {s}")).unwrap_or_default()
+        ),
+    }
+}
+
+/// Escapes text for XML content, dropping characters XML 1.0 cannot carry.
+fn escape_xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn twiml(message: Option<&str>) -> Response {
+    let body = match message {
+        Some(m) => format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Message>{}</Message></Response>\n",
+            escape_xml(m)
+        ),
+        None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response/>\n".to_string(),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn sms_inbound(
+    State(app): State<Arc<App>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> Response {
+    if !app.signed(&uri, &headers, &params) {
+        return plain(StatusCode::FORBIDDEN, "bad X-Twilio-Signature\n");
+    }
+    let body = param(&params, &["Body"]).unwrap_or_default();
+    let Some(keyword) = keyword(body) else {
+        // Not a keyword: nobody reads replies here, and an automatic answer to every text
+        // would be noise. Say nothing.
+        return twiml(None);
+    };
+    let from = param(&params, &["From"]).and_then(|f| normalise_caller(f, app.region));
+    let now = Utc::now();
+    let done = match (keyword, &from) {
+        (Keyword::OptOut, Some(from)) => app
+            .store
+            .opt_out_and_withdraw(Channel::Sms, from, SOURCE_SMS, now)
+            .await
+            .map(|_| ()),
+        (Keyword::OptIn, Some(from)) => app
+            .store
+            .opt_in(Channel::Sms, from, SOURCE_SMS, now)
+            .await
+            .map(|_| ()),
+        (Keyword::Help, _) => Ok(()),
+        (Keyword::OptOut | Keyword::OptIn, None) => {
+            return plain(StatusCode::BAD_REQUEST, "From is not a phone number\n");
+        }
+    };
+    if let Err(e) = done {
+        return internal(&e);
+    }
+    let lang = match &from {
+        Some(from) => match app.store.contact_language(from).await {
+            Ok(lang) => lang.unwrap_or(Language::En),
+            Err(e) => return internal(&e),
+        },
+        None => Language::En,
+    };
+    twiml(Some(&reply_text(keyword, lang, app.sender_name.as_deref())))
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The page texts in one language.
+struct PageText {
+    title: &'static str,
+    question: &'static str,
+    button: &'static str,
+    done: &'static str,
+}
+
+fn page_text(lang: Language) -> PageText {
+    match lang {
+        Language::Fi => PageText {
+            title: "Peru katkoilmoitukset",
+            question: "Lopetetaanko katkoilmoitusten lähettäminen osoitteeseen",
+            button: "Peru tilaus",
+            done: "Katkoilmoituksia ei enää lähetetä osoitteeseen",
+        },
+        Language::Sv => PageText {
+            title: "Avsluta avbrottsmeddelanden",
+            question: "Sluta skicka avbrottsmeddelanden till",
+            button: "Avsluta",
+            done: "Inga fler avbrottsmeddelanden skickas till",
+        },
+        Language::En => PageText {
+            title: "Unsubscribe from outage emails",
+            question: "Stop sending outage emails to",
+            button: "Unsubscribe",
+            done: "No more outage emails will be sent to",
+        },
+    }
+}
+
+fn html_page(status: StatusCode, lang: &str, title: &str, content: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title></head>\n<body style=\"font-family:sans-serif;max-width:32em;margin:2em auto\">\n<h1>{title}</h1>\n{content}\n</body>\n</html>\n",
+        title = escape_html(title),
+    );
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // The token is in the URL: keep it out of caches, referrers and search engines.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        ),
+    );
+    response
+}
+
+fn invalid_link() -> Response {
+    html_page(
+        StatusCode::BAD_REQUEST,
+        "en",
+        "Invalid link",
+        "<p>This unsubscribe link is not valid. Copy the whole link from the email.</p>\n<p lang=\"fi\">Linkki ei kelpaa. Kopioi koko linkki sähköpostista.</p>\n<p lang=\"sv\">Länken är ogiltig. Kopiera hela länken från e-postmeddelandet.</p>",
+    )
+}
+
+/// Why a request's token gives no address.
+#[derive(Debug, Clone, Copy)]
+enum TokenProblem {
+    NotConfigured,
+    Invalid,
+}
+
+impl IntoResponse for TokenProblem {
+    fn into_response(self) -> Response {
+        match self {
+            TokenProblem::NotConfigured => plain(
+                StatusCode::NOT_FOUND,
+                "unsubscribe links are not configured (OUTAGECAST_UNSUBSCRIBE_SECRET)\n",
+            ),
+            TokenProblem::Invalid => invalid_link(),
+        }
+    }
+}
+
+/// The address a request's token was made for.
+fn token_address(app: &App, query: &TokenQuery) -> Result<String, TokenProblem> {
+    let key = app.key.as_ref().ok_or(TokenProblem::NotConfigured)?;
+    query
+        .token
+        .as_deref()
+        .and_then(|t| key.verify(t))
+        .ok_or(TokenProblem::Invalid)
+}
+
+fn masked(address: &str) -> String {
+    EmailAddress::parse(address).map_or_else(|_| "•••".to_string(), |a| a.masked())
+}
+
+async fn unsubscribe_page(
+    State(app): State<Arc<App>>,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    let address = match token_address(&app, &query) {
+        Ok(a) => a,
+        Err(problem) => return problem.into_response(),
+    };
+    let lang = match app.store.contact_language(&address).await {
+        Ok(l) => l.unwrap_or(Language::En),
+        Err(e) => return internal(&e),
+    };
+    let text = page_text(lang);
+    let token = query.token.as_deref().unwrap_or_default();
+    html_page(
+        StatusCode::OK,
+        lang.code(),
+        text.title,
+        &format!(
+            "<p>{} <strong>{}</strong>?</p>\n<form method=\"post\" action=\"?token={}\">\n<input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\n<button type=\"submit\">{}</button>\n</form>",
+            escape_html(text.question),
+            escape_html(&masked(&address)),
+            escape_html(token.trim()),
+            escape_html(text.button),
+        ),
+    )
+}
+
+/// RFC 8058: the mail client POSTs `List-Unsubscribe=One-Click` to the link; the token is
+/// the authority, so the body is not needed (and not required).
+async fn unsubscribe_confirm(
+    State(app): State<Arc<App>>,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    let address = match token_address(&app, &query) {
+        Ok(a) => a,
+        Err(problem) => return problem.into_response(),
+    };
+    if let Err(e) = app
+        .store
+        .opt_out_and_withdraw(Channel::Email, &address, SOURCE_EMAIL, Utc::now())
+        .await
+    {
+        return internal(&e);
+    }
+    let lang = match app.store.contact_language(&address).await {
+        Ok(l) => l.unwrap_or(Language::En),
+        Err(e) => return internal(&e),
+    };
+    let text = page_text(lang);
+    html_page(
+        StatusCode::OK,
+        lang.code(),
+        text.title,
+        &format!(
+            "<p>{} <strong>{}</strong>.</p>",
+            escape_html(text.done),
+            escape_html(&masked(&address))
+        ),
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn signature_matches_twilios_published_examples() {
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let params = pairs(&[
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+14158675309"),
+            ("Digits", "1234"),
+            ("From", "+14158675309"),
+            ("To", "+18005551212"),
+        ]);
+        assert_eq!(
+            twilio_signature("12345", url, &params),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
+        let mut reversed = params.clone();
+        reversed.reverse();
+        assert_eq!(
+            twilio_signature("12345", url, &reversed),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
+            "order of the form does not matter"
+        );
+        // A repeated parameter: every value, sorted.
+        let repeated = pairs(&[
+            ("Sid", "CA123"),
+            ("SidAccount", "AC123"),
+            ("Digits", "5678"),
+            ("Digits", "1234"),
+            ("Digits", "1234"),
+        ]);
+        assert_eq!(
+            twilio_signature("12345", url, &repeated),
+            "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+        );
+        // Values are signed decoded and as UTF-8 ('+' is a plus, not a space).
+        assert_eq!(
+            twilio_signature(
+                "12345",
+                "https://customer.example/cb",
+                &pairs(&[("From", "+4915123456789"), ("Body", "hello+world")])
+            ),
+            "RPmvJzz674XdYurPkoSZxwiOiWM="
+        );
+        assert_eq!(
+            twilio_signature(
+                "12345",
+                "https://customer.example/cb",
+                &pairs(&[("Caller", "Müller"), ("Greeting", "Grüß Gott")])
+            ),
+            "1u+8eedolvqsC8ybKmeUbdyKfrU="
+        );
+        assert_ne!(
+            twilio_signature("12345", &format!("{url}&x=1"), &params),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
+    }
+
+    #[test]
+    fn url_variants_add_or_drop_the_default_port() {
+        assert_eq!(
+            url_variants("https://a.fi/x?y=1"),
+            ["https://a.fi/x?y=1", "https://a.fi:443/x?y=1"]
+        );
+        assert_eq!(
+            url_variants("https://a.fi:443/x"),
+            ["https://a.fi:443/x", "https://a.fi/x"]
+        );
+        assert_eq!(
+            url_variants("http://127.0.0.1:8080/x"),
+            ["http://127.0.0.1:8080/x"]
+        );
+        assert_eq!(url_variants("nonsense"), ["nonsense"]);
+    }
+
+    #[test]
+    fn keywords() {
+        for body in [
+            "STOP",
+            "stop",
+            " Stop. ",
+            "stopall",
+            "UNSUBSCRIBE",
+            "end",
+            "Quit!",
+            "cancel",
+            "OPTOUT",
+            "revoke",
+            "Stop sending these",
+        ] {
+            assert_eq!(keyword(body), Some(Keyword::OptOut), "{body:?}");
+        }
+        for body in ["START", "unstop", "Yes", "yes!"] {
+            assert_eq!(keyword(body), Some(Keyword::OptIn), "{body:?}");
+        }
+        for body in ["HELP", "info?", " help "] {
+            assert_eq!(keyword(body), Some(Keyword::Help), "{body:?}");
+        }
+        for body in [
+            "",
+            "   ",
+            "End of the outage?",
+            "Cancel my appointment",
+            "yes the water is back",
+            "stopwatch",
+            "Kiitos",
+            "😀",
+            "STOP\u{0}",
+        ] {
+            assert_eq!(keyword(body), None, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_receipts() {
+        assert_eq!(receipt_for("delivered", None), Some(Receipt::Delivered));
+        assert_eq!(
+            receipt_for("undelivered", Some("30003")),
+            Some(Receipt::Failed {
+                reason: "undelivered: error 30003".into()
+            })
+        );
+        assert_eq!(
+            receipt_for("FAILED", None),
+            Some(Receipt::Failed {
+                reason: "failed".into()
+            })
+        );
+        for s in [
+            "queued",
+            "sending",
+            "sent",
+            "accepted",
+            "scheduled",
+            "whatever",
+        ] {
+            assert_eq!(receipt_for(s, None), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn xml_is_escaped_and_cleaned() {
+        assert_eq!(
+            escape_xml("A & B <c> \"d\" 'e'\u{1}\u{FFFF}"),
+            "A &amp; B &lt;c&gt; &quot;d&quot; &apos;e&apos;"
+        );
+    }
+
+    #[test]
+    fn replies_are_gsm7_single_segments() {
+        use outagecast_core::sms::{Encoding, segments};
+        for k in [Keyword::OptOut, Keyword::OptIn, Keyword::Help] {
+            for l in Language::ALL {
+                let s = segments(&reply_text(k, l, Some("Helsingin Vesi")));
+                assert_eq!((s.encoding, s.count), (Encoding::Gsm7, 1), "{k:?} {l:?}");
+            }
+        }
+    }
+}

@@ -81,15 +81,20 @@ impl Setup {
     }
 
     async fn notify(&self, rate: u32, timeout: f64) -> Value {
-        let out = self
-            .command(
-                &["notify", "run", "--until-empty", "--json", "--lease", "2"],
-                rate,
-                timeout,
-            )
-            .output()
-            .await
-            .unwrap();
+        self.notify_with(rate, timeout, &[]).await
+    }
+
+    /// `notify run --until-empty` with extra environment (e.g. SMTP settings).
+    async fn notify_with(&self, rate: u32, timeout: f64, env: &[(&str, String)]) -> Value {
+        let mut cmd = self.command(
+            &["notify", "run", "--until-empty", "--json", "--lease", "2"],
+            rate,
+            timeout,
+        );
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().await.unwrap();
         assert!(
             out.status.success(),
             "notify: {}",
@@ -352,4 +357,110 @@ async fn a_grown_area_tells_only_the_newly_affected() {
         first_sms + added_sms,
         "each number told once"
     );
+}
+
+/// A real SMTP server in process (mailin-embedded): records the recipients of each message.
+#[derive(Clone, Default)]
+struct Mailbox {
+    delivered: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+    /// Per connection: the server clones the handler for each session.
+    current: Vec<String>,
+}
+
+impl mailin_embedded::Handler for Mailbox {
+    fn data_start(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: bool,
+        to: &[String],
+    ) -> mailin_embedded::Response {
+        self.current = to.to_vec();
+        mailin_embedded::response::OK
+    }
+    fn data(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let to = std::mem::take(&mut self.current);
+        self.delivered.lock().unwrap().push(to);
+        mailin_embedded::response::OK
+    }
+}
+
+fn smtp_server() -> (u16, Mailbox) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mailbox = Mailbox::default();
+    let mut server = mailin_embedded::Server::new(mailbox.clone());
+    server
+        .with_name("mx.test")
+        .with_ssl(mailin_embedded::SslConfig::None)
+        .unwrap()
+        .with_num_threads(128) // one per pooled connection: the dispatcher sends in parallel
+        .with_tcp_listener(listener);
+    std::thread::spawn(move || {
+        let _ = server.serve();
+    });
+    (port, mailbox)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_and_email_each_arrive_once_over_real_http_and_smtp() {
+    let s = setup(Faults::default()).await;
+    let (port, mailbox) = smtp_server();
+    let smtp = [
+        (
+            "OUTAGECAST_SMTP_URL",
+            format!("smtp://127.0.0.1:{port}?tls=none"),
+        ),
+        (
+            "OUTAGECAST_EMAIL_FROM",
+            "Helsinki Water <noreply@vesi.example.fi>".to_string(),
+        ),
+        (
+            "OUTAGECAST_PUBLIC_URL",
+            "https://notify.example.fi".to_string(),
+        ),
+        (
+            "OUTAGECAST_UNSUBSCRIBE_SECRET",
+            "test-secret-0123456789abcdef".to_string(),
+        ),
+    ];
+    s.json(&["import", "customers", SAMPLE, "--json"]).await;
+    let declared = s
+        .json(&[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst water main",
+            "--circle",
+            "24.9414,60.1710,300",
+            "--json",
+        ])
+        .await;
+    let id = declared["id"].as_i64().unwrap().to_string();
+    let sms = declared["notices"]["sms"].as_u64().unwrap();
+    let emails = declared["notices"]["email"].as_u64().unwrap();
+    assert!(emails > 10);
+
+    let run = s.notify_with(10_000, 5.0, &smtp).await;
+    assert_eq!(run["sent"], sms + emails);
+    assert_eq!(s.gateway.accepted() as u64, sms);
+    let received = mailbox.delivered.lock().unwrap().clone();
+    assert_eq!(
+        received.len() as u64,
+        emails,
+        "one email per planned notice"
+    );
+    let distinct: std::collections::HashSet<&String> = received.iter().flatten().collect();
+    assert_eq!(distinct.len() as u64, emails, "each mailbox once");
+    let report = s.json(&["incident", "report", &id, "--json"]).await;
+    assert_eq!(count(&report, "email", "sent"), emails);
+
+    let again = s.notify_with(10_000, 5.0, &smtp).await;
+    assert_eq!(again["sent"], 0, "a second run sends nothing");
+    assert_eq!(mailbox.delivered.lock().unwrap().len() as u64, emails);
 }

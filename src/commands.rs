@@ -24,7 +24,7 @@ use crate::engine::{Engine, Selection};
 use crate::import::read_customers;
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
-fn emit(text: &str) -> Result<()> {
+pub(crate) fn emit(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}") {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -32,7 +32,7 @@ fn emit(text: &str) -> Result<()> {
     }
 }
 
-fn emit_json(value: &serde_json::Value) -> Result<()> {
+pub(crate) fn emit_json(value: &serde_json::Value) -> Result<()> {
     emit(&serde_json::to_string_pretty(value)?)
 }
 
@@ -111,14 +111,11 @@ pub fn area_from_flags(
 }
 
 /// Builds the draft from the declare/preview flags; every error names its flag.
-pub fn draft_from_args(args: &DeclareArgs, now: DateTime<Utc>) -> Result<IncidentDraft> {
-    let area = area_from_flags(
-        args.circle.as_deref(),
-        args.polygon.as_deref(),
-        args.corridor.as_deref(),
-        args.buffer,
-    )?
-    .context("area: give one of --circle, --polygon or --corridor")?;
+pub fn draft_from_args(
+    args: &DeclareArgs,
+    area: Area,
+    now: DateTime<Utc>,
+) -> Result<IncidentDraft> {
     let etr = args
         .etr
         .as_deref()
@@ -131,9 +128,15 @@ pub fn draft_from_args(args: &DeclareArgs, now: DateTime<Utc>) -> Result<Inciden
         .transpose()?;
     Ok(IncidentDraft::new(
         DraftParts {
-            kind: IncidentKind::parse(&args.kind)?,
-            severity: Severity::parse(&args.severity)?,
-            cause: Cause::parse(&args.cause)?,
+            kind: IncidentKind::parse(args.kind.as_deref().context(
+                "--kind: say which service is out: water, power, gas, heating, telecom or sewer",
+            )?)?,
+            severity: Severity::parse(args.severity.as_deref().unwrap_or("moderate"))?,
+            cause: Cause::parse(
+                args.cause
+                    .as_deref()
+                    .context("--cause: say what happened, e.g. \"burst water main\"")?,
+            )?,
             etr,
             reference: args.reference.clone(),
             area,
@@ -143,14 +146,14 @@ pub fn draft_from_args(args: &DeclareArgs, now: DateTime<Utc>) -> Result<Inciden
     )?)
 }
 
-fn channel_counts(counts: &BTreeMap<Channel, u64>) -> serde_json::Value {
+pub(crate) fn channel_counts(counts: &BTreeMap<Channel, u64>) -> serde_json::Value {
     json!({
         "sms": counts.get(&Channel::Sms).copied().unwrap_or(0),
         "email": counts.get(&Channel::Email).copied().unwrap_or(0),
     })
 }
 
-fn selection_json(selection: &Selection) -> serde_json::Value {
+pub(crate) fn selection_json(selection: &Selection) -> serde_json::Value {
     json!({
         "affected_customers": selection.customers.len(),
         "affected_account_ids": selection.customers.iter().map(|(_, c)| c.account_id().as_str()).collect::<Vec<_>>(),
@@ -161,7 +164,7 @@ fn selection_json(selection: &Selection) -> serde_json::Value {
     })
 }
 
-fn selection_lines(selection: &Selection) -> String {
+pub(crate) fn selection_lines(selection: &Selection) -> String {
     let plan = &selection.plan;
     format!(
         "  affected customers: {} ({} priority)\n  notices: {} sms, {} email{}{}\n  phone numbers armed in the IVR: {}",
@@ -187,9 +190,29 @@ fn selection_lines(selection: &Selection) -> String {
 }
 
 pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
+    if args.ingest.cap.is_some() {
+        return crate::cap::run(engine, args, false).await;
+    }
     let now = Utc::now();
-    let draft = draft_from_args(args, now)?;
-    let (selection, outcome) = engine.declare(&draft, args.allow_empty, now).await?;
+    let built = crate::areas::area(engine, args).await?;
+    let draft = draft_from_args(args, built.area.clone(), now)?;
+    let selection = engine.select(draft.area()).await?;
+    let count = selection.customers.len() as u64;
+    let lon_lat = crate::areas::LON_LAT;
+    if let Some(why) = crate::areas::refusal(
+        engine,
+        &args.ingest,
+        args.allow_empty,
+        draft.area(),
+        count,
+        lon_lat,
+    ) {
+        bail!(why);
+    }
+    let provenance = built.provenance();
+    let (selection, outcome) = engine
+        .declare_selected(&draft, selection, provenance.as_ref(), now)
+        .await?;
     let incident = &outcome.incident;
     if args.json {
         let mut v = json!({
@@ -203,6 +226,7 @@ pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
             "etr": incident.draft.etr(),
             "expires_at": incident.draft.expires_at(),
             "area": incident.draft.area(),
+            "area_source": built.source,
             "declared_at": incident.declared_at,
             "notices": channel_counts(&outcome.notices),
         });
@@ -210,53 +234,45 @@ pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
         return emit_json(&v);
     }
     emit(&format!(
-        "declared incident {} ({}, {}): {}\n  area: {}\n{}",
+        "declared incident {} ({}, {}): {}\n  area: {}{}\n{}",
         incident.id.label(),
         incident.draft.kind(),
         incident.draft.severity(),
         incident.draft.cause().as_str(),
         incident.draft.area().describe(),
+        built.source.map(|s| format!(" ({s})")).unwrap_or_default(),
         selection_lines(&selection)
     ))
 }
 
 pub async fn preview(engine: &Engine, args: &DeclareArgs) -> Result<()> {
-    let now = Utc::now();
-    let draft = draft_from_args(args, now)?;
-    let selection = engine.select(draft.area()).await?;
-    let mut addresses: Vec<&str> = selection
-        .customers
-        .iter()
-        .map(|(_, c)| c.address())
-        .collect();
-    addresses.dedup();
-    let sample: Vec<&str> = addresses.iter().take(10).copied().collect();
-    if args.json {
-        let mut v = json!({
-            "area": draft.area(),
-            "notices": {
-                "sms": selection.plan.count(Channel::Sms),
-                "email": selection.plan.count(Channel::Email),
-            },
-            "sample_addresses": sample,
-        });
-        merge(&mut v, selection_json(&selection));
-        return emit_json(&v);
+    if args.ingest.cap.is_some() {
+        return crate::cap::run(engine, args, true).await;
     }
-    emit(&format!(
-        "preview (nothing written): {}\n{}\n  addresses: {}{}",
-        draft.area().describe(),
-        selection_lines(&selection),
-        sample.join("; "),
-        if addresses.len() > sample.len() {
-            format!(" and {} more", addresses.len() - sample.len())
-        } else {
-            String::new()
-        }
-    ))
+    let now = Utc::now();
+    let built = crate::areas::area(engine, args).await?;
+    let draft = draft_from_args(args, built.area.clone(), now)?;
+    let selection = engine.select(draft.area()).await?;
+    let count = selection.customers.len() as u64;
+    let lon_lat = crate::areas::LON_LAT;
+    let refused = crate::areas::refusal(
+        engine,
+        &args.ingest,
+        args.allow_empty,
+        draft.area(),
+        count,
+        lon_lat,
+    );
+    crate::areas::print_preview(
+        &draft,
+        built.source.as_deref(),
+        &selection,
+        refused,
+        args.json,
+    )
 }
 
-fn merge(target: &mut serde_json::Value, extra: serde_json::Value) {
+pub(crate) fn merge(target: &mut serde_json::Value, extra: serde_json::Value) {
     if let (Some(t), serde_json::Value::Object(e)) = (target.as_object_mut(), extra) {
         t.extend(e);
     }
@@ -333,9 +349,14 @@ pub async fn show(engine: &Engine, args: &IdArgs) -> Result<()> {
     let incident = engine.store().incident(id).await?;
     let summary = engine.store().summary(incident).await?;
     let accounts = engine.store().affected_accounts(id).await?;
+    // Where it came from: zone, address or CAP alert, and CAP's fields (see crate::cap).
+    let origin = engine.store().origin(id).await?;
     if args.json {
         let mut v = summary_json(&summary);
-        merge(&mut v, json!({ "affected_account_ids": accounts }));
+        merge(
+            &mut v,
+            json!({ "affected_account_ids": accounts, "origin": origin }),
+        );
         return emit_json(&v);
     }
     let i = &summary.incident;
@@ -358,6 +379,12 @@ pub async fn show(engine: &Engine, args: &IdArgs) -> Result<()> {
     );
     if summary.notices.is_empty() {
         out.push_str(" none");
+    }
+    if let Some(source) = &origin.area_source {
+        out.push_str(&format!("\n  area from: {source}"));
+    }
+    if let Some(headline) = &origin.headline {
+        out.push_str(&format!("\n  CAP headline: {headline}"));
     }
     for n in &summary.notices {
         out.push_str(&format!("\n    {} {}: {}", n.channel, n.status, n.count));
@@ -414,7 +441,7 @@ pub async fn transition(
     Ok(())
 }
 
-fn transition_json(o: &TransitionOutcome) -> serde_json::Value {
+pub(crate) fn transition_json(o: &TransitionOutcome) -> serde_json::Value {
     json!({
         "id": o.incident.id.0,
         "label": o.incident.id.label(),

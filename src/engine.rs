@@ -15,7 +15,8 @@ use outagecast_core::message::Locale;
 use outagecast_core::notice::{RecipientPlan, plan_recipients};
 use outagecast_index::CustomerIndex;
 use outagecast_store::{
-    Declaration, DeclareOutcome, Growth, ImportSummary, SqliteStore, Transition, TransitionOutcome,
+    Declaration, DeclareOutcome, Growth, ImportSummary, Provenance, SqliteStore, Transition,
+    TransitionOutcome,
 };
 
 /// Settings that shape every operation.
@@ -108,7 +109,32 @@ impl Engine {
         // A re-import may move service points; rebuilding from the store is simplest and
         // takes well under a second for a city.
         self.index = CustomerIndex::bulk_load(self.store.service_points().await?);
+        self.rearm_ivr(Utc::now()).await?;
         Ok(summary)
+    }
+
+    /// Brings the IVR flags of every live incident in line with the customers now in its area:
+    /// after an import a customer may have moved in or out, changed number or language. A
+    /// running `serve` follows through the store's change log.
+    async fn rearm_ivr(&self, now: DateTime<Utc>) -> Result<()> {
+        for summary in self.store.incidents(false).await? {
+            let incident = summary.incident;
+            if !incident.is_live(now) {
+                continue;
+            }
+            let selection = self.select(incident.draft.area()).await?;
+            self.store
+                .rearm_ivr(
+                    incident.id,
+                    &incident.draft,
+                    &selection.plan.armed,
+                    &self.settings.locale(now),
+                    &self.settings.actor,
+                    now,
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Selects the customers in `area` and plans who is told, writing nothing.
@@ -138,21 +164,37 @@ impl Engine {
                 draft.area().describe()
             );
         }
+        self.declare_selected(draft, selection, None, now).await
+    }
+
+    /// Declares an incident on a selection already made (and checked: see `crate::areas`),
+    /// recording where it came from when `provenance` is given, in the same transaction.
+    pub async fn declare_selected(
+        &self,
+        draft: &IncidentDraft,
+        selection: Selection,
+        provenance: Option<&Provenance>,
+        now: DateTime<Utc>,
+    ) -> Result<(Selection, DeclareOutcome)> {
         let ids: Vec<CustomerId> = selection.customers.iter().map(|(i, _)| *i).collect();
-        let outcome = self
-            .store
-            .declare(
-                Declaration {
-                    draft,
-                    affected: &ids,
-                    plan: &selection.plan,
-                    actor: &self.settings.actor,
-                    now,
-                },
-                &self.settings.locale(now),
-            )
-            .await?;
+        let declaration = Declaration {
+            draft,
+            affected: &ids,
+            plan: &selection.plan,
+            actor: &self.settings.actor,
+            now,
+        };
+        let wording = self.settings.locale(now);
+        let outcome = match provenance {
+            Some(p) => self.store.declare_with(declaration, &wording, p).await?,
+            None => self.store.declare(declaration, &wording).await?,
+        };
         Ok((selection, outcome))
+    }
+
+    /// How many customers `area` holds (the index alone, nothing loaded).
+    pub fn count(&self, area: &Area) -> usize {
+        self.index.count(area)
     }
 
     /// Updates, restores or cancels an incident. A new area on an update tells only the
@@ -162,6 +204,19 @@ impl Engine {
         id: IncidentId,
         event: EventKind,
         changes: IncidentChanges,
+        now: DateTime<Utc>,
+    ) -> Result<TransitionOutcome> {
+        self.transition_with(id, event, changes, None, now).await
+    }
+
+    /// [`Engine::transition`], recording the message behind it (a CAP Update or Cancel) in
+    /// the same transaction when `provenance` is given.
+    pub async fn transition_with(
+        &self,
+        id: IncidentId,
+        event: EventKind,
+        changes: IncidentChanges,
+        provenance: Option<&Provenance>,
         now: DateTime<Utc>,
     ) -> Result<TransitionOutcome> {
         let grown = match (&changes.area, event) {
@@ -184,20 +239,19 @@ impl Engine {
             }
             _ => None,
         };
-        Ok(self
-            .store
-            .transition(
-                Transition {
-                    id,
-                    event,
-                    changes,
-                    actor: &self.settings.actor,
-                    now,
-                    growth: grown.as_ref().map(|(added, plan)| Growth { added, plan }),
-                },
-                &self.settings.locale(now),
-            )
-            .await?)
+        let transition = Transition {
+            id,
+            event,
+            changes,
+            actor: &self.settings.actor,
+            now,
+            growth: grown.as_ref().map(|(added, plan)| Growth { added, plan }),
+        };
+        let wording = self.settings.locale(now);
+        Ok(match provenance {
+            Some(p) => self.store.transition_with(transition, &wording, p).await?,
+            None => self.store.transition(transition, &wording).await?,
+        })
     }
 
     /// What the IVR says to `raw_number`. Never an error for a bad number: it is just not armed.

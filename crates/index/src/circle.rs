@@ -4,7 +4,7 @@
 use outagecast_core::area::{Area, Circle};
 use rstar::AABB;
 
-use crate::sphere::{Anchor, Band, CONSERVATIVE_RADIUS_M, Verdict, hav_of_distance};
+use crate::sphere::{Anchor, Band, CONSERVATIVE_RADIUS_M, Local, Verdict, hav_of_distance};
 use crate::{Cover, Query, lon_lat, rect_holds, rects_meet};
 
 pub(crate) struct CircleQuery<'a> {
@@ -13,7 +13,14 @@ pub(crate) struct CircleQuery<'a> {
     envelopes: Vec<AABB<[f64; 2]>>,
     centre: Anchor,
     centre_lon: f64,
+    /// First test: the flat metric at the centre (no trigonometry; decides nearly every point
+    /// of a small circle).
+    local: Local,
+    /// Second test: haversine distance (decides most points of a large circle).
     band: Band,
+    /// Whether nodes are judged by the flat metric's corners (small circles) rather than the
+    /// haversine corners (large ones): whichever proves more of the circle inside.
+    flat_nodes: bool,
 }
 
 pub(crate) fn envelopes_of(area: &Area) -> Vec<AABB<[f64; 2]>> {
@@ -29,12 +36,22 @@ impl<'a> CircleQuery<'a> {
         // Every geodesic from the centre no longer than the radius, and every great circle
         // from it shorter than the radius, stays within these latitudes (see `Band`).
         let dlat = (circle.radius_m() / CONSERVATIVE_RADIUS_M).to_degrees();
+        let local = Local::new(
+            c.lon(),
+            c.lat(),
+            circle.radius_m(),
+            c.lat() - dlat,
+            c.lat() + dlat,
+        );
+        let band = Band::new(circle.radius_m(), c.lat() - dlat, c.lat() + dlat);
         CircleQuery {
             circle,
             envelopes: envelopes_of(&Area::Circle(*circle)),
             centre: Anchor::new(c.lon(), c.lat()),
             centre_lon: c.lon(),
-            band: Band::new(circle.radius_m(), c.lat() - dlat, c.lat() + dlat),
+            flat_nodes: local.spread() <= band.spread(),
+            local,
+            band,
         }
     }
 
@@ -73,6 +90,15 @@ impl<'a> CircleQuery<'a> {
         .all(|c| self.centre.hav_to(c[0], c[1]) <= limit)
     }
 
+    /// Whether every point of the node is proven inside, by the test with the narrower band.
+    fn holds(&self, env: &AABB<[f64; 2]>) -> bool {
+        if self.flat_nodes {
+            self.local.holds_rect(env.lower(), env.upper())
+        } else {
+            self.corners_inside(env)
+        }
+    }
+
     fn in_envelopes(&self, at: [f64; 2]) -> bool {
         self.envelopes.iter().any(|e| rect_holds(e, at))
     }
@@ -82,7 +108,7 @@ impl Query for CircleQuery<'_> {
     fn node(&self, env: &AABB<[f64; 2]>) -> Cover {
         if !self.envelopes.iter().any(|e| rects_meet(e, env)) {
             Cover::Outside
-        } else if self.corners_inside(env) {
+        } else if self.holds(env) {
             Cover::Inside
         } else {
             Cover::Partial
@@ -90,8 +116,16 @@ impl Query for CircleQuery<'_> {
     }
 
     fn point(&self, at: [f64; 2]) -> bool {
-        // The envelope test is a few comparisons and rejects the corners of the envelope's
-        // leaves without any trigonometry.
+        // The flat test is proven for every point, in or out of the envelope (see `Local`),
+        // and costs a few multiplications, so it goes first; for a small circle it decides
+        // nearly everything.
+        match self.local.verdict(at[0], at[1]) {
+            Verdict::Inside => return true,
+            Verdict::Outside => return false,
+            Verdict::Unsure => {}
+        }
+        // The envelope test is a few comparisons and spares the trigonometry for points of
+        // straddling leaves that the flat test could not place (large or polar circles).
         if !self.in_envelopes(at) {
             return false;
         }
@@ -147,7 +181,8 @@ mod tests {
         Circle::new(LonLat::parse(lon, lat).unwrap(), r).unwrap()
     }
 
-    /// Every point of a rectangle the shortcut accepts is inside by the exact rule.
+    /// Every point of a rectangle the node shortcuts (flat corners, haversine corners) accept
+    /// is inside by the exact rule.
     #[test]
     fn corner_shortcut_only_takes_rectangles_inside() {
         let cases = [
@@ -173,7 +208,9 @@ mod tests {
                             continue;
                         }
                         let env = AABB::from_corners([x0, y0], [x1, y1]);
-                        if !q.corners_inside(&env) {
+                        let flat = q.local.holds_rect(env.lower(), env.upper());
+                        let round = q.corners_inside(&env);
+                        if !flat && !round {
                             continue;
                         }
                         taken += 1;

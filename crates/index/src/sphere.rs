@@ -163,6 +163,16 @@ impl Band {
         self.hav_inside
     }
 
+    /// How wide the undecided band is: (outer / inner radius)², comparable with
+    /// [`Local::spread`].
+    pub(crate) fn spread(&self) -> f64 {
+        if self.hav_inside > 0.0 {
+            self.hav_outside / self.hav_inside
+        } else {
+            f64::INFINITY
+        }
+    }
+
     /// Decides from a haversine value. NaN (from a degenerate input) is `Unsure`, so the exact
     /// rule has the last word on it too.
     #[inline]
@@ -174,6 +184,146 @@ impl Band {
         } else {
             Verdict::Unsure
         }
+    }
+}
+
+/// A cheaper first test for small circles: a flat metric frozen at the centre, with proven
+/// bounds against the ellipsoid, needing no trigonometry per point.
+///
+/// Why it is safe. Give lon/lat the constant metric `ds² = M₀²dφ² + (N₀ cos φ₀)² dλ²` of the
+/// ellipsoid at the centre (latitude φ₀). In it the shortest path from the centre to a point
+/// is the coordinate-straight line, of length `D = √((M₀Δφ)² + (N₀ cos φ₀ Δλ)²)`. The true
+/// metric `M(φ)²dφ² + (N(φ) cos φ)² dλ²` differs from it at each point by a factor between
+/// `M(φ)/M₀` and `N(φ) cos φ / (N₀ cos φ₀)`, which depend only on φ: `M` grows with |φ|, the
+/// parallel's radius `N cos φ` shrinks with it. Over a latitude range that contains φ₀ this
+/// bounds the factor to `[ratio_min, ratio_max]` with `ratio_min ≤ 1 ≤ ratio_max`, so
+/// * the coordinate line (which stays between the two latitudes) shows
+///   `geodesic ≤ ratio_max × D`;
+/// * the geodesic, when no longer than the limit, stays within the range and is a path of
+///   constant-metric length at least `D`, so `geodesic ≥ ratio_min × D`.
+///
+/// For a 500 m circle at 31° N the factors are 1 ± 5·10⁻⁵: the band is a few centimetres,
+/// against 2.5 m for the haversine [`Band`]. For large circles the band widens (and at a pole
+/// `ratio_min` is 0), so callers fall back to the haversine band, then to the geodesic.
+///
+/// The range must hold every latitude within `limit` of the centre: `±limit /
+/// CONSERVATIVE_RADIUS_M` does. `D` is convex in (Δφ, Δλ), so over a lon/lat rectangle it
+/// peaks at a corner: a rectangle whose corners are all inside is inside.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Local {
+    lon: f64,
+    lat: f64,
+    /// Metres per degree of latitude and of longitude at the centre.
+    m_per_deg_lat: f64,
+    m_per_deg_lon: f64,
+    /// Thresholds on D² (m²).
+    inside_sq: f64,
+    outside_sq: f64,
+}
+
+impl Local {
+    pub(crate) fn new(
+        lon_deg: f64,
+        lat_deg: f64,
+        limit_m: f64,
+        lat_lo_deg: f64,
+        lat_hi_deg: f64,
+    ) -> Self {
+        let lat0 = lat_deg.to_radians();
+        let lo = lat_lo_deg.clamp(-90.0, 90.0).to_radians();
+        let hi = lat_hi_deg.clamp(-90.0, 90.0).to_radians();
+        let min_abs = if lo <= 0.0 && hi >= 0.0 {
+            0.0
+        } else {
+            lo.abs().min(hi.abs())
+        };
+        let max_abs = lo.abs().max(hi.abs());
+        let (m0, n0) = (meridional_radius(lat0), prime_vertical_radius(lat0));
+        let parallel = |phi: f64| prime_vertical_radius(phi) * phi.cos();
+        let parallel0 = parallel(lat0);
+        let (ratio_min, ratio_max) = if parallel0 > 0.0 {
+            (
+                (meridional_radius(min_abs) / m0).min(parallel(max_abs) / parallel0),
+                (meridional_radius(max_abs) / m0).max(parallel(min_abs) / parallel0),
+            )
+        } else {
+            (0.0, f64::INFINITY) // centre on a pole: no use, leave it to the haversine band
+        };
+        let inside_m = limit_m / ratio_max * (1.0 - RELATIVE_SLACK) - ABSOLUTE_SLACK_M;
+        let outside_m = if ratio_min > 0.0 {
+            limit_m / ratio_min * (1.0 + RELATIVE_SLACK) + ABSOLUTE_SLACK_M
+        } else {
+            f64::INFINITY
+        };
+        let per_rad_to_deg = std::f64::consts::PI / 180.0;
+        Local {
+            lon: lon_deg,
+            lat: lat_deg,
+            m_per_deg_lat: m0 * per_rad_to_deg,
+            m_per_deg_lon: n0 * lat0.cos() * per_rad_to_deg,
+            inside_sq: if inside_m > 0.0 {
+                inside_m * inside_m
+            } else {
+                -1.0
+            },
+            outside_sq: outside_m * outside_m,
+        }
+    }
+
+    /// How wide the undecided band is: (outer / inner radius)², comparable with
+    /// [`Band::spread`].
+    pub(crate) fn spread(&self) -> f64 {
+        if self.inside_sq > 0.0 {
+            self.outside_sq / self.inside_sq
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// D² from the centre to `(lon, lat)` in degrees, with `dlon` the longitude difference to
+    /// use (any representative modulo 360 is an upper bound; the one in [-180, 180] is exact).
+    #[inline]
+    fn dist_sq(&self, dlon: f64, lat: f64) -> f64 {
+        let y = (lat - self.lat) * self.m_per_deg_lat;
+        let x = dlon * self.m_per_deg_lon;
+        x * x + y * y
+    }
+
+    /// The verdict for a point: `Inside`/`Outside` only when proven.
+    #[inline]
+    pub(crate) fn verdict(&self, lon: f64, lat: f64) -> Verdict {
+        let mut dlon = lon - self.lon;
+        if dlon > 180.0 {
+            dlon -= 360.0;
+        } else if dlon < -180.0 {
+            dlon += 360.0;
+        }
+        let d = self.dist_sq(dlon, lat);
+        if d <= self.inside_sq {
+            Verdict::Inside
+        } else if d > self.outside_sq {
+            Verdict::Outside
+        } else {
+            Verdict::Unsure
+        }
+    }
+
+    /// Whether every point of the rectangle is proven inside: its four corners are, measured
+    /// with one consistent longitude offset (the rectangle shifted by a whole turn when that
+    /// brings it nearer the centre).
+    pub(crate) fn holds_rect(&self, lo: [f64; 2], hi: [f64; 2]) -> bool {
+        let (mut west, mut east) = (lo[0] - self.lon, hi[0] - self.lon);
+        if east < -180.0 {
+            west += 360.0;
+            east += 360.0;
+        } else if west > 180.0 {
+            west -= 360.0;
+            east -= 360.0;
+        }
+        [west, east].iter().all(|&dlon| {
+            self.dist_sq(dlon, lo[1]) <= self.inside_sq
+                && self.dist_sq(dlon, hi[1]) <= self.inside_sq
+        })
     }
 }
 
@@ -235,6 +385,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The local flat bound against the geodesic, as for the haversine band.
+    #[test]
+    fn local_never_contradicts_the_geodesic() {
+        use geo::Destination;
+        let mut decided = 0;
+        for &lat in &[0.0, 0.3, 15.0, 31.2, 60.17, 75.0, 89.0, -33.0, -89.9, 90.0] {
+            for &lon in &[10.0, 179.9999, -179.9999] {
+                for &limit in &[1.0, 500.0, 5_000.0, 100_000.0, 1_000_000.0] {
+                    let dlat = (limit / CONSERVATIVE_RADIUS_M).to_degrees();
+                    let local = Local::new(lon, lat, limit, lat - dlat, lat + dlat);
+                    let centre = Point::new(lon, lat);
+                    for bearing in (0..360).step_by(15) {
+                        for &scale in &[0.0, 0.5, 0.99, 0.9999, 1.0, 1.0001, 1.01, 1.5] {
+                            let p = Geodesic.destination(centre, f64::from(bearing), limit * scale);
+                            let exact = Geodesic.distance(centre, p) <= limit;
+                            match local.verdict(p.x(), p.y()) {
+                                Verdict::Inside => {
+                                    assert!(exact, "{lat} {limit} {bearing} {scale}")
+                                }
+                                Verdict::Outside => {
+                                    assert!(!exact, "{lat} {limit} {bearing} {scale}")
+                                }
+                                Verdict::Unsure => continue,
+                            }
+                            decided += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(decided > 3000, "{decided}");
+    }
+
+    #[test]
+    fn local_band_is_centimetres_for_a_small_circle() {
+        let dlat = (500.0 / CONSERVATIVE_RADIUS_M).to_degrees();
+        let local = Local::new(121.458, 31.222, 500.0, 31.222 - dlat, 31.222 + dlat);
+        let (inside, outside) = (local.inside_sq.sqrt(), local.outside_sq.sqrt());
+        assert!(
+            inside < 500.0 && outside > 500.0 && outside - inside < 0.1,
+            "{inside}..{outside}"
+        );
     }
 
     #[test]

@@ -199,7 +199,9 @@ fn time(text: &str, field: &str) -> Result<DateTime<Utc>> {
         .map_err(|e| {
             IngestError::invalid(
                 field,
-                format!("{text:?} is not a CAP date-time ({e}); write it like 2026-11-25T15:00:00+02:00"),
+                format!(
+                    "{text:?} is not a CAP date-time ({e}); write it like 2026-11-25T15:00:00+02:00"
+                ),
             )
         })
 }
@@ -259,7 +261,9 @@ pub fn parse(text: &str, input: &str) -> Result<CapAlert> {
     if matches!(msg_type, MsgType::Ack | MsgType::Error) {
         return Err(IngestError::invalid(
             format!("{input} alert/msgType"),
-            format!("is {msg_type}: an acknowledgement, not an outage; send Alert, Update or Cancel"),
+            format!(
+                "is {msg_type}: an acknowledgement, not an outage; send Alert, Update or Cancel"
+            ),
         ));
     }
     let references = match root.text_of("references") {
@@ -311,7 +315,9 @@ fn parse_references(text: &str, field: &str) -> Result<Vec<CapReference>> {
                 }
                 _ => Err(IngestError::invalid(
                     field,
-                    format!("{triple:?} is not sender,identifier,sent; separate several with spaces"),
+                    format!(
+                        "{triple:?} is not sender,identifier,sent; separate several with spaces"
+                    ),
                 )),
             }
         })
@@ -393,7 +399,9 @@ fn pair(text: &str, n: usize, field: &str) -> Result<LonLat> {
     let bad = || {
         IngestError::invalid(
             field,
-            format!("pair {n} {text:?} is not lat,lon (two numbers separated by a comma, e.g. 60.1699,24.9384)"),
+            format!(
+                "pair {n} {text:?} is not lat,lon (two numbers separated by a comma, e.g. 60.1699,24.9384)"
+            ),
         )
     };
     let (a, b) = text.split_once(',').ok_or_else(bad)?;
@@ -458,7 +466,10 @@ pub fn circle(text: &str, field: &str) -> Result<Circle> {
     let [center, radius] = parts.as_slice() else {
         return Err(IngestError::invalid(
             field,
-            format!("{:?} is not \"lat,lon radius\" (radius in kilometres, e.g. 60.1699,24.9384 0.5)", text.trim()),
+            format!(
+                "{:?} is not \"lat,lon radius\" (radius in kilometres, e.g. 60.1699,24.9384 0.5)",
+                text.trim()
+            ),
         ));
     };
     let center = pair(center, 1, field)?;
@@ -471,7 +482,9 @@ pub fn circle(text: &str, field: &str) -> Result<Circle> {
     if !km.is_finite() || km <= 0.0 {
         return Err(IngestError::invalid(
             field,
-            format!("radius {radius} km must be more than 0 (CAP circles are in kilometres: 0.3 is 300 m)"),
+            format!(
+                "radius {radius} km must be more than 0 (CAP circles are in kilometres: 0.3 is 300 m)"
+            ),
         ));
     }
     Circle::new(center, km * 1000.0).map_err(|e| IngestError::from(e.renamed("radius", field)))
@@ -525,7 +538,9 @@ impl CapAlert {
                 }
             }
         }
-        Area::union(parts).map_err(|e| IngestError::from(e.renamed("area", &format!("{} alert/info/area", self.field))))
+        Area::union(parts).map_err(|e| {
+            IngestError::from(e.renamed("area", &format!("{} alert/info/area", self.field)))
+        })
     }
 
     /// The highest severity of the info blocks; Moderate when every block says Unknown.
@@ -590,9 +605,12 @@ impl CapAlert {
     /// The service kind: the `outagecast:kind` parameter, else a word in the event text.
     pub fn kind(&self) -> Result<Option<IncidentKind>> {
         if let Some((info, value)) = self.parameter(&["outagecast:kind", "kind"]) {
-            return IncidentKind::parse(value)
-                .map(Some)
-                .map_err(|e| IngestError::from(e.renamed("--kind", &format!("{}/parameter[outagecast:kind]", info.field))));
+            return IncidentKind::parse(value).map(Some).map_err(|e| {
+                IngestError::from(e.renamed(
+                    "--kind",
+                    &format!("{}/parameter[outagecast:kind]", info.field),
+                ))
+            });
         }
         Ok(self.infos.iter().find_map(|i| kind_from_words(&i.event)))
     }
@@ -611,7 +629,13 @@ fn kind_from_words(text: &str) -> Option<IncidentKind> {
     let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
     if has(&["sewer", "sewage", "viemari", "avlopp"]) {
         Some(IncidentKind::Sewer)
-    } else if has(&["district heat", "heating", "kaukolampo", "lampo", "fjarrvarme"]) {
+    } else if has(&[
+        "district heat",
+        "heating",
+        "kaukolampo",
+        "lampo",
+        "fjarrvarme",
+    ]) {
         Some(IncidentKind::Heating)
     } else if has(&["water", "vesi", "veden", "vatten"]) {
         Some(IncidentKind::Water)
@@ -619,7 +643,14 @@ fn kind_from_words(text: &str) -> Option<IncidentKind> {
         Some(IncidentKind::Power)
     } else if has(&["gas", "kaasu"]) {
         Some(IncidentKind::Gas)
-    } else if has(&["telecom", "internet", "broadband", "phone", "puhelin", "tele"]) {
+    } else if has(&[
+        "telecom",
+        "internet",
+        "broadband",
+        "phone",
+        "puhelin",
+        "tele",
+    ]) {
         Some(IncidentKind::Telecom)
     } else {
         None
@@ -679,7 +710,13 @@ mod tests {
 
     #[test]
     fn an_alert_gives_area_metadata_and_kind() {
-        let doc = alert("Alert", "", &format!("{SQUARE}<area><areaDesc>Asema</areaDesc><circle>60.1710,24.9414 0.2</circle></area>"));
+        let doc = alert(
+            "Alert",
+            "",
+            &format!(
+                "{SQUARE}<area><areaDesc>Asema</areaDesc><circle>60.1710,24.9414 0.2</circle></area>"
+            ),
+        );
         let a = parse(&doc, "--cap").unwrap();
         assert_eq!(a.msg_type, MsgType::Alert);
         assert_eq!(a.status, Status::Actual);
@@ -692,7 +729,10 @@ mod tests {
         assert_eq!(a.certainty(), Some(Certainty::Observed));
         assert_eq!(a.headline(), Some("Vesijohtovuoto Kaivokadulla"));
         assert_eq!(a.description(), Some("Vesi on poikki."));
-        assert_eq!(a.expires().unwrap().to_rfc3339(), "2099-11-25T18:00:00+00:00");
+        assert_eq!(
+            a.expires().unwrap().to_rfc3339(),
+            "2099-11-25T18:00:00+00:00"
+        );
         assert_eq!(a.cause().unwrap().as_str(), "Vesijohtovuoto Kaivokadulla");
         assert_eq!(a.kind().unwrap(), Some(IncidentKind::Water));
         assert_eq!(a.etr().unwrap(), None);
@@ -700,15 +740,32 @@ mod tests {
 
     #[test]
     fn geocodes_select_imported_zones() {
-        let zone_area = Area::Circle(Circle::new(LonLat::parse(24.95, 60.17).unwrap(), 100.0).unwrap());
-        let doc = alert("Alert", "", "<area><areaDesc>DMA 7</areaDesc><geocode><valueName>outagecast:zone</valueName><value>DMA 7</value></geocode></area>");
+        let zone_area =
+            Area::Circle(Circle::new(LonLat::parse(24.95, 60.17).unwrap(), 100.0).unwrap());
+        let doc = alert(
+            "Alert",
+            "",
+            "<area><areaDesc>DMA 7</areaDesc><geocode><valueName>outagecast:zone</valueName><value>DMA 7</value></geocode></area>",
+        );
         let a = parse(&doc, "--cap").unwrap();
-        let got = a.area(|name| (name == "DMA 7").then(|| zone_area.clone())).unwrap();
+        let got = a
+            .area(|name| (name == "DMA 7").then(|| zone_area.clone()))
+            .unwrap();
         assert_eq!(got, zone_area);
         let e = a.area(|_| None).unwrap_err().to_string();
-        assert!(e.contains("outagecast:zone=DMA 7") && e.contains("zones import"), "{e}");
+        assert!(
+            e.contains("outagecast:zone=DMA 7") && e.contains("zones import"),
+            "{e}"
+        );
         // Other systems' codes next to a polygon are ignored.
-        let doc = alert("Alert", "", &SQUARE.replace("</area>", "<geocode><valueName>EMMA_ID</valueName><value>FI001</value></geocode></area>"));
+        let doc = alert(
+            "Alert",
+            "",
+            &SQUARE.replace(
+                "</area>",
+                "<geocode><valueName>EMMA_ID</valueName><value>FI001</value></geocode></area>",
+            ),
+        );
         assert!(parse(&doc, "--cap").unwrap().area(|_| None).is_ok());
     }
 
@@ -717,59 +774,155 @@ mod tests {
         let refs = "<references>control@hsy.example.org,HSY-2026-0041,2026-11-25T12:00:00+02:00</references>";
         let a = parse(&alert("Update", refs, SQUARE), "--cap").unwrap();
         assert_eq!(a.references[0].identifier, "HSY-2026-0041");
-        let e = parse(&alert("Cancel", "", SQUARE), "--cap").unwrap_err().to_string();
-        assert!(e.contains("alert/references") && e.contains("Cancel"), "{e}");
-        let e = parse(&alert("Update", "<references>just-an-id</references>", SQUARE), "--cap").unwrap_err().to_string();
+        let e = parse(&alert("Cancel", "", SQUARE), "--cap")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("alert/references") && e.contains("Cancel"),
+            "{e}"
+        );
+        let e = parse(
+            &alert("Update", "<references>just-an-id</references>", SQUARE),
+            "--cap",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("sender,identifier,sent"), "{e}");
-        let e = parse(&alert("Ack", refs, SQUARE), "--cap").unwrap_err().to_string();
+        let e = parse(&alert("Ack", refs, SQUARE), "--cap")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Ack"), "{e}");
     }
 
     #[test]
     fn bad_coordinates_are_explained_with_the_place() {
-        let e = err(&alert("Alert", "", "<area><areaDesc>x</areaDesc><polygon>24.94,160.16 24.95,160.16 24.95,160.17 24.94,160.16</polygon></area>"));
+        let e = err(&alert(
+            "Alert",
+            "",
+            "<area><areaDesc>x</areaDesc><polygon>95.5,100.1 95.6,100.1 95.6,100.2 95.5,100.1</polygon></area>",
+        ));
         assert!(e.contains("polygon[0] (line "), "{e}");
-        assert!(e.contains("latitude 160.16"), "{e}");
-        let e = err(&alert("Alert", "", "<area><areaDesc>x</areaDesc><polygon>124.94,60.16 124.95,60.16 124.95,60.17 124.94,60.16</polygon></area>"));
+        assert!(e.contains("latitude 95.5") && !e.contains("swapped"), "{e}");
+        let e = err(&alert(
+            "Alert",
+            "",
+            "<area><areaDesc>x</areaDesc><polygon>124.94,60.16 124.95,60.16 124.95,60.17 124.94,60.16</polygon></area>",
+        ));
         assert!(e.contains("swapped") && e.contains("latitude first"), "{e}");
-        let e = err(&alert("Alert", "", "<area><areaDesc>x</areaDesc><polygon>60.16,24.94 60.16,24.95 60.17,24.95 60.17,24.94</polygon></area>"));
+        let e = err(&alert(
+            "Alert",
+            "",
+            "<area><areaDesc>x</areaDesc><polygon>60.16,24.94 60.16,24.95 60.17,24.95 60.17,24.94</polygon></area>",
+        ));
         assert!(e.contains("not closed"), "{e}");
-        let e = err(&alert("Alert", "", "<area><areaDesc>x</areaDesc><polygon>60.16,24.94 60.16,24.95 60.16,24.94</polygon></area>"));
+        let e = err(&alert(
+            "Alert",
+            "",
+            "<area><areaDesc>x</areaDesc><polygon>60.16,24.94 60.16,24.95 60.16,24.94</polygon></area>",
+        ));
         assert!(e.contains("at least 4"), "{e}");
-        let e = err(&alert("Alert", "", "<area><areaDesc>x</areaDesc><polygon>60.16,24.94 60.17,24.95 60.16,24.95 60.17,24.94 60.16,24.94</polygon></area>"));
+        let e = err(&alert(
+            "Alert",
+            "",
+            "<area><areaDesc>x</areaDesc><polygon>60.16,24.94 60.17,24.95 60.16,24.95 60.17,24.94 60.16,24.94</polygon></area>",
+        ));
         assert!(e.contains("not a valid polygon"), "{e}");
-        let e = err(&alert("Alert", "", "<area><areaDesc>x</areaDesc><polygon>60.16;24.94 60.16,24.95 60.17,24.95 60.16;24.94</polygon></area>"));
+        let e = err(&alert(
+            "Alert",
+            "",
+            "<area><areaDesc>x</areaDesc><polygon>60.16;24.94 60.16,24.95 60.17,24.95 60.16;24.94</polygon></area>",
+        ));
         assert!(e.contains("pair 1") && e.contains("not lat,lon"), "{e}");
-        let e = err(&alert("Alert", "", "<area><areaDesc>x</areaDesc><circle>60.17,24.94</circle></area>"));
+        let e = err(&alert(
+            "Alert",
+            "",
+            "<area><areaDesc>x</areaDesc><circle>60.17,24.94</circle></area>",
+        ));
         assert!(e.contains("lat,lon radius"), "{e}");
-        let e = err(&alert("Alert", "", "<area><areaDesc>x</areaDesc><circle>60.17,24.94 0</circle></area>"));
+        let e = err(&alert(
+            "Alert",
+            "",
+            "<area><areaDesc>x</areaDesc><circle>60.17,24.94 0</circle></area>",
+        ));
         assert!(e.contains("more than 0"), "{e}");
-        let e = err(&alert("Alert", "", "<area><areaDesc>x</areaDesc><circle>60.17,24.94 5000</circle></area>"));
+        let e = err(&alert(
+            "Alert",
+            "",
+            "<area><areaDesc>x</areaDesc><circle>60.17,24.94 5000</circle></area>",
+        ));
         assert!(e.contains("limit"), "{e}");
-        let e = err(&alert("Alert", "", "<area><areaDesc>nowhere</areaDesc></area>"));
+        let e = err(&alert(
+            "Alert",
+            "",
+            "<area><areaDesc>nowhere</areaDesc></area>",
+        ));
         assert!(e.contains("has no <polygon>"), "{e}");
         let e = err(&alert("Alert", "", ""));
-        assert!(e.contains("alert/info/area") && e.contains("is missing"), "{e}");
+        assert!(
+            e.contains("alert/info/area") && e.contains("is missing"),
+            "{e}"
+        );
     }
 
     #[test]
     fn header_errors_name_the_element() {
         let good = alert("Alert", "", SQUARE);
         for (from, to, want) in [
-            ("<status>Actual</status>", "<status>Real</status>", "alert/status"),
-            ("<identifier>HSY-2026-0042</identifier>", "", "alert/identifier: is missing"),
-            ("<identifier>HSY-2026-0042</identifier>", "<identifier>a b</identifier>", "forbids"),
-            ("<sent>2026-11-25T13:00:00+02:00</sent>", "<sent>yesterday</sent>", "alert/sent"),
-            ("<urgency>Immediate</urgency>", "<urgency>Now</urgency>", "info[0]/urgency"),
-            ("<severity>Severe</severity>", "<severity>Bad</severity>", "info[0]/severity"),
-            ("<expires>2099-11-25T20:00:00+02:00</expires>", "<expires>soon</expires>", "info[0]/expires"),
+            (
+                "<status>Actual</status>",
+                "<status>Real</status>",
+                "alert/status",
+            ),
+            (
+                "<identifier>HSY-2026-0042</identifier>",
+                "",
+                "alert/identifier: is missing",
+            ),
+            (
+                "<identifier>HSY-2026-0042</identifier>",
+                "<identifier>a b</identifier>",
+                "forbids",
+            ),
+            (
+                "<sent>2026-11-25T13:00:00+02:00</sent>",
+                "<sent>yesterday</sent>",
+                "alert/sent",
+            ),
+            (
+                "<urgency>Immediate</urgency>",
+                "<urgency>Now</urgency>",
+                "info[0]/urgency",
+            ),
+            (
+                "<severity>Severe</severity>",
+                "<severity>Bad</severity>",
+                "info[0]/severity",
+            ),
+            (
+                "<expires>2099-11-25T20:00:00+02:00</expires>",
+                "<expires>soon</expires>",
+                "info[0]/expires",
+            ),
             ("<alert xmlns", "<alarm xmlns", "root element"),
         ] {
-            let doc = good.replacen(from, to, 1).replacen("</alert>", if from.starts_with("<alert") { "</alarm>" } else { "</alert>" }, 1);
+            let doc = good.replacen(from, to, 1).replacen(
+                "</alert>",
+                if from.starts_with("<alert") {
+                    "</alarm>"
+                } else {
+                    "</alert>"
+                },
+                1,
+            );
             let e = parse(&doc, "--cap").unwrap_err().to_string();
             assert!(e.contains(want), "{to}: {e}");
         }
-        let e = parse("<alert>\n  <identifier>x</identifier>\n  <sender>y\n</alert>", "--cap").unwrap_err().to_string();
+        let e = parse(
+            "<alert>\n  <identifier>x</identifier>\n  <sender>y\n</alert>",
+            "--cap",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("line 4"), "{e}");
     }
 
@@ -784,10 +937,20 @@ mod tests {
         assert_eq!(a.kind().unwrap(), Some(IncidentKind::Power));
         assert!(a.etr().unwrap().is_some());
         let bad = doc.replace("<value>power</value>", "<value>plasma</value>");
-        let e = parse(&bad, "--cap").unwrap().kind().unwrap_err().to_string();
-        assert!(e.contains("outagecast:kind") && e.contains("water, power"), "{e}");
+        let e = parse(&bad, "--cap")
+            .unwrap()
+            .kind()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("outagecast:kind") && e.contains("water, power"),
+            "{e}"
+        );
         assert_eq!(kind_from_words("Sähkökatko"), Some(IncidentKind::Power));
-        assert_eq!(kind_from_words("Avbrott i fjärrvärme"), Some(IncidentKind::Heating));
+        assert_eq!(
+            kind_from_words("Avbrott i fjärrvärme"),
+            Some(IncidentKind::Heating)
+        );
         assert_eq!(kind_from_words("Storm"), None);
         let long = "x".repeat(300);
         assert_eq!(one_line(&long).chars().count(), 200);

@@ -20,7 +20,10 @@ pub enum IngestError {
         problem: String,
     },
     /// No known address is close enough to what was asked.
-    #[error("{field}: no address matches {query:?}{}; check the spelling, add the house number, or give --circle LON,LAT,METRES", list(candidates))]
+    #[error(
+        "{field}: no address matches {query:?}{}; check the spelling, add the house number, or give --circle LON,LAT,METRES",
+        list(candidates)
+    )]
     UnknownAddress {
         /// The flag or field that held the address.
         field: String,
@@ -30,7 +33,10 @@ pub enum IngestError {
         candidates: Vec<Candidate>,
     },
     /// Several addresses in different places match equally well.
-    #[error("{field}: {query:?} is ambiguous{}; add the house number, postcode or city to pick one", list(candidates))]
+    #[error(
+        "{field}: {query:?} is ambiguous{}; add the house number, postcode or city to pick one",
+        list(candidates)
+    )]
     AmbiguousAddress {
         /// The flag or field that held the address.
         field: String,

@@ -147,7 +147,14 @@ pub(crate) fn geometry_areas(
             vec![circle(coordinates, radius, &at(".coordinates"))?]
         }
         GeometryValue::MultiPoint { coordinates } => {
-            let radius = size(properties, "radius_m", sizes.radius_m, path, field, "MultiPoint")?;
+            let radius = size(
+                properties,
+                "radius_m",
+                sizes.radius_m,
+                path,
+                field,
+                "MultiPoint",
+            )?;
             coordinates
                 .iter()
                 .enumerate()
@@ -155,7 +162,14 @@ pub(crate) fn geometry_areas(
                 .collect::<Result<_>>()?
         }
         GeometryValue::LineString { coordinates } => {
-            let buffer = size(properties, "buffer_m", sizes.buffer_m, path, field, "LineString")?;
+            let buffer = size(
+                properties,
+                "buffer_m",
+                sizes.buffer_m,
+                path,
+                field,
+                "LineString",
+            )?;
             vec![corridor(coordinates, buffer, &at(".coordinates"))?]
         }
         GeometryValue::MultiLineString { coordinates } => {
@@ -248,9 +262,9 @@ fn coord(p: &Position, at: &str) -> Result<Coord<f64>> {
 fn circle(p: &Position, radius_m: f64, at: &str) -> Result<Area> {
     let c = coord(p, at)?;
     let center = LonLat::parse(c.x, c.y).map_err(|e| core_within(e, at))?;
-    Ok(Area::Circle(
-        Circle::new(center, radius_m).map_err(|e| IngestError::from(e.renamed("radius", "radius_m")).within(at))?,
-    ))
+    Ok(Area::Circle(Circle::new(center, radius_m).map_err(
+        |e| IngestError::from(e.renamed("radius", "radius_m")).within(at),
+    )?))
 }
 
 fn corridor(positions: &[Position], buffer_m: f64, at: &str) -> Result<Area> {
@@ -308,7 +322,8 @@ pub(crate) fn polygon(rings: &[Vec<Position>], at: &str) -> Result<Polygon<f64>>
 
 /// Validates polygons (self-intersection, holes outside, overlapping parts) as one area.
 pub(crate) fn polygon_area(polygons: Vec<Polygon<f64>>, at: &str) -> Result<PolygonArea> {
-    PolygonArea::new(MultiPolygon(polygons)).map_err(|e| IngestError::from(e.renamed("polygon", at)))
+    PolygonArea::new(MultiPolygon(polygons))
+        .map_err(|e| IngestError::from(e.renamed("polygon", at)))
 }
 
 #[cfg(test)]
@@ -325,12 +340,22 @@ mod tests {
     #[test]
     fn every_geometry_kind_becomes_an_area() {
         let point = r#"{"type":"Feature","properties":{"radius_m":300},"geometry":{"type":"Point","coordinates":[24.94,60.17]}}"#;
-        assert!(matches!(area(point, "f", Sizes::default()).unwrap(), Area::Circle(c) if c.radius_m() == 300.0));
+        assert!(
+            matches!(area(point, "f", Sizes::default()).unwrap(), Area::Circle(c) if c.radius_m() == 300.0)
+        );
         let line = r#"{"type":"Feature","properties":{"buffer_m":40},"geometry":{"type":"LineString","coordinates":[[24.93,60.17],[24.95,60.17]]}}"#;
-        assert!(matches!(area(line, "f", Sizes::default()).unwrap(), Area::Corridor(c) if c.buffer_m() == 40.0));
+        assert!(
+            matches!(area(line, "f", Sizes::default()).unwrap(), Area::Corridor(c) if c.buffer_m() == 40.0)
+        );
         let bare_line = r#"{"type":"LineString","coordinates":[[24.93,60.17],[24.95,60.17]]}"#;
-        let sizes = Sizes { radius_m: None, buffer_m: Some(25.0) };
-        assert!(matches!(area(bare_line, "f", sizes).unwrap(), Area::Corridor(_)));
+        let sizes = Sizes {
+            radius_m: None,
+            buffer_m: Some(25.0),
+        };
+        assert!(matches!(
+            area(bare_line, "f", sizes).unwrap(),
+            Area::Corridor(_)
+        ));
         let holes = r#"{"type":"Polygon","coordinates":[
             [[0,0],[4,0],[4,4],[0,4],[0,0]],
             [[1,1],[1,2],[2,2],[2,1],[1,1]]]}"#;
@@ -340,7 +365,9 @@ mod tests {
         let multi = r#"{"type":"MultiPolygon","coordinates":[
             [[[0,0],[1,0],[1,1],[0,1],[0,0]]],
             [[[2,0],[3,0],[3,1],[2,1],[2,0]]]]}"#;
-        assert!(matches!(area(multi, "f", Sizes::default()).unwrap(), Area::Polygon(p) if p.shape().0.len() == 2));
+        assert!(
+            matches!(area(multi, "f", Sizes::default()).unwrap(), Area::Polygon(p) if p.shape().0.len() == 2)
+        );
         let collection = r#"{"type":"Feature","properties":{"radius_m":50,"buffer_m":10},
           "geometry":{"type":"GeometryCollection","geometries":[
             {"type":"Point","coordinates":[24.94,60.17]},
@@ -374,19 +401,40 @@ mod tests {
     #[test]
     fn errors_name_the_place_and_the_fix() {
         let e = err(r#"{"type":"Point","coordinates":[24.94,60.17]}"#);
-        assert!(e.starts_with("--geojson geometry:") && e.contains("radius_m"), "{e}");
-        let e = err(r#"{"type":"Feature","properties":{"radius_m":"big"},"geometry":{"type":"Point","coordinates":[24.94,60.17]}}"#);
-        assert!(e.contains("properties.radius_m") && e.contains("not a number"), "{e}");
-        let e = err(r#"{"type":"Feature","properties":{"radius_m":-3},"geometry":{"type":"Point","coordinates":[24.94,60.17]}}"#);
+        assert!(
+            e.starts_with("--geojson geometry:") && e.contains("radius_m"),
+            "{e}"
+        );
+        let e = err(
+            r#"{"type":"Feature","properties":{"radius_m":"big"},"geometry":{"type":"Point","coordinates":[24.94,60.17]}}"#,
+        );
+        assert!(
+            e.contains("properties.radius_m") && e.contains("not a number"),
+            "{e}"
+        );
+        let e = err(
+            r#"{"type":"Feature","properties":{"radius_m":-3},"geometry":{"type":"Point","coordinates":[24.94,60.17]}}"#,
+        );
         assert!(e.contains("positive"), "{e}");
         let e = err(r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1]]]}"#);
-        assert!(e.contains("coordinates[0]") && e.contains("not closed"), "{e}");
+        assert!(
+            e.contains("coordinates[0]") && e.contains("not closed"),
+            "{e}"
+        );
         let e = err(r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[0,0]]]}"#);
         assert!(e.contains("at least 4"), "{e}");
         let e = err(r#"{"type":"Polygon","coordinates":[[[0,0],[2,2],[2,0],[0,2],[0,0]]]}"#);
-        assert!(e.contains("not a valid polygon") && e.contains("self-intersection"), "{e}");
-        let e = err(r#"{"type":"Polygon","coordinates":[[[60.17,124.9],[60.2,124.9],[60.2,125],[60.17,124.9]]]}"#);
-        assert!(e.contains("swapped") && e.contains("coordinates[0][0]"), "{e}");
+        assert!(
+            e.contains("not a valid polygon") && e.contains("self-intersection"),
+            "{e}"
+        );
+        let e = err(
+            r#"{"type":"Polygon","coordinates":[[[60.17,124.9],[60.2,124.9],[60.2,125],[60.17,124.9]]]}"#,
+        );
+        assert!(
+            e.contains("swapped") && e.contains("coordinates[0][0]"),
+            "{e}"
+        );
         let e = err(r#"{"type":"Polygon","coordinates":[[[200,0],[1,0],[1,1],[200,0]]]}"#);
         assert!(e.contains("longitude") && e.contains("-180..180"), "{e}");
         let e = err("{\n  \"type\": \"Polygon\",\n  \"coordinates\": [[[0,0],\n");

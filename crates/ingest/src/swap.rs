@@ -56,13 +56,9 @@ pub fn swapped(area: &Area) -> Option<Area> {
         Area::Corridor(c) => Corridor::new(swap_line(c.line())?, c.buffer_m())
             .ok()
             .map(Area::Corridor),
-        Area::Union(u) => Area::union(
-            u.parts()
-                .iter()
-                .map(swapped)
-                .collect::<Option<Vec<_>>>()?,
-        )
-        .ok(),
+        Area::Union(u) => {
+            Area::union(u.parts().iter().map(swapped).collect::<Option<Vec<_>>>()?).ok()
+        }
     }
 }
 
@@ -75,15 +71,23 @@ mod tests {
     #[test]
     fn mirrors_every_shape_and_refuses_impossible_mirrors() {
         let square = Area::Polygon(
-            polygon_from_ring(&[[60.16, 24.93], [60.16, 24.95], [60.17, 24.95], [60.16, 24.93]])
-                .unwrap(),
+            polygon_from_ring(&[
+                [60.16, 24.93],
+                [60.16, 24.95],
+                [60.17, 24.95],
+                [60.16, 24.93],
+            ])
+            .unwrap(),
         );
         let mirror = swapped(&square).unwrap();
         assert!(mirror.contains(LonLat::parse(24.945, 60.162).unwrap()));
-        let line = Area::Corridor(Corridor::new(vec![(60.17, 24.93), (60.17, 24.95)].into(), 40.0).unwrap());
+        let line = Area::Corridor(
+            Corridor::new(vec![(60.17, 24.93), (60.17, 24.95)].into(), 40.0).unwrap(),
+        );
         let both = Area::union(vec![square, line]).unwrap();
         assert_eq!(swapped(&both).unwrap().parts().len(), 2);
-        let far_east = Area::Circle(Circle::new(LonLat::parse(120.0, 10.0).unwrap(), 10.0).unwrap());
+        let far_east =
+            Area::Circle(Circle::new(LonLat::parse(120.0, 10.0).unwrap(), 10.0).unwrap());
         assert!(swapped(&far_east).is_none());
     }
 }

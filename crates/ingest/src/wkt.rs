@@ -86,7 +86,9 @@ fn check_depth(text: &str, field: &str) -> Result<()> {
                 if depth > MAX_DEPTH {
                     return Err(IngestError::invalid(
                         field,
-                        format!("nests parentheses more than {MAX_DEPTH} deep; flatten the geometry collection"),
+                        format!(
+                            "nests parentheses more than {MAX_DEPTH} deep; flatten the geometry collection"
+                        ),
                     ));
                 }
             }
@@ -145,10 +147,7 @@ fn polygon(p: &wkt::types::Polygon<f64>, at: &str) -> Result<Option<Polygon<f64>
 
 fn need(size: Option<f64>, what: &str, flag: &str, at: &str) -> Result<f64> {
     size.ok_or_else(|| {
-        IngestError::invalid(
-            at,
-            format!("a {what} needs a size: pass {flag} METRES"),
-        )
+        IngestError::invalid(at, format!("a {what} needs a size: pass {flag} METRES"))
     })
 }
 
@@ -231,7 +230,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        area(text, "--wkt", Sizes::default()).unwrap_err().to_string()
+        area(text, "--wkt", Sizes::default())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -272,13 +273,19 @@ mod tests {
         assert!(err("POLYGON((0 0, 1 0, 1 1, 0 1))").contains("not closed"));
         assert!(err("POLYGON((0 0, 1 0, 0 0))").contains("at least 4"));
         assert!(err("POLYGON((0 0, 2 2, 2 0, 0 2, 0 0))").contains("not a valid polygon"));
-        assert!(err("POLYGON((60.17 124.9, 60.2 124.9, 60.2 125, 60.17 124.9))").contains("swapped"));
+        assert!(
+            err("POLYGON((60.17 124.9, 60.2 124.9, 60.2 125, 60.17 124.9))").contains("swapped")
+        );
         assert!(err("POINT(24.94 60.17)").contains("--radius"));
         assert!(err("LINESTRING(24.94 60.17, 24.95 60.17)").contains("--buffer"));
         assert!(err("POLYGON EMPTY").contains("EMPTY"));
         assert!(err("CIRCLE(1 2 3)").contains("not valid WKT"));
         assert!(err("SRID=3067;POINT(385000 6672000)").contains("4326"));
-        let deep = format!("{}POINT(1 2){}", "GEOMETRYCOLLECTION(".repeat(40), ")".repeat(40));
+        let deep = format!(
+            "{}POINT(1 2){}",
+            "GEOMETRYCOLLECTION(".repeat(40),
+            ")".repeat(40)
+        );
         assert!(err(&deep).contains("nests"));
     }
 }

@@ -30,7 +30,7 @@ pub(crate) struct Element {
 
 impl Element {
     /// Children with this local name.
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+    pub fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a Element> + use<'a, 'n> {
         self.children.iter().filter(move |c| c.name == name)
     }
 
@@ -62,11 +62,7 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     }
     let before = &text[..end];
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rsplit('\n')
-        .next()
-        .map_or(0, |l| l.chars().count())
-        + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
 
@@ -219,7 +215,10 @@ mod tests {
             ("<a>\n  <b>\n</a>", "line 3"),
             ("<a>\n<b></b>", "ends inside <a>"),
             ("<a>&bogus;</a>", "unknown entity"),
-            ("<!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><a>&x;</a>", "DOCTYPE"),
+            (
+                "<!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><a>&x;</a>",
+                "DOCTYPE",
+            ),
             ("", "is empty"),
             ("<a/><b/>", "after the root"),
             ("text", "outside the root"),
@@ -229,7 +228,12 @@ mod tests {
             assert!(e.starts_with("--cap"), "{e}");
         }
         let deep = "<a>".repeat(100);
-        assert!(parse(&deep, "f").unwrap_err().to_string().contains("deeply"));
+        assert!(
+            parse(&deep, "f")
+                .unwrap_err()
+                .to_string()
+                .contains("deeply")
+        );
     }
 
     #[test]

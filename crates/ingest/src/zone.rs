@@ -76,8 +76,16 @@ pub fn zones_from_geojson(text: &str, field: &str, name_property: &str) -> Resul
     let mut zones = Vec::with_capacity(located.len());
     let mut seen: HashMap<String, String> = HashMap::new();
     for l in located {
-        let feature = l.path.strip_suffix(".geometry").unwrap_or("feature").to_string();
-        let feature = if feature == "geometry" { "feature".to_string() } else { feature };
+        let feature = l
+            .path
+            .strip_suffix(".geometry")
+            .unwrap_or("feature")
+            .to_string();
+        let feature = if feature == "geometry" {
+            "feature".to_string()
+        } else {
+            feature
+        };
         let props = l.properties.clone().unwrap_or_default();
         let name_field = format!("{field} {feature}.properties.{name_property}");
         let name_text = match props.get(name_property) {
@@ -97,12 +105,17 @@ pub fn zones_from_geojson(text: &str, field: &str, name_property: &str) -> Resul
                 } else {
                     format!(
                         "its properties are {}",
-                        keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                        keys.iter()
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 };
                 return Err(IngestError::invalid(
                     name_field,
-                    format!("is missing ({known}); pick the property that names zones with --name-property"),
+                    format!(
+                        "is missing ({known}); pick the property that names zones with --name-property"
+                    ),
                 ));
             }
         };
@@ -116,7 +129,8 @@ pub fn zones_from_geojson(text: &str, field: &str, name_property: &str) -> Resul
             ));
         }
         match &l.geometry.value {
-            geojson::GeometryValue::Polygon { .. } | geojson::GeometryValue::MultiPolygon { .. } => {}
+            geojson::GeometryValue::Polygon { .. }
+            | geojson::GeometryValue::MultiPolygon { .. } => {}
             other => {
                 return Err(IngestError::invalid(
                     format!("{field} {}", l.path),
@@ -128,7 +142,8 @@ pub fn zones_from_geojson(text: &str, field: &str, name_property: &str) -> Resul
             }
         }
         let parts = geometry_areas(&l.geometry, None, Sizes::default(), &l.path, field)?;
-        let area = Area::union(parts).map_err(|e| IngestError::from(e.renamed("area", &format!("{field} {}", l.path))))?;
+        let area = Area::union(parts)
+            .map_err(|e| IngestError::from(e.renamed("area", &format!("{field} {}", l.path))))?;
         zones.push(Zone {
             name,
             area,
@@ -159,18 +174,37 @@ mod tests {
 
     #[test]
     fn bad_zone_files_are_refused_whole() {
-        let e = zones_from_geojson(DMAS, "FILE", "name").unwrap_err().to_string();
-        assert!(e.contains("features[0].properties.name") && e.contains("dma, pressure"), "{e}");
+        let e = zones_from_geojson(DMAS, "FILE", "name")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("features[0].properties.name") && e.contains("dma, pressure"),
+            "{e}"
+        );
         let dup = DMAS.replace("\"dma\":8", "\"dma\":\"dma 7\"");
-        let e = zones_from_geojson(&dup, "FILE", "dma").unwrap_err().to_string();
+        let e = zones_from_geojson(&dup, "FILE", "dma")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("also the name of features[0]"), "{e}");
         let point = DMAS.replace(r#"{"type":"MultiPolygon","coordinates":[[[[24.95,60.16],[24.96,60.16],[24.96,60.17],[24.95,60.16]]]]}"#, r#"{"type":"Point","coordinates":[24.95,60.16]}"#);
-        let e = zones_from_geojson(&point, "FILE", "dma").unwrap_err().to_string();
-        assert!(e.contains("features[1].geometry") && e.contains("Point"), "{e}");
+        let e = zones_from_geojson(&point, "FILE", "dma")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("features[1].geometry") && e.contains("Point"),
+            "{e}"
+        );
         let open = DMAS.replace("[24.93,60.17],[24.93,60.16]]", "[24.93,60.17]]");
-        let e = zones_from_geojson(&open, "FILE", "dma").unwrap_err().to_string();
+        let e = zones_from_geojson(&open, "FILE", "dma")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not closed"), "{e}");
         let blank = DMAS.replace("\"DMA 7\"", "\"  \"");
-        assert!(zones_from_geojson(&blank, "FILE", "dma").unwrap_err().to_string().contains("is empty"));
+        assert!(
+            zones_from_geojson(&blank, "FILE", "dma")
+                .unwrap_err()
+                .to_string()
+                .contains("is empty")
+        );
     }
 }

@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 
 use crate::error::IvrError;
-use crate::index::Lookup;
+use crate::index::Announcements;
 
 /// The longest line accepted from the peer, line ending included. Asterisk's own lines are
 /// far shorter (its command buffer is 2048 bytes).
@@ -103,6 +103,7 @@ impl AgiEnv {
 #[derive(Debug, Default)]
 pub struct EnvReader {
     env: AgiEnv,
+    lines: usize,
 }
 
 impl EnvReader {
@@ -115,7 +116,8 @@ impl EnvReader {
         if line == b"HANGUP" {
             return Err(IvrError::AgiHangup);
         }
-        if self.env.vars.len() >= MAX_ENV_LINES {
+        self.lines += 1;
+        if self.lines > MAX_ENV_LINES {
             return Err(IvrError::AgiTooManyLines {
                 limit: MAX_ENV_LINES,
             });
@@ -264,17 +266,14 @@ pub fn set_variable(name: &str, value: &str) -> Vec<u8> {
 /// - `OUTAGECAST_MESSAGE`: what to say (empty when not armed);
 /// - `OUTAGECAST_INCIDENT`: the incident ids announced, separated by spaces;
 /// - `OUTAGECAST_LANGUAGE`: `fi`, `sv` or `en` (empty when not armed).
-pub fn answer_commands(lookup: &Lookup) -> Vec<Vec<u8>> {
+pub fn answer_commands(lookup: &Announcements<'_>) -> Vec<Vec<u8>> {
     let ids: Vec<String> = lookup
         .items()
         .iter()
         .map(|a| a.incident.id.to_string())
         .collect();
     vec![
-        set_variable(
-            "OUTAGECAST_ARMED",
-            if lookup.armed() { "1" } else { "0" },
-        ),
+        set_variable("OUTAGECAST_ARMED", if lookup.armed() { "1" } else { "0" }),
         set_variable(
             "OUTAGECAST_MESSAGE",
             lookup.announcement().as_deref().unwrap_or(""),
@@ -347,7 +346,7 @@ impl Session {
     }
 
     /// The answer to the [`Step::Lookup`] asked for.
-    pub fn answered(&mut self, lookup: &Lookup) {
+    pub fn answered(&mut self, lookup: &Announcements<'_>) {
         if matches!(self.state, State::Lookup(_)) {
             self.state = State::Send(answer_commands(lookup).into());
         }
@@ -375,9 +374,7 @@ impl Session {
                     Err(e) => (State::Over(Some(e)), None),
                     Ok(Some(line)) => match reader.push(&line) {
                         Ok(None) => (State::Env(reader), None),
-                        Ok(Some(env)) => {
-                            (State::Lookup(env.caller_id().map(str::to_string)), None)
-                        }
+                        Ok(Some(env)) => (State::Lookup(env.caller_id().map(str::to_string)), None),
                         Err(e) => (State::Over(Some(e)), None),
                     },
                 },
@@ -412,7 +409,7 @@ agi_dnid: 0800123456\nagi_context: from-trunk\nagi_extension: 0800123456\nagi_pr
 agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140536\n\n";
 
     /// Drives a session against a scripted peer; returns the commands written and the end.
-    fn run(input: &[u8], chunk: usize, lookup: &Lookup) -> (Vec<Vec<u8>>, Step) {
+    fn run(input: &[u8], chunk: usize, lookup: &Announcements<'_>) -> (Vec<Vec<u8>>, Step) {
         let mut s = Session::new();
         let mut written = Vec::new();
         let mut rest = input;
@@ -439,7 +436,7 @@ agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140536\n\n";
     fn a_session_as_asterisk_runs_it() {
         let mut input = ENV.as_bytes().to_vec();
         input.extend_from_slice(b"200 result=1\r\n200 result=1\n200 result=1\n200 result=1\n");
-        let (written, end) = run(&input, 7, &Lookup::nothing());
+        let (written, end) = run(&input, 7, &Announcements::nothing());
         assert_eq!(end, Step::Done);
         assert_eq!(
             written,
@@ -463,7 +460,7 @@ agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140536\n\n";
     fn hangup_and_refusals_end_the_session() {
         let mut input = ENV.as_bytes().to_vec();
         input.extend_from_slice(b"200 result=1\nHANGUP\n");
-        let (written, end) = run(&input, 100, &Lookup::nothing());
+        let (written, end) = run(&input, 100, &Announcements::nothing());
         assert_eq!(written.len(), 2);
         assert_eq!(end, Step::Failed(IvrError::AgiHangup));
 
@@ -471,27 +468,49 @@ agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140536\n\n";
         input.extend_from_slice(
             b"520-Invalid command syntax.  Proper usage follows:\nUsage: SET VARIABLE <name> <value>\n520 End of proper usage.\n",
         );
-        let (_, end) = run(&input, 100, &Lookup::nothing());
-        assert!(matches!(end, Step::Failed(IvrError::AgiRefused { code: 520, .. })));
+        let (_, end) = run(&input, 100, &Announcements::nothing());
+        assert!(matches!(
+            end,
+            Step::Failed(IvrError::AgiRefused { code: 520, .. })
+        ));
 
         let mut input = ENV.as_bytes().to_vec();
-        input.extend_from_slice(b"511 Command Not Permitted on a dead channel or intercept routine\n");
-        let (_, end) = run(&input, 100, &Lookup::nothing());
-        assert!(matches!(end, Step::Failed(IvrError::AgiRefused { code: 511, .. })));
+        input.extend_from_slice(
+            b"511 Command Not Permitted on a dead channel or intercept routine\n",
+        );
+        let (_, end) = run(&input, 100, &Announcements::nothing());
+        assert!(matches!(
+            end,
+            Step::Failed(IvrError::AgiRefused { code: 511, .. })
+        ));
     }
 
     #[test]
     fn a_peer_that_is_not_asterisk_is_dropped() {
-        let (written, end) = run(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 100, &Lookup::nothing());
+        let (written, end) = run(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            100,
+            &Announcements::nothing(),
+        );
         assert!(written.is_empty());
         assert!(matches!(end, Step::Failed(IvrError::AgiMalformed { .. })));
-        let (_, end) = run(&[b'a'; 10_000], 512, &Lookup::nothing());
-        assert_eq!(end, Step::Failed(IvrError::AgiLineTooLong { limit: MAX_LINE }));
+        let (_, end) = run(&[b'a'; 10_000], 512, &Announcements::nothing());
+        assert_eq!(
+            end,
+            Step::Failed(IvrError::AgiLineTooLong { limit: MAX_LINE })
+        );
         let many = "agi_x: 1\n".repeat(MAX_ENV_LINES + 1);
-        let (_, end) = run(many.as_bytes(), 4096, &Lookup::nothing());
-        assert!(matches!(end, Step::Failed(IvrError::AgiTooManyLines { .. })));
-        let (_, end) = run(ENV.as_bytes(), 4096, &Lookup::nothing());
-        assert_eq!(end, Step::Failed(IvrError::AgiHangup), "closed before replying");
+        let (_, end) = run(many.as_bytes(), 4096, &Announcements::nothing());
+        assert!(matches!(
+            end,
+            Step::Failed(IvrError::AgiTooManyLines { .. })
+        ));
+        let (_, end) = run(ENV.as_bytes(), 4096, &Announcements::nothing());
+        assert_eq!(
+            end,
+            Step::Failed(IvrError::AgiHangup),
+            "closed before replying"
+        );
     }
 
     #[test]
@@ -509,8 +528,19 @@ agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140536\n\n";
             ok(b"200 result=0 (timeout)").unwrap().unwrap().rest,
             "(timeout)"
         );
-        assert_eq!(ok(b"200 result=49 endpos=1234").unwrap().unwrap().result, 49);
-        for bad in [&b"200"[..], b"200 result=", b"200 result=x", b"20", b"", b"OK", b"200result=1"] {
+        assert_eq!(
+            ok(b"200 result=49 endpos=1234").unwrap().unwrap().result,
+            49
+        );
+        for bad in [
+            &b"200"[..],
+            b"200 result=",
+            b"200 result=x",
+            b"20",
+            b"",
+            b"OK",
+            b"200result=1",
+        ] {
             assert!(ok(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
         assert!(matches!(
@@ -529,8 +559,14 @@ agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140536\n\n";
         let cmd = set_variable("OUTAGECAST_MESSAGE", &long);
         assert!(cmd.len() <= MAX_COMMAND);
         assert!(cmd.ends_with(b"\"\n"));
-        assert!(std::str::from_utf8(&cmd).is_ok(), "cut on a character boundary");
-        assert_eq!(unquote(&cmd).chars().filter(|c| *c == 'ä').count(), unquote(&cmd).chars().filter(|c| *c == '\\').count());
+        assert!(
+            std::str::from_utf8(&cmd).is_ok(),
+            "cut on a character boundary"
+        );
+        assert_eq!(
+            unquote(&cmd).chars().filter(|c| *c == 'ä').count(),
+            unquote(&cmd).chars().filter(|c| *c == '\\').count()
+        );
     }
 
     /// Asterisk's `parse_args` (res_agi.c) for one quoted argument: the inverse of our quoting.
@@ -561,7 +597,7 @@ agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140536\n\n";
             bytes in proptest::collection::vec(any::<u8>(), 0..6000),
             chunk in 1usize..700,
         ) {
-            let (written, _) = run(&bytes, chunk, &Lookup::nothing());
+            let (written, _) = run(&bytes, chunk, &Announcements::nothing());
             prop_assert!(written.len() <= 4);
         }
 
@@ -589,7 +625,7 @@ agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140536\n\n";
                 input.push_str(r);
                 input.push('\n');
             }
-            let (written, end) = run(input.as_bytes(), chunk, &Lookup::nothing());
+            let (written, end) = run(input.as_bytes(), chunk, &Announcements::nothing());
             prop_assert!(!written.is_empty(), "the first command follows the environment");
             prop_assert!(matches!(end, Step::Done | Step::Failed(_)));
         }

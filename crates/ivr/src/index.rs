@@ -2,37 +2,41 @@
 //!
 //! # Layout and locking
 //!
-//! Numbers live in 64 shards, each a `RwLock<HashMap<u64, Flags>>`; a number's entry is a
-//! list of `(incident, language)` references, inline when there is one (nearly always).
-//! Everything about an incident (status, ETR, expiry, the announcement per language) lives
-//! once in a small incident table behind an [`ArcSwap`].
+//! Numbers live in 64 shards. Each shard is one `RwLock` over a flat hash table (numbers and
+//! their flags side by side, so a lookup costs one cache miss; see `table.rs`) and an `Arc` of
+//! the incident table (status, ETR, expiry, the words in each language), which is small and
+//! the same for every shard.
 //!
-//! A lookup takes one shard's read lock (one uncontended atomic operation: two lookups
-//! rarely meet on the same one of 64 locks, and writers hold a shard for microseconds), then
-//! reads the incident table through `ArcSwap::load`, which takes no lock at all. Whole-index
-//! copy-on-write (one `ArcSwap` over everything) was the alternative, but copying ten million
-//! entries per change costs seconds and gigabytes; a persistent map would make every lookup
-//! slower. With this split:
-//! - restore, cancel, an ETR update or expiry change one incident-table entry, swapped in
-//!   atomically: every caller of the incident sees the change at once, numbers untouched;
+//! A lookup takes its shard's read lock, reads the number's flags and their incidents, and
+//! hands the caller a view borrowed from the shard ([`CallerIndex::with`]): no allocation,
+//! no reference counting, one lock. Readers never block each other; two lookups rarely meet on
+//! the same one of 64 locks; a writer holds one shard for the microseconds of its changes.
+//! The alternatives cost more where it matters: one copy-on-write snapshot of everything
+//! (`ArcSwap`) would copy ten million entries per change; a persistent map makes every lookup
+//! chase pointers; a global `RwLock` would bounce one cache line between all cores.
+//!
+//! - restore, cancel, an ETR update: a new incident table is handed to every shard (64 brief
+//!   write locks); the numbers are not touched;
 //! - arming numbers touches only their shards;
 //! - expiry and the "restored" grace are decided at lookup time from the incident entry, so
 //!   they take effect to the second without any writer running.
 //!
-//! Writers (the store follower, a test) are serialised by one mutex and never block each
-//! other's readers for longer than one shard update.
+//! Writers (the store follower, a test) are serialised by one mutex.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use arc_swap::ArcSwap;
 use chrono::{DateTime, TimeDelta, Utc};
 use outagecast_core::contact::{Language, Region};
 use outagecast_core::incident::{IncidentId, IncidentKind, IncidentStatus, Severity};
 use outagecast_core::ivr::{ArmedIncident, IvrAnswer, answer};
 use outagecast_core::message::restored_announcement;
+use smallvec::SmallVec;
 
 use crate::key::CallerKey;
+use crate::table::{FlagRef, NumberTable};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -116,7 +120,8 @@ pub struct FlagInput {
     /// The caller's language.
     pub language: Language,
     /// What they hear. Every flag of an incident in one language carries the same words (the
-    /// store writes them per incident and language), so the index keeps them once.
+    /// store writes them per incident and language, as `Wording::announcement` does), so the
+    /// index keeps them once per incident.
     pub announcement: String,
     /// When the flag was disarmed, if it was.
     pub disarmed_at: Option<DateTime<Utc>>,
@@ -139,24 +144,105 @@ pub struct Changes {
     pub flags: Vec<FlagInput>,
 }
 
-/// One incident announced to a caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Announced {
+/// One incident announced to a caller, borrowed from the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announced<'a> {
     /// The incident.
-    pub incident: IncidentInfo,
+    pub incident: &'a IncidentInfo,
     /// The language of the announcement.
     pub language: Language,
     /// What to say.
-    pub announcement: Arc<str>,
+    pub announcement: &'a str,
     /// Whether this is the "it has been fixed" note of a restored incident.
     pub restored: bool,
 }
 
 /// What to tell one caller: the incidents to announce, live ones first, then the most severe,
 /// then the newest (the order of [`outagecast_core::ivr::answer`]). Empty: nothing to announce.
+/// Borrowed from the index for the duration of [`CallerIndex::with`]; [`Lookup`] is the owned
+/// copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announcements<'a> {
+    items: SmallVec<[Announced<'a>; 2]>,
+}
+
+impl<'a> Announcements<'a> {
+    /// Nothing to announce.
+    pub fn nothing() -> Self {
+        Announcements::default()
+    }
+
+    fn ranked(mut items: SmallVec<[Announced<'a>; 2]>) -> Self {
+        if items.len() > 1 {
+            items.sort_by(|a, b| {
+                a.restored
+                    .cmp(&b.restored)
+                    .then_with(|| b.incident.severity.cmp(&a.incident.severity))
+                    .then_with(|| b.incident.declared_at.cmp(&a.incident.declared_at))
+                    .then_with(|| b.incident.id.cmp(&a.incident.id))
+            });
+        }
+        Announcements { items }
+    }
+
+    /// Whether there is anything to say.
+    pub fn armed(&self) -> bool {
+        !self.items.is_empty()
+    }
+
+    /// The incidents, in the order to announce them.
+    pub fn items(&self) -> &[Announced<'a>] {
+        &self.items
+    }
+
+    /// The language to speak in: the first announcement's.
+    pub fn language(&self) -> Option<Language> {
+        self.items.first().map(|a| a.language)
+    }
+
+    /// Every announcement joined into one text.
+    pub fn announcement(&self) -> Option<Cow<'a, str>> {
+        match self.items.as_slice() {
+            [] => None,
+            [one] => Some(Cow::Borrowed(one.announcement)),
+            many => Some(Cow::Owned(
+                many.iter()
+                    .map(|a| a.announcement)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )),
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_lookup(&self) -> Lookup {
+        Lookup {
+            items: self
+                .items
+                .iter()
+                .map(|a| Owned {
+                    incident: *a.incident,
+                    language: a.language,
+                    announcement: a.announcement.to_string(),
+                    restored: a.restored,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Owned {
+    incident: IncidentInfo,
+    language: Language,
+    announcement: String,
+    restored: bool,
+}
+
+/// What to tell one caller, owned (see [`Announcements`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lookup {
-    items: Vec<Announced>,
+    items: Vec<Owned>,
 }
 
 impl Lookup {
@@ -170,27 +256,19 @@ impl Lookup {
         !self.items.is_empty()
     }
 
-    /// The incidents, in the order to announce them.
-    pub fn items(&self) -> &[Announced] {
-        &self.items
-    }
-
-    /// The language to speak in: the first announcement's.
-    pub fn language(&self) -> Option<Language> {
-        self.items.first().map(|a| a.language)
-    }
-
-    /// Every announcement joined into one text.
-    pub fn announcement(&self) -> Option<String> {
-        match self.items.as_slice() {
-            [] => None,
-            [one] => Some(one.announcement.to_string()),
-            many => Some(
-                many.iter()
-                    .map(|a| &*a.announcement)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
+    /// A borrowed view, for the formatters that take one.
+    pub fn view(&self) -> Announcements<'_> {
+        Announcements {
+            items: self
+                .items
+                .iter()
+                .map(|o| Announced {
+                    incident: &o.incident,
+                    language: o.language,
+                    announcement: &o.announcement,
+                    restored: o.restored,
+                })
+                .collect(),
         }
     }
 
@@ -207,7 +285,7 @@ impl Lookup {
                 etr: a.incident.etr,
                 declared_at: a.incident.declared_at,
                 language: a.language,
-                announcement: a.announcement.to_string(),
+                announcement: a.announcement,
             })
             .collect();
         answer(caller, incidents)
@@ -215,7 +293,7 @@ impl Lookup {
 }
 
 /// An incident in the index, with its words.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     info: IncidentInfo,
     /// The announcement in each language (indexed by [`slot`]), as the store wrote it.
@@ -224,7 +302,7 @@ struct Entry {
     restored: [Arc<str>; 3],
 }
 
-type Table = FastMap<IncidentId, Arc<Entry>>;
+type Table = FastMap<IncidentId, Entry>;
 
 fn slot(lang: Language) -> usize {
     match lang {
@@ -238,70 +316,28 @@ fn restored_texts(kind: IncidentKind) -> [Arc<str>; 3] {
     Language::ALL.map(|l| Arc::from(restored_announcement(kind, l)))
 }
 
-/// One number's flag for one incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FlagRef {
-    incident: IncidentId,
-    language: Language,
+/// One shard: its numbers and (a shared copy of) the incident table.
+#[derive(Debug, Default)]
+struct Shard {
+    numbers: NumberTable,
+    incidents: Arc<Table>,
 }
 
-/// A number's flags: inline when there is one, as for nearly every number.
-#[derive(Debug)]
-enum Flags {
-    One(FlagRef),
-    Many(Box<[FlagRef]>),
-}
-
-impl Flags {
-    fn as_slice(&self) -> &[FlagRef] {
-        match self {
-            Flags::One(f) => std::slice::from_ref(f),
-            Flags::Many(all) => all,
-        }
-    }
-
-    /// Sets the flag for `f.incident`; `true` when the number had none for it before.
-    fn set(&mut self, f: FlagRef) -> bool {
-        let slice: &mut [FlagRef] = match self {
-            Flags::One(one) => std::slice::from_mut(one),
-            Flags::Many(all) => all,
-        };
-        if let Some(existing) = slice.iter_mut().find(|x| x.incident == f.incident) {
-            *existing = f;
-            return false;
-        }
-        let mut all = slice.to_vec();
-        all.push(f);
-        *self = Flags::Many(all.into_boxed_slice());
-        true
-    }
-
-    /// The flags without `incident`: `None` if it was not there, `Some(None)` if nothing is left.
-    fn without(&self, incident: IncidentId) -> Option<Option<Flags>> {
-        let all = self.as_slice();
-        if !all.iter().any(|f| f.incident == incident) {
-            return None;
-        }
-        let rest: Vec<FlagRef> = all
-            .iter()
-            .copied()
-            .filter(|f| f.incident != incident)
-            .collect();
-        Some(match rest.as_slice() {
-            [] => None,
-            [one] => Some(Flags::One(*one)),
-            _ => Some(Flags::Many(rest.into_boxed_slice())),
-        })
-    }
-}
-
-type Shard = FastMap<u64, Flags>;
-
-/// What the writers share: how many numbers each incident has in the shards, so a reload knows
-/// without a scan whether stale numbers are left.
+/// What the writers share.
 #[derive(Debug, Default)]
 struct WriterState {
+    /// The incident table every shard has a copy of.
+    table: Arc<Table>,
+    /// How many numbers each incident has in the shards, so a reload knows without a scan
+    /// whether stale numbers are left.
     counts: HashMap<IncidentId, usize>,
+}
+
+/// A change to one number, grouped by shard so each shard is locked once per batch.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Set(CallerKey, FlagRef),
+    Unset(CallerKey, IncidentId),
 }
 
 /// Where an incident is in its life, for a caller at a given moment.
@@ -315,11 +351,26 @@ enum Phase {
     Over,
 }
 
+/// A shard's lock on cache lines of its own (two: the adjacent-line prefetcher pulls pairs),
+/// so lookups on different cores never contend for a line that holds a neighbour's lock.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(RwLock<Shard>);
+
+impl std::ops::Deref for Padded {
+    type Target = RwLock<Shard>;
+    fn deref(&self) -> &RwLock<Shard> {
+        &self.0
+    }
+}
+
 /// The caller index. Share it behind an `Arc`: lookups and writers take `&self`.
 pub struct CallerIndex {
     settings: IndexSettings,
-    shards: Box<[RwLock<Shard>]>,
-    incidents: ArcSwap<Table>,
+    shards: Box<[Padded]>,
+    /// How many numbers the shards hold, kept by the writers (lookups read it to skip parsing
+    /// an odd caller number when there is nothing to find).
+    numbers: AtomicUsize,
     writer: Mutex<WriterState>,
 }
 
@@ -327,9 +378,47 @@ impl std::fmt::Debug for CallerIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallerIndex")
             .field("settings", &self.settings)
-            .field("incidents", &self.incidents.load().len())
+            .field("numbers", &self.len())
             .finish_non_exhaustive()
     }
+}
+
+fn phase(settings: &IndexSettings, info: &IncidentInfo, now: DateTime<Utc>) -> Phase {
+    if info.expires_at.is_some_and(|e| now >= e) {
+        return Phase::Over;
+    }
+    if info.status.is_active() {
+        return Phase::Live;
+    }
+    let in_grace = info.status == IncidentStatus::Restored
+        && matches!(
+            (info.closed_at, settings.restored_grace),
+            (Some(closed), Some(grace)) if now < closed + grace
+        );
+    if in_grace {
+        Phase::Restored
+    } else {
+        Phase::Over
+    }
+}
+
+/// Whether a stored flag belongs in the index: armed, or disarmed by the restore of its
+/// incident (for the "restored" note). A flag disarmed before that (its number left the area)
+/// does not.
+fn relevant(info: &IncidentInfo, disarmed_at: Option<DateTime<Utc>>) -> bool {
+    match disarmed_at {
+        None => true,
+        Some(t) => {
+            info.status == IncidentStatus::Restored && info.closed_at.is_some_and(|c| t >= c)
+        }
+    }
+}
+
+fn shard_of(key: CallerKey) -> usize {
+    // Fibonacci hashing: the top bits of the product mix every digit of the number. The
+    // tables inside mix the key with another function, so this does not correlate with where
+    // a number lands inside its shard.
+    (key.value().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
 }
 
 impl CallerIndex {
@@ -337,8 +426,8 @@ impl CallerIndex {
     pub fn new(settings: IndexSettings) -> Self {
         CallerIndex {
             settings,
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            incidents: ArcSwap::from_pointee(Table::default()),
+            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
+            numbers: AtomicUsize::new(0),
             writer: Mutex::new(WriterState::default()),
         }
     }
@@ -348,142 +437,128 @@ impl CallerIndex {
         self.settings
     }
 
-    fn shard_of(key: CallerKey) -> usize {
-        // Fibonacci hashing: the top bits of the product mix every digit of the number. The
-        // maps inside use their own, independently seeded hasher, so this does not correlate
-        // with where an entry lands inside its shard.
-        (key.value().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
-    }
-
-    fn shard(&self, key: CallerKey) -> &RwLock<Shard> {
-        &self.shards[Self::shard_of(key)]
-    }
-
-    fn phase(&self, info: &IncidentInfo, now: DateTime<Utc>) -> Phase {
-        if info.expires_at.is_some_and(|e| now >= e) {
-            return Phase::Over;
-        }
-        if info.status.is_active() {
-            return Phase::Live;
-        }
-        let in_grace = info.status == IncidentStatus::Restored
-            && matches!(
-                (info.closed_at, self.settings.restored_grace),
-                (Some(closed), Some(grace)) if now < closed + grace
-            );
-        if in_grace {
-            Phase::Restored
-        } else {
-            Phase::Over
-        }
-    }
-
-    /// Whether a stored flag belongs in the index: armed, or disarmed by the restore of its
-    /// incident (for the "restored" note). A flag disarmed before that (its number left the
-    /// area) does not.
-    fn relevant(info: &IncidentInfo, disarmed_at: Option<DateTime<Utc>>) -> bool {
-        match disarmed_at {
-            None => true,
-            Some(t) => {
-                info.status == IncidentStatus::Restored && info.closed_at.is_some_and(|c| t >= c)
-            }
-        }
-    }
-
-    /// What to tell the caller `key` at `now`.
-    pub fn lookup(&self, key: CallerKey, now: DateTime<Utc>) -> Lookup {
-        let shard = self
-            .shard(key)
+    /// Calls `f` with what to tell the caller `key` at `now`, borrowed from the index (no
+    /// allocation). `f` runs under a shard's read lock: keep it short (format the answer, do
+    /// not wait on I/O).
+    pub fn with<R>(
+        &self,
+        key: CallerKey,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&Announcements<'_>) -> R,
+    ) -> R {
+        let shard = self.shards[shard_of(key)]
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let Some(flags) = shard.get(&key.value()) else {
-            return Lookup::nothing();
-        };
-        let table = self.incidents.load();
-        let mut items = Vec::with_capacity(flags.as_slice().len());
-        for f in flags.as_slice() {
-            // A number can briefly reference an incident a writer has not published yet (or
-            // has just forgotten): it is simply not announced.
-            let Some(entry) = table.get(&f.incident) else {
-                continue;
-            };
-            let (text, restored) = match self.phase(&entry.info, now) {
-                Phase::Live => match &entry.texts[slot(f.language)] {
-                    Some(text) => (text.clone(), false),
-                    None => continue,
-                },
-                Phase::Restored => (entry.restored[slot(f.language)].clone(), true),
-                Phase::Over => continue,
-            };
-            items.push(Announced {
-                incident: entry.info,
-                language: f.language,
-                announcement: text,
-                restored,
-            });
+        let mut items = SmallVec::new();
+        if let Some(found) = shard.numbers.get(key.value()) {
+            for flag in found.as_slice() {
+                // A number can briefly reference an incident a writer has just forgotten: it
+                // is simply not announced.
+                let Some(entry) = shard.incidents.get(&flag.incident) else {
+                    continue;
+                };
+                let (text, restored) = match phase(&self.settings, &entry.info, now) {
+                    Phase::Live => match &entry.texts[slot(flag.language)] {
+                        Some(text) => (&**text, false),
+                        None => continue,
+                    },
+                    Phase::Restored => (&*entry.restored[slot(flag.language)], true),
+                    Phase::Over => continue,
+                };
+                items.push(Announced {
+                    incident: &entry.info,
+                    language: flag.language,
+                    announcement: text,
+                    restored,
+                });
+            }
         }
-        drop(shard);
-        if items.len() > 1 {
-            items.sort_by(|a, b| {
-                a.restored
-                    .cmp(&b.restored)
-                    .then_with(|| b.incident.severity.cmp(&a.incident.severity))
-                    .then_with(|| b.incident.declared_at.cmp(&a.incident.declared_at))
-                    .then_with(|| b.incident.id.cmp(&a.incident.id))
-            });
-        }
-        Lookup { items }
+        f(&Announcements::ranked(items))
     }
 
-    /// What to tell a caller whose number arrived as `raw` from a phone system. A number that
-    /// cannot be read is simply not armed.
+    /// Like [`CallerIndex::with`], for a caller number as a phone system sent it (`raw`). A
+    /// number that cannot be read is simply not armed.
+    ///
+    /// A number already in E.164 form (`+358…`, or ` 358…` where a query string's `+` was
+    /// decoded as a space) is taken as it is, without the numbering-plan parser: E.164 is the
+    /// canonical form, and the index only holds valid numbers. Anything else (national form,
+    /// `00…`, digits without `+`, punctuation) goes through
+    /// [`outagecast_core::ivr::normalise_caller`], which costs microseconds.
+    pub fn with_caller<R>(
+        &self,
+        raw: &str,
+        default_region: Option<Region>,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&Announcements<'_>) -> R,
+    ) -> R {
+        let key = CallerKey::fast(raw).or_else(|| {
+            if self.numbers.load(Ordering::Relaxed) == 0 {
+                None
+            } else {
+                CallerKey::read(raw, default_region)
+            }
+        });
+        match key {
+            Some(key) => self.with(key, now, f),
+            None => f(&Announcements::nothing()),
+        }
+    }
+
+    /// What to tell the caller `key` at `now`, as an owned copy.
+    pub fn lookup(&self, key: CallerKey, now: DateTime<Utc>) -> Lookup {
+        self.with(key, now, |a| a.to_lookup())
+    }
+
+    /// What to tell a caller whose number arrived as `raw`, as an owned copy.
     pub fn lookup_caller(
         &self,
         raw: &str,
         default_region: Option<Region>,
         now: DateTime<Utc>,
     ) -> Lookup {
-        // The shortcut answers the usual E.164 caller without the numbering-plan parser; a miss
-        // goes through the full normaliser, which may read the same text as another number
-        // (e.g. with a national trunk prefix written after the country code).
-        let fast = CallerKey::fast(raw);
-        if let Some(key) = fast {
-            let found = self.lookup(key, now);
-            if found.armed() {
-                return found;
-            }
-        }
-        if self.is_empty() {
-            return Lookup::nothing();
-        }
-        match CallerKey::read(raw, default_region) {
-            Some(key) if Some(key) != fast => self.lookup(key, now),
-            _ => Lookup::nothing(),
-        }
+        self.with_caller(raw, default_region, now, |a| a.to_lookup())
     }
 
     /// How many numbers the index holds (armed, or in a "restored" grace period).
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.numbers.load(Ordering::Relaxed)
     }
 
     /// Whether the index holds no number at all.
     pub fn is_empty(&self) -> bool {
-        self.shards
-            .iter()
-            .all(|s| s.read().unwrap_or_else(PoisonError::into_inner).is_empty())
+        self.len() == 0
     }
 
     /// How many incidents the index holds.
     pub fn incident_count(&self) -> usize {
-        self.incidents.load().len()
+        self.writer().table.len()
     }
 
     fn writer(&self) -> std::sync::MutexGuard<'_, WriterState> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn recount(&self) {
+        let total = self
+            .shards
+            .iter()
+            .map(|s| {
+                s.read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .numbers
+                    .len()
+            })
+            .sum();
+        self.numbers.store(total, Ordering::Relaxed);
+    }
+
+    /// Hands every shard the writer's incident table.
+    fn publish(&self, writer: &WriterState) {
+        for lock in self.shards.iter() {
+            lock.write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .incidents = writer.table.clone();
+        }
     }
 
     /// Replaces everything with a full read of the store (at start, or after the follower
@@ -495,7 +570,7 @@ impl CallerIndex {
         now: DateTime<Utc>,
     ) {
         let mut writer = self.writer();
-        let mut building: HashMap<IncidentId, Entry> = incidents
+        let mut table: Table = incidents
             .into_iter()
             .map(|info| {
                 (
@@ -510,50 +585,42 @@ impl CallerIndex {
             .collect();
         let flags = flags.into_iter();
         let per_shard = flags.size_hint().0 / SHARDS;
-        let mut shards: Vec<Shard> = (0..SHARDS)
-            .map(|_| Shard::with_capacity_and_hasher(per_shard, Default::default()))
+        let mut shards: Vec<NumberTable> = (0..SHARDS)
+            .map(|_| NumberTable::with_capacity(per_shard))
             .collect();
         let mut counts: HashMap<IncidentId, usize> = HashMap::new();
         for f in flags {
-            let Some(entry) = building.get_mut(&f.incident) else {
+            let Some(entry) = table.get_mut(&f.incident) else {
                 continue;
             };
-            if !Self::relevant(&entry.info, f.disarmed_at) {
+            if !relevant(&entry.info, f.disarmed_at) {
                 continue;
             }
             let text = &mut entry.texts[slot(f.language)];
             if f.disarmed_at.is_none() && text.is_none() {
                 *text = Some(Arc::from(f.announcement));
             }
-            let fresh = upsert(
-                &mut shards[Self::shard_of(f.key)],
-                f.key,
-                FlagRef {
-                    incident: f.incident,
-                    language: f.language,
-                },
-            );
-            if fresh {
+            let flag = FlagRef {
+                incident: f.incident,
+                language: f.language,
+            };
+            if shards[shard_of(f.key)].set(f.key.value(), flag) {
                 *counts.entry(f.incident).or_default() += 1;
             }
         }
-        let table: Table = building
-            .into_iter()
-            .map(|(id, e)| (id, Arc::new(e)))
-            .collect();
-        // Publish the old and new incidents together while the shards are swapped one by one,
-        // so that no number, old or new, loses its incident in between.
-        let mut union: Table = (**self.incidents.load()).clone();
-        union.extend(table.iter().map(|(k, v)| (*k, v.clone())));
-        self.incidents.store(Arc::new(union));
-        for (lock, fresh) in self.shards.iter().zip(shards) {
-            let old = std::mem::replace(&mut *lock.write().unwrap_or_else(PoisonError::into_inner), fresh);
+        writer.table = Arc::new(table);
+        writer.counts = counts;
+        for (lock, numbers) in self.shards.iter().zip(shards) {
+            let old = {
+                let mut shard = lock.write().unwrap_or_else(PoisonError::into_inner);
+                shard.incidents = writer.table.clone();
+                std::mem::replace(&mut shard.numbers, numbers)
+            };
             // Freeing millions of entries happens outside the lock.
             drop(old);
         }
-        self.incidents.store(Arc::new(table));
-        writer.counts = counts;
         self.forget_over(&mut writer, now);
+        self.recount();
     }
 
     /// Applies what changed in the store (one poll's worth).
@@ -564,8 +631,8 @@ impl CallerIndex {
         let reloaded: HashSet<IncidentId> = changes.reloaded.iter().copied().collect();
 
         // The incident table first: new incidents must be there before their numbers, and a
-        // restore or an ETR change takes effect for every caller in this one swap.
-        let mut table: Table = (**self.incidents.load()).clone();
+        // restore or an ETR change reaches every caller of the incident at once.
+        let mut table: Table = (*writer.table).clone();
         let mut gone: HashSet<IncidentId> = HashSet::new();
         for id in &changes.touched {
             let Some(info) = infos.get(id) else {
@@ -585,44 +652,52 @@ impl CallerIndex {
                     }
                 }
             }
+            let restored = match table.get(id) {
+                Some(old) if old.info.kind == info.kind => old.restored.clone(),
+                _ => restored_texts(info.kind),
+            };
             table.insert(
                 *id,
-                Arc::new(Entry {
+                Entry {
                     info: *info,
                     texts,
-                    restored: restored_texts(info.kind),
-                }),
+                    restored,
+                },
             );
         }
-        self.incidents.store(Arc::new(table));
+        writer.table = Arc::new(table);
+        self.publish(&writer);
         if !gone.is_empty() {
             self.remove_incidents(&mut writer, &gone);
         }
 
-        // Whole incidents re-read.
+        // The numbers, grouped by shard.
+        let mut ops: Vec<Vec<Op>> = vec![Vec::new(); SHARDS];
+        let mut push = |key: CallerKey, op: Op| ops[shard_of(key)].push(op);
+        let mut keep: HashMap<IncidentId, HashSet<CallerKey>> = HashMap::new();
         for id in &changes.reloaded {
             let Some(info) = infos.get(id) else {
                 continue;
             };
-            let mut keep: HashSet<CallerKey> = HashSet::new();
+            let kept = keep.entry(*id).or_default();
             for f in changes.flags.iter().filter(|f| f.incident == *id) {
-                if Self::relevant(info, f.disarmed_at) {
-                    keep.insert(f.key);
-                    self.set(&mut writer, f.key, *id, f.language);
+                if relevant(info, f.disarmed_at) {
+                    kept.insert(f.key);
+                    push(
+                        f.key,
+                        Op::Set(
+                            f.key,
+                            FlagRef {
+                                incident: *id,
+                                language: f.language,
+                            },
+                        ),
+                    );
                 } else {
-                    self.unset(&mut writer, f.key, *id);
-                }
-            }
-            if writer.counts.get(id).copied().unwrap_or(0) > keep.len() {
-                // Numbers no longer flagged at all (deleted rows): find them by a scan.
-                let removed = self.retain(|key, f| f.incident != *id || keep.contains(&key));
-                if let Some(n) = writer.counts.get_mut(id) {
-                    *n = n.saturating_sub(removed);
+                    push(f.key, Op::Unset(f.key, *id));
                 }
             }
         }
-
-        // Single numbers re-read.
         if !changes.phones.is_empty() {
             let rows: HashMap<(IncidentId, CallerKey), &FlagInput> = changes
                 .flags
@@ -634,14 +709,56 @@ impl CallerIndex {
                     continue;
                 }
                 match (rows.get(&(*id, *key)), infos.get(id)) {
-                    (Some(f), Some(info)) if Self::relevant(info, f.disarmed_at) => {
-                        self.set(&mut writer, *key, *id, f.language);
+                    (Some(f), Some(info)) if relevant(info, f.disarmed_at) => push(
+                        *key,
+                        Op::Set(
+                            *key,
+                            FlagRef {
+                                incident: *id,
+                                language: f.language,
+                            },
+                        ),
+                    ),
+                    _ => push(*key, Op::Unset(*key, *id)),
+                }
+            }
+        }
+        for (lock, ops) in self.shards.iter().zip(ops) {
+            if ops.is_empty() {
+                continue;
+            }
+            let mut shard = lock.write().unwrap_or_else(PoisonError::into_inner);
+            for op in ops {
+                match op {
+                    Op::Set(key, flag) => {
+                        if shard.numbers.set(key.value(), flag) {
+                            *writer.counts.entry(flag.incident).or_default() += 1;
+                        }
                     }
-                    _ => self.unset(&mut writer, *key, *id),
+                    Op::Unset(key, incident) => {
+                        if shard.numbers.unset(key.value(), incident)
+                            && let Some(n) = writer.counts.get_mut(&incident)
+                        {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                }
+            }
+        }
+        // Numbers of a reloaded incident that were not in the reload (their rows are gone):
+        // found by a scan, only when the counts say there are some.
+        for (id, kept) in &keep {
+            if writer.counts.get(id).copied().unwrap_or(0) > kept.len() {
+                let removed = self.retain(|key, f| {
+                    f.incident != *id || kept.contains(&CallerKey::from_value(key))
+                });
+                if let Some(n) = writer.counts.get_mut(id) {
+                    *n = n.saturating_sub(removed);
                 }
             }
         }
         self.forget_over(&mut writer, now);
+        self.recount();
     }
 
     /// Forgets incidents that will never be announced again (closed and past any grace, or
@@ -650,22 +767,23 @@ impl CallerIndex {
     pub fn sweep(&self, now: DateTime<Utc>) {
         let mut writer = self.writer();
         self.forget_over(&mut writer, now);
+        self.recount();
     }
 
     fn forget_over(&self, writer: &mut WriterState, now: DateTime<Utc>) {
-        let over: HashSet<IncidentId> = self
-            .incidents
-            .load()
+        let over: HashSet<IncidentId> = writer
+            .table
             .values()
-            .filter(|e| self.phase(&e.info, now) == Phase::Over)
+            .filter(|e| phase(&self.settings, &e.info, now) == Phase::Over)
             .map(|e| e.info.id)
             .collect();
         if over.is_empty() {
             return;
         }
-        let mut table: Table = (**self.incidents.load()).clone();
+        let mut table: Table = (*writer.table).clone();
         table.retain(|id, _| !over.contains(id));
-        self.incidents.store(Arc::new(table));
+        writer.table = Arc::new(table);
+        self.publish(writer);
         self.remove_incidents(writer, &over);
     }
 
@@ -681,78 +799,18 @@ impl CallerIndex {
         }
     }
 
-    fn set(&self, writer: &mut WriterState, key: CallerKey, incident: IncidentId, language: Language) {
-        let mut shard = self
-            .shard(key)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if upsert(&mut shard, key, FlagRef { incident, language }) {
-            *writer.counts.entry(incident).or_default() += 1;
-        }
-    }
-
-    fn unset(&self, writer: &mut WriterState, key: CallerKey, incident: IncidentId) {
-        let mut shard = self
-            .shard(key)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(flags) = shard.get(&key.value()) else {
-            return;
-        };
-        match flags.without(incident) {
-            None => return,
-            Some(None) => {
-                shard.remove(&key.value());
-            }
-            Some(Some(rest)) => {
-                shard.insert(key.value(), rest);
-            }
-        }
-        if let Some(n) = writer.counts.get_mut(&incident) {
-            *n = n.saturating_sub(1);
-        }
-    }
-
     /// Keeps only the flags for which `keep` holds, shard by shard (each write-locked only for
     /// its own pass). Returns how many flags went.
-    fn retain(&self, keep: impl Fn(CallerKey, &FlagRef) -> bool) -> usize {
-        let mut removed = 0;
-        for lock in self.shards.iter() {
-            let mut shard = lock.write().unwrap_or_else(PoisonError::into_inner);
-            shard.retain(|k, flags| {
-                let key = CallerKey::from_value(*k);
-                let all = flags.as_slice();
-                let kept: Vec<FlagRef> = all.iter().copied().filter(|f| keep(key, f)).collect();
-                if kept.len() == all.len() {
-                    return true;
-                }
-                removed += all.len() - kept.len();
-                match kept.as_slice() {
-                    [] => false,
-                    [one] => {
-                        *flags = Flags::One(*one);
-                        true
-                    }
-                    _ => {
-                        *flags = Flags::Many(kept.into_boxed_slice());
-                        true
-                    }
-                }
-            });
-        }
-        removed
-    }
-}
-
-/// Sets `f` for `key`; `true` when the number had no flag for that incident before.
-fn upsert(shard: &mut Shard, key: CallerKey, f: FlagRef) -> bool {
-    use std::collections::hash_map::Entry as MapEntry;
-    match shard.entry(key.value()) {
-        MapEntry::Occupied(mut e) => e.get_mut().set(f),
-        MapEntry::Vacant(v) => {
-            v.insert(Flags::One(f));
-            true
-        }
+    fn retain(&self, keep: impl Fn(u64, &FlagRef) -> bool) -> usize {
+        self.shards
+            .iter()
+            .map(|lock| {
+                lock.write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .numbers
+                    .retain(&keep)
+            })
+            .sum()
     }
 }
 
@@ -811,8 +869,12 @@ mod tests {
         index
     }
 
-    fn texts(l: &Lookup) -> Vec<&str> {
-        l.items().iter().map(|a| &*a.announcement).collect()
+    fn texts(l: &Lookup) -> Vec<String> {
+        l.view()
+            .items()
+            .iter()
+            .map(|a| a.announcement.to_string())
+            .collect()
     }
 
     #[test]
@@ -821,13 +883,13 @@ mod tests {
         assert_eq!(texts(&index.lookup(key(A), t(10))), ["yksi"]);
         let b = index.lookup(key(B), t(10));
         assert_eq!(texts(&b), ["two", "one"]);
-        assert_eq!(b.announcement().as_deref(), Some("two one"));
+        assert_eq!(b.view().announcement().as_deref(), Some("two one"));
         assert!(!index.lookup(key(C), t(10)).armed());
         assert_eq!(index.len(), 2);
         // The core's ranking agrees.
         let answer = b.clone().into_answer(None);
         let ids: Vec<IncidentId> = answer.incidents.iter().map(|i| i.id).collect();
-        let ours: Vec<IncidentId> = b.items().iter().map(|a| a.incident.id).collect();
+        let ours: Vec<IncidentId> = b.view().items().iter().map(|a| a.incident.id).collect();
         assert_eq!(ids, ours);
     }
 
@@ -854,15 +916,15 @@ mod tests {
             t(20),
         );
         let a = index.lookup(key(A), t(21));
-        assert!(a.items()[0].restored);
+        assert!(a.view().items()[0].restored);
         assert_eq!(
             texts(&a),
             ["Alueellanne ollut vesikatko on korjattu. Kiitos kärsivällisyydestänne."]
         );
         // The live incident first, then the "fixed" note.
         let b = index.lookup(key(B), t(21));
-        assert_eq!(b.items()[0].incident.id, IncidentId(2));
-        assert!(b.items()[1].restored);
+        assert_eq!(b.view().items()[0].incident.id, IncidentId(2));
+        assert!(b.view().items()[1].restored);
         // After the grace: nothing, and the sweep frees the numbers.
         assert!(!index.lookup(key(A), t(35)).armed());
         index.sweep(t(35));
@@ -955,20 +1017,47 @@ mod tests {
     fn caller_forms_reach_the_same_number() {
         let index = loaded(IndexSettings::default());
         let fi = Some(Region::parse("FI").unwrap());
-        for raw in [A, " 358401111111", "0401111111", "00358401111111", "358401111111"] {
+        for raw in [
+            A,
+            " 358401111111",
+            "0401111111",
+            "00358401111111",
+            "358401111111",
+        ] {
             assert!(index.lookup_caller(raw, fi, t(10)).armed(), "{raw}");
         }
-        for raw in ["", "anonymous", "+", "0401111112", "\u{0}", "+999999999999999"] {
+        for raw in [
+            "",
+            "anonymous",
+            "+",
+            "0401111112",
+            "\u{0}",
+            "+999999999999999",
+        ] {
             assert!(!index.lookup_caller(raw, fi, t(10)).armed(), "{raw}");
         }
     }
 
     #[test]
     fn grace_is_read_as_operators_write_it() {
-        assert_eq!(IndexSettings::parse_grace("90s").unwrap(), Some(TimeDelta::seconds(90)));
-        assert_eq!(IndexSettings::parse_grace(" 2H ").unwrap(), Some(TimeDelta::hours(2)));
+        assert_eq!(
+            IndexSettings::parse_grace("90s").unwrap(),
+            Some(TimeDelta::seconds(90))
+        );
+        assert_eq!(
+            IndexSettings::parse_grace(" 2H ").unwrap(),
+            Some(TimeDelta::hours(2))
+        );
         assert_eq!(IndexSettings::parse_grace("0").unwrap(), None);
-        for bad in ["", "m", "-5m", "15 m", "1d", "99999999999999999999h", "8000h"] {
+        for bad in [
+            "",
+            "m",
+            "-5m",
+            "15 m",
+            "1d",
+            "99999999999999999999h",
+            "8000h",
+        ] {
             assert!(IndexSettings::parse_grace(bad).is_err(), "{bad}");
         }
     }

@@ -91,7 +91,14 @@ mod tests {
         assert_eq!(CallerKey::fast("+358401234567"), Some(k));
         assert_eq!(CallerKey::fast(" 358401234567"), Some(k));
         assert_eq!(CallerKey::fast(" 358401234567\r\n"), Some(k));
-        for other in ["358401234567", "0401234567", "+358 40 123 4567", "+", " ", ""] {
+        for other in [
+            "358401234567",
+            "0401234567",
+            "+358 40 123 4567",
+            "+",
+            " ",
+            "",
+        ] {
             assert_eq!(CallerKey::fast(other), None, "{other:?}");
         }
         assert_eq!(CallerKey::fast("+1234567890123456"), None, "16 digits");
@@ -101,7 +108,12 @@ mod tests {
     fn read_agrees_with_the_core_normaliser() {
         let fi = Some(Region::parse("FI").unwrap());
         let k = CallerKey::parse("+358401234567").unwrap();
-        for raw in ["0401234567", "00358401234567", "358401234567", "+358 40 123 4567"] {
+        for raw in [
+            "0401234567",
+            "00358401234567",
+            "358401234567",
+            "+358 40 123 4567",
+        ] {
             assert_eq!(CallerKey::read(raw, fi), Some(k), "{raw}");
         }
         assert_eq!(CallerKey::read("anonymous", fi), None);

@@ -15,10 +15,13 @@ pub mod agi;
 mod error;
 mod index;
 mod key;
+mod table;
 pub mod twiml;
 
 pub use error::IvrError;
-pub use index::{Announced, CallerIndex, Changes, FlagInput, IncidentInfo, IndexSettings, Lookup};
+pub use index::{
+    Announced, Announcements, CallerIndex, Changes, FlagInput, IncidentInfo, IndexSettings, Lookup,
+};
 pub use key::CallerKey;
 
 /// Result alias for the IVR crate.

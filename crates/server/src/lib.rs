@@ -1,1 +1,128 @@
-//! Work in progress.
+//! The network front ends: the HTTP server (axum) and the Asterisk FastAGI listener, around the
+//! pure parts in `outagecast-ivr` and the store.
+//!
+//! Servers take listeners that are already bound and a shutdown future (the mini-redis
+//! pattern): the caller decides the addresses (tests bind port 0) and when to stop.
+//!
+//! - [`ivr_routes`]: `GET /v1/ivr/lookup`, `POST /v1/ivr/twilio/voice`; [`health_routes`]:
+//!   `GET /healthz`. Plain axum `Router`s, to be merged into the full API.
+//! - [`serve_agi`]: FastAGI sessions over TCP.
+//! - [`IvrFollower`]: loads the caller index from the store and keeps it current by polling
+//!   the store's change log, whichever process made the change.
+//! - [`run`]: all of the above together, as `outagecast serve` runs them.
+
+mod agi;
+mod follow;
+mod http;
+mod run;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use chrono::{DateTime, Utc};
+use outagecast_core::contact::Region;
+use outagecast_ivr::twiml::MenuUrl;
+use outagecast_ivr::{Announcements, CallerIndex};
+
+pub use agi::{AgiSettings, serve_agi};
+pub use follow::IvrFollower;
+pub use http::{health_routes, ivr_routes};
+pub use run::{Listeners, ServeSettings, run};
+
+/// Everything that can stop a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A socket could not be used.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] outagecast_store::StoreError),
+    /// A background task failed.
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Result alias for the server.
+pub type Result<T, E = ServerError> = std::result::Result<T, E>;
+
+/// Whether the in-memory indexes are loaded and being kept current: what `/healthz` reports.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    inner: Arc<ReadinessInner>,
+}
+
+#[derive(Debug, Default)]
+struct ReadinessInner {
+    loaded: AtomicBool,
+    /// Unix milliseconds of the last successful poll of the store.
+    last_sync_ms: AtomicI64,
+}
+
+/// How long the store may fail to answer polls before `/healthz` reports the index stale.
+const STALE_AFTER_MS: i64 = 10_000;
+
+impl Readiness {
+    /// Records a successful load or poll at `now`.
+    pub fn synced(&self, now: DateTime<Utc>) {
+        self.inner
+            .last_sync_ms
+            .store(now.timestamp_millis(), Ordering::Relaxed);
+        self.inner.loaded.store(true, Ordering::Release);
+    }
+
+    /// Loaded, and synced with the store recently.
+    pub fn is_ready(&self, now: DateTime<Utc>) -> bool {
+        self.inner.loaded.load(Ordering::Acquire)
+            && now.timestamp_millis() - self.inner.last_sync_ms.load(Ordering::Relaxed)
+                < STALE_AFTER_MS
+    }
+
+    /// Loaded at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.inner.loaded.load(Ordering::Acquire)
+    }
+}
+
+/// What the IVR front ends share.
+#[derive(Debug, Clone)]
+pub struct IvrState {
+    index: Arc<CallerIndex>,
+    default_region: Option<Region>,
+    menu_url: Option<Arc<MenuUrl>>,
+    ready: Readiness,
+}
+
+impl IvrState {
+    /// The front ends' view of `index`. `default_region` reads national caller numbers;
+    /// `menu_url` is where Twilio calls go after the announcement.
+    pub fn new(
+        index: Arc<CallerIndex>,
+        default_region: Option<Region>,
+        menu_url: Option<MenuUrl>,
+        ready: Readiness,
+    ) -> Self {
+        IvrState {
+            index,
+            default_region,
+            menu_url: menu_url.map(Arc::new),
+            ready,
+        }
+    }
+
+    /// Calls `f` with what to tell a caller whose number arrived as `raw` (borrowed from the
+    /// index: format the answer inside `f`). Before the index is loaded the answer is "nothing
+    /// to announce": a phone system must always get an answer.
+    pub fn with_caller<R>(&self, raw: &str, f: impl FnOnce(&Announcements<'_>) -> R) -> R {
+        if !self.ready.is_loaded() {
+            return f(&Announcements::nothing());
+        }
+        self.index
+            .with_caller(raw, self.default_region, Utc::now(), f)
+    }
+
+    /// The readiness shared with `/healthz`.
+    pub fn readiness(&self) -> &Readiness {
+        &self.ready
+    }
+}

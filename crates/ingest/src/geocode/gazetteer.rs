@@ -3,10 +3,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::future::Future;
 
 use outagecast_core::area::LonLat;
 
-use super::normalise::{self, HouseNumber, Parsed};
+use super::normalise::{self, Parsed};
 use super::{Candidate, Geocoder};
 use crate::error::{IngestError, Result};
 
@@ -182,11 +183,22 @@ impl Gazetteer {
         let mut q = normalise::parse(query, &is_city);
         if q.street.is_empty() {
             // No house number: the words are the street ("Kaivokatu, Helsinki").
-            let words: Vec<String> = q.extra.iter().filter(|t| t.chars().any(|c| c.is_ascii_alphabetic())).cloned().collect();
+            let words: Vec<String> = q
+                .extra
+                .iter()
+                .filter(|t| t.chars().any(|c| c.is_ascii_alphabetic()))
+                .cloned()
+                .collect();
             q.extra.retain(|t| !words.contains(t));
             q.street = words;
         }
-        let exact = collapse(query);
+        // The street-and-number part as typed, for the exact-spelling tie-break.
+        let exact = collapse(
+            query
+                .split(',')
+                .find(|p| p.chars().any(|c| c.is_ascii_digit()))
+                .unwrap_or(""),
+        );
         let mut scored: Vec<(f64, usize)> = Vec::new();
         // Try the street as the last 1..n street words: "Asemahalli Kaivokatu 1" is Kaivokatu.
         let n = q.street.len();
@@ -237,6 +249,7 @@ fn score(
     exact: &str,
     is_city: &dyn Fn(&str) -> bool,
 ) -> f64 {
+    let exact = exact.trim();
     let number = match (q.number, e.parsed.number) {
         (Some(asked), Some(on_record)) => asked.fit(on_record),
         // A street without a number: listed, never accepted on its own.
@@ -272,14 +285,18 @@ fn score(
     let asked_only = asked.difference(&on_record).count() as f64;
     let record_only = on_record.difference(&asked).count() as f64;
     s += (0.02 * shared).min(0.06);
-    s -= (0.03 * asked_only).min(0.15);
-    s -= (0.02 * record_only).min(0.1);
-    // The exact spelling on record wins a tie between two spellings of one address.
-    if exact == e.exact {
-        s += 0.001;
-    }
-    let _ = HouseNumber::parse; // (the number rules live in normalise)
-    s
+    s -= (0.05 * asked_only).min(0.15);
+    s -= (0.04 * record_only).min(0.12);
+    // The spelling on record, typed exactly (case and all), wins a tie between two spellings
+    // of one address ("Alvar Aallon katu 3" and "Alvar Aallon Katu 3" are both in OSM).
+    // Added after the cap at 1 so that it still tells two perfect matches apart; the
+    // candidate's confidence is clamped to 1 when it is reported.
+    let tie = if !exact.is_empty() && e.exact.starts_with(exact) {
+        0.001
+    } else {
+        0.0
+    };
+    s.min(1.0) + tie
 }
 
 impl Geocoder for Gazetteer {
@@ -293,8 +310,6 @@ impl Geocoder for Gazetteer {
     }
 }
 
-use std::future::Future;
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -304,18 +319,48 @@ mod tests {
     fn g() -> Gazetteer {
         let at = |lon, lat| LonLat::parse(lon, lat).unwrap();
         Gazetteer::new([
-            ("Kaivokatu 1, 00101 Helsinki".to_string(), at(24.9411971, 60.1712045)),
-            ("Asemahalli, Kaivokatu 1, 00100 Helsinki".to_string(), at(24.9414937, 60.1711182)),
-            ("Rautatieasema, Kaivokatu 1, 00100 Helsinki".to_string(), at(24.9422072, 60.1709180)),
-            ("Kaivokatu 2, 00100 Helsinki".to_string(), at(24.9442191, 60.1700180)),
-            ("Kaivokatu 12, 00100 Helsinki".to_string(), at(24.9393383, 60.1699967)),
-            ("Snellmaninkatu 14A, Helsinki".to_string(), at(24.9527642, 60.1735611)),
-            ("Snellmaninkatu 14B, Helsinki".to_string(), at(24.9528538, 60.1739038)),
-            ("Iso Roobertinkatu 3-5, 00120 Helsinki".to_string(), at(24.9422, 60.1630)),
-            ("Mannerheimintie 8, Floor 6, 00100 Helsinki".to_string(), at(24.9417355, 60.1672477)),
+            (
+                "Kaivokatu 1, 00101 Helsinki".to_string(),
+                at(24.9411971, 60.1712045),
+            ),
+            (
+                "Asemahalli, Kaivokatu 1, 00100 Helsinki".to_string(),
+                at(24.9414937, 60.1711182),
+            ),
+            (
+                "Rautatieasema, Kaivokatu 1, 00100 Helsinki".to_string(),
+                at(24.9422072, 60.1709180),
+            ),
+            (
+                "Kaivokatu 2, 00100 Helsinki".to_string(),
+                at(24.9442191, 60.1700180),
+            ),
+            (
+                "Kaivokatu 12, 00100 Helsinki".to_string(),
+                at(24.9393383, 60.1699967),
+            ),
+            (
+                "Snellmaninkatu 14A, Helsinki".to_string(),
+                at(24.9527642, 60.1735611),
+            ),
+            (
+                "Snellmaninkatu 14B, Helsinki".to_string(),
+                at(24.9528538, 60.1739038),
+            ),
+            (
+                "Iso Roobertinkatu 3-5, 00120 Helsinki".to_string(),
+                at(24.9422, 60.1630),
+            ),
+            (
+                "Mannerheimintie 8, Floor 6, 00100 Helsinki".to_string(),
+                at(24.9417355, 60.1672477),
+            ),
             ("Kirkkokatu 4, Helsinki".to_string(), at(24.9535, 60.1712)),
             ("Kirkkokatu 4, Espoo".to_string(), at(24.6500, 60.2050)),
-            ("Kaivokatu 1, 00101 Helsinki".to_string(), at(24.9411971, 60.1712045)),
+            (
+                "Kaivokatu 1, 00101 Helsinki".to_string(),
+                at(24.9411971, 60.1712045),
+            ),
         ])
     }
 
@@ -328,26 +373,55 @@ mod tests {
         assert_eq!(g().len(), 11, "repeats kept once");
         assert_eq!(best("Kaivokatu 1, Helsinki"), "Kaivokatu 1, 00101 Helsinki");
         assert_eq!(best("KAIVOKATU 1"), "Kaivokatu 1, 00101 Helsinki");
-        assert_eq!(best("kaivok. 1, 00101 helsingfors"), "Kaivokatu 1, 00101 Helsinki");
-        assert_eq!(best("Rautatieasema, Kaivokatu 1"), "Rautatieasema, Kaivokatu 1, 00100 Helsinki");
+        assert_eq!(
+            best("kaivok. 1, 00101 helsingfors"),
+            "Kaivokatu 1, 00101 Helsinki"
+        );
+        assert_eq!(
+            best("Rautatieasema, Kaivokatu 1"),
+            "Rautatieasema, Kaivokatu 1, 00100 Helsinki"
+        );
         assert_eq!(best("Kaivokattu 12"), "Kaivokatu 12, 00100 Helsinki");
         assert_eq!(best("snellmaninkatu 14 b"), "Snellmaninkatu 14B, Helsinki");
-        assert_eq!(best("Iso Roobertink. 5"), "Iso Roobertinkatu 3-5, 00120 Helsinki");
-        assert_eq!(best("Mannerheimintie 8, Helsinki"), "Mannerheimintie 8, Floor 6, 00100 Helsinki");
+        assert_eq!(
+            best("Iso Roobertink. 5"),
+            "Iso Roobertinkatu 3-5, 00120 Helsinki"
+        );
+        assert_eq!(
+            best("Mannerheimintie 8, Helsinki"),
+            "Mannerheimintie 8, Floor 6, 00100 Helsinki"
+        );
         assert_eq!(best("Kirkkokatu 4, Espoo"), "Kirkkokatu 4, Espoo");
         assert_eq!(best("Helsinki Kirkkokatu 4"), "Kirkkokatu 4, Helsinki");
     }
 
     #[test]
     fn unknown_and_ambiguous_addresses_list_candidates() {
-        let e = pick("--address", "Kirkkokatu 4", g().search("Kirkkokatu 4")).unwrap_err().to_string();
-        assert!(e.contains("ambiguous") && e.contains("Espoo") && e.contains("Helsinki"), "{e}");
-        let e = pick("--address", "Kaivokatu", g().search("Kaivokatu")).unwrap_err().to_string();
-        assert!(e.contains("no address matches") && e.contains("Kaivokatu 1"), "{e}");
-        let e = pick("--address", "Kaivokatu 99", g().search("Kaivokatu 99")).unwrap_err().to_string();
+        let e = pick("--address", "Kirkkokatu 4", g().search("Kirkkokatu 4"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ambiguous") && e.contains("Espoo") && e.contains("Helsinki"),
+            "{e}"
+        );
+        let e = pick("--address", "Kaivokatu", g().search("Kaivokatu"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no address matches") && e.contains("Kaivokatu 1"),
+            "{e}"
+        );
+        let e = pick("--address", "Kaivokatu 99", g().search("Kaivokatu 99"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no address matches"), "{e}");
-        let e = pick("--address", "Bulevardi 1", g().search("Bulevardi 1")).unwrap_err().to_string();
-        assert!(e.contains("no address matches \"Bulevardi 1\"; check"), "{e}");
+        let e = pick("--address", "Bulevardi 1", g().search("Bulevardi 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no address matches \"Bulevardi 1\"; check"),
+            "{e}"
+        );
         assert!(g().search("").is_empty());
     }
 
@@ -361,10 +435,22 @@ mod tests {
         assert_eq!(rows[0].label, "Bulevardi 1, 00120 Helsinki");
         assert_eq!(rows[1].label, "Bulevardi 2, Helsinki");
         let g = g().with_rows(rows);
-        assert_eq!(pick("--address", "Bulevardi 2", g.search("Bulevardi 2")).unwrap().label, "Bulevardi 2, Helsinki");
-        let e = parse_gazetteer_csv("street,lon,lat\n", "--gazetteer").unwrap_err().to_string();
+        assert_eq!(
+            pick("--address", "Bulevardi 2", g.search("Bulevardi 2"))
+                .unwrap()
+                .label,
+            "Bulevardi 2, Helsinki"
+        );
+        let e = parse_gazetteer_csv("street,lon,lat\n", "--gazetteer")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("housenumber"), "{e}");
-        let e = parse_gazetteer_csv("street,housenumber,postcode,city,lon,lat\nA,1,,X,24.9,95\n", "--gazetteer").unwrap_err().to_string();
+        let e = parse_gazetteer_csv(
+            "street,housenumber,postcode,city,lon,lat\nA,1,,X,24.9,95\n",
+            "--gazetteer",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("line 2") && e.contains("latitude"), "{e}");
     }
 }

@@ -47,7 +47,7 @@ pub trait Geocoder {
 pub const ACCEPT: f64 = 0.75;
 
 /// Candidates this close to the best one in confidence compete with it...
-pub const MARGIN: f64 = 0.05;
+pub const MARGIN: f64 = 0.03;
 
 /// ...unless they are within this many metres of it: the same building or block under two
 /// spellings (OpenStreetMap often has an address on an entrance node and on the building), and
@@ -110,18 +110,51 @@ mod tests {
 
     #[test]
     fn pick_takes_a_clear_winner_and_explains_the_rest() {
-        let got = pick("--address", "x", vec![c("b", 24.95, 60.17, 0.8), c("a", 24.94, 60.17, 1.0)]).unwrap();
+        let got = pick(
+            "--address",
+            "x",
+            vec![c("b", 24.95, 60.17, 0.8), c("a", 24.94, 60.17, 1.0)],
+        )
+        .unwrap();
         assert_eq!(got.label, "a");
         // Close rivals in the same place do not make it ambiguous.
-        let got = pick("--address", "x", vec![c("a", 24.94, 60.17, 1.0), c("a'", 24.9401, 60.1701, 0.99)]).unwrap();
+        let got = pick(
+            "--address",
+            "x",
+            vec![c("a", 24.94, 60.17, 1.0), c("a'", 24.9401, 60.1701, 0.99)],
+        )
+        .unwrap();
         assert_eq!(got.label, "a");
-        let e = pick("--address", "Kirkkokatu 4", vec![c("Kirkkokatu 4, Helsinki", 24.95, 60.17, 0.9), c("Kirkkokatu 4, Espoo", 24.65, 60.2, 0.9)]).unwrap_err();
+        let e = pick(
+            "--address",
+            "Kirkkokatu 4",
+            vec![
+                c("Kirkkokatu 4, Helsinki", 24.95, 60.17, 0.9),
+                c("Kirkkokatu 4, Espoo", 24.65, 60.2, 0.9),
+            ],
+        )
+        .unwrap_err();
         assert!(matches!(e, IngestError::AmbiguousAddress { .. }));
         let text = e.to_string();
-        assert!(text.starts_with("--address: \"Kirkkokatu 4\" is ambiguous") && text.contains("Espoo (90%"), "{text}");
-        let e = pick("--address", "Nowhere 1", vec![c("Kaivokatu 1", 24.94, 60.17, 0.4)]).unwrap_err().to_string();
-        assert!(e.contains("no address matches") && e.contains("Kaivokatu 1 (40%"), "{e}");
-        let e = pick("--address", "Nowhere 1", vec![]).unwrap_err().to_string();
+        assert!(
+            text.starts_with("--address: \"Kirkkokatu 4\" is ambiguous")
+                && text.contains("Espoo (90%"),
+            "{text}"
+        );
+        let e = pick(
+            "--address",
+            "Nowhere 1",
+            vec![c("Kaivokatu 1", 24.94, 60.17, 0.4)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no address matches") && e.contains("Kaivokatu 1 (40%"),
+            "{e}"
+        );
+        let e = pick("--address", "Nowhere 1", vec![])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no address matches \"Nowhere 1\"; check"), "{e}");
     }
 }

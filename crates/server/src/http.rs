@@ -1,0 +1,120 @@
+//! The IVR's HTTP routes and `/healthz`.
+
+use std::borrow::Cow;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use outagecast_core::contact::Language;
+use outagecast_core::incident::{IncidentId, IncidentKind, IncidentStatus};
+use outagecast_ivr::Announcements;
+use outagecast_ivr::twiml::voice_response;
+use serde::Serialize;
+use smallvec::SmallVec;
+
+use crate::{IvrState, Readiness};
+
+/// Twilio's webhook form is a few hundred bytes; nothing legitimate comes near this.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// `GET /v1/ivr/lookup?caller=NUMBER` and `POST /v1/ivr/twilio/voice`.
+///
+/// Both always answer 200 with a well-formed "nothing to announce" for a caller that is
+/// unknown, withheld or garbled: a phone system must never get an error page mid-call.
+pub fn ivr_routes(state: IvrState) -> Router {
+    Router::new()
+        .route("/v1/ivr/lookup", get(lookup))
+        .route("/v1/ivr/twilio/voice", post(twilio_voice))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .with_state(state)
+}
+
+/// `GET /healthz`: 200 once the indexes are loaded (and kept current), 503 before.
+pub fn health_routes(ready: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(ready)
+}
+
+async fn healthz(State(ready): State<Readiness>) -> impl IntoResponse {
+    if ready.is_ready(Utc::now()) {
+        (StatusCode::OK, "ok\n")
+    } else if ready.is_loaded() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stale: the store has not answered lately\n",
+        )
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "loading\n")
+    }
+}
+
+/// The first value of `name` in a form or query string. Malformed percent-encoding and
+/// invalid UTF-8 are read leniently rather than refused.
+fn form_value<'a>(form: &'a [u8], name: &str) -> Option<Cow<'a, str>> {
+    form_urlencoded::parse(form)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+#[derive(Serialize)]
+struct LookupBody<'a> {
+    armed: bool,
+    language: Option<Language>,
+    announcement: Option<Cow<'a, str>>,
+    incidents: &'a [IncidentBody],
+}
+
+#[derive(Serialize)]
+struct IncidentBody {
+    id: IncidentId,
+    kind: IncidentKind,
+    etr: Option<DateTime<Utc>>,
+    status: IncidentStatus,
+}
+
+fn lookup_json(found: &Announcements<'_>) -> Vec<u8> {
+    let incidents: SmallVec<[IncidentBody; 2]> = found
+        .items()
+        .iter()
+        .map(|a| IncidentBody {
+            id: a.incident.id,
+            kind: a.incident.kind,
+            etr: a.incident.etr,
+            status: a.incident.status,
+        })
+        .collect();
+    let body = LookupBody {
+        armed: found.armed(),
+        language: found.language(),
+        announcement: found.announcement(),
+        incidents: &incidents,
+    };
+    // Plain data with string keys: serialising it cannot fail.
+    serde_json::to_vec(&body).unwrap_or_else(|_| NOT_ARMED_JSON.to_vec())
+}
+
+const NOT_ARMED_JSON: &[u8] =
+    br#"{"armed":false,"language":null,"announcement":null,"incidents":[]}"#;
+
+async fn lookup(State(state): State<IvrState>, RawQuery(query): RawQuery) -> impl IntoResponse {
+    let caller = query
+        .as_deref()
+        .and_then(|q| form_value(q.as_bytes(), "caller"));
+    let json = state.with_caller(caller.as_deref().unwrap_or(""), lookup_json);
+    ([(header::CONTENT_TYPE, "application/json")], json)
+}
+
+async fn twilio_voice(State(state): State<IvrState>, body: Bytes) -> impl IntoResponse {
+    // Read by hand rather than with axum's `Form`: a missing or odd content type must still
+    // get TwiML, not a 415.
+    let from = form_value(&body, "From");
+    let xml = state.with_caller(from.as_deref().unwrap_or(""), |found| {
+        voice_response(found, state.menu_url.as_deref())
+    });
+    ([(header::CONTENT_TYPE, "text/xml")], xml)
+}

@@ -1,0 +1,130 @@
+//! Everything `outagecast serve` runs, started on listeners the caller bound.
+
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use outagecast_core::contact::Region;
+use outagecast_ivr::twiml::MenuUrl;
+use outagecast_ivr::{CallerIndex, IndexSettings};
+use outagecast_store::SqliteStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::{
+    AgiSettings, IvrFollower, IvrState, Readiness, Result, health_routes, ivr_routes, serve_agi,
+};
+
+/// The sockets to serve on, already bound.
+#[derive(Debug)]
+pub struct Listeners {
+    /// HTTP: the IVR routes and `/healthz`.
+    pub http: TcpListener,
+    /// FastAGI.
+    pub agi: TcpListener,
+}
+
+/// How the servers behave.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// Region for national caller numbers.
+    pub default_region: Option<Region>,
+    /// Where Twilio calls go after the announcement.
+    pub menu_url: Option<MenuUrl>,
+    /// The caller index's settings (the "restored" grace period).
+    pub index: IndexSettings,
+    /// How often the store's change log is polled. Changes reach callers within this (plus
+    /// the time to apply them), whichever process made them.
+    pub poll_interval: Duration,
+    /// FastAGI limits.
+    pub agi: AgiSettings,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            default_region: None,
+            menu_url: None,
+            index: IndexSettings::default(),
+            poll_interval: Duration::from_millis(200),
+            agi: AgiSettings::default(),
+        }
+    }
+}
+
+/// How long in-flight requests and sessions get to finish after shutdown is asked for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves HTTP and FastAGI until `shutdown` completes, then stops accepting, lets requests in
+/// flight finish (within a bound) and returns.
+///
+/// The listeners answer at once: while the caller index loads, `/healthz` says 503 and every
+/// lookup answers "nothing to announce". A failure to load the index is returned.
+pub async fn run(
+    listeners: Listeners,
+    store: SqliteStore,
+    settings: ServeSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            // An error means the sender is gone: that is a stop too.
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let index = Arc::new(CallerIndex::new(settings.index));
+    let ready = Readiness::default();
+    let state = IvrState::new(
+        index.clone(),
+        settings.default_region,
+        settings.menu_url.clone(),
+        ready.clone(),
+    );
+    let app = ivr_routes(state.clone()).merge(health_routes(ready.clone()));
+    let http_listener = listeners.http.tap_io(|tcp| {
+        // Small request/response exchanges on kept-alive connections: send at once.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    let http = tokio::spawn(
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
+    let agi = tokio::spawn(serve_agi(listeners.agi, state, settings.agi, stopped()));
+
+    tokio::pin!(shutdown);
+    let outcome = tokio::select! {
+        () = &mut shutdown => Ok(None),
+        loaded = IvrFollower::load(store, index, ready) => loaded.map(Some),
+    };
+    let outcome = match outcome {
+        Ok(Some(follower)) => {
+            follower.run(settings.poll_interval, &mut shutdown).await;
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let http = http.await;
+        let agi = agi.await;
+        (http, agi)
+    })
+    .await;
+    match drained {
+        Ok((http, agi)) => {
+            http??;
+            agi??;
+        }
+        Err(_) => tracing::warn!("shutdown: connections still open after the drain timeout"),
+    }
+    outcome
+}

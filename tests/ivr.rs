@@ -1,0 +1,363 @@
+//! End to end through the real binary: `outagecast serve` on free ports, and the operator's
+//! CLI changing the same SQLite file from another process. Every IVR front end (HTTP JSON,
+//! the Twilio webhook, Asterisk FastAGI over TCP) must follow within a second.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/helsinki/customers.csv");
+const WITHIN: Duration = Duration::from_secs(1);
+
+fn outagecast(db: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outagecast"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OUTAGECAST_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.arg("--db").arg(db);
+    cmd
+}
+
+fn cli(db: &Path, args: &[&str]) -> String {
+    let out = outagecast(db).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `outagecast serve` on free ports; SIGTERM on drop if the test did not stop it.
+struct Serve {
+    child: Child,
+    http: String,
+    agi: String,
+}
+
+impl Serve {
+    fn start(db: &Path) -> Serve {
+        let mut child = outagecast(db)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--agi-listen",
+                "127.0.0.1:0",
+            ])
+            .env("OUTAGECAST_IVR_MENU_URL", "https://ivr.example.com/menu")
+            .env("OUTAGECAST_DEFAULT_REGION", "FI")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut addr = |prefix: &str| {
+            let line = lines.next().unwrap().unwrap();
+            line.strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("{line:?}"))
+                .to_string()
+        };
+        let http = addr("http listening on ");
+        let agi = addr("fastagi listening on ");
+        let serve = Serve { child, http, agi };
+        eventually(Duration::from_secs(10), "/healthz is 200", || {
+            http_request(&serve.http, "GET /healthz HTTP/1.1", "").0 == 200
+        });
+        serve
+    }
+
+    fn lookup(&self, caller: &str) -> Value {
+        let encoded: String = caller
+            .bytes()
+            .map(|b| match b {
+                b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, body) = http_request(
+            &self.http,
+            &format!("GET /v1/ivr/lookup?caller={encoded} HTTP/1.1"),
+            "",
+        );
+        assert_eq!(status, 200);
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn twiml(&self, from: &str) -> String {
+        let form = format!(
+            "From={}&To=%2B35898765432&CallSid=CA0123",
+            from.replace('+', "%2B")
+        );
+        let (status, body) = http_request(&self.http, "POST /v1/ivr/twilio/voice HTTP/1.1", &form);
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// A FastAGI session spoken exactly as Asterisk speaks it.
+    fn agi(&self, callerid: &str) -> HashMap<String, String> {
+        let mut stream = TcpStream::connect(&self.agi).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let env = format!(
+            "agi_network: yes\nagi_network_script: outagecast\nagi_request: agi://{}/outagecast\n\
+             agi_channel: PJSIP/trunk-00000042\nagi_language: fi\nagi_type: PJSIP\n\
+             agi_uniqueid: 1764061200.42\nagi_version: 20.5.0\nagi_callerid: {callerid}\n\
+             agi_calleridname: unknown\nagi_callingpres: 0\nagi_callingani2: 0\nagi_callington: 0\n\
+             agi_callingtns: 0\nagi_dnid: 0800123456\nagi_rdnis: unknown\nagi_context: from-trunk\n\
+             agi_extension: 0800123456\nagi_priority: 2\nagi_enhanced: 0.0\nagi_accountcode: \n\
+             agi_threadid: 139826557556416\n\n",
+            self.agi
+        );
+        stream.write_all(env.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut vars = HashMap::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                return vars;
+            }
+            let rest = line.trim_end().strip_prefix("SET VARIABLE ").unwrap();
+            let (name, quoted) = rest.split_once(' ').unwrap();
+            let value = quoted
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap()
+                .replace("\\\"", "\"")
+                .replace("\\\\", "\\");
+            vars.insert(name.to_string(), value);
+            stream.write_all(b"200 result=1\n").unwrap();
+        }
+    }
+
+    /// Armed on all three front ends, or on none of them.
+    fn armed_everywhere(&self, number: &str) -> Option<bool> {
+        let json = self.lookup(number)["armed"].as_bool().unwrap();
+        let twiml = self.twiml(number).contains("<Say");
+        let agi = self.agi(number)["OUTAGECAST_ARMED"] == "1";
+        (json == twiml && twiml == agi).then_some(json)
+    }
+
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "serve exits 0 on SIGTERM: {status}");
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection: (status, body).
+fn http_request(addr: &str, request_line: &str, form: &str) -> (u16, String) {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let body_headers = if form.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            form.len()
+        )
+    };
+    write!(
+        stream,
+        "{request_line}\r\nHost: {addr}\r\nConnection: close\r\n{body_headers}\r\n{form}"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// Polls `check` (no fixed sleeps: each round is a real request) until it holds.
+fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Phone numbers per account in the sample.
+fn sample_phones() -> Vec<(String, Vec<String>)> {
+    let mut reader = csv::Reader::from_path(SAMPLE).unwrap();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let phones = r[4]
+                .split(';')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect();
+            (r[0].to_string(), phones)
+        })
+        .collect()
+}
+
+fn db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ivr.db");
+    (dir, path)
+}
+
+#[test]
+fn declare_and_restore_from_the_cli_reach_every_front_end_within_a_second() {
+    let (_dir, db) = db();
+    cli(&db, &["import", "customers", SAMPLE]);
+    let serve = Serve::start(&db);
+
+    let declared: Value = serde_json::from_str(&cli(
+        &db,
+        &[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--severity",
+            "severe",
+            "--cause",
+            "burst water main on Aleksanterinkatu",
+            "--etr",
+            "2030-01-01T12:00:00Z",
+            "--circle",
+            "24.9506,60.1691,150",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let id = declared["id"].as_i64().unwrap();
+    let affected: BTreeSet<String> = declared["affected_account_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let phones = sample_phones();
+    let affected_numbers: BTreeSet<&str> = phones
+        .iter()
+        .filter(|(a, _)| affected.contains(a))
+        .flat_map(|(_, p)| p.iter().map(String::as_str))
+        .collect();
+    let armed = *affected_numbers.iter().next().unwrap();
+    let unaffected = phones
+        .iter()
+        .filter(|(a, _)| !affected.contains(a))
+        .flat_map(|(_, p)| p.iter().map(String::as_str))
+        .find(|p| !affected_numbers.contains(p))
+        .unwrap();
+
+    let lag = eventually(WITHIN, "the declaration reaches every front end", || {
+        serve.armed_everywhere(armed) == Some(true)
+    });
+    eprintln!("declare visible on all front ends after {lag:?}");
+    assert_eq!(serve.armed_everywhere(unaffected), Some(false));
+    let body = serve.lookup(armed);
+    assert_eq!(body["incidents"][0]["id"], id);
+    assert_eq!(body["incidents"][0]["etr"], "2030-01-01T12:00:00Z");
+    let agi = serve.agi(armed);
+    assert_eq!(agi["OUTAGECAST_INCIDENT"], id.to_string());
+    assert!(agi["OUTAGECAST_MESSAGE"].contains("Aleksanterinkatu"));
+    // The national form, as many Asterisk trunks deliver it (OUTAGECAST_DEFAULT_REGION=FI).
+    let national = format!("0{}", armed.strip_prefix("+358").unwrap());
+    assert_eq!(serve.agi(&national)["OUTAGECAST_ARMED"], "1");
+    // Unknown and garbled callers: a well-formed "nothing to announce".
+    for garbage in ["", "anonymous", "+", "12", "\u{7f}\u{1b}[0m"] {
+        assert_eq!(serve.lookup(garbage)["armed"], false, "{garbage:?}");
+        assert_eq!(serve.agi(garbage)["OUTAGECAST_ARMED"], "0", "{garbage:?}");
+    }
+
+    // Every affected number is armed (a sample of them: each check is a request).
+    for number in affected_numbers.iter().take(25) {
+        assert_eq!(serve.lookup(number)["armed"], true, "{number}");
+    }
+
+    cli(&db, &["incident", "restore", &id.to_string()]);
+    let lag = eventually(WITHIN, "the restore reaches every front end", || {
+        serve.armed_everywhere(armed) == Some(false)
+    });
+    eprintln!("restore visible on all front ends after {lag:?}");
+    serve.stop();
+}
+
+#[test]
+fn a_customer_import_while_serving_arms_a_newcomer_in_a_live_area() {
+    let (dir, db) = db();
+    cli(&db, &["import", "customers", SAMPLE]);
+    let serve = Serve::start(&db);
+    cli(
+        &db,
+        &[
+            "incident",
+            "declare",
+            "--kind",
+            "power",
+            "--cause",
+            "cable fault",
+            "--circle",
+            "24.9506,60.1691,150",
+        ],
+    );
+    // A new account inside the circle, and one far outside it.
+    let newcomers = dir.path().join("new.csv");
+    std::fs::write(
+        &newcomers,
+        "account_id,lon,lat,address,phone,email,language,priority\n\
+         NEW-1,24.9506,60.1691,\"Aleksanterinkatu 5, Helsinki\",+358401110001,,en,false\n\
+         NEW-2,25.0800,60.2100,\"Kontula, Helsinki\",+358401110002,,en,false\n",
+    )
+    .unwrap();
+    cli(&db, &["import", "customers", newcomers.to_str().unwrap()]);
+    eventually(WITHIN, "the newcomer is armed", || {
+        serve.lookup("+358401110001")["armed"] == true
+    });
+    let body = serve.lookup("+358401110001");
+    assert_eq!(body["language"], "en");
+    assert!(
+        body["announcement"]
+            .as_str()
+            .unwrap()
+            .contains("power outage")
+    );
+    assert_eq!(serve.lookup("+358401110002")["armed"], false);
+    serve.stop();
+}

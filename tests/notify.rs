@@ -268,6 +268,8 @@ async fn kill_9_mid_batch_then_restart_sends_every_notice_exactly_once() {
             "burst main",
             "--circle",
             "24.9414,60.1710,50",
+            "--confirm",
+            "50000",
             "--json",
         ])
         .await;

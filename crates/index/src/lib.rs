@@ -3,14 +3,16 @@
 //!
 //! How each shape is answered (details in the modules):
 //! * **circles**: walk the tree; nodes outside the circle's envelope are skipped, nodes whose
-//!   four corners are clearly inside are taken whole, and each remaining point is decided by
-//!   its haversine distance unless it falls in the thin band where the sphere and the
-//!   ellipsoid could disagree, where the exact geodesic rule decides ([`sphere::Band`]);
+//!   four corners are proven inside are taken whole, and each remaining point is decided by a
+//!   flat metric frozen at the centre (no trigonometry), then by its haversine distance, with
+//!   provable bounds against the ellipsoid (`sphere::Local`, `sphere::Band`); only points
+//!   in the thin band where neither can tell go to the exact geodesic rule;
 //! * **polygons**: nodes are classified against the polygon's edges with exact predicates as
 //!   inside (taken whole), outside (skipped) or crossing the boundary (descended into); points
 //!   in crossing nodes are decided by the exact rule;
 //! * **corridors**: nodes and points outside the buffered envelopes of the line's great-circle
-//!   arcs are skipped; the rest are decided like circles, around the nearest point of the line;
+//!   arcs are skipped; for the rest the line's nearest point is found as the exact rule finds
+//!   it, and the haversine band decides unless the point is too close to the buffer's edge;
 //! * **unions**: each part as above, the ids merged.
 //!
 //! Pure: no I/O, no async. Thread-safe for concurrent reads (`&self` queries).

@@ -156,13 +156,57 @@ fn spoken_time(t: DateTime<Utc>, lang: Language, locale: Locale) -> String {
     if day.is_empty() && local.date_naive() != today {
         // Further away than tomorrow: say the date too.
         match lang {
-            Language::Fi => format!("{}.{}. {clock}", local.day(), local.month()),
-            Language::Sv => format!("den {} {} {clock}", local.day(), local.month()),
+            // Month names, not numbers: a speech engine reads "1.1." or "den 1 1" badly.
+            Language::Fi => format!("{}. {} {clock}", local.day(), month_fi(local.month())),
+            Language::Sv => format!("den {} {} {clock}", local.day(), month_sv(local.month())),
             Language::En => format!("{} on {} {}", clock, local.day(), month_en(local.month())),
         }
     } else {
         format!("{day}{clock}")
     }
+}
+
+/// "28. marraskuuta": the partitive, as a date is read aloud.
+fn month_fi(m: u32) -> &'static str {
+    const MONTHS: [&str; 12] = [
+        "tammikuuta",
+        "helmikuuta",
+        "maaliskuuta",
+        "huhtikuuta",
+        "toukokuuta",
+        "kesäkuuta",
+        "heinäkuuta",
+        "elokuuta",
+        "syyskuuta",
+        "lokakuuta",
+        "marraskuuta",
+        "joulukuuta",
+    ];
+    MONTHS
+        .get(m.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or("")
+}
+
+fn month_sv(m: u32) -> &'static str {
+    const MONTHS: [&str; 12] = [
+        "januari",
+        "februari",
+        "mars",
+        "april",
+        "maj",
+        "juni",
+        "juli",
+        "augusti",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ];
+    MONTHS
+        .get(m.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or("")
 }
 
 fn month_en(m: u32) -> &'static str {
@@ -411,6 +455,14 @@ mod tests {
         assert_eq!(spoken_time(tomorrow, Language::Fi, l), "huomenna kello 8");
         let later = Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0).unwrap();
         assert_eq!(spoken_time(later, Language::En, l), "12 PM on 28 November");
+        assert_eq!(
+            spoken_time(later, Language::Fi, l),
+            "28. marraskuuta kello 12"
+        );
+        assert_eq!(
+            spoken_time(later, Language::Sv, l),
+            "den 28 november klockan 12"
+        );
     }
 
     #[test]

@@ -629,6 +629,11 @@ impl CallerIndex {
         let infos: HashMap<IncidentId, IncidentInfo> =
             changes.incidents.iter().map(|i| (i.id, *i)).collect();
         let reloaded: HashSet<IncidentId> = changes.reloaded.iter().copied().collect();
+        let mut flags_of: HashMap<IncidentId, Vec<&FlagInput>> = HashMap::new();
+        for f in &changes.flags {
+            flags_of.entry(f.incident).or_default().push(f);
+        }
+        let flags_of = |id: &IncidentId| flags_of.get(id).map_or(&[][..], Vec::as_slice);
 
         // The incident table first: new incidents must be there before their numbers, and a
         // restore or an ETR change reaches every caller of the incident at once.
@@ -644,7 +649,7 @@ impl CallerIndex {
                 Some(old) if !reloaded.contains(id) => old.texts.clone(),
                 _ => Default::default(),
             };
-            for f in changes.flags.iter().filter(|f| f.incident == *id) {
+            for f in flags_of(id) {
                 if f.disarmed_at.is_none() {
                     let text = &mut texts[slot(f.language)];
                     if text.as_deref() != Some(f.announcement.as_str()) {
@@ -680,7 +685,7 @@ impl CallerIndex {
                 continue;
             };
             let kept = keep.entry(*id).or_default();
-            for f in changes.flags.iter().filter(|f| f.incident == *id) {
+            for f in flags_of(id) {
                 if relevant(info, f.disarmed_at) {
                     kept.insert(f.key);
                     push(
@@ -1036,6 +1041,55 @@ mod tests {
         ] {
             assert!(!index.lookup_caller(raw, fi, t(10)).armed(), "{raw}");
         }
+    }
+
+    #[test]
+    fn lookups_during_writes_see_a_whole_answer_or_none() {
+        let index = CallerIndex::new(IndexSettings::default());
+        let keys: Vec<CallerKey> = (0..2000)
+            .map(|i| key(&format!("+35840{:07}", 1_000_000 + i)))
+            .collect();
+        index.replace_all(vec![info(1, Severity::Minor)], vec![], t(0));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    for k in &keys {
+                        index.with(*k, t(1), |a| {
+                            // Armed for incident 1 with its words, or not armed: never half.
+                            if a.armed() {
+                                assert_eq!(a.items().len(), 1);
+                                assert_eq!(a.items()[0].announcement, "yksi");
+                            }
+                        });
+                    }
+                }
+            });
+            for round in 0..20 {
+                let flags: Vec<FlagInput> = keys
+                    .iter()
+                    .map(|k| FlagInput {
+                        key: *k,
+                        incident: IncidentId(1),
+                        language: Language::Fi,
+                        announcement: "yksi".into(),
+                        disarmed_at: (round % 2 == 1).then(|| t(0)),
+                    })
+                    .collect();
+                index.apply(
+                    Changes {
+                        touched: vec![IncidentId(1)],
+                        incidents: vec![info(1, Severity::Minor)],
+                        reloaded: vec![],
+                        phones: keys.iter().map(|k| (IncidentId(1), *k)).collect(),
+                        flags,
+                    },
+                    t(1),
+                );
+                assert_eq!(index.len(), if round % 2 == 0 { keys.len() } else { 0 });
+            }
+            done.store(true, Ordering::Relaxed);
+        });
     }
 
     #[test]

@@ -495,3 +495,50 @@ async fn bad_input_gets_nothing_to_announce_and_bad_peers_are_dropped() {
     assert_eq!(var(&vars, "OUTAGECAST_ARMED"), "1");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_lost_track_of_the_change_log_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ivr.db");
+    let (store, id) = store_with_incident(&path).await;
+    // A slow poll, so the cancel and the prune below (milliseconds apart) almost always fall
+    // between two polls; if one does poll in between, the change is simply applied normally.
+    let slow = ServeSettings {
+        poll_interval: Duration::from_millis(500),
+        ..settings(None)
+    };
+    let server = Server::start(store, slow).await;
+    assert_eq!(server.lookup(AFFECTED).await["armed"], true);
+
+    // Another process cancels the incident and prunes the whole log before the server polls
+    // (as if the server had been stopped for over an hour): it must notice and reload.
+    let other = SqliteStore::open(&path).await.unwrap();
+    let now = Utc::now();
+    other
+        .transition(
+            Transition {
+                id,
+                event: EventKind::Cancelled,
+                changes: IncidentChanges::default(),
+                actor: "test",
+                now,
+                growth: None,
+            },
+            &locale(now),
+        )
+        .await
+        .unwrap();
+    other
+        .prune_ivr_changes(Utc::now() + TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    server
+        .eventually(
+            Duration::from_secs(1),
+            "the cancel is seen after a reload",
+            || async { server.lookup(AFFECTED).await["armed"] == false },
+        )
+        .await;
+    assert_eq!(server.get_status("/healthz").await, 200);
+    server.stop().await;
+}

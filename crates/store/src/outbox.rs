@@ -405,9 +405,11 @@ fn channel_list(channels: &[Channel]) -> Result<String> {
         .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// A permanently failed SMS: tell the same accounts by email instead, where they have one,
-/// have not opted out, and are not already being emailed for this event.
-async fn fall_back_to_email(
+/// A permanently failed SMS (a failed send here, or a failed delivery receipt in `receipts.rs`):
+/// tell the same accounts by email instead, where they have one, have not opted out, and are
+/// not already being emailed for this event. The early-receipt trigger in `0005_receipts.sql`
+/// repeats this rule in SQL, since a trigger cannot call Rust.
+pub(crate) async fn fall_back_to_email(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     notice_id: i64,
     now: &str,

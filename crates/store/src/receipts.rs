@@ -7,7 +7,6 @@
 
 use chrono::{DateTime, Utc};
 use outagecast_core::contact::{Channel, Language};
-use sqlx::{Sqlite, Transaction};
 
 use crate::{Result, SqliteStore, audit, stored, ts};
 
@@ -79,7 +78,7 @@ impl SqliteStore {
         let outcome = if !changed.is_empty() {
             if matches!(receipt, Receipt::Failed { .. }) {
                 for (id,) in &changed {
-                    fall_back_to_email(&mut tx, *id, &now_s).await?;
+                    crate::outbox::fall_back_to_email(&mut tx, *id, &now_s).await?;
                 }
             }
             ReceiptOutcome::Applied
@@ -223,32 +222,6 @@ impl SqliteStore {
         .await?;
         row.map(|(l,)| stored(&l, Language::parse)).transpose()
     }
-}
-
-/// A failed SMS: tell the same accounts by email instead, where they have one, have not opted
-/// out, and are not already being emailed for this event. The same rule as a failed send
-/// (`outbox.rs`) and as the early-receipt trigger (`0005_receipts.sql`).
-async fn fall_back_to_email(
-    tx: &mut Transaction<'static, Sqlite>,
-    notice_id: i64,
-    now: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO notices (incident_id, event_id, channel, address, language, priority, subject, body, created_at, updated_at)
-         SELECT DISTINCT n.incident_id, n.event_id, 'email', c.value, n.language, n.priority, n.subject, n.body, ?, ?
-         FROM notices n
-         JOIN notice_customers nc ON nc.notice_id = n.id
-         JOIN contacts c ON c.customer_id = nc.customer_id AND c.medium = 'email'
-         WHERE n.id = ? AND n.channel = 'sms'
-           AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = 'email' AND o.address = c.value)
-         ON CONFLICT (incident_id, event_id, channel, address) DO NOTHING",
-    )
-    .bind(now)
-    .bind(now)
-    .bind(notice_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

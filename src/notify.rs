@@ -47,7 +47,9 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
     let store = SqliteStore::open_url(db)
         .await
         .with_context(|| format!("--db: cannot open the database {db:?}"))?;
-    let sms = SmsConfig::from_lookup(env)?
+    let sms_config = SmsConfig::from_lookup(env)?;
+    let sms_timeout = sms_config.as_ref().map(|c| c.timeout);
+    let sms = sms_config
         .map(|c| {
             let rate = c.rate;
             TwilioSms::new(c).map(|t| (t, rate))
@@ -79,6 +81,10 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
     config.lease = Duration::from_secs_f64(args.lease);
     config.quiet_hours = QuietHours::parse(&args.quiet_hours)?;
     config.timezone = settings.timezone;
+    if let Some(timeout) = sms_timeout {
+        // Five request timeouts: long after any request the provider was still handling.
+        config.in_doubt_settle = timeout * 5;
+    }
     let dispatcher = Dispatcher::new(store.clone(), sms, email, config);
     let channels = dispatcher.channels();
     let before = store.outbox_counts(&channels, Utc::now()).await?;

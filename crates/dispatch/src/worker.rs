@@ -97,6 +97,10 @@ pub struct WorkerConfig {
     pub timezone: Tz,
     /// How long to wait before looking again when nothing is due.
     pub idle_poll: Duration,
+    /// The least wait before an in-doubt attempt (a timeout) is looked up at the provider: a
+    /// request the client gave up on may still be in the provider's hands, and looking too
+    /// early finds nothing and sends twice.
+    pub in_doubt_settle: Duration,
 }
 
 impl WorkerConfig {
@@ -111,6 +115,7 @@ impl WorkerConfig {
             quiet_hours: None,
             timezone: chrono_tz::UTC,
             idle_poll: Duration::from_millis(500),
+            in_doubt_settle: Duration::from_secs(60),
         }
     }
 }
@@ -484,7 +489,12 @@ fn retry_or_fail(
         jitter,
     ) {
         Some(not_before) => Outcome::Retry {
-            not_before,
+            not_before: if in_doubt {
+                let settle = chrono::Duration::from_std(config.in_doubt_settle).unwrap_or_default();
+                not_before.max(Utc::now() + settle)
+            } else {
+                not_before
+            },
             reason,
             in_doubt,
         },

@@ -5,78 +5,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use geo::{Distance, Geodesic, Intersects, LineString, Point, Polygon};
 use serde_json::Value;
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/helsinki/customers.csv");
+mod common;
 
-/// A fresh database in its own temporary directory.
-struct Db {
-    dir: tempfile::TempDir,
-}
-
-impl Db {
-    fn new() -> Self {
-        Db {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("test.db")
-    }
-
-    fn file(&self, name: &str, contents: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, contents).unwrap();
-        p
-    }
-
-    /// Runs the binary against this database with a clean environment.
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_outagecast"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OUTAGECAST_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.arg("--db").arg(self.path()).args(args);
-        cmd.output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{args:?} failed: {stderr}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        serde_json::from_str(&self.ok(&all)).unwrap()
-    }
-
-    /// Runs a command that must fail; returns its one-line error.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-        stderr
-    }
-
-    fn with_sample() -> Self {
-        let db = Db::new();
-        db.ok(&["import", "customers", SAMPLE]);
-        db
-    }
-}
+use common::{Db, SAMPLE};
 
 /// The sample, read independently of the engine: (account, point, phones).
 fn sample() -> Vec<(String, Point<f64>, Vec<String>)> {

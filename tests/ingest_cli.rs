@@ -6,72 +6,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use geo::{Distance, Geodesic, Intersects, LineString, Point, Polygon};
 use serde_json::Value;
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/helsinki/customers.csv");
+mod common;
 
-struct Db {
-    dir: tempfile::TempDir,
-}
+use common::{Db, SAMPLE};
 
 impl Db {
-    fn with_sample() -> Self {
-        let db = Db {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        db.ok(&["import", "customers", SAMPLE]);
-        db
-    }
-
-    fn file(&self, name: &str, contents: &str) -> String {
-        let p: PathBuf = self.dir.path().join(name);
-        std::fs::write(&p, contents).unwrap();
-        p.to_str().unwrap().to_string()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_outagecast"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OUTAGECAST_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.arg("--db")
-            .arg(self.dir.path().join("test.db"))
-            .args(args);
-        cmd.output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        serde_json::from_str(&self.ok(&all)).unwrap()
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-        stderr
-    }
-
     /// Everything an operator could have changed: rows of every table a declaration, an
     /// update, a zone import or a CAP message writes, and the audit log.
     fn state(&self) -> Vec<(String, i64)> {
@@ -244,7 +188,7 @@ fn expected_cap_set() -> BTreeSet<String> {
 #[test]
 fn cap_alert_with_polygons_and_a_circle_selects_the_oracle_set() {
     let db = Db::with_sample();
-    let file = db.file(
+    let file = db.file_str(
         "alert.xml",
         &cap_alert("HSY-2026-0042", "Alert", "", "Severe", &areas_xml()),
     );
@@ -297,7 +241,7 @@ fn cap_alert_with_polygons_and_a_circle_selects_the_oracle_set() {
 #[test]
 fn cap_update_and_cancel_act_on_the_referenced_incident() {
     let db = Db::with_sample();
-    let alert = db.file(
+    let alert = db.file_str(
         "a.xml",
         &cap_alert("HSY-1", "Alert", "", "Moderate", &areas_xml()),
     );
@@ -316,7 +260,7 @@ fn cap_update_and_cancel_act_on_the_referenced_incident() {
     ]);
 
     let refs = "<references>valvomo@hsy.example.org,HSY-1,2026-11-25T13:00:00+02:00</references>";
-    let update = db.file(
+    let update = db.file_str(
         "u.xml",
         &cap_alert("HSY-2", "Update", refs, "Extreme", &areas_xml()),
     );
@@ -337,7 +281,7 @@ fn cap_update_and_cancel_act_on_the_referenced_incident() {
         "<areaDesc>Kruununhaka</areaDesc>\n      <circle>60.1700,24.9530 0.1</circle>",
     );
     let refs2 = "<references>valvomo@hsy.example.org,HSY-2,2026-11-25T13:05:00+02:00</references>";
-    let update2 = db.file(
+    let update2 = db.file_str(
         "u2.xml",
         &cap_alert("HSY-3", "Update", refs2, "Extreme", &grown),
     );
@@ -359,7 +303,7 @@ fn cap_update_and_cancel_act_on_the_referenced_incident() {
     // Cancel refers to the Update: any message of the incident leads to it.
     let cancel_refs =
         "<references>valvomo@hsy.example.org,HSY-2,2026-11-25T13:05:00+02:00</references>";
-    let cancel = db.file(
+    let cancel = db.file_str(
         "c.xml",
         &cap_alert("HSY-4", "Cancel", cancel_refs, "Extreme", &areas_xml()),
     );
@@ -377,7 +321,7 @@ fn cap_update_and_cancel_act_on_the_referenced_incident() {
     let before = db.state();
     let stray =
         "<references>valvomo@hsy.example.org,HSY-999,2026-11-25T13:00:00+02:00</references>";
-    let orphan = db.file(
+    let orphan = db.file_str(
         "o.xml",
         &cap_alert("HSY-5", "Update", stray, "Minor", &areas_xml()),
     );
@@ -387,7 +331,7 @@ fn cap_update_and_cancel_act_on_the_referenced_incident() {
         "{err}"
     );
     // Updating the cancelled incident is refused.
-    let late = db.file(
+    let late = db.file_str(
         "l.xml",
         &cap_alert("HSY-6", "Update", refs, "Minor", &areas_xml()),
     );
@@ -417,7 +361,7 @@ fn geojson_wkt_zone_and_address_select_the_oracle_sets() {
         {"type": "Feature", "properties": {"radius_m": 120}, "geometry": {"type": "Point", "coordinates": [centre.x(), centre.y()]}},
         {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [SECOND.iter().map(|&(x, y)| [x, y]).collect::<Vec<_>>()]}}
     ]});
-    let file = db.file("mixed.geojson", &geojson.to_string());
+    let file = db.file_str("mixed.geojson", &geojson.to_string());
     let out = declare(&["--geojson", &file]);
     let second = Polygon::new(LineString::from(SECOND.to_vec()), vec![]);
     assert_eq!(
@@ -443,7 +387,7 @@ fn geojson_wkt_zone_and_address_select_the_oracle_sets() {
         {"type": "Feature", "properties": {"dma": "DMA 7"}, "geometry": {"type": "Polygon", "coordinates": [SHELL.iter().map(|&(x, y)| [x, y]).collect::<Vec<_>>()]}},
         {"type": "Feature", "properties": {"dma": "DMA 8"}, "geometry": {"type": "Polygon", "coordinates": [SECOND.iter().map(|&(x, y)| [x, y]).collect::<Vec<_>>()]}}
     ]});
-    let zfile = db.file("dmas.geojson", &zones.to_string());
+    let zfile = db.file_str("dmas.geojson", &zones.to_string());
     let imported = db.json(&["zones", "import", &zfile, "--name-property", "dma"]);
     assert_eq!(imported["inserted"], 2);
     let listed = db.json(&["zones", "list"]);
@@ -467,7 +411,12 @@ fn geojson_wkt_zone_and_address_select_the_oracle_sets() {
         "Minor",
         "    <area><areaDesc>DMA 8</areaDesc><geocode><valueName>outagecast:zone</valueName><value>DMA 8</value></geocode></area>",
     );
-    let out = db.json(&["incident", "declare", "--cap", &db.file("z.xml", &geocoded)]);
+    let out = db.json(&[
+        "incident",
+        "declare",
+        "--cap",
+        &db.file_str("z.xml", &geocoded),
+    ]);
     assert_eq!(accounts(&out), oracle(|p| second.intersects(&p)));
 
     // Address: geocoded from the customers' own addresses, then a geodesic circle.
@@ -488,7 +437,7 @@ fn geojson_wkt_zone_and_address_select_the_oracle_sets() {
             .contains("Kaivokatu 1, 00101 Helsinki")
     );
     // A gazetteer file adds addresses no customer has.
-    let gaz = db.file(
+    let gaz = db.file_str(
         "extra.csv",
         "street,housenumber,postcode,city,lon,lat\nTestikuja,1,00100,Helsinki,24.9414,60.1710\n",
     );
@@ -622,7 +571,7 @@ fn a_city_wide_area_needs_the_exact_count_confirmed() {
 #[test]
 fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
     let db = Db::with_sample();
-    db.json(&["zones", "import", &db.file("z.geojson", r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"DMA 1"},"geometry":{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.17],[24.93,60.16]]]}}]}"#)]);
+    db.json(&["zones", "import", &db.file_str("z.geojson", r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"DMA 1"},"geometry":{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.17],[24.93,60.16]]]}}]}"#)]);
     let before = db.state();
     let declare = |extra: &[&str]| {
         let mut args = vec!["incident", "declare", "--kind", "water", "--cause", "burst"];
@@ -630,7 +579,7 @@ fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
         db.fails(&args)
     };
     let cap =
-        |name: &str, areas: &str| db.file(name, &cap_alert(name, "Alert", "", "Minor", areas));
+        |name: &str, areas: &str| db.file_str(name, &cap_alert(name, "Alert", "", "Minor", areas));
     let poly =
         |text: &str| format!("    <area><areaDesc>x</areaDesc><polygon>{text}</polygon></area>");
 
@@ -642,19 +591,19 @@ fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
         // Swapped order, plainly (a latitude beyond 90) and subtly (lands nowhere near any customer).
         (declare(&["--cap", &cap("swap1", &poly("124.93,60.16 124.95,60.16 124.95,60.17 124.93,60.16"))]), &["polygon[0]", "swapped", "latitude first"]),
         (declare(&["--cap", &cap("swap2", &poly(&SHELL.iter().map(|(x, y)| format!("{x},{y}")).collect::<Vec<_>>().join(" ")))]), &["area: holds no customers", "swapped", "lat,lon", "--allow-empty"]),
-        (declare(&["--geojson", &db.file("swap.geojson", &serde_json::json!({"type": "Polygon", "coordinates": [SHELL.iter().map(|&(x, y)| [y, x]).collect::<Vec<_>>()]}).to_string())]), &["holds no customers", "swapped", "lon,lat"]),
+        (declare(&["--geojson", &db.file_str("swap.geojson", &serde_json::json!({"type": "Polygon", "coordinates": [SHELL.iter().map(|&(x, y)| [y, x]).collect::<Vec<_>>()]}).to_string())]), &["holds no customers", "swapped", "lon,lat"]),
         (declare(&["--circle", "60.1710,24.9414,300"]), &["holds no customers", "swapped"]),
         // Unclosed ring, too few positions, self-intersection.
         (declare(&["--cap", &cap("open", &poly("60.16,24.93 60.16,24.95 60.17,24.95 60.17,24.93"))]), &["polygon[0]", "not closed"]),
         (declare(&["--cap", &cap("few", &poly("60.16,24.93 60.16,24.95 60.16,24.93"))]), &["polygon[0]", "at least 4"]),
         (declare(&["--cap", &cap("bowtie", &poly("60.16,24.93 60.17,24.95 60.16,24.95 60.17,24.93 60.16,24.93"))]), &["polygon[0]", "not a valid polygon"]),
-        (declare(&["--geojson", &db.file("open.geojson", r#"{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.17],[24.93,60.17]]]}"#)]), &["--geojson", "not closed"]),
+        (declare(&["--geojson", &db.file_str("open.geojson", r#"{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.17],[24.93,60.17]]]}"#)]), &["--geojson", "not closed"]),
         (declare(&["--wkt", "POLYGON((24.93 60.16, 24.95 60.17, 24.95 60.16, 24.93 60.17, 24.93 60.16))"]), &["--wkt", "self-intersection"]),
         // Empty selection.
         (declare(&["--wkt", "POINT(25.5 61.5)", "--radius", "100"]), &["area: holds no customers", "--allow-empty"]),
         // Malformed XML and JSON, with line and column.
-        (declare(&["--cap", &db.file("bad.xml", "<alert>\n  <identifier>x</identifier>\n  <sender>y</send>\n</alert>")]), &["--cap", "line 3, column"]),
-        (declare(&["--geojson", &db.file("bad.geojson", "{\n  \"type\": \"Polygon\",\n  \"coordinates\": [[[24.93, 60.16],\n")]), &["--geojson", "line 4, column"]),
+        (declare(&["--cap", &db.file_str("bad.xml", "<alert>\n  <identifier>x</identifier>\n  <sender>y</send>\n</alert>")]), &["--cap", "line 3, column"]),
+        (declare(&["--geojson", &db.file_str("bad.geojson", "{\n  \"type\": \"Polygon\",\n  \"coordinates\": [[[24.93, 60.16],\n")]), &["--geojson", "line 4, column"]),
         (declare(&["--wkt", "POLYGON((24.93 60.16, 24.95"]), &["--wkt", "not valid WKT"]),
         // Unknown zone, unknown or ambiguous address, a geocode that is no zone.
         (declare(&["--zone", "DMA 9"]), &["--zone", "DMA 1"]),
@@ -662,8 +611,8 @@ fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
         (declare(&["--address", "Kaivokatu, Helsinki"]), &["--address", "best candidates", "Kaivokatu 1"]),
         (declare(&["--cap", &cap("geo", "    <area><areaDesc>x</areaDesc><geocode><valueName>FIPS6</valueName><value>006113</value></geocode></area>")]), &["geocode", "FIPS6=006113", "zones import"]),
         // CAP header problems.
-        (declare(&["--cap", &db.file("test.xml", &cap_alert("t", "Alert", "", "Minor", &areas_xml()).replace("<status>Actual</status>", "<status>Test</status>"))]), &["alert/status", "Test"]),
-        (declare(&["--cap", &db.file("past.xml", &cap_alert("p", "Alert", "", "Minor", &areas_xml()).replace("2099-11-25T20:00:00+02:00", "2001-01-01T00:00:00Z"))]), &["--cap alert/info/expires", "in the past"]),
+        (declare(&["--cap", &db.file_str("test.xml", &cap_alert("t", "Alert", "", "Minor", &areas_xml()).replace("<status>Actual</status>", "<status>Test</status>"))]), &["alert/status", "Test"]),
+        (declare(&["--cap", &db.file_str("past.xml", &cap_alert("p", "Alert", "", "Minor", &areas_xml()).replace("2099-11-25T20:00:00+02:00", "2001-01-01T00:00:00Z"))]), &["--cap alert/info/expires", "in the past"]),
         (declare(&["--cap", "/nonexistent/alert.xml"]), &["--cap", "cannot read"]),
         // Sizes.
         (declare(&["--wkt", "POINT(24.94 60.17)"]), &["--wkt", "--radius"]),
@@ -675,7 +624,7 @@ fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
         }
     }
     // A bad zone file writes no zone.
-    let err = db.fails(&["zones", "import", &db.file("bad-z.geojson", r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"A"},"geometry":{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.17],[24.93,60.16]]]}},{"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.17],[24.93,60.16]]]}}]}"#)]);
+    let err = db.fails(&["zones", "import", &db.file_str("bad-z.geojson", r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"A"},"geometry":{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.17],[24.93,60.16]]]}},{"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.17],[24.93,60.16]]]}}]}"#)]);
     assert!(err.contains("features[1].properties.name"), "{err}");
     assert_eq!(db.state(), before, "nothing was written");
 }

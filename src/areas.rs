@@ -18,16 +18,15 @@ use clap::{Args, ValueEnum};
 use outagecast_core::area::{Area, Circle};
 use outagecast_ingest::geocode::{Gazetteer, Geocoder, parse_gazetteer_csv, pick};
 use outagecast_ingest::geojson::Sizes;
-use outagecast_ingest::swap::swapped;
 use outagecast_ingest::zone::ZoneName;
 use outagecast_nominatim::{Config, Nominatim};
 use outagecast_store::Provenance;
 
 use crate::cli::DeclareArgs;
-use crate::engine::Engine;
+use outagecast_engine::Engine;
 
-/// Customers an area may hold before a declaration needs `--confirm N`.
-pub const DEFAULT_CONFIRM_THRESHOLD: u64 = 5_000;
+use outagecast_engine::rails::DEFAULT_CONFIRM_THRESHOLD;
+use outagecast_engine::{Rails, Spelling};
 /// Radius around a geocoded `--address` when `--radius` is not given.
 pub const DEFAULT_ADDRESS_RADIUS_M: f64 = 300.0;
 
@@ -229,47 +228,29 @@ async fn address_area(engine: &Engine, i: &IngestArgs, query: &str) -> Result<Bu
     })
 }
 
-/// Why declaring `area`, which holds `count` customers, must be refused, if it must.
-/// `order` says how the input writes coordinates, for the swapped-coordinates hint.
-pub fn refusal(
+/// Why declaring `area`, which holds `count` customers, must be refused, if it must, in the
+/// command line's words. `order` says how the input writes coordinates, for the
+/// swapped-coordinates hint. The rules are the engine's, shared with the API.
+pub async fn refusal(
     engine: &Engine,
     i: &IngestArgs,
     allow_empty: bool,
     area: &Area,
     count: u64,
-    order: &str,
-) -> Option<String> {
-    if count == 0 {
-        let mirrored = swapped(area).map_or(0, |m| engine.count(&m));
-        if mirrored > 0 && !allow_empty {
-            return Some(format!(
-                "area: holds no customers ({}), but with longitude and latitude swapped it would hold {mirrored}: the coordinates look swapped ({order}); swap them, or pass --allow-empty to declare it anyway",
-                area.describe()
-            ));
-        }
-        if !allow_empty {
-            return Some(format!(
-                "area: holds no customers ({}); check the coordinates ({order}) and the size, or pass --allow-empty to declare it anyway",
-                area.describe()
-            ));
-        }
-    }
-    match i.confirm {
-        Some(n) if n != count => Some(format!(
-            "--confirm: {n} does not match the {count} customers this area holds; check the area with `incident preview`, then repeat the exact count"
-        )),
-        None if count > i.confirm_threshold => Some(format!(
-            "area: holds {count} customers, more than the confirmation threshold of {} (--confirm-threshold, OUTAGECAST_CONFIRM_THRESHOLD); check the area with `incident preview`, then repeat the exact count with --confirm {count}",
-            i.confirm_threshold
-        )),
-        _ => None,
-    }
+    order: &'static str,
+) -> Result<Option<String>> {
+    let rails = Rails {
+        allow_empty,
+        confirm: i.confirm,
+        confirm_threshold: i.confirm_threshold,
+    };
+    Ok(engine
+        .refusal(area, count, &rails)
+        .await?
+        .map(|r| r.explain(&Spelling::CLI.with_order(order))))
 }
 
-/// How GeoJSON, WKT and the command line write coordinates.
-pub const LON_LAT: &str = "GeoJSON, WKT and --circle write longitude first: lon,lat";
-/// How CAP writes coordinates.
-pub const LAT_LON: &str = "CAP writes latitude first: lat,lon";
+pub use outagecast_engine::rails::{LAT_LON, LON_LAT};
 
 /// Prints what declaring would do, writing nothing: the affected count, a sample of their
 /// addresses, the notices planned per channel, and why declaring would be refused, if it
@@ -277,7 +258,7 @@ pub const LAT_LON: &str = "CAP writes latitude first: lat,lon";
 pub fn print_preview(
     draft: &outagecast_core::incident::IncidentDraft,
     source: Option<&str>,
-    selection: &crate::engine::Selection,
+    selection: &outagecast_engine::Selection,
     refused: Option<String>,
     json: bool,
 ) -> Result<()> {

@@ -18,8 +18,9 @@ use serde_json::json;
 
 use crate::areas::{LAT_LON, read, refusal};
 use crate::cli::DeclareArgs;
-use crate::commands::{channel_counts, emit, emit_json, merge, selection_json, selection_lines};
-use crate::engine::Engine;
+use crate::commands::{emit, emit_json, merge, selection_lines};
+use outagecast_engine::Engine;
+use outagecast_engine::views::DeclaredView;
 
 pub async fn run(engine: &Engine, args: &DeclareArgs, preview: bool) -> Result<()> {
     let path = args
@@ -185,7 +186,8 @@ async fn declare(
         draft.area(),
         count,
         LAT_LON,
-    );
+    )
+    .await?;
     let descs: Vec<&str> = alert
         .infos
         .iter()
@@ -215,28 +217,21 @@ async fn declare(
         cap: Some(record(alert)),
     };
     let (selection, outcome) = engine
-        .declare_selected(&draft, selection, Some(&provenance), now)
+        .declare_selected(
+            &engine.settings().actor,
+            &draft,
+            selection,
+            Some(&provenance),
+            now,
+        )
         .await?;
     let incident = &outcome.incident;
     if args.json {
-        let mut v = json!({
-            "action": "declared",
-            "id": incident.id.0,
-            "label": incident.id.label(),
-            "reference": incident.draft.reference(),
-            "kind": incident.draft.kind(),
-            "severity": incident.draft.severity(),
-            "status": incident.status,
-            "cause": incident.draft.cause().as_str(),
-            "etr": incident.draft.etr(),
-            "expires_at": incident.draft.expires_at(),
-            "area": incident.draft.area(),
-            "area_source": source,
-            "declared_at": incident.declared_at,
-            "notices": channel_counts(&outcome.notices),
-            "cap": cap_json(alert),
-        });
-        merge(&mut v, selection_json(&selection));
+        let mut v = json!(DeclaredView::of(&outcome, &selection, Some(source.clone())));
+        merge(
+            &mut v,
+            json!({ "action": "declared", "cap": cap_json(alert) }),
+        );
         return emit_json(&v);
     }
     emit(&format!(
@@ -348,7 +343,7 @@ async fn follow_up(
     if let Some(area) = &changes.area {
         let selection = engine.select(area).await?;
         let count = selection.customers.len() as u64;
-        refused = refusal(engine, &args.ingest, args.allow_empty, area, count, LAT_LON);
+        refused = refusal(engine, &args.ingest, args.allow_empty, area, count, LAT_LON).await?;
         let before: std::collections::HashSet<_> =
             engine.store().affected_ids(id).await?.into_iter().collect();
         newly_affected = Some(
@@ -451,7 +446,14 @@ async fn follow_up(
         ));
     }
     let outcome = engine
-        .transition_with(id, event, changes, Some(&provenance), now)
+        .transition_with(
+            &engine.settings().actor,
+            id,
+            event,
+            changes,
+            Some(&provenance),
+            now,
+        )
         .await?;
     if args.json {
         let mut v = crate::commands::transition_json(&outcome);

@@ -30,6 +30,15 @@ pub struct Cli {
     )]
     pub timezone: String,
 
+    /// Operator templates for the notice texts (TOML; `template preview` shows them).
+    #[arg(long, global = true, env = "OUTAGECAST_TEMPLATES", value_name = "FILE")]
+    pub templates: Option<PathBuf>,
+
+    /// Configuration file (TOML): its keys are the OUTAGECAST_* variables in lower case without
+    /// the prefix (`smtp_url = "..."`). Flags beat the environment, which beats the file.
+    #[arg(long, global = true, env = "OUTAGECAST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,6 +67,54 @@ pub enum Command {
     Template(crate::template::TemplateCommand),
     /// Run the whole flow on the Helsinki sample in a temporary database.
     Demo,
+    /// Check the configuration: the file, the environment and the flags.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// API tokens for the HTTP API's callers.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Build every setting as the commands would and print each effective value with where it
+    /// came from (flag, env, file or default), secrets as ***; exits non-zero listing every
+    /// problem.
+    Check {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token. Its secret is printed once and cannot be shown again.
+    Create {
+        /// What it may do: admin, operator, viewer, ivr or webhook.
+        #[arg(long)]
+        role: String,
+        /// A unique name that says who uses it (ci-deploy, asterisk); `token revoke` takes it.
+        #[arg(long)]
+        name: String,
+        /// Print one JSON object (the secret in "token").
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tokens, revoked ones too (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by name: it is refused from now on.
+    Revoke {
+        /// The token's name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,6 @@
 //! Command handlers: parse arguments into domain values, call the engine, print the result for
 //! a person or, with `--json`, as one JSON object for a script.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::Path;
@@ -20,8 +19,11 @@ use outagecast_store::{IncidentSummary, TransitionOutcome};
 use serde_json::json;
 
 use crate::cli::{DeclareArgs, IdArgs};
-use crate::engine::{Engine, Selection};
 use crate::import::read_customers;
+use outagecast_engine::views::{
+    DeclaredView, IncidentView, SelectionView, TransitionView,
+};
+use outagecast_engine::{Engine, Selection};
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
 pub(crate) fn emit(text: &str) -> Result<()> {
@@ -37,26 +39,42 @@ pub(crate) fn emit_json(value: &serde_json::Value) -> Result<()> {
 }
 
 pub async fn import_customers(
-    engine: &mut Engine,
+    engine: &Engine,
     file: &Path,
     strict: bool,
     json: bool,
 ) -> Result<()> {
-    let handle =
-        File::open(file).with_context(|| format!("FILE: cannot open {}", file.display()))?;
-    let parsed = read_customers(BufReader::new(handle), engine.settings().record_rules())?;
+    use crate::import::{CustomerFormat, Rejected, read_customers_geojson};
+    let rules = engine.settings().record_rules();
+    // A .geojson or .json file is a FeatureCollection of points; anything else is the CSV.
+    let format = CustomerFormat::from_path(file).unwrap_or(CustomerFormat::Csv);
+    let parsed = match format {
+        CustomerFormat::Csv => {
+            let handle = File::open(file)
+                .with_context(|| format!("FILE: cannot open {}", file.display()))?;
+            read_customers(BufReader::new(handle), rules)?
+        }
+        CustomerFormat::GeoJson => read_customers_geojson(&read_file(file, "FILE")?, rules)?,
+    };
+    // A GeoJSON reason starts with its feature's path (`features[3].properties.phone`).
+    let (unit, place): (&str, fn(&Rejected) -> String) = match format {
+        CustomerFormat::Csv => ("rows", |r| format!("line {}: {}", r.line, r.reason)),
+        CustomerFormat::GeoJson => ("features", |r| r.reason.clone()),
+    };
     if strict && !parsed.rejected.is_empty() {
-        let first = &parsed.rejected[0];
         bail!(
-            "{} of {} rows are bad and --strict is set, so nothing was imported; first: line {}: {}",
+            "{} of {} {unit} are bad and --strict is set, so nothing was imported; first: {}",
             parsed.rejected.len(),
             parsed.rejected.len() + parsed.customers.len(),
-            first.line,
-            first.reason
+            place(&parsed.rejected[0])
         );
     }
     let summary = engine
-        .import(&parsed.customers, &file.display().to_string())
+        .import(
+            &engine.settings().actor,
+            &parsed.customers,
+            &file.display().to_string(),
+        )
         .await?;
     if json {
         return emit_json(&json!({
@@ -67,14 +85,14 @@ pub async fn import_customers(
         }));
     }
     emit(&format!(
-        "imported {} customers ({} new, {} updated); rejected {} rows",
+        "imported {} customers ({} new, {} updated); rejected {} {unit}",
         parsed.customers.len(),
         summary.inserted,
         summary.updated,
         parsed.rejected.len()
     ))?;
     for r in &parsed.rejected {
-        emit(&format!("  line {}: {}", r.line, r.reason))?;
+        emit(&format!("  {}", place(r)))?;
     }
     Ok(())
 }
@@ -146,22 +164,8 @@ pub fn draft_from_args(
     )?)
 }
 
-pub(crate) fn channel_counts(counts: &BTreeMap<Channel, u64>) -> serde_json::Value {
-    json!({
-        "sms": counts.get(&Channel::Sms).copied().unwrap_or(0),
-        "email": counts.get(&Channel::Email).copied().unwrap_or(0),
-    })
-}
-
 pub(crate) fn selection_json(selection: &Selection) -> serde_json::Value {
-    json!({
-        "affected_customers": selection.customers.len(),
-        "affected_account_ids": selection.customers.iter().map(|(_, c)| c.account_id().as_str()).collect::<Vec<_>>(),
-        "priority_customers": selection.priority_count(),
-        "armed_numbers": selection.plan.armed.len(),
-        "opted_out_contacts": selection.plan.opted_out,
-        "unreachable_customers": selection.plan.unreachable.len(),
-    })
+    json!(SelectionView::of(selection))
 }
 
 pub(crate) fn selection_lines(selection: &Selection) -> String {
@@ -206,32 +210,28 @@ pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
         draft.area(),
         count,
         lon_lat,
-    ) {
+    )
+    .await?
+    {
         bail!(why);
     }
     let provenance = built.provenance();
     let (selection, outcome) = engine
-        .declare_selected(&draft, selection, provenance.as_ref(), now)
+        .declare_selected(
+            &engine.settings().actor,
+            &draft,
+            selection,
+            provenance.as_ref(),
+            now,
+        )
         .await?;
     let incident = &outcome.incident;
     if args.json {
-        let mut v = json!({
-            "id": incident.id.0,
-            "label": incident.id.label(),
-            "reference": incident.draft.reference(),
-            "kind": incident.draft.kind(),
-            "severity": incident.draft.severity(),
-            "status": incident.status,
-            "cause": incident.draft.cause().as_str(),
-            "etr": incident.draft.etr(),
-            "expires_at": incident.draft.expires_at(),
-            "area": incident.draft.area(),
-            "area_source": built.source,
-            "declared_at": incident.declared_at,
-            "notices": channel_counts(&outcome.notices),
-        });
-        merge(&mut v, selection_json(&selection));
-        return emit_json(&v);
+        return emit_json(&json!(DeclaredView::of(
+            &outcome,
+            &selection,
+            built.source.clone()
+        )));
     }
     emit(&format!(
         "declared incident {} ({}, {}): {}\n  area: {}{}\n{}",
@@ -262,7 +262,8 @@ pub async fn preview(engine: &Engine, args: &DeclareArgs) -> Result<()> {
         draft.area(),
         count,
         lon_lat,
-    );
+    )
+    .await?;
     crate::areas::print_preview(
         &draft,
         built.source.as_deref(),
@@ -279,24 +280,7 @@ pub(crate) fn merge(target: &mut serde_json::Value, extra: serde_json::Value) {
 }
 
 fn summary_json(s: &IncidentSummary) -> serde_json::Value {
-    let i = &s.incident;
-    json!({
-        "id": i.id.0,
-        "label": i.id.label(),
-        "reference": i.draft.reference(),
-        "kind": i.draft.kind(),
-        "severity": i.draft.severity(),
-        "status": i.status,
-        "cause": i.draft.cause().as_str(),
-        "etr": i.draft.etr(),
-        "expires_at": i.draft.expires_at(),
-        "area": i.draft.area(),
-        "declared_at": i.declared_at,
-        "updated_at": i.updated_at,
-        "affected_customers": s.affected_customers,
-        "armed_numbers": s.armed_numbers,
-        "notices": s.notices,
-    })
+    json!(IncidentView::of(s))
 }
 
 fn summary_line(s: &IncidentSummary) -> String {
@@ -399,7 +383,9 @@ pub async fn transition(
     changes: IncidentChanges,
 ) -> Result<()> {
     let id = IncidentId::parse(&args.id)?;
-    let outcome = engine.transition(id, event, changes, Utc::now()).await?;
+    let outcome = engine
+        .transition(&engine.settings().actor, id, event, changes, Utc::now())
+        .await?;
     if args.json {
         return emit_json(&transition_json(&outcome));
     }
@@ -442,21 +428,7 @@ pub async fn transition(
 }
 
 pub(crate) fn transition_json(o: &TransitionOutcome) -> serde_json::Value {
-    json!({
-        "id": o.incident.id.0,
-        "label": o.incident.id.label(),
-        "status": o.incident.status,
-        "etr": o.incident.draft.etr(),
-        "cause": o.incident.draft.cause().as_str(),
-        "severity": o.incident.draft.severity(),
-        "event_id": o.event_id,
-        "notices": channel_counts(&o.notices),
-        "superseded": o.superseded,
-        "rewritten": o.rewritten,
-        "disarmed": o.disarmed,
-        "added_customers": o.added_customers,
-        "added_notices": channel_counts(&o.added_notices),
-    })
+    json!(TransitionView::of(o))
 }
 
 pub fn changes_from_args(

@@ -13,8 +13,8 @@ use outagecast_core::incident::{
 };
 
 use crate::commands::ivr_text;
-use crate::engine::{Engine, Settings};
 use crate::import::read_customers;
+use outagecast_engine::{Engine, Rails, Settings, Spelling};
 
 /// The sample customer base, generated from OpenStreetMap (ODbL; see data/README.md).
 const SAMPLE: &str = include_str!("../data/helsinki/customers.csv");
@@ -29,6 +29,7 @@ pub async fn run() -> Result<()> {
         default_region: Some(Region::parse("FI")?),
         timezone: chrono_tz::Europe::Helsinki,
         actor: "demo".into(),
+        templates: None,
     };
     println!("outagecast demo: a burst water main in central Helsinki");
     println!(
@@ -36,10 +37,10 @@ pub async fn run() -> Result<()> {
         db.display()
     );
 
-    let mut engine = Engine::open(&db.display().to_string(), settings.clone()).await?;
+    let engine = Engine::open(&db.display().to_string(), settings.clone()).await?;
     let parsed = read_customers(SAMPLE.as_bytes(), settings.record_rules())?;
     let summary = engine
-        .import(&parsed.customers, "data/helsinki/customers.csv")
+        .import("demo", &parsed.customers, "data/helsinki/customers.csv")
         .await?;
     println!(
         "1. imported {} customers at real OpenStreetMap addresses ({} rejected)",
@@ -70,7 +71,9 @@ pub async fn run() -> Result<()> {
         now,
     )?;
     let started = Instant::now();
-    let (selection, outcome) = engine.declare(&draft, false, now).await?;
+    let (selection, outcome) = engine
+        .declare("demo", &draft, &Rails::default(), &Spelling::CLI, now)
+        .await?;
     let elapsed = started.elapsed();
     let id = outcome.incident.id;
     println!(
@@ -135,6 +138,7 @@ pub async fn run() -> Result<()> {
 
     let restored = engine
         .transition(
+            "demo",
             id,
             EventKind::Restored,
             IncidentChanges::default(),
@@ -165,7 +169,7 @@ pub async fn run() -> Result<()> {
     Ok(())
 }
 
-fn unaffected_number(all: &[Customer], selection: &crate::engine::Selection) -> Option<String> {
+fn unaffected_number(all: &[Customer], selection: &outagecast_engine::Selection) -> Option<String> {
     let affected: std::collections::HashSet<&str> = selection
         .customers
         .iter()

@@ -7,33 +7,39 @@ mod areas;
 mod cap;
 mod cli;
 mod commands;
+mod config;
 mod demo;
-mod engine;
 mod import;
 mod notify;
 mod serve;
 mod template;
+mod token;
 mod zones;
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Parser;
-use outagecast_core::contact::Region;
 use outagecast_core::incident::{EventKind, IncidentChanges};
 
-use crate::cli::{Cli, Command, ImportCommand, IncidentCommand, IvrCommand};
-use crate::engine::{Engine, Settings};
+use crate::cli::{Cli, Command, ConfigCommand, ImportCommand, IncidentCommand, IvrCommand};
+use crate::config::Invocation;
+use outagecast_engine::{Engine, Settings};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OUTAGECAST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Flags, then the environment, then the config file, then the built-in defaults.
+    let invocation = match Invocation::parse() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // `config check` reports a bad log setting with the rest instead of stopping at it.
+    let checking = matches!(invocation.cli.command, Command::Config(_));
+    if let Err(e) = config::init_logging(checking) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,8 +50,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(invocation)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Already printed, one line per problem.
+        Err(e) if e.is::<config::Reported>() => ExitCode::FAILURE,
         Err(e) => {
             // One line, naming the field and the fix; never a backtrace.
             eprintln!("error: {e:#}");
@@ -54,30 +62,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// The settings every command shares; `config check` builds them with the same functions.
 fn settings(cli: &Cli) -> Result<Settings> {
-    let default_region = cli
-        .default_region
-        .as_deref()
-        .filter(|r| !r.trim().is_empty())
-        .map(Region::parse)
-        .transpose()?;
-    let timezone = cli.timezone.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "--timezone: {:?} is not an IANA time zone; use a name like Europe/Helsinki or UTC",
-            cli.timezone
-        )
-    })?;
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let default_region = config::default_region(cli.default_region.as_deref())?;
+    let timezone = config::timezone(&cli.timezone)?;
+    let templates = config::templates(cli.templates.as_deref(), timezone)?;
     Ok(Settings {
         default_region,
         timezone,
-        actor: format!("cli:{user}"),
+        actor: actor(),
+        templates,
     })
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// Who is acting, for the audit log: `cli:` and the login name.
+fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+async fn run(invocation: Invocation) -> Result<()> {
+    // Neither needs the settings built (config check builds and reports them itself).
+    match &invocation.cli.command {
+        Command::Config(ConfigCommand::Check { json }) => {
+            return config::check(&invocation, *json).await;
+        }
+        Command::Token(cmd) => return token::run(&invocation.cli.db, &actor(), cmd).await,
+        _ => {}
+    }
+    let cli = invocation.cli;
     let settings = settings(&cli)?;
     match &cli.command {
         Command::Demo => return demo::run().await,
@@ -88,13 +103,15 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Template(cmd) => return template::run(&settings, cmd),
         _ => {}
     }
-    let mut engine = Engine::open(&cli.db, settings).await?;
-    let result = dispatch(&mut engine, cli.command).await;
+    let engine = Engine::open(&cli.db, settings)
+        .await
+        .with_context(|| format!("--db: cannot open the database {:?}", cli.db))?;
+    let result = dispatch(&engine, cli.command).await;
     engine.close().await;
     result
 }
 
-async fn dispatch(engine: &mut Engine, command: Command) -> Result<()> {
+async fn dispatch(engine: &Engine, command: Command) -> Result<()> {
     match command {
         Command::Import(ImportCommand::Customers { file, strict, json }) => {
             commands::import_customers(engine, &file, strict, json).await
@@ -151,8 +168,14 @@ async fn dispatch(engine: &mut Engine, command: Command) -> Result<()> {
         }
         Command::Demo => demo::run().await.context("demo"),
         // Run in `run` before the engine (and its index) is loaded: the dispatcher needs neither.
-        Command::Notify(_) | Command::Serve(_) | Command::Template(_) => {
-            anyhow::bail!("internal: notify, serve and template run without the engine")
+        Command::Notify(_)
+        | Command::Serve(_)
+        | Command::Template(_)
+        | Command::Config(_)
+        | Command::Token(_) => {
+            anyhow::bail!(
+                "internal: notify, serve, template, config and token run without the engine"
+            )
         }
     }
 }

@@ -14,7 +14,7 @@ use outagecast_dispatch::worker::{Dispatcher, Progress, QuietHours, RunUntil, Wo
 use outagecast_store::SqliteStore;
 use serde_json::json;
 
-use crate::engine::Settings;
+use outagecast_engine::Settings;
 
 /// Flags of `notify run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -47,45 +47,23 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
     let store = SqliteStore::open_url(db)
         .await
         .with_context(|| format!("--db: cannot open the database {db:?}"))?;
-    let sms_config = SmsConfig::from_lookup(env)?;
-    let sms_timeout = sms_config.as_ref().map(|c| c.timeout);
-    let sms = sms_config
-        .map(|c| {
-            let rate = c.rate;
-            TwilioSms::new(c).map(|t| (t, rate))
-        })
-        .transpose()?;
-    let email = EmailSettings::from_env()?
-        .map(|s| SmtpEmail::new(&s))
-        .transpose()?;
-    if sms.is_none() && email.is_none() {
+    let Some(dispatcher) = dispatcher(
+        &store,
+        settings,
+        &WorkerOptions {
+            batch: args.batch,
+            concurrency: args.concurrency,
+            lease: args.lease,
+            quiet_hours: &args.quiet_hours,
+        },
+    )?
+    else {
         bail!(
             "notify: no channel is configured; set OUTAGECAST_SMS_ACCOUNT_SID (with \
              OUTAGECAST_SMS_AUTH_TOKEN, OUTAGECAST_SMS_FROM, OUTAGECAST_SMS_BASE_URL) for SMS \
              and/or OUTAGECAST_SMTP_URL with OUTAGECAST_EMAIL_FROM for email"
         );
-    }
-    let mut config = WorkerConfig::new(format!(
-        "{}:{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
-        std::process::id()
-    ));
-    config.batch = args.batch.max(1);
-    config.concurrency = args.concurrency.max(1);
-    if !(args.lease.is_finite() && args.lease >= 1.0) {
-        bail!(
-            "--lease: {} is not a number of seconds of at least 1",
-            args.lease
-        );
-    }
-    config.lease = Duration::from_secs_f64(args.lease);
-    config.quiet_hours = QuietHours::parse(&args.quiet_hours)?;
-    config.timezone = settings.timezone;
-    if let Some(timeout) = sms_timeout {
-        // Five request timeouts: long after any request the provider was still handling.
-        config.in_doubt_settle = timeout * 5;
-    }
-    let dispatcher = Dispatcher::new(store.clone(), sms, email, config);
+    };
     let channels = dispatcher.channels();
     let before = store.outbox_counts(&channels, Utc::now()).await?;
     let total = before.due + before.waiting + before.leased;
@@ -139,6 +117,61 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
         );
     }
     Ok(())
+}
+
+/// How the workers claim and pace (the flags of `notify run`, also `serve`'s).
+pub struct WorkerOptions<'a> {
+    /// Notices claimed at once.
+    pub batch: u32,
+    /// Sends in flight at once.
+    pub concurrency: usize,
+    /// Seconds a claim is held.
+    pub lease: f64,
+    /// Quiet hours (`21:00-08:00` or `off`).
+    pub quiet_hours: &'a str,
+}
+
+/// The dispatcher for the channels configured in the environment; `None` when none is.
+pub fn dispatcher(
+    store: &SqliteStore,
+    settings: &Settings,
+    opts: &WorkerOptions<'_>,
+) -> Result<Option<Dispatcher<TwilioSms, SmtpEmail>>> {
+    let sms_config = SmsConfig::from_lookup(env)?;
+    let sms_timeout = sms_config.as_ref().map(|c| c.timeout);
+    let sms = sms_config
+        .map(|c| {
+            let rate = c.rate;
+            TwilioSms::new(c).map(|t| (t, rate))
+        })
+        .transpose()?;
+    let email = EmailSettings::from_env()?
+        .map(|s| SmtpEmail::new(&s))
+        .transpose()?;
+    if sms.is_none() && email.is_none() {
+        return Ok(None);
+    }
+    let mut config = WorkerConfig::new(format!(
+        "{}:{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+        std::process::id()
+    ));
+    config.batch = opts.batch.max(1);
+    config.concurrency = opts.concurrency.max(1);
+    if !(opts.lease.is_finite() && opts.lease >= 1.0) {
+        bail!(
+            "--lease: {} is not a number of seconds of at least 1",
+            opts.lease
+        );
+    }
+    config.lease = Duration::from_secs_f64(opts.lease);
+    config.quiet_hours = QuietHours::parse(opts.quiet_hours)?;
+    config.timezone = settings.timezone;
+    if let Some(timeout) = sms_timeout {
+        // Five request timeouts: long after any request the provider was still handling.
+        config.in_doubt_settle = timeout * 5;
+    }
+    Ok(Some(Dispatcher::new(store.clone(), sms, email, config)))
 }
 
 /// A progress bar on a terminal; a plain line every few seconds otherwise (logs, CI).

@@ -1,16 +1,26 @@
-//! `outagecast serve`: the IVR front ends (HTTP JSON, Twilio webhook, Asterisk FastAGI) and
-//! `/healthz`, over the store, until Ctrl-C or SIGTERM.
+//! `outagecast serve`: the engine as a service, until Ctrl-C or SIGTERM.
+//!
+//! One HTTP listener serves the `/v1` API (with `/openapi.json`), the IVR routes, the
+//! provider webhooks (`/webhooks/...`, `/unsubscribe`), `/metrics` and `/healthz`; a second
+//! listener speaks Asterisk FastAGI. When a channel is configured the dispatcher workers run
+//! inside: on SIGTERM the server stops accepting, the workers stop claiming, finish the sends
+//! in flight and release their leases, and the process exits 0.
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
 use outagecast_ivr::IndexSettings;
 use outagecast_ivr::twiml::MenuUrl;
-use outagecast_server::{Listeners, ServeSettings};
+use std::sync::Arc;
+
+use outagecast_dispatch::webhooks::{TwilioSigner, WebhookSettings};
+use outagecast_dispatch::worker::RunUntil;
+use outagecast_engine::Engine;
+use outagecast_server::{ApiSettings, ApiState, Auth, Listeners, ServeSettings};
 use outagecast_store::SqliteStore;
 use tokio::net::TcpListener;
 
-use crate::engine::Settings;
+use outagecast_engine::Settings;
 
 /// Flags of `serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,6 +52,18 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub ivr_restored_grace: String,
+    /// Customers an area may hold before a declaration needs `"confirm": N`.
+    #[arg(long, value_name = "N", env = "OUTAGECAST_CONFIRM_THRESHOLD", default_value_t = outagecast_engine::rails::DEFAULT_CONFIRM_THRESHOLD)]
+    pub confirm_threshold: u64,
+    /// Do not run the dispatcher workers here (another node or `notify run` sends).
+    #[arg(long)]
+    pub no_workers: bool,
+    /// Quiet hours for the workers (`21:00-08:00`, or `off`).
+    #[arg(long, env = "OUTAGECAST_QUIET_HOURS", default_value = "off")]
+    pub quiet_hours: String,
+    /// Seconds a worker's claim is held before another node may take it over.
+    #[arg(long, default_value_t = 120.0)]
+    pub lease: f64,
 }
 
 pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> {
@@ -75,6 +97,59 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
              instead of going on to the main menu"
         );
     }
+    let engine = Arc::new(Engine::with_store(store.clone(), settings.clone()).await?);
+    let auth = Auth::new(store.clone());
+    let api_state = ApiState::new(
+        engine,
+        auth.clone(),
+        ApiSettings {
+            confirm_threshold: args.confirm_threshold,
+            ..ApiSettings::default()
+        },
+    );
+    let (api, doc) = outagecast_server::api::api(api_state);
+    let doc = Arc::new(doc);
+    let webhook_settings = WebhookSettings::from_lookup(|k| std::env::var(k).ok())?;
+    let voice_signer = match (
+        &webhook_settings.sms_auth_token,
+        &webhook_settings.public_url,
+    ) {
+        (Some(token), Some(url)) => Some(TwilioSigner {
+            auth_token: token.clone(),
+            public_url: url.clone(),
+        }),
+        _ => None,
+    };
+    let webhooks = outagecast_dispatch::webhooks::router(store.clone(), webhook_settings)?;
+    let routes = api
+        .merge(webhooks)
+        .merge(outagecast_server::metrics::metrics_routes(store.clone()))
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = Arc::clone(&doc);
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        );
+    let dispatcher = if args.no_workers {
+        None
+    } else {
+        crate::notify::dispatcher(
+            &store,
+            settings,
+            &crate::notify::WorkerOptions {
+                batch: 200,
+                concurrency: 64,
+                lease: args.lease,
+                quiet_hours: &args.quiet_hours,
+            },
+        )?
+    };
+    if dispatcher.is_none() && !args.no_workers {
+        tracing::warn!(
+            "no channel is configured (OUTAGECAST_SMS_* or OUTAGECAST_SMTP_URL): notices stay queued"
+        );
+    }
     // Scripts and tests that ask for port 0 learn the real ports from these two lines.
     {
         let mut out = std::io::stdout().lock();
@@ -82,6 +157,23 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
         writeln!(out, "fastagi listening on {}", agi.local_addr()?)?;
         out.flush()?;
     }
+    // One signal stops both the server and the workers.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let signal = tokio::spawn(async move {
+        crate::notify::shutdown_signal().await;
+        tracing::info!("shutting down: no new requests or claims; finishing sends in flight");
+        let _ = stop_tx.send(true);
+    });
+    let workers = dispatcher.map(|d| {
+        let stop = stopped();
+        tokio::spawn(async move { d.run(RunUntil::Shutdown, stop).await })
+    });
     let result = outagecast_server::run(
         Listeners { http, agi },
         store.clone(),
@@ -89,11 +181,20 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
             default_region: settings.default_region,
             menu_url,
             index: IndexSettings { restored_grace },
+            ivr_guard: Some(auth),
+            voice_signer,
             ..ServeSettings::default()
         },
-        crate::notify::shutdown_signal(),
+        routes,
+        stopped(),
     )
     .await;
+    signal.abort();
+    let worked = match workers {
+        Some(w) => w.await.context("workers")?.context("workers"),
+        None => Ok(()),
+    };
     store.close().await;
-    result.context("serve")
+    result.context("serve")?;
+    worked
 }

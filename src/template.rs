@@ -2,7 +2,7 @@
 //! anything is declared.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
@@ -13,12 +13,12 @@ use outagecast_core::contact::Language;
 use outagecast_core::incident::{
     Cause, DraftParts, EventKind, IncidentDraft, IncidentId, IncidentKind, Severity, parse_time,
 };
-use outagecast_core::message::{Locale, Wording};
+use outagecast_core::message::Wording;
 use outagecast_core::sms::{Encoding, segments};
-use outagecast_core::template::{Part, TemplateSet, Templates};
+use outagecast_core::template::{Part, TemplateSet};
 use serde_json::json;
 
-use crate::engine::Settings;
+use outagecast_engine::Settings;
 
 /// `template …`
 #[derive(Debug, Subcommand)]
@@ -49,9 +49,6 @@ pub struct PreviewArgs {
     /// The incident number shown as "INC-N" in the text; its length counts.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub id: i64,
-    /// Operator templates (TOML) to preview instead of the built-in texts.
-    #[arg(long, env = "OUTAGECAST_TEMPLATES", value_name = "FILE")]
-    pub templates: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -61,20 +58,15 @@ pub struct PreviewArgs {
 pub fn run(settings: &Settings, command: &TemplateCommand) -> Result<()> {
     match command {
         TemplateCommand::Preview(args) => {
+            // The operator's templates (global --templates, OUTAGECAST_TEMPLATES) when given:
+            // the very wording the sending path uses.
             let now = Utc::now();
-            let locale = Locale {
-                zone: settings.timezone,
+            preview(
+                &settings.wording(now),
+                settings.templates.is_some(),
+                args,
                 now,
-            };
-            match &args.templates {
-                Some(path) => {
-                    let templates = Templates::new(load_templates(path)?, locale).map_err(|e| {
-                        anyhow::anyhow!("OUTAGECAST_TEMPLATES {}: {e}", path.display())
-                    })?;
-                    preview(&templates, args, now)
-                }
-                None => preview(&locale, args, now),
-            }
+            )
         }
     }
 }
@@ -105,7 +97,12 @@ fn non_gsm(text: &str) -> Vec<char> {
     out
 }
 
-fn preview(wording: &dyn Wording, args: &PreviewArgs, now: chrono::DateTime<Utc>) -> Result<()> {
+fn preview(
+    wording: &dyn Wording,
+    operator: bool,
+    args: &PreviewArgs,
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
     let kind = IncidentKind::parse(&args.kind)?;
     let events = match &args.event {
         Some(e) => vec![EventKind::parse(e).map_err(|err| err.renamed("event", "--event"))?],
@@ -174,12 +171,11 @@ fn preview(wording: &dyn Wording, args: &PreviewArgs, now: chrono::DateTime<Utc>
             .collect();
         return emit(&serde_json::to_string_pretty(&json!({ "previews": list }))?);
     }
-    let mut out = match &args.templates {
-        Some(path) => format!(
-            "(operator templates from {}; built-in text where they say nothing)\n\n",
-            path.display()
-        ),
-        None => String::new(),
+    let mut out = if operator {
+        "(operator templates from OUTAGECAST_TEMPLATES; built-in text where they say nothing)\n\n"
+            .to_string()
+    } else {
+        String::new()
     };
     for (i, p) in previews.iter().enumerate() {
         if i > 0 {

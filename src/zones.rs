@@ -5,14 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use chrono::Utc;
 use clap::Subcommand;
 use outagecast_ingest::zone::zones_from_geojson;
-use outagecast_store::ZoneRecord;
 use serde_json::json;
 
 use crate::commands::{emit, emit_json};
-use crate::engine::Engine;
+use outagecast_engine::Engine;
 
 #[derive(Debug, Subcommand)]
 pub enum ZonesCommand {
@@ -50,29 +48,17 @@ pub async fn run(engine: &Engine, cmd: ZonesCommand) -> Result<()> {
 async fn import(engine: &Engine, file: &Path, name_property: &str, json: bool) -> Result<()> {
     let text = crate::areas::read(file, "FILE")?;
     let zones = zones_from_geojson(&text, "FILE", name_property)?;
-    let keys: Vec<String> = zones.iter().map(|z| z.name.key()).collect();
-    let records: Vec<ZoneRecord<'_>> = zones
-        .iter()
-        .zip(&keys)
-        .map(|(z, key)| ZoneRecord {
-            name: z.name.as_str(),
-            key,
-            area: &z.area,
-            properties: &z.properties,
-        })
-        .collect();
     let summary = engine
-        .store()
-        .upsert_zones(
-            &records,
+        .import_zones(
             &engine.settings().actor,
+            &zones,
             &file.display().to_string(),
-            Utc::now(),
         )
         .await?;
     let counts: Vec<(String, usize)> = zones
         .iter()
-        .map(|z| (z.name.to_string(), engine.count(&z.area)))
+        .map(|z| z.name.to_string())
+        .zip(engine.counts(zones.iter().map(|z| &z.area)).await?)
         .collect();
     if json {
         return emit_json(&json!({
@@ -96,11 +82,12 @@ async fn import(engine: &Engine, file: &Path, name_property: &str, json: bool) -
 
 async fn list(engine: &Engine, json: bool) -> Result<()> {
     let zones = engine.store().zones().await?;
+    let counts = engine.counts(zones.iter().map(|z| &z.area)).await?;
     if json {
         return emit_json(&json!({
-            "zones": zones.iter().map(|z| json!({
+            "zones": zones.iter().zip(&counts).map(|(z, count)| json!({
                 "name": z.name,
-                "customers": engine.count(&z.area),
+                "customers": count,
                 "area": z.area,
                 "properties": z.properties,
                 "source": z.source,
@@ -113,11 +100,11 @@ async fn list(engine: &Engine, json: bool) -> Result<()> {
             "no zones; import them with `outagecast zones import FILE.geojson --name-property PROP`",
         );
     }
-    for z in &zones {
+    for (z, count) in zones.iter().zip(&counts) {
         emit(&format!(
             "{:<24} {:>7} customers  {}  (from {}, {})",
             z.name,
-            engine.count(&z.area),
+            count,
             z.area.describe(),
             z.source,
             z.imported_at.format("%Y-%m-%d %H:%M")

@@ -338,6 +338,58 @@ impl fmt::Display for Channel {
     }
 }
 
+/// A phone number as any text (E.164 or not, valid or not) with its middle digits hidden, for
+/// log lines at info level and above: the country code and the following digits (at most five
+/// digits in all) and the last two stay, at least four digits are always hidden, and anything
+/// that is not a digit is kept as written.
+///
+/// ```
+/// use outagecast_core::contact::mask_phone;
+/// assert_eq!(mask_phone("+358401234567"), "+35840*****67");
+/// assert_eq!(mask_phone("+1 555 010 9999"), "+1555 0** **99");
+/// assert_eq!(mask_phone("040123"), "****23");
+/// assert_eq!(mask_phone("112"), "***");
+/// ```
+pub fn mask_phone(text: &str) -> String {
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    let tail = if digits >= 6 { 2 } else { 0 };
+    let head = 5.min(digits.saturating_sub(tail + 4));
+    let mut seen = 0;
+    text.chars()
+        .map(|c| {
+            if !c.is_ascii_digit() {
+                return c;
+            }
+            seen += 1;
+            if seen <= head || seen > digits - tail {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+/// An email address as any text with all of its local part but the first character hidden,
+/// for log lines at info level and above. The domain stays; text without an `@` is hidden
+/// whole.
+///
+/// ```
+/// use outagecast_core::contact::mask_email;
+/// assert_eq!(mask_email("anna.virtanen@example.fi"), "a***@example.fi");
+/// assert_eq!(mask_email("@example.fi"), "***@example.fi");
+/// assert_eq!(mask_email("not an address"), "***");
+/// ```
+pub fn mask_email(text: &str) -> String {
+    match text.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_string(),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -6,6 +6,7 @@
 //! functions from values to values. Storage, transports and front ends are adapters elsewhere.
 
 pub mod area;
+pub mod auth;
 pub mod contact;
 pub mod customer;
 pub mod error;

@@ -219,6 +219,40 @@ impl App {
         let (Some(token), Some(base)) = (&self.auth_token, &self.public_url) else {
             return true;
         };
+        TwilioSigner {
+            auth_token: token.clone(),
+            public_url: base.clone(),
+        }
+        .verify(uri, headers, params)
+    }
+}
+
+/// Checks `X-Twilio-Signature` on a request Twilio made to this server: the SMS webhooks here,
+/// and the IVR's voice webhook in the server crate.
+#[derive(Clone)]
+pub struct TwilioSigner {
+    /// The account's auth token (the HMAC key).
+    pub auth_token: String,
+    /// The address Twilio reaches this server at (`https://outage.example.fi`), no trailing `/`.
+    pub public_url: String,
+}
+
+impl std::fmt::Debug for TwilioSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioSigner")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TwilioSigner {
+    /// Whether the request to `uri` with form `params` carries Twilio's signature.
+    pub fn verify(
+        &self,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        params: &[(String, String)],
+    ) -> bool {
         let Some(given) = headers
             .get("x-twilio-signature")
             .and_then(|v| v.to_str().ok())
@@ -227,8 +261,9 @@ impl App {
             return false;
         };
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let base = self.public_url.trim_end_matches('/');
         url_variants(&format!("{base}{path}")).iter().any(|url| {
-            signature_mac(token, url, params)
+            signature_mac(&self.auth_token, url, params)
                 .verify_slice(&given)
                 .is_ok()
         })

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use outagecast_core::contact::Language;
@@ -16,6 +16,7 @@ use outagecast_ivr::twiml::voice_response;
 use serde::Serialize;
 use smallvec::SmallVec;
 
+use crate::api::Auth;
 use crate::{IvrState, Readiness};
 
 /// Twilio's webhook form is a few hundred bytes; nothing legitimate comes near this.
@@ -25,9 +26,18 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 ///
 /// Both always answer 200 with a well-formed "nothing to announce" for a caller that is
 /// unknown, withheld or garbled: a phone system must never get an error page mid-call.
-pub fn ivr_routes(state: IvrState) -> Router {
-    Router::new()
-        .route("/v1/ivr/lookup", get(lookup))
+///
+/// With `guard`, the lookup needs an `ivr` (or `admin`) token once any token exists; the voice
+/// webhook is checked by Twilio's signature instead when the state has a signer.
+pub fn ivr_routes(state: IvrState, guard: Option<Auth>) -> Router {
+    let mut lookup_route = Router::new().route("/v1/ivr/lookup", get(lookup));
+    if let Some(auth) = guard {
+        lookup_route = lookup_route.route_layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::api::ivr_guard,
+        ));
+    }
+    lookup_route
         .route("/v1/ivr/twilio/voice", post(twilio_voice))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state)
@@ -109,12 +119,23 @@ async fn lookup(State(state): State<IvrState>, RawQuery(query): RawQuery) -> imp
     ([(header::CONTENT_TYPE, "application/json")], json)
 }
 
-async fn twilio_voice(State(state): State<IvrState>, body: Bytes) -> impl IntoResponse {
+async fn twilio_voice(
+    State(state): State<IvrState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(signer) = &state.voice_signer {
+        let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        if !signer.verify(&uri, &headers, &params) {
+            return (StatusCode::FORBIDDEN, "bad X-Twilio-Signature\n").into_response();
+        }
+    }
     // Read by hand rather than with axum's `Form`: a missing or odd content type must still
     // get TwiML, not a 415.
     let from = form_value(&body, "From");
     let xml = state.with_caller(from.as_deref().unwrap_or(""), |found| {
         voice_response(found, state.menu_url.as_deref())
     });
-    ([(header::CONTENT_TYPE, "text/xml")], xml)
+    ([(header::CONTENT_TYPE, "text/xml")], xml).into_response()
 }

@@ -11,8 +11,10 @@
 //!   the store's change log, whichever process made the change.
 //! - [`run`]: all of the above together, as `outagecast serve` runs them.
 
+pub mod api;
 mod agi;
 mod follow;
+pub mod metrics;
 mod http;
 mod run;
 
@@ -22,12 +24,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use chrono::{DateTime, Utc};
 use outagecast_core::contact::Region;
 use outagecast_ivr::twiml::MenuUrl;
+use outagecast_dispatch::webhooks::TwilioSigner;
 use outagecast_ivr::{Announcements, CallerIndex};
 
 pub use agi::{AgiSettings, serve_agi};
 pub use follow::IvrFollower;
 pub use http::{health_routes, ivr_routes};
 pub use run::{Listeners, ServeSettings, run};
+pub use api::{ApiSettings, ApiState, Auth};
 
 /// Everything that can stop a server.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +95,7 @@ pub struct IvrState {
     default_region: Option<Region>,
     menu_url: Option<Arc<MenuUrl>>,
     ready: Readiness,
+    voice_signer: Option<Arc<TwilioSigner>>,
 }
 
 impl IvrState {
@@ -107,18 +112,32 @@ impl IvrState {
             default_region,
             menu_url: menu_url.map(Arc::new),
             ready,
+            voice_signer: None,
         }
+    }
+
+    /// The same state, checking Twilio's signature on the voice webhook.
+    #[must_use]
+    pub fn with_voice_signer(mut self, signer: Option<TwilioSigner>) -> Self {
+        self.voice_signer = signer.map(Arc::new);
+        self
     }
 
     /// Calls `f` with what to tell a caller whose number arrived as `raw` (borrowed from the
     /// index: format the answer inside `f`). Before the index is loaded the answer is "nothing
     /// to announce": a phone system must always get an answer.
     pub fn with_caller<R>(&self, raw: &str, f: impl FnOnce(&Announcements<'_>) -> R) -> R {
-        if !self.ready.is_loaded() {
-            return f(&Announcements::nothing());
-        }
-        self.index
-            .with_caller(raw, self.default_region, Utc::now(), f)
+        let started = std::time::Instant::now();
+        let out = if self.ready.is_loaded() {
+            self.index
+                .with_caller(raw, self.default_region, Utc::now(), f)
+        } else {
+            f(&Announcements::nothing())
+        };
+        ::metrics::counter!("outagecast_ivr_lookups_total").increment(1);
+        ::metrics::histogram!("outagecast_ivr_lookup_seconds")
+            .record(started.elapsed().as_secs_f64());
+        out
     }
 
     /// The readiness shared with `/healthz`.

@@ -4,7 +4,9 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::serve::ListenerExt;
+use outagecast_dispatch::webhooks::TwilioSigner;
 use outagecast_core::contact::Region;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_ivr::{CallerIndex, IndexSettings};
@@ -12,6 +14,7 @@ use outagecast_store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::api::Auth;
 use crate::{
     AgiSettings, IvrFollower, IvrState, Readiness, Result, health_routes, ivr_routes, serve_agi,
 };
@@ -39,6 +42,10 @@ pub struct ServeSettings {
     pub poll_interval: Duration,
     /// FastAGI limits.
     pub agi: AgiSettings,
+    /// Tokens guarding the IVR lookup (once any exists); `None` leaves it open.
+    pub ivr_guard: Option<Auth>,
+    /// Checks Twilio's signature on the voice webhook; `None` accepts unsigned calls.
+    pub voice_signer: Option<TwilioSigner>,
 }
 
 impl Default for ServeSettings {
@@ -49,6 +56,8 @@ impl Default for ServeSettings {
             index: IndexSettings::default(),
             poll_interval: Duration::from_millis(200),
             agi: AgiSettings::default(),
+            ivr_guard: None,
+            voice_signer: None,
         }
     }
 }
@@ -61,10 +70,14 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// The listeners answer at once: while the caller index loads, `/healthz` says 503 and every
 /// lookup answers "nothing to announce". A failure to load the index is returned.
+///
+/// `routes` (the API, webhooks, metrics: already given their state) are served beside the IVR
+/// routes and `/healthz`.
 pub async fn run(
     listeners: Listeners,
     store: SqliteStore,
     settings: ServeSettings,
+    routes: Router,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -83,8 +96,11 @@ pub async fn run(
         settings.default_region,
         settings.menu_url.clone(),
         ready.clone(),
-    );
-    let app = ivr_routes(state.clone()).merge(health_routes(ready.clone()));
+    )
+    .with_voice_signer(settings.voice_signer.clone());
+    let app = ivr_routes(state.clone(), settings.ivr_guard.clone())
+        .merge(health_routes(ready.clone()))
+        .merge(routes);
     let http_listener = listeners.http.tap_io(|tcp| {
         // Small request/response exchanges on kept-alive connections: send at once.
         if let Err(e) = tcp.set_nodelay(true) {

@@ -128,9 +128,15 @@ impl Server {
         let agi = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (http_addr, agi_addr) = (http.local_addr().unwrap(), agi.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(Listeners { http, agi }, store, settings, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(run(
+            Listeners { http, agi },
+            store,
+            settings,
+            axum::Router::new(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         // reqwest's rustls backend needs a process-wide provider even for plain http.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let server = Server {
@@ -294,6 +300,7 @@ fn settings(grace: Option<TimeDelta>) -> ServeSettings {
             session_timeout: Duration::from_millis(500),
             max_sessions: 16,
         },
+        ..ServeSettings::default()
     }
 }
 

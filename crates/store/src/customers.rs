@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use outagecast_core::area::LonLat;
+use outagecast_core::area::{Area, LonLat};
 use outagecast_core::contact::{Channel, EmailAddress, Language, PhoneKind, PhoneNumber};
 use outagecast_core::customer::{AccountId, Customer, CustomerId, CustomerParts};
 use serde::Serialize;
@@ -69,6 +69,7 @@ impl SqliteStore {
             }
             insert_contacts(&mut tx, id, c).await?;
         }
+        bump_customers_generation(&mut tx).await?;
         audit(
             &mut tx,
             actor,
@@ -185,6 +186,307 @@ impl SqliteStore {
     }
 }
 
+/// The most customers one page returns, whatever the caller asks for.
+pub const MAX_CUSTOMER_PAGE: u32 = 1000;
+
+/// `meta` key of the counter bumped by every change to the customers.
+const GENERATION_KEY: &str = "customers_generation";
+
+impl SqliteStore {
+    /// Customers ordered by account id, for listing a page at a time: those after the account
+    /// id `after` (the last one of the previous page; `None` for the first page), at most
+    /// `limit` of them (capped at [`MAX_CUSTOMER_PAGE`]). A page shorter than `limit` is the
+    /// last.
+    pub async fn customers_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(CustomerId, Customer)>> {
+        let limit = i64::from(limit.min(MAX_CUSTOMER_PAGE));
+        if limit == 0 {
+            return Ok(vec![]);
+        }
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<CustomerRow> =
+            match after {
+                Some(after) => sqlx::query_as(
+                    "SELECT id, account_id, lon, lat, address, language, priority FROM customers
+                     WHERE account_id > ? ORDER BY account_id LIMIT ?",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?,
+                None => sqlx::query_as(
+                    "SELECT id, account_id, lon, lat, address, language, priority FROM customers
+                     ORDER BY account_id LIMIT ?",
+                )
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?,
+            };
+        let json = serde_json::to_string(&rows.iter().map(|r| r.0).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let contacts: Vec<ContactRow> = sqlx::query_as(
+            "SELECT customer_id, medium, value, kind FROM contacts
+             WHERE customer_id IN (SELECT value FROM json_each(?)) ORDER BY customer_id, position",
+        )
+        .bind(&json)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        assemble(rows, contacts)
+    }
+
+    /// A counter that changes (grows) in every transaction that inserts, updates or deletes
+    /// customers, whichever process made it. A long-running process that keeps customers in
+    /// memory (the R-tree) notes it when it loads them and compares before using them: a
+    /// different value means reload.
+    pub async fn customers_generation(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT value FROM meta WHERE key = ?")
+            .bind(GENERATION_KEY)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    /// Deletes the customer with this account id, in one transaction with an audit entry that
+    /// summarises what was deleted. Returns whether there was such a customer.
+    ///
+    /// - Their notices still waiting in the outbox are withdrawn (`superseded`, reason
+    ///   "customer deleted"), except where another customer of the same incident shares the
+    ///   contact; a notice a worker holds right now is left to finish. Notices already sent
+    ///   stay, so a later "restored" still reaches a contact that was told.
+    /// - Their phone numbers are disarmed in the IVR for every incident, except where another
+    ///   customer with the number is affected by it (in its affected set or inside its area).
+    ///   A running server sees this through the `ivr_changes` log like any other disarm.
+    /// - They leave the affected sets and notice links, so a new customer that gets the same
+    ///   row id later inherits nothing.
+    /// - Opt-outs stay: they are keyed by contact, not account.
+    /// - The customers generation is bumped, so a running server rebuilds its index.
+    pub async fn delete_customer(
+        &self,
+        account_id: &AccountId,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let now_s = ts(now);
+        let row: Option<CustomerRow> = sqlx::query_as(
+            "SELECT id, account_id, lon, lat, address, language, priority FROM customers
+             WHERE account_id = ?",
+        )
+        .bind(account_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let id = row.0;
+        let contacts: Vec<ContactRow> = sqlx::query_as(
+            "SELECT customer_id, medium, value, kind FROM contacts
+             WHERE customer_id = ? ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some((_, before)) = assemble(vec![row], contacts)?.pop() else {
+            return Err(StoreError::Corrupt(format!("customer {id} vanished")));
+        };
+
+        // Every incident the customer is in the affected set of: one primary-key probe per
+        // incident rather than a scan of every affected set.
+        let incidents: Vec<(i64,)> = sqlx::query_as(
+            "SELECT i.id FROM incidents i
+             WHERE EXISTS (SELECT 1 FROM incident_customers ic
+                           WHERE ic.incident_id = i.id AND ic.customer_id = ?)",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let incidents = serde_json::to_string(&incidents.iter().map(|(i,)| *i).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+
+        // Notices of those incidents waiting to go to this customer (linked to them, or to one
+        // of their contacts: an email fallback has no link of its own), unless someone else
+        // still stands behind the contact. A leased notice is in a worker's hands: it finishes.
+        let withdrawn = sqlx::query(
+            "UPDATE notices SET status = 'superseded', last_error = 'customer deleted',
+                    in_doubt = 0, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
+             WHERE incident_id IN (SELECT value FROM json_each(?3))
+               AND status = 'pending'
+               AND (lease_expires_at IS NULL OR lease_expires_at < ?1)
+               AND (EXISTS (SELECT 1 FROM notice_customers nc
+                            WHERE nc.notice_id = notices.id AND nc.customer_id = ?2)
+                    OR EXISTS (SELECT 1 FROM contacts k
+                               WHERE k.customer_id = ?2 AND k.value = notices.address
+                                 AND k.medium = CASE notices.channel WHEN 'sms' THEN 'phone'
+                                                                     ELSE 'email' END))
+               AND NOT EXISTS (SELECT 1 FROM notice_customers nc
+                               JOIN customers c ON c.id = nc.customer_id
+                               WHERE nc.notice_id = notices.id AND nc.customer_id <> ?2)
+               AND NOT EXISTS (SELECT 1 FROM contacts k
+                               JOIN incident_customers ic
+                                 ON ic.customer_id = k.customer_id
+                                AND ic.incident_id = notices.incident_id
+                               WHERE k.value = notices.address AND k.customer_id <> ?2
+                                 AND k.medium = CASE notices.channel WHEN 'sms' THEN 'phone'
+                                                                     ELSE 'email' END)",
+        )
+        .bind(&now_s)
+        .bind(id)
+        .bind(&incidents)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        let disarmed = disarm_numbers(&mut tx, id, &before, &now_s).await?;
+
+        sqlx::query(
+            "DELETE FROM notice_customers WHERE customer_id = ?1
+               AND notice_id IN (SELECT n.id FROM notices n
+                                 WHERE n.incident_id IN (SELECT value FROM json_each(?2)))",
+        )
+        .bind(id)
+        .bind(&incidents)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM incident_customers WHERE customer_id = ?1
+               AND incident_id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(id)
+        .bind(&incidents)
+        .execute(&mut *tx)
+        .await?;
+        // Contacts go with the row (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM customers WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        bump_customers_generation(&mut tx).await?;
+        audit(
+            &mut tx,
+            actor,
+            "customer.delete",
+            Some(&format!("customer:{}", account_id.as_str())),
+            &serde_json::json!({
+                // Counts rather than the numbers and addresses themselves: the audit log is
+                // read more widely than the customer register.
+                "before": {
+                    "account_id": before.account_id().as_str(),
+                    "address": before.address(),
+                    "lon": before.location().lon(),
+                    "lat": before.location().lat(),
+                    "language": before.language().code(),
+                    "priority": before.priority(),
+                    "phones": before.phones().len(),
+                    "emails": before.emails().len(),
+                },
+                "withdrawn_notices": withdrawn,
+                "disarmed_numbers": disarmed,
+            }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Disarms the IVR flags of `gone`'s phone numbers, except where another customer with the
+/// number is affected by the flag's incident: in its affected set, or inside its area (a
+/// customer imported after the declaration is armed by re-arming, not added to the set).
+/// Returns how many flags were disarmed.
+async fn disarm_numbers(
+    tx: &mut Transaction<'static, Sqlite>,
+    gone: i64,
+    customer: &Customer,
+    now: &str,
+) -> Result<u64> {
+    let mut areas: HashMap<i64, Area> = HashMap::new();
+    let mut disarmed = 0;
+    for phone in customer.phones() {
+        let flags: Vec<(i64,)> = sqlx::query_as(
+            "SELECT incident_id FROM ivr_flags WHERE phone = ? AND disarmed_at IS NULL",
+        )
+        .bind(phone.e164())
+        .fetch_all(&mut **tx)
+        .await?;
+        if flags.is_empty() {
+            continue;
+        }
+        let others: Vec<(i64, f64, f64)> = sqlx::query_as(
+            "SELECT c.id, c.lon, c.lat FROM contacts k JOIN customers c ON c.id = k.customer_id
+             WHERE k.medium = 'phone' AND k.value = ? AND c.id <> ?",
+        )
+        .bind(phone.e164())
+        .bind(gone)
+        .fetch_all(&mut **tx)
+        .await?;
+        for (incident,) in flags {
+            let mut kept = false;
+            for &(other, lon, lat) in &others {
+                let (listed,): (i64,) = sqlx::query_as(
+                    "SELECT EXISTS (SELECT 1 FROM incident_customers
+                                    WHERE incident_id = ? AND customer_id = ?)",
+                )
+                .bind(incident)
+                .bind(other)
+                .fetch_one(&mut **tx)
+                .await?;
+                if listed != 0 {
+                    kept = true;
+                    break;
+                }
+                let area = match areas.entry(incident) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let (json,): (String,) =
+                            sqlx::query_as("SELECT area FROM incidents WHERE id = ?")
+                                .bind(incident)
+                                .fetch_one(&mut **tx)
+                                .await?;
+                        e.insert(serde_json::from_str(&json).map_err(|err| {
+                            StoreError::Corrupt(format!("incident {incident} area: {err}"))
+                        })?)
+                    }
+                };
+                let inside = LonLat::parse(lon, lat)
+                    .map(|p| area.contains(p))
+                    .map_err(|e| StoreError::Corrupt(format!("customer {other}: {e}")))?;
+                if inside {
+                    kept = true;
+                    break;
+                }
+            }
+            if !kept {
+                disarmed += sqlx::query(
+                    "UPDATE ivr_flags SET disarmed_at = ? WHERE phone = ? AND incident_id = ?
+                       AND disarmed_at IS NULL",
+                )
+                .bind(now)
+                .bind(phone.e164())
+                .bind(incident)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            }
+        }
+    }
+    Ok(disarmed)
+}
+
+/// Marks the customers as changed for every process (see
+/// [`SqliteStore::customers_generation`]); call inside the transaction that changes them.
+pub(crate) async fn bump_customers_generation(tx: &mut Transaction<'static, Sqlite>) -> Result<()> {
+    sqlx::query("UPDATE meta SET value = value + 1 WHERE key = ?")
+        .bind(GENERATION_KEY)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 async fn insert_contacts(
     tx: &mut Transaction<'static, Sqlite>,
     id: i64,
@@ -247,7 +549,10 @@ fn assemble(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::test_support::{customer, fresh};
+    use crate::IvrPoll;
+    use crate::test_support::{customer, declare_with, fresh, seeded};
+    use outagecast_core::incident::IncidentId;
+    use outagecast_core::notice::{NoticeStatus, plan_recipients};
 
     #[tokio::test]
     async fn reimport_updates_instead_of_duplicating_and_keeps_opt_outs() {
@@ -303,5 +608,305 @@ mod tests {
         let log = store.audit_log(10).await.unwrap();
         assert_eq!(log.len(), 3);
         assert_eq!(log[0].action, "customers.import");
+    }
+
+    fn account(a: &str) -> AccountId {
+        AccountId::parse(a).unwrap()
+    }
+
+    /// Declares one incident affecting every customer in `loaded`.
+    async fn declared(store: &SqliteStore, loaded: &[(CustomerId, Customer)]) -> IncidentId {
+        let refs: Vec<(CustomerId, &Customer)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
+        let plan = plan_recipients(&refs, |_, _| false);
+        declare_with(store, loaded, &plan, Utc::now())
+            .await
+            .unwrap()
+            .incident
+            .id
+    }
+
+    /// (channel, address) → status of the incident's notices.
+    async fn statuses(
+        store: &SqliteStore,
+        id: IncidentId,
+    ) -> HashMap<(String, String), NoticeStatus> {
+        store
+            .notice_report(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| ((r.channel.as_str().to_string(), r.address), r.status))
+            .collect()
+    }
+
+    fn status_of(
+        s: &HashMap<(String, String), NoticeStatus>,
+        channel: &str,
+        address: &str,
+    ) -> NoticeStatus {
+        s[&(channel.to_string(), address.to_string())]
+    }
+
+    async fn armed(store: &SqliteStore, phone: &str) -> usize {
+        store.armed_for(phone, Utc::now()).await.unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn deleting_a_customer_withdraws_their_unsent_notices_and_disarms_their_numbers() {
+        const P1: &str = "+358481111111";
+        const P2: &str = "+358482222222";
+        // A alone behind P1 and a@; B and C share P2; C alone behind c@.
+        let (store, _dir, loaded) = seeded(&[
+            customer("A", P1, "a@example.com"),
+            customer("B", P2, ""),
+            customer("C", P2, "c@example.com"),
+        ])
+        .await;
+        let id = declared(&store, &loaded).await;
+        // A's email already went out; a later "restored" still reaches it.
+        sqlx::query("UPDATE notices SET status = 'sent' WHERE address = 'a@example.com'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store
+            .opt_out(Channel::Sms, P1, "test", Utc::now())
+            .await
+            .unwrap();
+        let generation = store.customers_generation().await.unwrap();
+        let cursor = store
+            .ivr_snapshot(Utc::now(), Utc::now())
+            .await
+            .unwrap()
+            .cursor;
+        assert_eq!((armed(&store, P1).await, armed(&store, P2).await), (1, 1));
+
+        assert!(
+            store
+                .delete_customer(&account("A"), "cli:alice", Utc::now())
+                .await
+                .unwrap()
+        );
+        let s = statuses(&store, id).await;
+        assert_eq!(status_of(&s, "sms", P1), NoticeStatus::Superseded);
+        assert_eq!(status_of(&s, "email", "a@example.com"), NoticeStatus::Sent);
+        assert_eq!(status_of(&s, "sms", P2), NoticeStatus::Pending);
+        assert_eq!((armed(&store, P1).await, armed(&store, P2).await), (0, 1));
+        // A running server's follower is told about exactly that number.
+        let IvrPoll::Changed(c) = store.ivr_changes(cursor).await.unwrap() else {
+            panic!("the disarm is in the change log");
+        };
+        assert_eq!(c.phones, [(id, P1.to_string())]);
+        assert!(c.flags[0].disarmed_at.is_some());
+        assert_eq!(store.customers_generation().await.unwrap(), generation + 1);
+        assert_eq!(store.customer_count().await.unwrap(), 2);
+        assert!(
+            store
+                .customer_by_account(&account("A"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store.affected_accounts(id).await.unwrap(),
+            [account("B"), account("C")]
+        );
+        // Opt-outs are keyed by contact: they stay.
+        assert!(
+            store
+                .opt_outs()
+                .await
+                .unwrap()
+                .contains(&(Channel::Sms, P1.to_string()))
+        );
+        let entry = &store.audit_log(1).await.unwrap()[0];
+        assert_eq!(entry.action, "customer.delete");
+        assert_eq!(entry.actor, "cli:alice");
+        assert_eq!(entry.subject.as_deref(), Some("customer:A"));
+        assert_eq!(entry.details["before"]["account_id"], "A");
+        assert_eq!(entry.details["before"]["phones"], 1);
+        assert_eq!(entry.details["withdrawn_notices"], 1);
+        assert_eq!(entry.details["disarmed_numbers"], 1);
+        assert!(
+            !entry.details.to_string().contains(P1),
+            "no numbers in the audit log"
+        );
+
+        // B shares P2 with C, who is still affected: nothing changes for P2.
+        assert!(
+            store
+                .delete_customer(&account("B"), "cli:alice", Utc::now())
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            status_of(&statuses(&store, id).await, "sms", P2),
+            NoticeStatus::Pending
+        );
+        assert_eq!(armed(&store, P2).await, 1);
+        assert_eq!(
+            store.audit_log(1).await.unwrap()[0].details["withdrawn_notices"],
+            0
+        );
+
+        // E is imported after the declaration, inside the area: not in the affected set, so it
+        // keeps no notice alive, but its number keeps the IVR flag armed.
+        store
+            .upsert_customers(&[customer("E", P2, "")], "test", "e.csv", Utc::now())
+            .await
+            .unwrap();
+        assert!(
+            store
+                .delete_customer(&account("C"), "cli:alice", Utc::now())
+                .await
+                .unwrap()
+        );
+        let s = statuses(&store, id).await;
+        assert_eq!(status_of(&s, "sms", P2), NoticeStatus::Superseded);
+        assert_eq!(
+            status_of(&s, "email", "c@example.com"),
+            NoticeStatus::Superseded
+        );
+        assert_eq!(armed(&store, P2).await, 1, "E is in the area and has P2");
+        assert_eq!(store.customers_generation().await.unwrap(), generation + 4);
+
+        // Unknown: nothing written.
+        let log = store.audit_log(100).await.unwrap().len();
+        assert!(
+            !store
+                .delete_customer(&account("nobody"), "cli:alice", Utc::now())
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.audit_log(100).await.unwrap().len(), log);
+        assert_eq!(store.customers_generation().await.unwrap(), generation + 4);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_number_outside_every_area_is_disarmed_and_a_leased_notice_finishes() {
+        const P: &str = "+358481111111";
+        let (store, _dir, loaded) = seeded(&[customer("A", P, "")]).await;
+        let id = declared(&store, &loaded).await;
+        // A worker holds A's SMS right now.
+        let leased = store
+            .claim(
+                "w1",
+                &[Channel::Sms],
+                10,
+                std::time::Duration::from_secs(60),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 1);
+        // Another account with the same number, far away (Tampere), not affected.
+        let far = Customer::new(outagecast_core::customer::CustomerParts {
+            account_id: account("F"),
+            location: LonLat::parse(23.76, 61.50).unwrap(),
+            address: "Hämeenkatu 1, Tampere".into(),
+            phones: customer("x", P, "").phones().to_vec(),
+            emails: vec![],
+            language: Language::Fi,
+            priority: false,
+        });
+        store
+            .upsert_customers(&[far], "test", "f.csv", Utc::now())
+            .await
+            .unwrap();
+        store
+            .delete_customer(&account("A"), "test", Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(armed(&store, P).await, 0);
+        assert_eq!(
+            status_of(&statuses(&store, id).await, "sms", P),
+            NoticeStatus::Pending
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_customer_reusing_a_deleted_row_id_inherits_nothing() {
+        let (store, _dir, loaded) = seeded(&[
+            customer("A", "+358481111111", ""),
+            customer("B", "+358482222222", "b@example.com"),
+        ])
+        .await;
+        let id = declared(&store, &loaded).await;
+        let (b_id, _) = loaded[1];
+        store
+            .delete_customer(&account("B"), "test", Utc::now())
+            .await
+            .unwrap();
+        store
+            .upsert_customers(
+                &[customer("N", "+358483333333", "n@example.com")],
+                "test",
+                "n.csv",
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let (n_id, _) = store
+            .customer_by_account(&account("N"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n_id, b_id, "SQLite hands out the freed id again");
+        assert_eq!(store.affected_ids(id).await.unwrap(), [loaded[0].0]);
+        assert!(
+            store
+                .notice_report(id)
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| !r.accounts.contains('N')),
+            "B's notices are not N's"
+        );
+    }
+
+    #[tokio::test]
+    async fn customers_page_by_account_id_and_the_generation_follows_imports() {
+        let (store, _dir) = fresh().await;
+        assert_eq!(store.customers_generation().await.unwrap(), 0);
+        let accounts = ["B2", "A1", "C3", "A10", "B1"];
+        let all: Vec<Customer> = accounts
+            .iter()
+            .map(|a| customer(a, "+358481111111", ""))
+            .collect();
+        store
+            .upsert_customers(&all, "test", "t.csv", Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(store.customers_generation().await.unwrap(), 1);
+        store
+            .upsert_customers(&all[..1], "test", "t.csv", Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.customers_generation().await.unwrap(),
+            2,
+            "updates count too"
+        );
+
+        let names = |page: &[(CustomerId, Customer)]| {
+            page.iter()
+                .map(|(_, c)| c.account_id().as_str().to_string())
+                .collect::<Vec<_>>()
+        };
+        let first = store.customers_page(None, 2).await.unwrap();
+        assert_eq!(names(&first), ["A1", "A10"]);
+        assert_eq!(first[0].1.phones().len(), 1, "with their contacts");
+        let second = store.customers_page(Some("A10"), 2).await.unwrap();
+        assert_eq!(names(&second), ["B1", "B2"]);
+        let last = store.customers_page(Some("B2"), 2).await.unwrap();
+        assert_eq!(names(&last), ["C3"]);
+        assert!(
+            store
+                .customers_page(Some("C3"), 2)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.customers_page(None, 0).await.unwrap().is_empty());
+        assert_eq!(store.customers_page(None, u32::MAX).await.unwrap().len(), 5);
     }
 }

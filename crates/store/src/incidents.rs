@@ -566,17 +566,46 @@ impl SqliteStore {
         .bind(id.0)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(ch, st, n)| {
-                Ok(NoticeCount {
-                    channel: stored(&ch, Channel::parse)?,
-                    status: stored(&st, NoticeStatus::parse)?,
-                    count: u64::try_from(n).unwrap_or_default(),
-                })
-            })
-            .collect()
+        notice_count_rows(rows)
     }
 
+    /// Every notice of every incident, by channel and status (for metrics).
+    pub async fn notice_totals(&self) -> Result<Vec<NoticeCount>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT channel, status, COUNT(*) FROM notices
+             GROUP BY channel, status ORDER BY channel, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        notice_count_rows(rows)
+    }
+
+    /// Incidents declared or updated and not expired at `now`.
+    pub async fn active_incident_count(&self, now: DateTime<Utc>) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM incidents WHERE status IN ('declared', 'updated')
+               AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(ts(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+}
+
+fn notice_count_rows(rows: Vec<(String, String, i64)>) -> Result<Vec<NoticeCount>> {
+    rows.into_iter()
+        .map(|(ch, st, n)| {
+            Ok(NoticeCount {
+                channel: stored(&ch, Channel::parse)?,
+                status: stored(&st, NoticeStatus::parse)?,
+                count: u64::try_from(n).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+impl SqliteStore {
     /// Ids of the customers the incident affects (selected at declaration or added since).
     pub async fn affected_ids(&self, id: IncidentId) -> Result<Vec<CustomerId>> {
         let rows: Vec<(i64,)> = sqlx::query_as(

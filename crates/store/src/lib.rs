@@ -7,6 +7,7 @@
 //! `BEGIN IMMEDIATE`, so a failure leaves nothing half-written and two writers never deadlock
 //! upgrading a read lock.
 
+mod audit;
 mod customers;
 mod incidents;
 mod ivr;
@@ -15,6 +16,8 @@ mod receipts;
 // Ingest (issue 3): named zones, customers' addresses for the geocoder, CAP provenance.
 mod provenance;
 mod zones;
+// API (tokens for the REST API's callers).
+mod tokens;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,7 +28,9 @@ use outagecast_core::CoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-pub use customers::ImportSummary;
+pub(crate) use audit::audit;
+pub use audit::{AuditEntry, AuditQuery, MAX_AUDIT_PAGE};
+pub use customers::{ImportSummary, MAX_CUSTOMER_PAGE};
 pub use incidents::{
     Declaration, DeclareOutcome, Growth, IncidentSummary, NoticeCount, Transition,
     TransitionOutcome,
@@ -34,6 +39,7 @@ pub use ivr::{IvrChanges, IvrFlagRow, IvrIncidentRow, IvrPoll, IvrSnapshot, Rear
 pub use outbox::{ClaimedNotice, OutboxCounts, Outcome, ReportRow};
 pub use provenance::{CapMessageRow, CapRecord, IncidentOrigin, Provenance};
 pub use receipts::{Receipt, ReceiptOutcome};
+pub use tokens::TokenInfo;
 pub use zones::{StoredZone, ZoneImportSummary, ZoneRecord};
 
 /// Everything that can go wrong in the store.
@@ -51,6 +57,15 @@ pub enum StoreError {
     /// The thing asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// The operation would duplicate something that must be unique (e.g. a token name);
+    /// nothing was written. `field` is the input as the user knows it, `problem` says the fix.
+    #[error("{field}: {problem}")]
+    Conflict {
+        /// The field as the user knows it (`name`, `--name`).
+        field: &'static str,
+        /// What clashes and how to fix it.
+        problem: String,
+    },
     /// A stored value could not be read back; the database was edited by hand or is damaged.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
@@ -110,82 +125,6 @@ impl SqliteStore {
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
-
-    /// Records an operator action in the audit log on its own.
-    pub async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        subject: Option<&str>,
-        details: &serde_json::Value,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        audit(&mut tx, actor, action, subject, details, now).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The newest `limit` audit entries, newest first.
-    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        let rows: Vec<(i64, String, String, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT id, at, actor, action, subject, details FROM audit_log ORDER BY id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, at, actor, action, subject, details)| {
-                Ok(AuditEntry {
-                    id,
-                    at: parse_ts(&at)?,
-                    actor,
-                    action,
-                    subject,
-                    details: serde_json::from_str(&details)
-                        .map_err(|e| StoreError::Corrupt(format!("audit {id}: {e}")))?,
-                })
-            })
-            .collect()
-    }
-}
-
-/// One audit log entry.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AuditEntry {
-    /// Sequence number.
-    pub id: i64,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Who (`cli:alice`, later a token name).
-    pub actor: String,
-    /// What (`incident.declare`).
-    pub action: String,
-    /// On what (`incident:12`).
-    pub subject: Option<String>,
-    /// A summary of the change.
-    pub details: serde_json::Value,
-}
-
-async fn audit(
-    tx: &mut Transaction<'static, Sqlite>,
-    actor: &str,
-    action: &str,
-    subject: Option<&str>,
-    details: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(ts(now))
-    .bind(actor)
-    .bind(action)
-    .bind(subject)
-    .bind(details.to_string())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Times are stored as fixed-width UTC text (`2026-11-25T13:00:00.000000Z`) so that text

@@ -1,0 +1,277 @@
+//! What the engine's results look like from outside: the one JSON shape that `--json` prints
+//! and the HTTP API returns (and documents in its OpenAPI description).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use outagecast_core::area::Area;
+use outagecast_core::contact::Channel;
+use outagecast_core::incident::{IncidentKind, IncidentStatus, Severity};
+use outagecast_core::notice::NoticeStatus;
+use outagecast_store::{DeclareOutcome, IncidentSummary, TransitionOutcome};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::Selection;
+
+/// Notices per channel.
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema, PartialEq, Eq)]
+pub struct ChannelCounts {
+    /// SMS notices.
+    pub sms: u64,
+    /// Email notices.
+    pub email: u64,
+}
+
+impl ChannelCounts {
+    /// From per-channel counts.
+    pub fn from_map(counts: &BTreeMap<Channel, u64>) -> Self {
+        ChannelCounts {
+            sms: counts.get(&Channel::Sms).copied().unwrap_or(0),
+            email: counts.get(&Channel::Email).copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Who an area holds and who would be told.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SelectionView {
+    /// Customers inside the area.
+    pub affected_customers: usize,
+    /// Their account ids.
+    pub affected_account_ids: Vec<String>,
+    /// How many of them are on the priority register.
+    pub priority_customers: usize,
+    /// Phone numbers the IVR will recognise.
+    pub armed_numbers: usize,
+    /// Contacts skipped because they opted out.
+    pub opted_out_contacts: usize,
+    /// Customers with no channel left to reach them.
+    pub unreachable_customers: usize,
+}
+
+impl SelectionView {
+    /// The view of `selection`.
+    pub fn of(selection: &Selection) -> Self {
+        SelectionView {
+            affected_customers: selection.customers.len(),
+            affected_account_ids: selection
+                .customers
+                .iter()
+                .map(|(_, c)| c.account_id().as_str().to_string())
+                .collect(),
+            priority_customers: selection.priority_count(),
+            armed_numbers: selection.plan.armed.len(),
+            opted_out_contacts: selection.plan.opted_out,
+            unreachable_customers: selection.plan.unreachable.len(),
+        }
+    }
+
+    /// Planned notices per channel.
+    pub fn notices(selection: &Selection) -> ChannelCounts {
+        ChannelCounts {
+            sms: selection.plan.count(Channel::Sms) as u64,
+            email: selection.plan.count(Channel::Email) as u64,
+        }
+    }
+}
+
+/// Notices of one channel in one status.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NoticeCountView {
+    /// `sms` or `email`.
+    #[schema(value_type = String)]
+    pub channel: Channel,
+    /// `pending`, `sent`, `delivered`, `failed`, `superseded`, ...
+    #[schema(value_type = String)]
+    pub status: NoticeStatus,
+    /// How many.
+    pub count: u64,
+}
+
+/// An incident with its headline numbers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IncidentView {
+    /// Numeric id.
+    pub id: i64,
+    /// `INC-<id>`, as messages write it.
+    pub label: String,
+    /// The operator's own reference.
+    pub reference: Option<String>,
+    /// water, power, gas, heating, telecom or sewer.
+    #[schema(value_type = String)]
+    pub kind: IncidentKind,
+    /// minor, moderate, severe or extreme.
+    #[schema(value_type = String)]
+    pub severity: Severity,
+    /// declared, updated, restored or cancelled.
+    #[schema(value_type = String)]
+    pub status: IncidentStatus,
+    /// What happened.
+    pub cause: String,
+    /// Estimated time of restoration.
+    pub etr: Option<DateTime<Utc>>,
+    /// When the incident stops being announced by itself.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The area, as GeoJSON (circles and corridors carry `radius_m` / `buffer_m`).
+    #[schema(value_type = Object)]
+    pub area: Area,
+    /// Declared.
+    pub declared_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Customers in the area.
+    pub affected_customers: u64,
+    /// Phone numbers armed in the IVR now.
+    pub armed_numbers: u64,
+    /// Notices by channel and status.
+    pub notices: Vec<NoticeCountView>,
+}
+
+impl IncidentView {
+    /// The view of a stored incident.
+    pub fn of(s: &IncidentSummary) -> Self {
+        let i = &s.incident;
+        IncidentView {
+            id: i.id.0,
+            label: i.id.label(),
+            reference: i.draft.reference().map(str::to_string),
+            kind: i.draft.kind(),
+            severity: i.draft.severity(),
+            status: i.status,
+            cause: i.draft.cause().as_str().to_string(),
+            etr: i.draft.etr(),
+            expires_at: i.draft.expires_at(),
+            area: i.draft.area().clone(),
+            declared_at: i.declared_at,
+            updated_at: i.updated_at,
+            affected_customers: s.affected_customers,
+            armed_numbers: s.armed_numbers,
+            notices: s
+                .notices
+                .iter()
+                .map(|n| NoticeCountView {
+                    channel: n.channel,
+                    status: n.status,
+                    count: n.count,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What a declaration wrote.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeclaredView {
+    /// Numeric id.
+    pub id: i64,
+    /// `INC-<id>`.
+    pub label: String,
+    /// The operator's own reference.
+    pub reference: Option<String>,
+    /// The service.
+    #[schema(value_type = String)]
+    pub kind: IncidentKind,
+    /// The severity.
+    #[schema(value_type = String)]
+    pub severity: Severity,
+    /// `declared`.
+    #[schema(value_type = String)]
+    pub status: IncidentStatus,
+    /// What happened.
+    pub cause: String,
+    /// Estimated time of restoration.
+    pub etr: Option<DateTime<Utc>>,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The area, as GeoJSON.
+    #[schema(value_type = Object)]
+    pub area: Area,
+    /// How the area was given ("zone DMA 7"), when not as a plain shape.
+    pub area_source: Option<String>,
+    /// When.
+    pub declared_at: DateTime<Utc>,
+    /// Notices planned per channel.
+    pub notices: ChannelCounts,
+    /// Who is affected.
+    #[serde(flatten)]
+    pub selection: SelectionView,
+}
+
+impl DeclaredView {
+    /// The view of a declaration.
+    pub fn of(o: &DeclareOutcome, selection: &Selection, area_source: Option<String>) -> Self {
+        let i = &o.incident;
+        DeclaredView {
+            id: i.id.0,
+            label: i.id.label(),
+            reference: i.draft.reference().map(str::to_string),
+            kind: i.draft.kind(),
+            severity: i.draft.severity(),
+            status: i.status,
+            cause: i.draft.cause().as_str().to_string(),
+            etr: i.draft.etr(),
+            expires_at: i.draft.expires_at(),
+            area: i.draft.area().clone(),
+            area_source,
+            declared_at: i.declared_at,
+            notices: ChannelCounts::from_map(&o.notices),
+            selection: SelectionView::of(selection),
+        }
+    }
+}
+
+/// What an update, restore or cancel wrote.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TransitionView {
+    /// Numeric id.
+    pub id: i64,
+    /// `INC-<id>`.
+    pub label: String,
+    /// The status now.
+    #[schema(value_type = String)]
+    pub status: IncidentStatus,
+    /// Estimated time of restoration now.
+    pub etr: Option<DateTime<Utc>>,
+    /// What happened.
+    pub cause: String,
+    /// The severity now.
+    #[schema(value_type = String)]
+    pub severity: Severity,
+    /// The new event's id.
+    #[schema(value_type = i64)]
+    pub event_id: outagecast_core::notice::EventId,
+    /// Follow-up notices, only to contacts already told.
+    pub notices: ChannelCounts,
+    /// Unsent earlier notices withdrawn (restore, cancel).
+    pub superseded: u64,
+    /// Unsent earlier notices rewritten with the new details (update).
+    pub rewritten: u64,
+    /// IVR numbers disarmed.
+    pub disarmed: u64,
+    /// Customers a grown area added.
+    pub added_customers: u64,
+    /// Notices to them.
+    pub added_notices: ChannelCounts,
+}
+
+impl TransitionView {
+    /// The view of a transition.
+    pub fn of(o: &TransitionOutcome) -> Self {
+        TransitionView {
+            id: o.incident.id.0,
+            label: o.incident.id.label(),
+            status: o.incident.status,
+            etr: o.incident.draft.etr(),
+            cause: o.incident.draft.cause().as_str().to_string(),
+            severity: o.incident.draft.severity(),
+            event_id: o.event_id,
+            notices: ChannelCounts::from_map(&o.notices),
+            superseded: o.superseded,
+            rewritten: o.rewritten,
+            disarmed: o.disarmed,
+            added_customers: o.added_customers,
+            added_notices: ChannelCounts::from_map(&o.added_notices),
+        }
+    }
+}

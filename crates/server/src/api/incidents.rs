@@ -1,0 +1,698 @@
+//! `/v1/incidents`: declare (and preview), list, get, update, restore, cancel, report.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use outagecast_core::area::{Area, Circle};
+use outagecast_core::auth::Action;
+use outagecast_core::contact::{Channel, Language};
+use outagecast_core::incident::{
+    Cause, DraftParts, EventKind, IncidentChanges, IncidentDraft, IncidentId, IncidentKind,
+    IncidentStatus, Severity, parse_time,
+};
+use outagecast_core::message::Wording;
+use outagecast_core::sms::{Encoding, segments};
+use outagecast_engine::views::{
+    ChannelCounts, DeclaredView, IncidentView, SelectionView, TransitionView,
+};
+use outagecast_engine::{Engine, Rails, Selection, Spelling};
+use outagecast_ingest::geocode::{Gazetteer, pick};
+use outagecast_ingest::geojson::Sizes;
+use outagecast_ingest::zone::ZoneName;
+use outagecast_store::{Provenance, ReportRow};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use super::{ApiState, Caller, allowed, json_body};
+
+/// Radius around a geocoded `address` when `radius_m` is not given.
+const DEFAULT_ADDRESS_RADIUS_M: f64 = 300.0;
+
+/// What to declare. The area is given one way: `area` (GeoJSON), `zone` or `address`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclareRequest {
+    /// water, power, gas, heating, telecom or sewer.
+    #[schema(example = "water")]
+    pub kind: String,
+    /// minor, moderate (default), severe or extreme; severe and extreme bypass quiet hours.
+    pub severity: Option<String>,
+    /// What happened, one line: it goes into every SMS.
+    #[schema(example = "burst water main")]
+    pub cause: String,
+    /// Estimated time of restoration, RFC 3339.
+    #[schema(example = "2026-11-25T15:00:00+02:00")]
+    pub etr: Option<String>,
+    /// The operator's own id.
+    pub reference: Option<String>,
+    /// When the incident stops being announced by itself, RFC 3339.
+    pub expires_at: Option<String>,
+    /// A GeoJSON geometry, Feature or FeatureCollection (longitude first). A Point needs
+    /// `radius_m` (as a property or below), a LineString `buffer_m`.
+    #[schema(value_type = Option<Object>)]
+    pub area: Option<serde_json::Value>,
+    /// Metres around a point or an `address`.
+    pub radius_m: Option<f64>,
+    /// Metres either side of a line.
+    pub buffer_m: Option<f64>,
+    /// An imported zone, by name.
+    pub zone: Option<String>,
+    /// A street address, geocoded offline against the customers' addresses.
+    pub address: Option<String>,
+    /// Declare an area that holds nobody.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// The exact number of affected customers, needed above the confirmation threshold.
+    pub confirm: Option<u64>,
+}
+
+/// What to change. A new area (given as in a declaration) tells only the customers it adds.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequest {
+    /// A new estimated time of restoration, RFC 3339.
+    pub etr: Option<String>,
+    /// A new cause.
+    pub cause: Option<String>,
+    /// A new severity.
+    pub severity: Option<String>,
+    /// A new area (GeoJSON).
+    #[schema(value_type = Option<Object>)]
+    pub area: Option<serde_json::Value>,
+    /// Metres around a point or an `address`.
+    pub radius_m: Option<f64>,
+    /// Metres either side of a line.
+    pub buffer_m: Option<f64>,
+    /// A new area: an imported zone.
+    pub zone: Option<String>,
+    /// A new area: an address.
+    pub address: Option<String>,
+    /// Allow a new area that holds nobody.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// The exact number of customers the new area holds, above the threshold.
+    pub confirm: Option<u64>,
+}
+
+/// How an area was given.
+struct AreaInput<'a> {
+    area: Option<&'a serde_json::Value>,
+    radius_m: Option<f64>,
+    buffer_m: Option<f64>,
+    zone: Option<&'a str>,
+    address: Option<&'a str>,
+}
+
+/// The area, and how it was given when not as a plain shape.
+async fn resolve_area(
+    engine: &Engine,
+    input: AreaInput<'_>,
+) -> Result<Option<(Area, Option<String>)>, ApiError> {
+    let given = [
+        input.area.is_some(),
+        input.zone.is_some(),
+        input.address.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(ApiError::invalid(
+            "area",
+            "area: give the area one way: \"area\" (GeoJSON), \"zone\" or \"address\"",
+        ));
+    }
+    if let Some(geojson) = input.area {
+        let text = geojson.to_string();
+        let sizes = Sizes {
+            radius_m: input.radius_m,
+            buffer_m: input.buffer_m,
+        };
+        let area = outagecast_ingest::geojson::area(&text, "area", sizes)?;
+        return Ok(Some((area, None)));
+    }
+    if let Some(name) = input.zone {
+        let name = ZoneName::parse(name, "zone")?;
+        let Some(zone) = engine.store().zone(&name.key()).await? else {
+            return Err(ApiError::invalid(
+                "zone",
+                format!(
+                    "zone: no zone is named {:?}; GET /v1/zones lists the imported ones",
+                    name.as_str()
+                ),
+            ));
+        };
+        return Ok(Some((zone.area, Some(format!("zone {}", zone.name)))));
+    }
+    if let Some(query) = input.address {
+        let gazetteer = Gazetteer::new(engine.store().address_points().await?);
+        let found = pick("address", query, gazetteer.search(query))?;
+        let radius = input.radius_m.unwrap_or(DEFAULT_ADDRESS_RADIUS_M);
+        let circle =
+            Circle::new(found.point, radius).map_err(|e| e.renamed("radius", "radius_m"))?;
+        return Ok(Some((
+            Area::Circle(circle),
+            Some(format!(
+                "address {query:?}: {} ({:.0}% match)",
+                found.label,
+                found.confidence * 100.0
+            )),
+        )));
+    }
+    Ok(None)
+}
+
+fn time(text: Option<&str>, field: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    Ok(text.map(|t| parse_time(t, field)).transpose()?)
+}
+
+/// The draft, its area's source, and the rails the operator set.
+async fn draft(
+    state: &ApiState,
+    req: &DeclareRequest,
+    now: DateTime<Utc>,
+) -> Result<(IncidentDraft, Option<String>, Rails), ApiError> {
+    let (area, source) = resolve_area(
+        &state.engine,
+        AreaInput {
+            area: req.area.as_ref(),
+            radius_m: req.radius_m,
+            buffer_m: req.buffer_m,
+            zone: req.zone.as_deref(),
+            address: req.address.as_deref(),
+        },
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::invalid(
+            "area",
+            "area: say where: \"area\" (GeoJSON), \"zone\" or \"address\"",
+        )
+    })?;
+    let draft = IncidentDraft::new(
+        DraftParts {
+            kind: IncidentKind::parse(&req.kind)?,
+            severity: Severity::parse(req.severity.as_deref().unwrap_or("moderate"))?,
+            cause: Cause::parse(&req.cause)?,
+            etr: time(req.etr.as_deref(), "etr")?,
+            reference: req.reference.clone(),
+            area,
+            expires_at: time(req.expires_at.as_deref(), "expires_at")?,
+        },
+        now,
+    )
+    .map_err(|e| e.renamed("--etr", "etr").renamed("--expires", "expires_at"))?;
+    let rails = Rails {
+        allow_empty: req.allow_empty,
+        confirm: req.confirm,
+        confirm_threshold: state.settings.confirm_threshold,
+    };
+    Ok((draft, source, rails))
+}
+
+/// One language's SMS text for the declaration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SmsTextView {
+    /// fi, sv or en.
+    #[schema(value_type = String)]
+    pub language: Language,
+    /// The text (the incident's number is not known yet: `INC-0` stands in for it).
+    pub text: String,
+    /// GSM-7 or UCS-2.
+    pub encoding: &'static str,
+    /// Segments per message.
+    pub segments: u32,
+    /// SMS recipients in this language.
+    pub recipients: u64,
+}
+
+/// Why declaring would be refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefusedView {
+    /// The field at fault.
+    pub field: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// What declaring would do; nothing is written.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewView {
+    /// The area, as GeoJSON.
+    #[schema(value_type = Object)]
+    pub area: Area,
+    /// How the area was given, when not as a plain shape.
+    pub area_source: Option<String>,
+    /// Notices that would be planned, per channel.
+    pub notices: ChannelCounts,
+    /// SMS segments the declaration would send in all.
+    pub sms_segments: u64,
+    /// The SMS text per language, with its encoding and segments.
+    pub sms_texts: Vec<SmsTextView>,
+    /// Up to ten affected addresses.
+    pub sample_addresses: Vec<String>,
+    /// Distinct affected addresses.
+    pub distinct_addresses: usize,
+    /// Why declaring would be refused, if it would.
+    pub refused: Option<RefusedView>,
+    /// Who is affected.
+    #[serde(flatten)]
+    pub selection: SelectionView,
+}
+
+fn preview_view(
+    state: &ApiState,
+    draft: &IncidentDraft,
+    source: Option<String>,
+    selection: &Selection,
+    refused: Option<RefusedView>,
+    now: DateTime<Utc>,
+) -> PreviewView {
+    let mut addresses: Vec<&str> = selection
+        .customers
+        .iter()
+        .map(|(_, c)| c.address())
+        .collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    let mut per_language: BTreeMap<Language, u64> = BTreeMap::new();
+    for r in selection
+        .plan
+        .recipients
+        .iter()
+        .filter(|r| r.channel == Channel::Sms)
+    {
+        *per_language.entry(r.language).or_default() += 1;
+    }
+    let wording = state.engine.settings().wording(now);
+    let sms_texts: Vec<SmsTextView> = per_language
+        .into_iter()
+        .map(|(language, recipients)| {
+            let text = wording
+                .notice(IncidentId(0), draft, EventKind::Declared, language)
+                .body;
+            let cost = segments(&text);
+            SmsTextView {
+                language,
+                encoding: match cost.encoding {
+                    Encoding::Gsm7 => "GSM-7",
+                    Encoding::Ucs2 => "UCS-2",
+                },
+                segments: cost.count,
+                recipients,
+                text,
+            }
+        })
+        .collect();
+    PreviewView {
+        area: draft.area().clone(),
+        area_source: source,
+        notices: SelectionView::notices(selection),
+        sms_segments: sms_texts
+            .iter()
+            .map(|t| u64::from(t.segments) * t.recipients)
+            .sum(),
+        sms_texts,
+        sample_addresses: addresses.iter().take(10).map(|a| a.to_string()).collect(),
+        distinct_addresses: addresses.len(),
+        refused,
+        selection: SelectionView::of(selection),
+    }
+}
+
+/// Declare an incident: customers in the area are selected, notices planned and their
+/// numbers armed in the IVR, in one transaction.
+#[utoipa::path(post, path = "/v1/incidents", tag = "incidents",
+    request_body = DeclareRequest,
+    responses(
+        (status = 201, description = "Declared", body = DeclaredView),
+        (status = 400, description = "A field is invalid", body = ErrorBody),
+        (status = 422, description = "Refused by a safety rail (empty, swapped coordinates, needs confirm)", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn declare(
+    State(state): State<ApiState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<DeclaredView>), ApiError> {
+    let actor = allowed(&caller, Action::Declare)?;
+    let req: DeclareRequest = json_body(&body)?;
+    let now = Utc::now();
+    let (draft, source, rails) = draft(&state, &req, now).await?;
+    let selection = state.engine.select(draft.area()).await?;
+    let count = selection.customers.len() as u64;
+    if let Some(refusal) = state.engine.refusal(draft.area(), count, &rails).await? {
+        return Err(outagecast_engine::EngineError::Refused {
+            message: refusal.explain(&Spelling::API),
+            refusal,
+        }
+        .into());
+    }
+    let provenance = source.as_ref().map(|s| Provenance {
+        area_source: Some(s.clone()),
+        cap: None,
+    });
+    let (selection, outcome) = state
+        .engine
+        .declare_selected(&actor, &draft, selection, provenance.as_ref(), now)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DeclaredView::of(&outcome, &selection, source)),
+    ))
+}
+
+/// What declaring would do: the affected count, a sample of addresses, the notices and SMS
+/// segments planned, and why it would be refused. Nothing is written.
+#[utoipa::path(post, path = "/v1/incidents/preview", tag = "incidents",
+    request_body = DeclareRequest,
+    responses(
+        (status = 200, description = "The dry run", body = PreviewView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn preview(
+    State(state): State<ApiState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<PreviewView>, ApiError> {
+    allowed(&caller, Action::ReadIncidents)?;
+    let req: DeclareRequest = json_body(&body)?;
+    let now = Utc::now();
+    let (draft, source, rails) = draft(&state, &req, now).await?;
+    let selection = state.engine.select(draft.area()).await?;
+    let count = selection.customers.len() as u64;
+    let refused = state
+        .engine
+        .refusal(draft.area(), count, &rails)
+        .await?
+        .map(|r| RefusedView {
+            field: r.field(),
+            message: r.explain(&Spelling::API),
+        });
+    Ok(Json(preview_view(
+        &state, &draft, source, &selection, refused, now,
+    )))
+}
+
+/// Filters and pages for the incident list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only incidents in this status (declared, updated, restored, cancelled); default: the
+    /// live ones (declared or updated).
+    pub status: Option<String>,
+    /// Only this kind (water, power, ...).
+    pub kind: Option<String>,
+    /// Every incident, closed ones too.
+    #[serde(default)]
+    pub all: bool,
+    /// At most this many (default 50, at most 500).
+    pub limit: Option<usize>,
+    /// Only incidents with an id below this (the previous page's `next`).
+    pub before: Option<i64>,
+}
+
+/// A page of incidents.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentPage {
+    /// Newest first.
+    pub incidents: Vec<IncidentView>,
+    /// Pass as `before` for the next page; absent on the last one.
+    pub next: Option<i64>,
+}
+
+/// List incidents, newest first.
+#[utoipa::path(get, path = "/v1/incidents", tag = "incidents", params(ListQuery),
+    responses((status = 200, body = IncidentPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<IncidentPage>, ApiError> {
+    allowed(&caller, Action::ReadIncidents)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(IncidentStatus::parse)
+        .transpose()
+        .map_err(|e| e.renamed("--status", "status"))?;
+    let kind = q.kind.as_deref().map(IncidentKind::parse).transpose()?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let include_closed = q.all || status.is_some_and(|s| !s.is_active());
+    let mut incidents: Vec<IncidentView> = state
+        .engine
+        .store()
+        .incidents(include_closed)
+        .await?
+        .iter()
+        .filter(|s| status.is_none_or(|st| s.incident.status == st))
+        .filter(|s| kind.is_none_or(|k| s.incident.draft.kind() == k))
+        .filter(|s| q.before.is_none_or(|b| s.incident.id.0 < b))
+        .map(IncidentView::of)
+        .collect();
+    incidents.sort_by(|a, b| b.id.cmp(&a.id));
+    let next = (incidents.len() > limit).then(|| incidents[limit - 1].id);
+    incidents.truncate(limit);
+    Ok(Json(IncidentPage { incidents, next }))
+}
+
+fn incident_id(raw: &str) -> Result<IncidentId, ApiError> {
+    IncidentId::parse(raw).map_err(|e| ApiError::from(e).at("id"))
+}
+
+/// One incident with its counts.
+#[utoipa::path(get, path = "/v1/incidents/{id}", tag = "incidents",
+    params(("id" = String, Path, description = "The incident: 42 or INC-42")),
+    responses((status = 200, body = IncidentView), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn get(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentView>, ApiError> {
+    allowed(&caller, Action::ReadIncidents)?;
+    let id = incident_id(&id)?;
+    let store = state.engine.store();
+    let summary = store.summary(store.incident(id).await?).await?;
+    Ok(Json(IncidentView::of(&summary)))
+}
+
+/// Update the ETR, cause, severity or area. Those already told hear the new details; a grown
+/// area tells only the customers it adds.
+#[utoipa::path(patch, path = "/v1/incidents/{id}", tag = "incidents",
+    params(("id" = String, Path, description = "The incident: 42 or INC-42")),
+    request_body = UpdateRequest,
+    responses((status = 200, body = TransitionView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Closed already", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn update(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<TransitionView>, ApiError> {
+    let actor = allowed(&caller, Action::Declare)?;
+    let id = incident_id(&id)?;
+    let req: UpdateRequest = json_body(&body)?;
+    let area = resolve_area(
+        &state.engine,
+        AreaInput {
+            area: req.area.as_ref(),
+            radius_m: req.radius_m,
+            buffer_m: req.buffer_m,
+            zone: req.zone.as_deref(),
+            address: req.address.as_deref(),
+        },
+    )
+    .await?
+    .map(|(area, _)| area);
+    if let Some(area) = &area {
+        // A grown area passes the same rails as a declaration.
+        let count = state.engine.count(area).await? as u64;
+        let rails = Rails {
+            allow_empty: req.allow_empty,
+            confirm: req.confirm,
+            confirm_threshold: state.settings.confirm_threshold,
+        };
+        if let Some(refusal) = state.engine.refusal(area, count, &rails).await? {
+            return Err(outagecast_engine::EngineError::Refused {
+                message: refusal.explain(&Spelling::API),
+                refusal,
+            }
+            .into());
+        }
+    }
+    let changes = IncidentChanges {
+        etr: time(req.etr.as_deref(), "etr")?,
+        cause: req.cause.as_deref().map(Cause::parse).transpose()?,
+        severity: req.severity.as_deref().map(Severity::parse).transpose()?,
+        area,
+    };
+    if changes.etr.is_none()
+        && changes.cause.is_none()
+        && changes.severity.is_none()
+        && changes.area.is_none()
+    {
+        return Err(ApiError::invalid(
+            "body",
+            "body: nothing to change; give etr, cause, severity or a new area",
+        ));
+    }
+    transition(&state, &actor, id, EventKind::Updated, changes).await
+}
+
+async fn transition(
+    state: &ApiState,
+    actor: &str,
+    id: IncidentId,
+    event: EventKind,
+    changes: IncidentChanges,
+) -> Result<Json<TransitionView>, ApiError> {
+    let outcome = state
+        .engine
+        .transition(actor, id, event, changes, Utc::now())
+        .await
+        .map_err(|e| match e {
+            outagecast_engine::EngineError::Rule(c) => ApiError::from(c),
+            other => ApiError::from(other),
+        })?;
+    Ok(Json(TransitionView::of(&outcome)))
+}
+
+/// Restore: those told hear it is fixed; unsent notices are withdrawn; the IVR disarms.
+#[utoipa::path(post, path = "/v1/incidents/{id}/restore", tag = "incidents",
+    params(("id" = String, Path, description = "The incident: 42 or INC-42")),
+    responses((status = 200, body = TransitionView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn restore(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TransitionView>, ApiError> {
+    let actor = allowed(&caller, Action::Declare)?;
+    let id = incident_id(&id)?;
+    transition(
+        &state,
+        &actor,
+        id,
+        EventKind::Restored,
+        IncidentChanges::default(),
+    )
+    .await
+}
+
+/// Cancel (declared by mistake): those told hear so; unsent notices are withdrawn.
+#[utoipa::path(post, path = "/v1/incidents/{id}/cancel", tag = "incidents",
+    params(("id" = String, Path, description = "The incident: 42 or INC-42")),
+    responses((status = 200, body = TransitionView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn cancel(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TransitionView>, ApiError> {
+    let actor = allowed(&caller, Action::Declare)?;
+    let id = incident_id(&id)?;
+    transition(
+        &state,
+        &actor,
+        id,
+        EventKind::Cancelled,
+        IncidentChanges::default(),
+    )
+    .await
+}
+
+/// The report's format.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// `json` (default) or `csv` (one row per recipient).
+    pub format: Option<String>,
+}
+
+/// Counts by channel and status, and every recipient's outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportView {
+    /// Numeric id.
+    pub id: i64,
+    /// `INC-<id>`.
+    pub label: String,
+    /// The status.
+    #[schema(value_type = String)]
+    pub status: IncidentStatus,
+    /// Customers in the area.
+    pub affected_customers: u64,
+    /// Notices by channel and status.
+    pub counts: Vec<outagecast_engine::views::NoticeCountView>,
+    /// One row per notice: channel, address, accounts, status, attempts, provider id, error.
+    #[schema(value_type = Vec<Object>)]
+    pub recipients: Vec<ReportRow>,
+}
+
+/// The report: counts by channel and status, and the per-recipient outcome (JSON or CSV).
+#[utoipa::path(get, path = "/v1/incidents/{id}/report", tag = "incidents",
+    params(("id" = String, Path, description = "The incident: 42 or INC-42"), ReportQuery),
+    responses((status = 200, body = ReportView, content_type = "application/json"),
+        (status = 200, description = "One row per recipient", content_type = "text/csv"),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn report(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    allowed(&caller, Action::ReadIncidents)?;
+    let id = incident_id(&id)?;
+    let store = state.engine.store();
+    let summary = store.summary(store.incident(id).await?).await?;
+    let rows = store.notice_report(id).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => {
+            let view = IncidentView::of(&summary);
+            Ok(Json(ReportView {
+                id: id.0,
+                label: id.label(),
+                status: summary.incident.status,
+                affected_customers: summary.affected_customers,
+                counts: view.notices,
+                recipients: rows,
+            })
+            .into_response())
+        }
+        "csv" => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            for row in &rows {
+                w.serialize(row).map_err(|e| ApiError::internal(&e))?;
+            }
+            let bytes = w.into_inner().map_err(|e| ApiError::internal(&e))?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{}.csv\"", id.label()),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        other => Err(ApiError::invalid(
+            "format",
+            format!("format: {other:?} is not json or csv"),
+        )),
+    }
+}

@@ -1,0 +1,164 @@
+//! The REST API under `/v1`, described by an OpenAPI 3.1 document generated from the code
+//! (utoipa) and served at `/openapi.json`.
+//!
+//! Every route needs a bearer token whose role allows the route's [`Action`]; see
+//! [`outagecast_core::auth::Role::allows`] for the table. Mutations are written to the audit
+//! log as `token:<name>`. Errors are [`error::ErrorBody`] JSON.
+
+pub mod auth;
+pub mod error;
+mod audit;
+mod customers;
+mod incidents;
+mod progress;
+mod zones;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use outagecast_core::auth::Action;
+use outagecast_engine::Engine;
+use serde::de::DeserializeOwned;
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use auth::{Auth, Caller, ivr_guard};
+pub use error::{ApiError, ErrorBody};
+
+/// JSON request bodies are small; a customer upload is a file.
+const MAX_JSON_BYTES: usize = 2 * 1024 * 1024;
+/// The largest customer or zone file accepted in one request.
+pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+
+/// How the API behaves.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Customers an area may hold before a declaration needs `"confirm": N`.
+    pub confirm_threshold: u64,
+    /// How often the progress stream looks for changed counts.
+    pub progress_interval: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            confirm_threshold: outagecast_engine::rails::DEFAULT_CONFIRM_THRESHOLD,
+            progress_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    engine: Arc<Engine>,
+    auth: Auth,
+    settings: Arc<ApiSettings>,
+}
+
+impl ApiState {
+    /// The API over `engine`, checking tokens with `auth`.
+    pub fn new(engine: Arc<Engine>, auth: Auth, settings: ApiSettings) -> Self {
+        ApiState {
+            engine,
+            auth,
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "outagecast",
+        description = "Tell utility customers about an outage before they call: declare an area, \
+                       and every affected customer is told by SMS or email and recognised by the IVR.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "incidents", description = "Declare, follow and close incidents"),
+        (name = "customers", description = "The customer register"),
+        (name = "zones", description = "Named areas (district metered areas, feeders)"),
+        (name = "audit", description = "Who did what, when"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token from `outagecast token create --role ROLE --name NAME`",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn documented() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(incidents::declare, incidents::list))
+        .routes(routes!(incidents::preview))
+        .routes(routes!(incidents::get, incidents::update))
+        .routes(routes!(incidents::restore))
+        .routes(routes!(incidents::cancel))
+        .routes(routes!(incidents::report))
+        .routes(routes!(progress::progress))
+        .routes(routes!(customers::upload, customers::list))
+        .routes(routes!(customers::get, customers::delete))
+        .routes(routes!(zones::upload, zones::list))
+        .routes(routes!(audit::list))
+}
+
+/// The `/v1` routes (without the IVR ones) and their OpenAPI description.
+pub fn api(state: ApiState) -> (Router, OpenApiDoc) {
+    let (router, doc) = documented().split_for_parts();
+    let router = router
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .with_state(state);
+    (router, doc)
+}
+
+/// The OpenAPI document alone (also what `docs/openapi.json` holds), with the IVR routes.
+pub fn openapi() -> OpenApiDoc {
+    let (_, doc) = documented().split_for_parts();
+    doc
+}
+
+/// Reads a JSON body into `T`; a wrong field is named by its path (`area.coordinates[0]`).
+pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > MAX_JSON_BYTES {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("a JSON body may be at most {MAX_JSON_BYTES} bytes"),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = if path == "." { "body".to_string() } else { path };
+        ApiError::invalid(field.clone(), format!("{field}: {inner}"))
+    })
+}
+
+/// The caller, allowed to do `action`.
+pub(crate) fn allowed(caller: &Caller, action: Action) -> Result<String, ApiError> {
+    caller.require(action).map(Caller::actor)
+}

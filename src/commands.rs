@@ -20,9 +20,7 @@ use serde_json::json;
 
 use crate::cli::{DeclareArgs, IdArgs};
 use crate::import::read_customers;
-use outagecast_engine::views::{
-    DeclaredView, IncidentView, SelectionView, TransitionView,
-};
+use outagecast_engine::views::{DeclaredView, IncidentView, SelectionView, TransitionView};
 use outagecast_engine::{Engine, Selection};
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.

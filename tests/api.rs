@@ -250,7 +250,12 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{err}");
     assert_eq!(err["code"], "unauthorized");
     let (status, err) = app
-        .call(Method::POST, "/v1/incidents", Some(Role::Viewer), Some(&body))
+        .call(
+            Method::POST,
+            "/v1/incidents",
+            Some(Role::Viewer),
+            Some(&body),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
     let (status, _) = app
@@ -283,7 +288,11 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
     let phone = customer["phones"][0].as_str().unwrap().to_string();
     let lookup = format!("/v1/ivr/lookup?caller={}", phone.replace('+', "%2B"));
     let (status, _) = app.call(Method::GET, &lookup, None, None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "tokens exist: lookups need one");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "tokens exist: lookups need one"
+    );
     let (status, _) = app
         .call(Method::GET, &lookup, Some(Role::Viewer), None)
         .await;
@@ -426,7 +435,10 @@ async fn bad_requests_get_json_errors_naming_the_field() {
         .call(Method::POST, "/v1/incidents", op, Some(&swapped))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
-    assert!(err["message"].as_str().unwrap().contains("swapped"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("swapped"),
+        "{err}"
+    );
     assert!(
         err["message"].as_str().unwrap().contains("allow_empty"),
         "{err}"

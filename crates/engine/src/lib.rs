@@ -10,23 +10,23 @@ pub mod views;
 
 use std::collections::HashSet;
 
-use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use outagecast_core::CoreError;
 use outagecast_core::area::Area;
 use outagecast_core::contact::{Channel, Language, Region};
 use outagecast_core::customer::{AccountId, Customer, CustomerId, RecordRules};
 use outagecast_core::incident::{EventKind, IncidentChanges, IncidentDraft, IncidentId};
 use outagecast_core::ivr::{IvrAnswer, answer, normalise_caller};
 use outagecast_core::message::{Locale, MessageText, Wording};
-use outagecast_core::template::Templates;
-use outagecast_core::CoreError;
 use outagecast_core::notice::{RecipientPlan, plan_recipients};
+use outagecast_core::template::Templates;
 use outagecast_index::CustomerIndex;
 use outagecast_store::{
     Declaration, DeclareOutcome, Growth, ImportSummary, Provenance, SqliteStore, StoreError,
     Transition, TransitionOutcome,
 };
+use std::sync::{Arc, RwLock};
 
 pub use rails::{Rails, Refusal, Spelling};
 
@@ -267,7 +267,10 @@ impl Engine {
     /// Deletes a customer (their unsent notices are withdrawn, their numbers disarmed).
     /// `false` when there was no such account.
     pub async fn delete_customer(&self, actor: &str, account: &AccountId) -> Result<bool> {
-        let deleted = self.store.delete_customer(account, actor, Utc::now()).await?;
+        let deleted = self
+            .store
+            .delete_customer(account, actor, Utc::now())
+            .await?;
         if deleted {
             self.reload_index().await?;
         }
@@ -337,7 +340,8 @@ impl Engine {
                 refusal,
             });
         }
-        self.declare_selected(actor, draft, selection, None, now).await
+        self.declare_selected(actor, draft, selection, None, now)
+            .await
     }
 
     /// Declares an incident on a selection already made (and checked with
@@ -391,7 +395,8 @@ impl Engine {
         changes: IncidentChanges,
         now: DateTime<Utc>,
     ) -> Result<TransitionOutcome> {
-        self.transition_with(actor, id, event, changes, None, now).await
+        self.transition_with(actor, id, event, changes, None, now)
+            .await
     }
 
     /// [`Engine::transition`], recording the message behind it (a CAP Update or Cancel) in

@@ -184,7 +184,10 @@ mod tests {
             check(&r, "a", 0, || 3),
             Some(Refusal::Swapped { mirrored: 3, .. })
         ));
-        assert!(matches!(check(&r, "a", 0, || 0), Some(Refusal::Empty { .. })));
+        assert!(matches!(
+            check(&r, "a", 0, || 0),
+            Some(Refusal::Empty { .. })
+        ));
         let allowed = Rails {
             allow_empty: true,
             ..r

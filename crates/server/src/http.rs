@@ -111,7 +111,45 @@ fn lookup_json(found: &Announcements<'_>) -> Vec<u8> {
 const NOT_ARMED_JSON: &[u8] =
     br#"{"armed":false,"language":null,"announcement":null,"incidents":[]}"#;
 
-async fn lookup(State(state): State<IvrState>, RawQuery(query): RawQuery) -> impl IntoResponse {
+/// What the IVR lookup answers (documentation of the JSON written by `lookup_json`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct IvrLookupView {
+    /// Whether there is something to announce.
+    armed: bool,
+    /// The language to speak it in (fi, sv, en).
+    language: Option<String>,
+    /// The text to speak, written for text-to-speech.
+    announcement: Option<String>,
+    /// The incidents behind it, most severe first.
+    incidents: Vec<IvrIncidentView>,
+}
+
+/// One armed incident.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct IvrIncidentView {
+    /// Its id.
+    id: i64,
+    /// water, power, ...
+    kind: String,
+    /// Estimated time of restoration.
+    etr: Option<DateTime<Utc>>,
+    /// declared, updated, restored.
+    status: String,
+}
+
+/// Is there something to tell this caller? Always 200; an unknown or garbled number is "nothing
+/// to announce". Needs an `ivr` (or `admin`) token once any token exists.
+#[utoipa::path(get, operation_id = "http_lookup", path = "/v1/ivr/lookup", tag = "ivr",
+    params(("caller" = String, Query, description = "The caller's number: E.164 with or without +, 00 prefix, or national")),
+    responses((status = 200, description = "OK", body = IvrLookupView),
+        (status = 401, description = "No valid token", body = crate::api::ErrorBody), (status = 403, description = "The token's role may not do this", body = crate::api::ErrorBody)),
+    security((), ("bearer" = [])))]
+pub(crate) async fn lookup(
+    State(state): State<IvrState>,
+    RawQuery(query): RawQuery,
+) -> impl IntoResponse {
     let caller = query
         .as_deref()
         .and_then(|q| form_value(q.as_bytes(), "caller"));
@@ -119,7 +157,15 @@ async fn lookup(State(state): State<IvrState>, RawQuery(query): RawQuery) -> imp
     ([(header::CONTENT_TYPE, "application/json")], json)
 }
 
-async fn twilio_voice(
+/// Twilio's voice webhook: TwiML that says the announcement (if any) and redirects to the main
+/// menu. Checked by `X-Twilio-Signature` when OUTAGECAST_SMS_AUTH_TOKEN and
+/// OUTAGECAST_PUBLIC_URL are set.
+#[utoipa::path(post, operation_id = "http_twilio_voice", path = "/v1/ivr/twilio/voice", tag = "ivr",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "Twilio's form: From, To, CallSid, ..."),
+    responses((status = 200, description = "TwiML", content_type = "text/xml", body = String),
+        (status = 403, description = "Bad X-Twilio-Signature")))]
+pub(crate) async fn twilio_voice(
     State(state): State<IvrState>,
     uri: Uri,
     headers: HeaderMap,

@@ -11,11 +11,11 @@
 //!   the store's change log, whichever process made the change.
 //! - [`run`]: all of the above together, as `outagecast serve` runs them.
 
-pub mod api;
 mod agi;
+pub mod api;
 mod follow;
-pub mod metrics;
 mod http;
+pub mod metrics;
 mod run;
 
 use std::sync::Arc;
@@ -23,15 +23,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
 use outagecast_core::contact::Region;
-use outagecast_ivr::twiml::MenuUrl;
 use outagecast_dispatch::webhooks::TwilioSigner;
+use outagecast_ivr::twiml::MenuUrl;
 use outagecast_ivr::{Announcements, CallerIndex};
 
 pub use agi::{AgiSettings, serve_agi};
+pub use api::{ApiSettings, ApiState, Auth};
 pub use follow::IvrFollower;
 pub use http::{health_routes, ivr_routes};
 pub use run::{Listeners, ServeSettings, run};
-pub use api::{ApiSettings, ApiState, Auth};
 
 /// Everything that can stop a server.
 #[derive(Debug, thiserror::Error)]

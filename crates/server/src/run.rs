@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::serve::ListenerExt;
-use outagecast_dispatch::webhooks::TwilioSigner;
 use outagecast_core::contact::Region;
+use outagecast_dispatch::webhooks::TwilioSigner;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_ivr::{CallerIndex, IndexSettings};
 use outagecast_store::SqliteStore;

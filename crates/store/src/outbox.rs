@@ -6,9 +6,11 @@
 //! can record an outcome, so a worker that lost its lease cannot overwrite another's result.
 //! On PostgreSQL the same shape is `SELECT … FOR UPDATE SKIP LOCKED`.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use outagecast_core::area::LonLat;
 use outagecast_core::contact::{Channel, Language};
 use outagecast_core::incident::{EventKind, Severity};
 use outagecast_core::notice::NoticeStatus;
@@ -17,7 +19,7 @@ use serde::Serialize;
 use crate::{Result, SqliteStore, StoreError, parse_opt_ts, stored, ts};
 
 /// A notice handed to one worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedNotice {
     /// Notice id.
     pub id: i64,
@@ -45,6 +47,9 @@ pub struct ClaimedNotice {
     pub in_doubt: bool,
     /// When it was planned.
     pub created_at: DateTime<Utc>,
+    /// The service point of the (first) account behind it, for its local time; `None` when
+    /// no account is linked (an email fallback, a deleted customer).
+    pub location: Option<LonLat>,
 }
 
 /// The outcome of one claimed notice.
@@ -132,11 +137,81 @@ type ClaimRow = (
     i64,
     i64,
     String,
+    Option<f64>,
+    Option<f64>,
 );
+
+/// The claim: one statement that leases the due notices and hands them back.
+///
+/// `in_doubt` counts unrecorded claims, capped at 2: a claim adds one, so a returned 2 means
+/// the notice was already in doubt before this claim (RETURNING sees only new values).
+/// Event kind and severity come from their tables by primary key; the location is the first
+/// account's service point (a phone shared by several accounts is one notice).
+const CLAIM_SQL: &str = "UPDATE notices
+    SET lease_owner = ?1, lease_expires_at = ?2, attempts = attempts + 1,
+        in_doubt = MIN(in_doubt + 1, 2), updated_at = ?3
+  WHERE id IN (
+        SELECT id FROM notices
+         WHERE status = 'pending'
+           AND (not_before IS NULL OR not_before <= ?3)
+           AND (lease_expires_at IS NULL OR lease_expires_at < ?3)
+           AND channel IN (?4, ?5)
+         ORDER BY priority DESC, id
+         LIMIT ?6)
+  RETURNING id, incident_id,
+        (SELECT e.kind FROM incident_events e WHERE e.id = notices.event_id),
+        (SELECT i.severity FROM incidents i WHERE i.id = notices.incident_id),
+        channel, address, language, priority, subject, body, attempts, in_doubt, created_at,
+        (SELECT c.lon FROM notice_customers nc JOIN customers c ON c.id = nc.customer_id
+          WHERE nc.notice_id = notices.id ORDER BY nc.customer_id LIMIT 1),
+        (SELECT c.lat FROM notice_customers nc JOIN customers c ON c.id = nc.customer_id
+          WHERE nc.notice_id = notices.id ORDER BY nc.customer_id LIMIT 1)";
+
+/// Outcomes are written this many at a time, padded to a fixed size so the few statement
+/// shapes stay prepared (padding rows have a NULL id and match nothing).
+const COMPLETE_CHUNKS: [usize; 3] = [8, 64, 256];
+
+/// `complete`'s statement for `rows` outcomes. Each row of `o` is (id, kind, provider id,
+/// segments, not_before, reason, in_doubt) with kind 1 sent, 2 retry, 3 failed, 4 held; ?1 is
+/// now and ?2 the owner.
+fn complete_sql(rows: usize) -> String {
+    let mut values = String::with_capacity(rows * 40);
+    for r in 0..rows {
+        let b = 3 + r * 7;
+        if r > 0 {
+            values.push_str(", ");
+        }
+        values.push_str(&format!(
+            "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+            b,
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6
+        ));
+    }
+    format!(
+        "WITH o(id, k, pid, seg, nb, err, doubt) AS (VALUES {values})
+         UPDATE notices SET
+           status = CASE o.k WHEN 1 THEN 'sent' WHEN 3 THEN 'failed' ELSE notices.status END,
+           provider_id = CASE o.k WHEN 1 THEN o.pid ELSE notices.provider_id END,
+           segments = CASE o.k WHEN 1 THEN o.seg ELSE notices.segments END,
+           sent_at = CASE o.k WHEN 1 THEN ?1 ELSE notices.sent_at END,
+           not_before = CASE WHEN o.k IN (2, 4) THEN o.nb ELSE notices.not_before END,
+           last_error = CASE o.k WHEN 1 THEN NULL WHEN 4 THEN notices.last_error ELSE o.err END,
+           in_doubt = CASE o.k WHEN 2 THEN o.doubt ELSE 0 END,
+           attempts = CASE o.k WHEN 4 THEN notices.attempts - 1 ELSE notices.attempts END,
+           lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
+         FROM o
+         WHERE notices.id = o.id AND notices.lease_owner = ?2 AND notices.status = 'pending'"
+    )
+}
 
 impl SqliteStore {
     /// Leases up to `limit` due notices on `channels` to `owner` for `lease`, priority first
-    /// then oldest.
+    /// then oldest, and marks them in doubt: one statement.
     pub async fn claim(
         &self,
         owner: &str,
@@ -145,48 +220,27 @@ impl SqliteStore {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedNotice>> {
-        let channels = channel_list(channels)?;
+        let (first, second) = match channels {
+            [] => return Ok(vec![]),
+            [only] => (only.as_str(), only.as_str()),
+            [a, b, ..] => (a.as_str(), b.as_str()),
+        };
         let now_s = ts(now);
         let until =
             ts(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5)));
         let mut tx = self.write_tx().await?;
-        let rows: Vec<ClaimRow> = sqlx::query_as(
-            "SELECT n.id, n.incident_id, e.kind, i.severity, n.channel, n.address, n.language, n.priority,
-                    n.subject, n.body, n.attempts, n.in_doubt, n.created_at
-             FROM notices n
-             JOIN incident_events e ON e.id = n.event_id
-             JOIN incidents i ON i.id = n.incident_id
-             WHERE n.status = 'pending'
-               AND (n.not_before IS NULL OR n.not_before <= ?1)
-               AND (n.lease_expires_at IS NULL OR n.lease_expires_at < ?1)
-               AND n.channel IN (SELECT value FROM json_each(?3))
-             ORDER BY n.priority DESC, n.id
-             LIMIT ?2",
-        )
-        .bind(&now_s)
-        .bind(i64::from(limit))
-        .bind(&channels)
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(vec![]);
-        }
-        let ids = serde_json::to_string(&rows.iter().map(|r| r.0).collect::<Vec<_>>())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "UPDATE notices SET lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1,
-                    in_doubt = 1, updated_at = ?
-             WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(owner)
-        .bind(&until)
-        .bind(&now_s)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+        let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
+            .bind(owner)
+            .bind(&until)
+            .bind(&now_s)
+            .bind(first)
+            .bind(second)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
-        rows.into_iter()
+        let mut claimed = rows
+            .into_iter()
             .map(
                 |(
                     id,
@@ -202,6 +256,8 @@ impl SqliteStore {
                     attempts,
                     in_doubt,
                     created_at,
+                    lon,
+                    lat,
                 )| {
                     Ok(ClaimedNotice {
                         id,
@@ -214,72 +270,57 @@ impl SqliteStore {
                         priority: priority != 0,
                         subject,
                         body,
-                        attempts: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
-                        in_doubt: in_doubt != 0,
+                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        in_doubt: in_doubt >= 2,
                         created_at: crate::parse_ts(&created_at)?,
+                        location: lon
+                            .zip(lat)
+                            .and_then(|(lon, lat)| LonLat::parse(lon, lat).ok()),
                     })
                 },
             )
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // RETURNING gives no order; hand them out priority first, then oldest.
+        claimed.sort_unstable_by_key(|n| (!n.priority, n.id));
+        Ok(claimed)
     }
 
     /// Records the outcomes of `owner`'s claimed notices in one transaction. Outcomes for
     /// notices whose lease `owner` no longer holds are ignored (another worker has them);
     /// returns how many were recorded.
+    ///
+    /// The outcomes are written a chunk at a time (a few statements for a whole batch); a
+    /// failed SMS is recorded on its own, since only a failure this call records falls back
+    /// to email.
     pub async fn complete(
         &self,
         owner: &str,
         outcomes: &[(i64, Outcome)],
         now: DateTime<Utc>,
     ) -> Result<u64> {
+        if outcomes.is_empty() {
+            return Ok(0);
+        }
         let now_s = ts(now);
         let mut tx = self.write_tx().await?;
         let mut recorded = 0;
-        for (id, outcome) in outcomes {
-            let q = match outcome {
-                Outcome::Sent { provider_id, segments } => sqlx::query(
-                    "UPDATE notices SET status = 'sent', provider_id = ?, segments = ?, sent_at = ?,
-                            in_doubt = 0, lease_owner = NULL, lease_expires_at = NULL, last_error = NULL,
-                            updated_at = ?
-                     WHERE id = ? AND lease_owner = ? AND status = 'pending'",
-                )
-                .bind(provider_id)
-                .bind(i64::from(*segments))
-                .bind(&now_s)
-                .bind(&now_s),
-                Outcome::Retry { not_before, reason, in_doubt } => sqlx::query(
-                    "UPDATE notices SET not_before = ?, last_error = ?, in_doubt = ?,
-                            lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-                     WHERE id = ? AND lease_owner = ? AND status = 'pending'",
-                )
-                .bind(ts(*not_before))
-                .bind(reason)
-                .bind(i64::from(*in_doubt))
-                .bind(&now_s),
-                Outcome::Failed { reason } => sqlx::query(
-                    "UPDATE notices SET status = 'failed', last_error = ?, in_doubt = 0,
-                            lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-                     WHERE id = ? AND lease_owner = ? AND status = 'pending'",
-                )
-                .bind(reason)
-                .bind(&now_s),
-                Outcome::Held { not_before } => sqlx::query(
-                    "UPDATE notices SET not_before = ?, attempts = attempts - 1, in_doubt = 0,
-                            lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-                     WHERE id = ? AND lease_owner = ? AND status = 'pending'",
-                )
-                .bind(ts(*not_before))
-                .bind(&now_s),
-            };
-            let n = q
-                .bind(id)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let (failed, rest): (Vec<&(i64, Outcome)>, Vec<&(i64, Outcome)>) = outcomes
+            .iter()
+            .partition(|(_, o)| matches!(o, Outcome::Failed { .. }));
+        let largest = COMPLETE_CHUNKS[COMPLETE_CHUNKS.len() - 1];
+        for chunk in rest.chunks(largest) {
+            let size = COMPLETE_CHUNKS
+                .iter()
+                .copied()
+                .find(|&s| s >= chunk.len())
+                .unwrap_or(largest);
+            recorded += write_outcomes(&mut tx, owner, &now_s, chunk, size).await?;
+        }
+        for outcome in failed {
+            let n = write_outcomes(&mut tx, owner, &now_s, &[outcome], COMPLETE_CHUNKS[0]).await?;
             recorded += n;
-            if n == 1 && matches!(outcome, Outcome::Failed { .. }) {
-                fall_back_to_email(&mut tx, *id, &now_s).await?;
+            if n == 1 {
+                fall_back_to_email(&mut tx, outcome.0, &now_s).await?;
             }
         }
         tx.commit().await?;
@@ -398,6 +439,84 @@ impl SqliteStore {
             )
             .collect()
     }
+}
+
+/// Writes `rows` (at most `size`) outcomes with `complete_sql(size)`, padding with rows that
+/// match nothing; returns how many notices changed.
+async fn write_outcomes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    owner: &str,
+    now: &str,
+    rows: &[&(i64, Outcome)],
+    size: usize,
+) -> Result<u64> {
+    static STATEMENTS: LazyLock<Vec<(usize, Arc<str>)>> = LazyLock::new(|| {
+        COMPLETE_CHUNKS
+            .iter()
+            .map(|&n| (n, Arc::from(complete_sql(n))))
+            .collect()
+    });
+    let sql = STATEMENTS
+        .iter()
+        .find(|(n, _)| *n == size)
+        .map(|(_, sql)| Arc::clone(sql))
+        .unwrap_or_else(|| Arc::from(complete_sql(size)));
+    // The text is built here from numbered placeholders only; every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(owner);
+    for (id, outcome) in rows {
+        q = match outcome {
+            Outcome::Sent {
+                provider_id,
+                segments,
+            } => q
+                .bind(*id)
+                .bind(1_i64)
+                .bind(provider_id.as_str())
+                .bind(i64::from(*segments))
+                .bind(None::<String>)
+                .bind(None::<&str>)
+                .bind(0_i64),
+            Outcome::Retry {
+                not_before,
+                reason,
+                in_doubt,
+            } => q
+                .bind(*id)
+                .bind(2_i64)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(Some(ts(*not_before)))
+                .bind(reason.as_str())
+                .bind(i64::from(*in_doubt)),
+            Outcome::Failed { reason } => q
+                .bind(*id)
+                .bind(3_i64)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<String>)
+                .bind(reason.as_str())
+                .bind(0_i64),
+            Outcome::Held { not_before } => q
+                .bind(*id)
+                .bind(4_i64)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(Some(ts(*not_before)))
+                .bind(None::<&str>)
+                .bind(0_i64),
+        };
+    }
+    for _ in rows.len()..size {
+        q = q
+            .bind(None::<i64>)
+            .bind(0_i64)
+            .bind(None::<&str>)
+            .bind(None::<i64>)
+            .bind(None::<String>)
+            .bind(None::<&str>)
+            .bind(0_i64);
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected())
 }
 
 fn channel_list(channels: &[Channel]) -> Result<String> {

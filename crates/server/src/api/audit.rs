@@ -55,8 +55,8 @@ pub struct AuditPage {
 }
 
 /// The audit log, newest first.
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditListQuery),
-    responses((status = 200, body = AuditPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+#[utoipa::path(get, operation_id = "audit_list", path = "/v1/audit", tag = "audit", params(AuditListQuery),
+    responses((status = 200, description = "OK", body = AuditPage), (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn list(
     State(state): State<ApiState>,

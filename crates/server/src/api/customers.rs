@@ -6,9 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use outagecast_core::auth::Action;
 use outagecast_core::customer::{AccountId, Customer};
-use outagecast_ingest::customers::{
-    CustomerFormat, Rejected, read_customers, read_customers_geojson,
-};
+use outagecast_ingest::customers::{CustomerFormat, Rejected};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -78,10 +76,10 @@ pub struct UploadQuery {
 /// `account_id,lon,lat,address,phone,email,language,priority`) or GeoJSON
 /// (`application/geo+json`: a FeatureCollection of Points with those properties). Existing
 /// accounts are replaced; opt-outs survive.
-#[utoipa::path(post, path = "/v1/customers", tag = "customers", params(UploadQuery),
+#[utoipa::path(post, operation_id = "customers_upload", path = "/v1/customers", tag = "customers", params(UploadQuery),
     request_body(content((String = "text/csv"), (Object = "application/geo+json"))),
-    responses((status = 200, body = UploadView), (status = 400, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = UploadView), (status = 400, description = "A field is invalid", body = ErrorBody),
+        (status = 415, description = "Unsupported content type", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn upload(
     State(state): State<ApiState>,
@@ -105,15 +103,7 @@ pub(super) async fn upload(
         )
         .at("Content-Type"));
     };
-    let rules = state.engine.settings().record_rules();
-    let parsed = match format {
-        CustomerFormat::Csv => read_customers(&body[..], rules)?,
-        CustomerFormat::GeoJson => {
-            let text = std::str::from_utf8(&body)
-                .map_err(|_| ApiError::invalid("body", "body: GeoJSON must be UTF-8"))?;
-            read_customers_geojson(text, rules)?
-        }
-    };
+    let parsed = format.read(&body, state.engine.settings().record_rules())?;
     if q.strict && !parsed.rejected.is_empty() {
         let first = &parsed.rejected[0];
         return Err(ApiError::invalid(
@@ -159,8 +149,8 @@ pub struct CustomerPage {
 }
 
 /// List customers by account id.
-#[utoipa::path(get, path = "/v1/customers", tag = "customers", params(CustomerListQuery),
-    responses((status = 200, body = CustomerPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+#[utoipa::path(get, operation_id = "customers_list", path = "/v1/customers", tag = "customers", params(CustomerListQuery),
+    responses((status = 200, description = "OK", body = CustomerPage), (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn list(
     State(state): State<ApiState>,
@@ -186,10 +176,10 @@ fn account(raw: &str) -> Result<AccountId, ApiError> {
 }
 
 /// One customer.
-#[utoipa::path(get, path = "/v1/customers/{account_id}", tag = "customers",
+#[utoipa::path(get, operation_id = "customers_get", path = "/v1/customers/{account_id}", tag = "customers",
     params(("account_id" = String, Path, description = "The utility's account id")),
-    responses((status = 200, body = CustomerView), (status = 404, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = CustomerView), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn get(
     State(state): State<ApiState>,
@@ -208,10 +198,10 @@ pub(super) async fn get(
 
 /// Delete a customer: their unsent notices are withdrawn and their numbers disarmed.
 /// Opt-outs stay (they belong to the phone number or address).
-#[utoipa::path(delete, path = "/v1/customers/{account_id}", tag = "customers",
+#[utoipa::path(delete, operation_id = "customers_delete", path = "/v1/customers/{account_id}", tag = "customers",
     params(("account_id" = String, Path, description = "The utility's account id")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn delete(
     State(state): State<ApiState>,

@@ -325,13 +325,13 @@ fn preview_view(
 
 /// Declare an incident: customers in the area are selected, notices planned and their
 /// numbers armed in the IVR, in one transaction.
-#[utoipa::path(post, path = "/v1/incidents", tag = "incidents",
+#[utoipa::path(post, operation_id = "incidents_declare", path = "/v1/incidents", tag = "incidents",
     request_body = DeclareRequest,
     responses(
         (status = 201, description = "Declared", body = DeclaredView),
         (status = 400, description = "A field is invalid", body = ErrorBody),
         (status = 422, description = "Refused by a safety rail (empty, swapped coordinates, needs confirm)", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(super) async fn declare(
@@ -368,11 +368,11 @@ pub(super) async fn declare(
 
 /// What declaring would do: the affected count, a sample of addresses, the notices and SMS
 /// segments planned, and why it would be refused. Nothing is written.
-#[utoipa::path(post, path = "/v1/incidents/preview", tag = "incidents",
+#[utoipa::path(post, operation_id = "incidents_preview", path = "/v1/incidents/preview", tag = "incidents",
     request_body = DeclareRequest,
     responses(
         (status = 200, description = "The dry run", body = PreviewView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(super) async fn preview(
@@ -427,9 +427,9 @@ pub struct IncidentPage {
 }
 
 /// List incidents, newest first.
-#[utoipa::path(get, path = "/v1/incidents", tag = "incidents", params(ListQuery),
-    responses((status = 200, body = IncidentPage), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+#[utoipa::path(get, operation_id = "incidents_list", path = "/v1/incidents", tag = "incidents", params(ListQuery),
+    responses((status = 200, description = "OK", body = IncidentPage), (status = 400, description = "A field is invalid", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn list(
     State(state): State<ApiState>,
@@ -468,10 +468,10 @@ fn incident_id(raw: &str) -> Result<IncidentId, ApiError> {
 }
 
 /// One incident with its counts.
-#[utoipa::path(get, path = "/v1/incidents/{id}", tag = "incidents",
+#[utoipa::path(get, operation_id = "incidents_get", path = "/v1/incidents/{id}", tag = "incidents",
     params(("id" = String, Path, description = "The incident: 42 or INC-42")),
-    responses((status = 200, body = IncidentView), (status = 404, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = IncidentView), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn get(
     State(state): State<ApiState>,
@@ -487,12 +487,12 @@ pub(super) async fn get(
 
 /// Update the ETR, cause, severity or area. Those already told hear the new details; a grown
 /// area tells only the customers it adds.
-#[utoipa::path(patch, path = "/v1/incidents/{id}", tag = "incidents",
+#[utoipa::path(patch, operation_id = "incidents_update", path = "/v1/incidents/{id}", tag = "incidents",
     params(("id" = String, Path, description = "The incident: 42 or INC-42")),
     request_body = UpdateRequest,
-    responses((status = 200, body = TransitionView), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, description = "Closed already", body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = TransitionView), (status = 400, description = "A field is invalid", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Closed already", body = ErrorBody),
+        (status = 422, description = "Refused by a safety rail", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn update(
     State(state): State<ApiState>,
@@ -569,10 +569,10 @@ async fn transition(
 }
 
 /// Restore: those told hear it is fixed; unsent notices are withdrawn; the IVR disarms.
-#[utoipa::path(post, path = "/v1/incidents/{id}/restore", tag = "incidents",
+#[utoipa::path(post, operation_id = "incidents_restore", path = "/v1/incidents/{id}/restore", tag = "incidents",
     params(("id" = String, Path, description = "The incident: 42 or INC-42")),
-    responses((status = 200, body = TransitionView), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = TransitionView), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Not allowed in the current state", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn restore(
     State(state): State<ApiState>,
@@ -592,10 +592,10 @@ pub(super) async fn restore(
 }
 
 /// Cancel (declared by mistake): those told hear so; unsent notices are withdrawn.
-#[utoipa::path(post, path = "/v1/incidents/{id}/cancel", tag = "incidents",
+#[utoipa::path(post, operation_id = "incidents_cancel", path = "/v1/incidents/{id}/cancel", tag = "incidents",
     params(("id" = String, Path, description = "The incident: 42 or INC-42")),
-    responses((status = 200, body = TransitionView), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = TransitionView), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Not allowed in the current state", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn cancel(
     State(state): State<ApiState>,
@@ -642,11 +642,11 @@ pub struct ReportView {
 }
 
 /// The report: counts by channel and status, and the per-recipient outcome (JSON or CSV).
-#[utoipa::path(get, path = "/v1/incidents/{id}/report", tag = "incidents",
+#[utoipa::path(get, operation_id = "incidents_report", path = "/v1/incidents/{id}/report", tag = "incidents",
     params(("id" = String, Path, description = "The incident: 42 or INC-42"), ReportQuery),
-    responses((status = 200, body = ReportView, content_type = "application/json"),
+    responses((status = 200, description = "OK", body = ReportView, content_type = "application/json"),
         (status = 200, description = "One row per recipient", content_type = "text/csv"),
-        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+        (status = 404, description = "Not found", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn report(
     State(state): State<ApiState>,

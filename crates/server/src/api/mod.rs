@@ -5,10 +5,10 @@
 //! [`outagecast_core::auth::Role::allows`] for the table. Mutations are written to the audit
 //! log as `token:<name>`. Errors are [`error::ErrorBody`] JSON.
 
-pub mod auth;
-pub mod error;
 mod audit;
+pub mod auth;
 mod customers;
+pub mod error;
 mod incidents;
 mod progress;
 mod zones;
@@ -81,12 +81,14 @@ impl ApiState {
                        and every affected customer is told by SMS or email and recognised by the IVR.",
         license(name = "Apache-2.0")
     ),
+    paths(crate::http::lookup, crate::http::twilio_voice),
     modifiers(&BearerAuth),
     tags(
         (name = "incidents", description = "Declare, follow and close incidents"),
         (name = "customers", description = "The customer register"),
         (name = "zones", description = "Named areas (district metered areas, feeders)"),
         (name = "audit", description = "Who did what, when"),
+        (name = "ivr", description = "What the phone system tells a caller"),
     )
 )]
 struct ApiDoc;
@@ -153,7 +155,11 @@ pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." { "body".to_string() } else { path };
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
         ApiError::invalid(field.clone(), format!("{field}: {inner}"))
     })
 }

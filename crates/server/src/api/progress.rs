@@ -17,10 +17,10 @@ use super::{ApiState, Caller, allowed};
 /// Live counts: an `progress` event carrying the incident (as `GET /v1/incidents/{id}`)
 /// each time its counts or status change; the stream ends after the incident is closed and
 /// nothing is left pending.
-#[utoipa::path(get, path = "/v1/incidents/{id}/progress", tag = "incidents",
+#[utoipa::path(get, operation_id = "progress_progress", path = "/v1/incidents/{id}/progress", tag = "incidents",
     params(("id" = String, Path, description = "The incident: 42 or INC-42")),
     responses((status = 200, description = "text/event-stream of `progress` events whose data is an incident", content_type = "text/event-stream", body = IncidentView),
-        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+        (status = 404, description = "Not found", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn progress(
     State(state): State<ApiState>,

@@ -33,10 +33,10 @@ pub struct ZoneUploadView {
 }
 
 /// Import zones: a GeoJSON FeatureCollection with one Polygon or MultiPolygon per zone.
-#[utoipa::path(post, path = "/v1/zones", tag = "zones", params(ZoneUploadQuery),
+#[utoipa::path(post, operation_id = "zones_upload", path = "/v1/zones", tag = "zones", params(ZoneUploadQuery),
     request_body(content((Object = "application/geo+json"))),
-    responses((status = 200, body = ZoneUploadView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = ZoneUploadView), (status = 400, description = "A field is invalid", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn upload(
     State(state): State<ApiState>,
@@ -47,11 +47,7 @@ pub(super) async fn upload(
     let actor = allowed(&caller, Action::ImportCustomers)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::invalid("body", "body: GeoJSON must be UTF-8"))?;
-    let zones = zones_from_geojson(
-        text,
-        "body",
-        q.name_property.as_deref().unwrap_or("name"),
-    )?;
+    let zones = zones_from_geojson(text, "body", q.name_property.as_deref().unwrap_or("name"))?;
     let summary = state
         .engine
         .import_zones(&actor, &zones, "api upload")
@@ -90,8 +86,8 @@ pub struct ZoneList {
 }
 
 /// List zones with the customers each holds.
-#[utoipa::path(get, path = "/v1/zones", tag = "zones",
-    responses((status = 200, body = ZoneList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+#[utoipa::path(get, operation_id = "zones_list", path = "/v1/zones", tag = "zones",
+    responses((status = 200, description = "OK", body = ZoneList), (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn list(
     State(state): State<ApiState>,

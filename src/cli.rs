@@ -255,6 +255,14 @@ pub enum IvrCommand {
     Lookup {
         /// The caller number, in any common form (+358…, 00358…, national with --default-region).
         number: String,
+        /// How long after a restore callers still hear that it has been fixed (as `serve`).
+        #[arg(
+            long,
+            env = "OUTAGECAST_IVR_RESTORED_GRACE",
+            default_value = "off",
+            value_name = "DURATION"
+        )]
+        ivr_restored_grace: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,

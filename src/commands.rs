@@ -456,8 +456,19 @@ pub fn ivr_text(raw: &str, a: &IvrAnswer) -> String {
     }
 }
 
-pub async fn ivr_lookup(engine: &Engine, number: &str, json: bool) -> Result<()> {
-    let a = engine.ivr_lookup(number, Utc::now()).await?;
+pub async fn ivr_lookup(engine: &Engine, number: &str, grace: &str, json: bool) -> Result<()> {
+    let settings = outagecast_ivr::IndexSettings {
+        restored_grace: outagecast_ivr::IndexSettings::parse_grace(grace)
+            .context("--ivr-restored-grace")?,
+    };
+    let a = outagecast_server::lookup_once(
+        engine.store(),
+        number,
+        engine.settings().default_region,
+        settings,
+        Utc::now(),
+    )
+    .await?;
     if json {
         return emit_json(&serde_json::to_value(&a)?);
     }

@@ -132,7 +132,14 @@ pub async fn run() -> Result<()> {
     let unaffected_phone = unaffected_number(&parsed.customers, &selection);
     println!("\n3. a caller dials in; the IVR asks outagecast:");
     for number in affected_phone.iter().chain(unaffected_phone.iter()) {
-        let answer = engine.ivr_lookup(number, Utc::now()).await?;
+        let answer = outagecast_server::lookup_once(
+            engine.store(),
+            number,
+            settings.default_region,
+            outagecast_ivr::IndexSettings::default(),
+            Utc::now(),
+        )
+        .await?;
         println!("   {}", ivr_text(number, &answer).replace('\n', "\n   "));
     }
 
@@ -162,7 +169,14 @@ pub async fn run() -> Result<()> {
         gateway.gateway.duplicates()
     );
     if let Some(number) = &affected_phone {
-        let answer = engine.ivr_lookup(number, Utc::now()).await?;
+        let answer = outagecast_server::lookup_once(
+            engine.store(),
+            number,
+            settings.default_region,
+            outagecast_ivr::IndexSettings::default(),
+            Utc::now(),
+        )
+        .await?;
         println!("   {}", ivr_text(number, &answer));
     }
     engine.close().await;

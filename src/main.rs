@@ -26,6 +26,7 @@ use crate::config::Invocation;
 use outagecast_engine::{Engine, Settings};
 
 fn main() -> ExitCode {
+    exit_quietly_on_broken_pipe();
     // Flags, then the environment, then the config file, then the built-in defaults.
     let invocation = match Invocation::parse() {
         Ok(i) => i,
@@ -60,6 +61,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `outagecast token list | head -1`: a closed stdout ends the process quietly with the
+/// status a shell gives SIGPIPE, as it would a C program. (Rust ignores SIGPIPE, so `println!`
+/// panics instead, and with the log on the same pipe the panic could not even be reported.)
+fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// The settings every command shares; `config check` builds them with the same functions.
@@ -163,9 +178,11 @@ async fn dispatch(engine: &Engine, command: Command) -> Result<()> {
             }
         },
         Command::Zones(cmd) => zones::run(engine, cmd).await,
-        Command::Ivr(IvrCommand::Lookup { number, json }) => {
-            commands::ivr_lookup(engine, &number, json).await
-        }
+        Command::Ivr(IvrCommand::Lookup {
+            number,
+            ivr_restored_grace,
+            json,
+        }) => commands::ivr_lookup(engine, &number, &ivr_restored_grace, json).await,
         Command::Demo => demo::run().await.context("demo"),
         // Run in `run` before the engine (and its index) is loaded: the dispatcher needs neither.
         Command::Notify(_)

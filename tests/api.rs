@@ -303,15 +303,56 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
     })
     .await;
 
-    // The workers inside the server send everything; the report's counts match the gateway.
-    let report_path = format!("/v1/incidents/{id}/report");
-    eventually(Duration::from_secs(60), "every SMS sent", || async {
-        let (_, r) = app
-            .call(Method::GET, &report_path, Some(Role::Viewer), None)
-            .await;
-        count(&r, "sms", "pending") == 0 && count(&r, "sms", "sent") == planned
+    // The workers inside the server send everything; the live progress stream shows the counts
+    // change until every SMS is sent, and the report's counts match the gateway.
+    let mut stream = app
+        .client
+        .get(format!("http://{}/v1/incidents/{id}/progress", app.http))
+        .bearer_auth(&app.tokens[&Role::Viewer])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(
+        stream.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let (mut buffer, mut events) = (String::new(), 0);
+    let all_sent = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                    continue; // a keep-alive comment
+                };
+                assert!(event.contains("event: progress"), "{event}");
+                events += 1;
+                let view: Value = serde_json::from_str(data).unwrap();
+                let sent: u64 = view["notices"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|n| n["channel"] == "sms" && n["status"] == "sent")
+                    .map(|n| n["count"].as_u64().unwrap())
+                    .sum();
+                if sent == planned {
+                    return true;
+                }
+            }
+        }
+        false
     })
-    .await;
+    .await
+    .expect("the stream reports every SMS sent within 60 s");
+    assert!(all_sent && events >= 1);
+    drop(stream);
+    let report_path = format!("/v1/incidents/{id}/report");
+    let (_, r) = app
+        .call(Method::GET, &report_path, Some(Role::Viewer), None)
+        .await;
+    assert_eq!(count(&r, "sms", "sent"), planned, "{r}");
+    assert_eq!(count(&r, "sms", "pending"), 0, "{r}");
     assert_eq!(app.gateway.accepted() as u64, planned);
     assert_eq!(app.gateway.duplicates(), 0);
 

@@ -361,3 +361,57 @@ fn a_customer_import_while_serving_arms_a_newcomer_in_a_live_area() {
     assert_eq!(serve.lookup("+358401110002")["armed"], false);
     serve.stop();
 }
+
+/// `ivr lookup` answers as the front ends do, the "restored" grace period included.
+#[test]
+fn the_command_line_lookup_honours_the_restored_grace() {
+    let (_dir, db) = db();
+    cli(&db, &["import", "customers", SAMPLE]);
+    let declared: Value = serde_json::from_str(&cli(
+        &db,
+        &[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst water main",
+            "--circle",
+            "24.9506,60.1691,150",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let account = declared["affected_account_ids"][0].as_str().unwrap();
+    let phone = sample_phones()
+        .into_iter()
+        .find(|(a, _)| a == account)
+        .and_then(|(_, phones)| phones.into_iter().next())
+        .unwrap();
+    let lookup = |grace: &str| -> Value {
+        serde_json::from_str(&cli(
+            &db,
+            &[
+                "ivr",
+                "lookup",
+                &phone,
+                "--ivr-restored-grace",
+                grace,
+                "--json",
+            ],
+        ))
+        .unwrap()
+    };
+    let live = lookup("off");
+    assert_eq!(live["incidents"][0]["status"], "declared", "{live}");
+    let id = declared["id"].as_i64().unwrap().to_string();
+    cli(&db, &["incident", "restore", &id]);
+    let without = lookup("off");
+    assert!(
+        without["incidents"].as_array().unwrap().is_empty(),
+        "{without}"
+    );
+    let within = lookup("1h");
+    assert_eq!(within["incidents"][0]["status"], "restored", "{within}");
+    assert!(within["announcement"].as_str().is_some(), "{within}");
+}

@@ -5,6 +5,7 @@
 //! - [`sms`]: Twilio-compatible SMS over HTTP.
 //! - [`retry`]: when to try again (pure).
 //! - [`worker`]: the claim → send → record loop.
+//! - [`zone`]: each customer's time zone from the service location (for quiet hours).
 //!
 //! Exactly once: a claimed notice is marked *in doubt* before it is sent and cleared when its
 //! outcome is recorded. After a crash an in-doubt SMS is first looked up at the provider
@@ -16,6 +17,7 @@ pub mod sms;
 pub mod transport;
 pub mod webhooks;
 pub mod worker;
+pub mod zone;
 
 /// Everything that can go wrong setting up or running the dispatcher.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use outagecast_core::contact::Channel;
 use outagecast_core::sms::segments;
 use serde::Deserialize;
@@ -109,7 +110,9 @@ impl SmsConfig {
 pub struct TwilioSms {
     client: reqwest::Client,
     config: SmsConfig,
-    messages_url: String,
+    messages_url: reqwest::Url,
+    /// `Basic base64(sid:token)`, built once (marked sensitive: never logged).
+    authorization: reqwest::header::HeaderValue,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +120,12 @@ struct MessageResource {
     sid: String,
     #[serde(default)]
     body: String,
+}
+
+/// The answer to a send: only the sid is needed.
+#[derive(Deserialize)]
+struct Created {
+    sid: String,
 }
 
 #[derive(Deserialize)]
@@ -137,22 +146,42 @@ impl TwilioSms {
     /// Builds the adapter and its connection pool.
     pub fn new(config: SmsConfig) -> Result<Self> {
         crate::install_crypto_provider();
+        // Every connection the sends opened stays open for the next (keep-alive; no idle
+        // cap below the concurrency), and a POST is never redirected.
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(usize::MAX)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| DispatchError::Config {
                 field: "OUTAGECAST_SMS_BASE_URL",
                 problem: format!("cannot build an HTTP client: {e}"),
             })?;
-        let messages_url = format!(
+        let messages_url = reqwest::Url::parse(&format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             config.base_url, config.account_sid
-        );
+        ))
+        .map_err(|e| DispatchError::Config {
+            field: "OUTAGECAST_SMS_BASE_URL",
+            problem: format!("{:?} is not a URL: {e}", config.base_url),
+        })?;
+        let mut authorization = reqwest::header::HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", config.account_sid, config.auth_token))
+        ))
+        .map_err(|_| DispatchError::Config {
+            field: "OUTAGECAST_SMS_AUTH_TOKEN",
+            problem: "holds characters that cannot go in an HTTP header".into(),
+        })?;
+        authorization.set_sensitive(true);
         Ok(TwilioSms {
             client,
             config,
             messages_url,
+            authorization,
         })
     }
 
@@ -183,8 +212,8 @@ impl Transport for TwilioSms {
         }
         let response = self
             .client
-            .post(&self.messages_url)
-            .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
+            .post(self.messages_url.clone())
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
             .form(&form)
             .send()
             .await;
@@ -209,9 +238,9 @@ impl Transport for TwilioSms {
         };
         let status = response.status();
         let after = retry_after(response.headers());
-        let text = response.text().await.unwrap_or_default();
+        let text = response.bytes().await.unwrap_or_default();
         if status.is_success() {
-            return match serde_json::from_str::<MessageResource>(&text) {
+            return match serde_json::from_slice::<Created>(&text) {
                 Ok(resource) => SendOutcome::Accepted {
                     provider_id: resource.sid,
                 },
@@ -221,7 +250,7 @@ impl Transport for TwilioSms {
                 },
             };
         }
-        let api: ApiError = serde_json::from_str(&text).unwrap_or_default();
+        let api: ApiError = serde_json::from_slice(&text).unwrap_or_default();
         let reason = format!(
             "HTTP {}{}{}",
             status.as_u16(),
@@ -242,8 +271,8 @@ impl Transport for TwilioSms {
     async fn find_sent(&self, m: &OutgoingMessage) -> Result<Option<String>, String> {
         let response = self
             .client
-            .get(&self.messages_url)
-            .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
+            .get(self.messages_url.clone())
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
             .query(&[("To", m.to.as_str()), ("PageSize", "100")])
             .send()
             .await

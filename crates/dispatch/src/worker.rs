@@ -6,8 +6,10 @@
 //! first (`Transport::find_sent`). On shutdown the worker finishes the batch in flight, records
 //! it and releases its leases.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,7 +27,7 @@ use crate::retry::RetryPolicy;
 use crate::transport::{OutgoingMessage, SendOutcome, Transport};
 use crate::{DispatchError, Result};
 
-/// Hours in which non-urgent notices wait (in the utility's time zone).
+/// Hours in which non-urgent notices wait, in each customer's local time (see [`quiet_hold`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuietHours {
     start: NaiveTime,
@@ -93,7 +95,7 @@ pub struct WorkerConfig {
     pub retry: RetryPolicy,
     /// Quiet hours, if any.
     pub quiet_hours: Option<QuietHours>,
-    /// The utility's time zone (for quiet hours).
+    /// The utility's time zone: quiet hours for notices whose customer's zone is unknown.
     pub timezone: Tz,
     /// How long to wait before looking again when nothing is due.
     pub idle_poll: Duration,
@@ -101,6 +103,8 @@ pub struct WorkerConfig {
     /// request the client gave up on may still be in the provider's hands, and looking too
     /// early finds nothing and sends twice.
     pub in_doubt_settle: Duration,
+    /// The clock (`Utc::now`; tests pin it).
+    pub clock: fn() -> DateTime<Utc>,
 }
 
 impl WorkerConfig {
@@ -116,6 +120,7 @@ impl WorkerConfig {
             timezone: chrono_tz::UTC,
             idle_poll: Duration::from_millis(500),
             in_doubt_settle: Duration::from_secs(60),
+            clock: Utc::now,
         }
     }
 }
@@ -171,9 +176,23 @@ pub struct Dispatcher<S, E> {
     sms: Option<Arc<S>>,
     email: Option<Arc<E>>,
     sms_limiter: Option<Arc<DefaultDirectRateLimiter>>,
-    config: WorkerConfig,
+    /// The most notices claimed and not yet finished: what can be sent well within a lease.
+    outstanding: usize,
+    config: Arc<WorkerConfig>,
     progress: Arc<Progress>,
 }
+
+/// What one round with the database brought back.
+struct Round {
+    /// Newly claimed notices, priority first.
+    claimed: Vec<ClaimedNotice>,
+    /// How many were asked for.
+    asked: usize,
+    /// When the claim was made (the leases run from about then).
+    at: tokio::time::Instant,
+}
+
+type RoundFuture<'a> = Pin<Box<dyn Future<Output = Result<Round>> + Send + 'a>>;
 
 impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
     /// A dispatcher; `sms_rate` is the SMS account's segments per second.
@@ -192,12 +211,21 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
                 Quota::per_second(rate).allow_burst(burst),
             )))
         });
+        let batch = config.batch.max(1) as usize;
+        let concurrency = config.concurrency.max(1);
+        // A claimed notice waits in the queue and then for the rate limiter: claim no more
+        // than the SMS rate sends in half a lease (but always enough to fill the sends).
+        let paced = sms.as_ref().map_or(usize::MAX, |(_, rate)| {
+            (f64::from(*rate) * config.lease.as_secs_f64() / 2.0).min(1e9) as usize
+        });
+        let outstanding = (concurrency + batch).min(paced.max(concurrency));
         Dispatcher {
             store,
             sms: sms.map(|(s, _)| Arc::new(s)),
             email: email.map(Arc::new),
             sms_limiter,
-            config,
+            outstanding,
+            config: Arc::new(config),
             progress: Arc::new(Progress::default()),
         }
     }
@@ -222,67 +250,142 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
     /// Runs until `until`, or until `shutdown` resolves: then stops claiming, finishes the
     /// sends in flight, records them and releases this worker's leases.
     ///
-    /// Sends are pipelined: new notices are claimed whenever fewer than half of `concurrency`
-    /// are in flight, and outcomes are recorded in groups as they finish, so one slow answer
-    /// never stalls the rest and the provider's rate is used in full.
+    /// Pipelined: up to `concurrency` sends are in flight at once, fed from a queue of claimed
+    /// notices. The database is worked in rounds that run alongside the sends, one at a
+    /// time (SQLite has one writer): a round records the outcomes finished so far in one
+    /// transaction and claims the next batch when the queue is down to half a batch, so the
+    /// next batch is leased while the current one is still sending.
     pub async fn run(&self, until: RunUntil, shutdown: impl Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
         let channels = self.channels();
+        if self.config.quiet_hours.is_some() {
+            // Load the time-zone boundaries before the first notice needs them.
+            let _ = tokio::task::spawn_blocking(crate::zone::preload).await;
+        }
+        let batch = self.config.batch.max(1) as usize;
+        let concurrency = self.config.concurrency.max(1);
+        let mut queue: VecDeque<(ClaimedNotice, tokio::time::Instant)> =
+            VecDeque::with_capacity(batch);
         let mut inflight: JoinSet<(i64, Outcome)> = JoinSet::new();
         let mut done: Vec<(i64, Outcome)> = Vec::new();
+        let mut round: Option<RoundFuture<'_>> = None;
         let mut stopping = false;
+        // After a claim comes back short, the outbox is not asked again before this.
+        let mut next_claim = tokio::time::Instant::now();
         let mut flush_at = tokio::time::Instant::now() + FLUSH_EVERY;
-        let result = loop {
-            if !stopping
-                && !channels.is_empty()
-                && inflight.len() < self.config.concurrency.div_ceil(2)
+        let result: Result<()> = loop {
+            // Start sends from the queue.
+            while inflight.len() < concurrency
+                && let Some((notice, send_by)) = queue.pop_front()
             {
-                let room =
-                    (self.config.concurrency - inflight.len()).min(self.config.batch as usize);
-                match self.claim_into(&mut inflight, &channels, room).await {
-                    Ok(_) => {}
-                    Err(e) => break Err(e),
-                }
+                self.spawn_send(&mut inflight, notice, send_by);
             }
-            if inflight.is_empty() {
-                if let Err(e) = self.record(&mut done).await {
-                    break Err(e);
+            let now = tokio::time::Instant::now();
+            // Start a database round when one is wanted and none is running.
+            if round.is_none() {
+                let room = (batch - queue.len().min(batch)).min(
+                    self.outstanding
+                        .saturating_sub(queue.len() + inflight.len()),
+                );
+                let claim = if !stopping
+                    && !channels.is_empty()
+                    && queue.len() * 2 <= batch
+                    && room > 0
+                    && now >= next_claim
+                {
+                    room
+                } else {
+                    0
+                };
+                let idle = inflight.is_empty() && queue.is_empty();
+                let flush = !done.is_empty()
+                    && (done.len() >= FLUSH_BATCH || now >= flush_at || claim > 0 || idle);
+                if flush || claim > 0 {
+                    let outcomes = if flush {
+                        flush_at = now + FLUSH_EVERY;
+                        std::mem::take(&mut done)
+                    } else {
+                        Vec::new()
+                    };
+                    round = Some(Box::pin(self.round(outcomes, &channels, claim)));
+                } else if idle {
+                    // Idle: nothing sending, nothing to record, nothing claimable now.
+                    if stopping {
+                        break Ok(());
+                    }
+                    match self.is_drained(&channels).await {
+                        Ok(true) if until == RunUntil::Empty => break Ok(()),
+                        Ok(_) => {}
+                        Err(e) => break Err(e),
+                    }
+                    let wake = if next_claim > now {
+                        next_claim
+                    } else {
+                        now + self.config.idle_poll
+                    };
+                    tokio::select! {
+                        () = &mut shutdown, if !stopping => stopping = true,
+                        () = tokio::time::sleep_until(wake) => {}
+                    }
+                    continue;
                 }
-                if stopping {
-                    break Ok(());
-                }
-                match self.is_drained(&channels).await {
-                    Ok(true) if until == RunUntil::Empty => break Ok(()),
-                    Ok(_) => {}
-                    Err(e) => break Err(e),
-                }
-                tokio::select! {
-                    () = &mut shutdown, if !stopping => stopping = true,
-                    () = tokio::time::sleep(self.config.idle_poll) => {}
-                }
-                continue;
             }
             tokio::select! {
                 biased;
                 () = &mut shutdown, if !stopping => stopping = true,
-                joined = inflight.join_next() => match joined {
-                    Some(Ok(outcome)) => done.push(outcome),
+                finished = async { round.as_mut().expect("guarded by the if").await }, if round.is_some() => {
+                    round = None;
+                    match finished {
+                        Ok(Round { claimed, asked, at }) => {
+                            if claimed.len() < asked {
+                                next_claim = tokio::time::Instant::now() + self.config.idle_poll;
+                            }
+                            // A notice is sent only while at least half its lease is left.
+                            let send_by = at + self.config.lease / 2;
+                            queue.extend(claimed.into_iter().map(|n| (n, send_by)));
+                        }
+                        Err(e) => break Err(e),
+                    }
+                }
+                joined = inflight.join_next(), if !inflight.is_empty() => match joined {
+                    Some(Ok(outcome)) => {
+                        done.push(outcome);
+                        // Take whatever else has finished without another turn of the loop.
+                        while let Some(more) = inflight.try_join_next() {
+                            match more {
+                                Ok(outcome) => done.push(outcome),
+                                Err(e) => warn!(error = %e, "a send task failed"),
+                            }
+                        }
+                    }
                     // A panicking adapter must not lose the rest: its notice stays leased and
                     // in doubt, and is looked up at the provider when the lease expires.
                     Some(Err(e)) => warn!(error = %e, "a send task failed"),
                     None => {}
                 },
-                () = tokio::time::sleep_until(flush_at) => {}
-            }
-            if done.len() >= FLUSH_BATCH || tokio::time::Instant::now() >= flush_at {
-                if let Err(e) = self.record(&mut done).await {
-                    break Err(e);
-                }
-                flush_at = tokio::time::Instant::now() + FLUSH_EVERY;
+                () = tokio::time::sleep_until(flush_at), if !done.is_empty() => {}
+                () = tokio::time::sleep_until(next_claim), if round.is_none() && !stopping && queue.len() * 2 <= batch => {}
             }
         };
-        // Whatever happened, record what finished and give the rest back.
-        let recorded = self.record(&mut done).await;
+        // Whatever happened: let the round in progress finish (it may hold outcomes), wait
+        // for the sends in flight on a clean stop, record what finished and give the rest back.
+        let mut result = result;
+        if let Some(r) = round.take()
+            && let Err(e) = r.await
+            && result.is_ok()
+        {
+            result = Err(e);
+        }
+        if result.is_ok() {
+            while let Some(joined) = inflight.join_next().await {
+                match joined {
+                    Ok(outcome) => done.push(outcome),
+                    Err(e) => warn!(error = %e, "a send task failed"),
+                }
+            }
+        }
+        inflight.abort_all();
+        let recorded = self.record(std::mem::take(&mut done)).await;
         let released = self.store.release(&self.config.owner).await?;
         if released > 0 {
             info!(released, "released leases on the way out");
@@ -291,8 +394,37 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
         result
     }
 
+    /// One round with the database: records `outcomes`, then claims up to `claim` notices.
+    async fn round(
+        &self,
+        outcomes: Vec<(i64, Outcome)>,
+        channels: &[Channel],
+        claim: usize,
+    ) -> Result<Round> {
+        self.record(outcomes).await?;
+        let at = tokio::time::Instant::now();
+        let claimed = if claim > 0 {
+            self.store
+                .claim(
+                    &self.config.owner,
+                    channels,
+                    u32::try_from(claim).unwrap_or(u32::MAX),
+                    self.config.lease,
+                    (self.config.clock)(),
+                )
+                .await?
+        } else {
+            Vec::new()
+        };
+        Ok(Round {
+            claimed,
+            asked: claim,
+            at,
+        })
+    }
+
     async fn is_drained(&self, channels: &[Channel]) -> Result<bool> {
-        let now = Utc::now();
+        let now = (self.config.clock)();
         let counts = self.store.outbox_counts(channels, now).await?;
         if counts.due > 0 || counts.leased > 0 {
             return Ok(false);
@@ -306,57 +438,51 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
         })
     }
 
-    /// Claims up to `room` notices and starts sending them; returns how many.
-    async fn claim_into(
+    /// Starts sending one claimed notice.
+    fn spawn_send(
         &self,
         inflight: &mut JoinSet<(i64, Outcome)>,
-        channels: &[Channel],
-        room: usize,
-    ) -> Result<usize> {
-        if room == 0 {
-            return Ok(0);
+        notice: ClaimedNotice,
+        send_by: tokio::time::Instant,
+    ) {
+        let config = Arc::clone(&self.config);
+        match notice.channel {
+            Channel::Sms => {
+                let sms = self.sms.clone();
+                let limiter = self.sms_limiter.clone();
+                inflight.spawn(async move {
+                    let id = notice.id;
+                    let outcome = match &sms {
+                        Some(t) => {
+                            deliver(t.as_ref(), limiter.as_deref(), notice, send_by, &config).await
+                        }
+                        None => unreachable_channel(&config),
+                    };
+                    (id, outcome)
+                });
+            }
+            Channel::Email => {
+                let email = self.email.clone();
+                inflight.spawn(async move {
+                    let id = notice.id;
+                    let outcome = match &email {
+                        Some(t) => deliver(t.as_ref(), None, notice, send_by, &config).await,
+                        None => unreachable_channel(&config),
+                    };
+                    (id, outcome)
+                });
+            }
         }
-        let claimed = self
-            .store
-            .claim(
-                &self.config.owner,
-                channels,
-                u32::try_from(room).unwrap_or(u32::MAX),
-                self.config.lease,
-                Utc::now(),
-            )
-            .await?;
-        let n = claimed.len();
-        for notice in claimed {
-            let sms = self.sms.clone();
-            let email = self.email.clone();
-            let limiter = self.sms_limiter.clone();
-            let config = self.config.clone();
-            inflight.spawn(async move {
-                let outcome = match notice.channel {
-                    Channel::Sms => match &sms {
-                        Some(t) => deliver(t.as_ref(), limiter.as_deref(), &notice, &config).await,
-                        None => unreachable_channel(),
-                    },
-                    Channel::Email => match &email {
-                        Some(t) => deliver(t.as_ref(), None, &notice, &config).await,
-                        None => unreachable_channel(),
-                    },
-                };
-                (notice.id, outcome)
-            });
-        }
-        Ok(n)
     }
 
     /// Records finished outcomes in one transaction and counts them.
-    async fn record(&self, done: &mut Vec<(i64, Outcome)>) -> Result<()> {
+    async fn record(&self, done: Vec<(i64, Outcome)>) -> Result<()> {
         if done.is_empty() {
             return Ok(());
         }
         let recorded = self
             .store
-            .complete(&self.config.owner, done, Utc::now())
+            .complete(&self.config.owner, &done, (self.config.clock)())
             .await?;
         if recorded < done.len() as u64 {
             warn!(
@@ -364,7 +490,7 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
                 "leases expired before outcomes were recorded; raise the lease"
             );
         }
-        for (_, o) in done.iter() {
+        for (_, o) in &done {
             let counter = match o {
                 Outcome::Sent { segments, .. } => {
                     self.progress
@@ -375,10 +501,10 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
                 Outcome::Retry { .. } => &self.progress.retried,
                 Outcome::Failed { .. } => &self.progress.failed,
                 Outcome::Held { .. } => &self.progress.held,
+                Outcome::Released => continue,
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        done.clear();
         Ok(())
     }
 
@@ -394,41 +520,62 @@ const FLUSH_BATCH: usize = 100;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// The claim only takes served channels, so this cannot happen; stay total anyway.
-fn unreachable_channel() -> Outcome {
+fn unreachable_channel(config: &WorkerConfig) -> Outcome {
     Outcome::Retry {
-        not_before: Utc::now() + chrono::Duration::minutes(5),
+        not_before: (config.clock)() + chrono::Duration::minutes(5),
         reason: "no transport configured for this channel".into(),
         in_doubt: false,
     }
+}
+
+/// When a notice must wait for the end of quiet hours: never for a priority customer or a
+/// severe or extreme incident; otherwise in the customer's time zone (from the service
+/// location), or the utility's when the notice has no location.
+pub fn quiet_hold(
+    notice: &ClaimedNotice,
+    config: &WorkerConfig,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let quiet = config.quiet_hours?;
+    if notice.priority || notice.severity.bypasses_quiet_hours() {
+        return None;
+    }
+    let zone = notice
+        .location
+        .and_then(crate::zone::zone_at)
+        .unwrap_or(config.timezone);
+    quiet.hold_until(now, zone)
 }
 
 #[tracing::instrument(skip_all, fields(notice = notice.id, incident = notice.incident_id, channel = %notice.channel, attempt = notice.attempts))]
 async fn deliver<T: Transport>(
     transport: &T,
     limiter: Option<&DefaultDirectRateLimiter>,
-    notice: &ClaimedNotice,
+    notice: ClaimedNotice,
+    send_by: tokio::time::Instant,
     config: &WorkerConfig,
 ) -> Outcome {
-    let now = Utc::now();
-    if let Some(quiet) = config.quiet_hours
-        && !notice.priority
-        && !notice.severity.bypasses_quiet_hours()
-        && let Some(until) = quiet.hold_until(now, config.timezone)
-    {
+    let now = (config.clock)();
+    if let Some(until) = quiet_hold(&notice, config, now) {
         debug!(%until, "held for quiet hours");
         return Outcome::Held { not_before: until };
     }
+    let attempt = Attempt {
+        attempts: notice.attempts,
+        created_at: notice.created_at,
+    };
+    let in_doubt = notice.in_doubt;
     let message = OutgoingMessage {
         notice_id: notice.id,
         incident_id: notice.incident_id,
         channel: notice.channel,
-        to: notice.address.clone(),
-        subject: notice.subject.clone(),
-        body: notice.body.clone(),
         language: notice.language.code().to_string(),
+        to: notice.address,
+        subject: notice.subject,
+        body: notice.body,
     };
     let cost = transport.cost(&message).max(1);
-    if notice.in_doubt {
+    if in_doubt {
         match transport.find_sent(&message).await {
             Ok(Some(provider_id)) => {
                 info!("an earlier attempt reached the provider; not sending again");
@@ -439,7 +586,7 @@ async fn deliver<T: Transport>(
             }
             Ok(None) => {}
             Err(reason) => {
-                return retry_or_fail(notice, config, reason, None, true);
+                return retry_or_fail(attempt, config, reason, None, true);
             }
         }
     }
@@ -453,6 +600,12 @@ async fn deliver<T: Transport>(
             };
         }
     }
+    if tokio::time::Instant::now() > send_by {
+        // Waited so long that the lease may run out before the outcome is recorded, and
+        // another worker could take the notice over meanwhile: give it back unsent.
+        debug!("lease running short; released unsent");
+        return Outcome::Released;
+    }
     match transport.send(&message).await {
         SendOutcome::Accepted { provider_id } => Outcome::Sent {
             provider_id,
@@ -464,7 +617,7 @@ async fn deliver<T: Transport>(
             in_doubt,
         } => {
             warn!(%reason, "will retry");
-            retry_or_fail(notice, config, reason, after, in_doubt)
+            retry_or_fail(attempt, config, reason, after, in_doubt)
         }
         SendOutcome::Permanent { reason } => {
             warn!(%reason, "failed permanently");
@@ -473,8 +626,15 @@ async fn deliver<T: Transport>(
     }
 }
 
+/// What the retry policy needs to know of a notice.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    attempts: u32,
+    created_at: DateTime<Utc>,
+}
+
 fn retry_or_fail(
-    notice: &ClaimedNotice,
+    notice: Attempt,
     config: &WorkerConfig,
     reason: String,
     after: Option<Duration>,
@@ -484,14 +644,14 @@ fn retry_or_fail(
     match config.retry.next_attempt(
         notice.attempts,
         notice.created_at,
-        Utc::now(),
+        (config.clock)(),
         after,
         jitter,
     ) {
         Some(not_before) => Outcome::Retry {
             not_before: if in_doubt {
                 let settle = chrono::Duration::from_std(config.in_doubt_settle).unwrap_or_default();
-                not_before.max(Utc::now() + settle)
+                not_before.max((config.clock)() + settle)
             } else {
                 not_before
             },

@@ -17,7 +17,6 @@ use outagecast_core::area::Area;
 use outagecast_core::contact::{Channel, Language, Region};
 use outagecast_core::customer::{AccountId, Customer, CustomerId, RecordRules};
 use outagecast_core::incident::{EventKind, IncidentChanges, IncidentDraft, IncidentId};
-use outagecast_core::ivr::{IvrAnswer, answer, normalise_caller};
 use outagecast_core::message::{Locale, MessageText, Wording};
 use outagecast_core::notice::{RecipientPlan, plan_recipients};
 use outagecast_core::template::Templates;
@@ -443,15 +442,6 @@ impl Engine {
             Some(p) => self.store.transition_with(transition, &wording, p).await?,
             None => self.store.transition(transition, &wording).await?,
         })
-    }
-
-    /// What the IVR says to `raw_number`. Never an error for a bad number: it is just not armed.
-    pub async fn ivr_lookup(&self, raw_number: &str, now: DateTime<Utc>) -> Result<IvrAnswer> {
-        let Some(caller) = normalise_caller(raw_number, self.settings.default_region) else {
-            return Ok(answer(None, vec![]));
-        };
-        let armed = self.store.armed_for(&caller, now).await?;
-        Ok(answer(Some(caller), armed))
     }
 
     /// Closes the store cleanly.

@@ -53,43 +53,89 @@ pub struct Message {
 #[derive(Debug, Default)]
 pub struct Gateway {
     account_sid: String,
-    auth_token: String,
+    /// `Basic base64(sid:token)`, the only Authorization accepted.
+    expected_auth: String,
     faults: Faults,
     started: Option<Instant>,
     requests: AtomicU64,
-    request_log: Mutex<Vec<(Duration, String)>>,
-    messages: Mutex<Vec<Message>>,
-    by_to: Mutex<HashMap<String, Vec<usize>>>,
+    state: Mutex<Recorded>,
+}
+
+/// Everything recorded, behind one lock (one lock per request, not three).
+#[derive(Debug, Default)]
+struct Recorded {
+    /// Every POST: (time since start, its text). Accepted texts share the message's copy.
+    request_log: Vec<(Duration, Arc<str>)>,
+    messages: Vec<Stored>,
+    by_to: HashMap<Arc<str>, Vec<u32>>,
+}
+
+/// A message as kept: the recipient and text are shared with the index and the log.
+#[derive(Debug)]
+struct Stored {
+    to: Arc<str>,
+    body: Arc<str>,
+    at: Duration,
+}
+
+impl Stored {
+    fn message(&self, index: usize) -> Message {
+        Message {
+            sid: sid(index),
+            to: self.to.to_string(),
+            body: self.body.to_string(),
+            at: self.at,
+        }
+    }
+}
+
+/// The sid of the `index`th accepted message (0-based).
+fn sid(index: usize) -> String {
+    format!("SM{:032x}", index as u128 + 1)
 }
 
 impl Gateway {
     /// A gateway accepting these credentials, with these faults.
     pub fn new(account_sid: &str, auth_token: &str, faults: Faults) -> Arc<Self> {
+        use base64::Engine;
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(format!("{account_sid}:{auth_token}"));
         Arc::new(Gateway {
             account_sid: account_sid.into(),
-            auth_token: auth_token.into(),
+            expected_auth: format!("Basic {expected}"),
             faults,
             started: Some(Instant::now()),
             ..Gateway::default()
         })
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        // A panic while holding the lock leaves consistent data (every update is one push).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Every message accepted so far.
     pub fn messages(&self) -> Vec<Message> {
-        self.messages.lock().map(|m| m.clone()).unwrap_or_default()
+        self.state()
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| m.message(i))
+            .collect()
     }
 
     /// How many messages were accepted.
     pub fn accepted(&self) -> usize {
-        self.messages.lock().map(|m| m.len()).unwrap_or_default()
+        self.state().messages.len()
     }
 
     /// Every POST as (time since start, body), accepted or not: for measuring the send rate.
     pub fn request_log(&self) -> Vec<(Duration, String)> {
-        self.request_log
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default()
+        self.state()
+            .request_log
+            .iter()
+            .map(|(t, body)| (*t, body.to_string()))
+            .collect()
     }
 
     /// POST requests received, accepted or not.
@@ -99,22 +145,18 @@ impl Gateway {
 
     /// Messages accepted more than once: the same recipient and text.
     pub fn duplicates(&self) -> usize {
-        let mut seen: HashMap<(String, String), usize> = HashMap::new();
-        for m in self.messages() {
-            *seen.entry((m.to, m.body)).or_default() += 1;
+        let state = self.state();
+        let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+        for m in &state.messages {
+            *seen.entry((&m.to, &m.body)).or_default() += 1;
         }
         seen.values().map(|n| n - 1).sum()
     }
 
     fn authorised(&self, headers: &HeaderMap) -> bool {
-        use base64::Engine;
-        let expected = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", self.account_sid, self.auth_token));
         headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .is_some_and(|v| v == expected)
+            .is_some_and(|v| v.as_bytes() == self.expected_auth.as_bytes())
     }
 }
 
@@ -148,20 +190,26 @@ fn every(n: u64, i: u64) -> bool {
     n > 0 && i % n == n - 1
 }
 
+/// The resource a send answers with.
+#[derive(Serialize)]
+struct Created<'a> {
+    sid: &'a str,
+    status: &'static str,
+    to: &'a str,
+    body: &'a str,
+}
+
 async fn send(
     State(gw): State<Arc<Gateway>>,
-    Path(sid): Path<String>,
+    Path(sid_in_path): Path<String>,
     headers: HeaderMap,
     Form(form): Form<SendForm>,
 ) -> Response {
     let i = gw.requests.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut log) = gw.request_log.lock() {
-        log.push((
-            gw.started.map(|s| s.elapsed()).unwrap_or_default(),
-            form.body.clone(),
-        ));
-    }
-    if sid != gw.account_sid || !gw.authorised(&headers) {
+    let at = gw.started.map(|s| s.elapsed()).unwrap_or_default();
+    let body: Arc<str> = Arc::from(form.body);
+    gw.state().request_log.push((at, Arc::clone(&body)));
+    if sid_in_path != gw.account_sid || !gw.authorised(&headers) {
         return api_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
     let f = gw.faults;
@@ -198,34 +246,37 @@ async fn send(
             "A 'From' or 'MessagingServiceSid' parameter is required.",
         );
     }
-    if form.body.is_empty() {
+    if body.is_empty() {
         return api_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
     }
-    let message = {
-        let Ok(mut messages) = gw.messages.lock() else {
-            return api_error(StatusCode::INTERNAL_SERVER_ERROR, 20500, "poisoned");
-        };
-        let message = Message {
-            sid: format!("SM{:032x}", messages.len() as u128 + 1),
-            to: form.to,
-            body: form.body,
-            at: gw.started.map(|s| s.elapsed()).unwrap_or_default(),
-        };
-        messages.push(message.clone());
-        if let Ok(mut by_to) = gw.by_to.lock() {
-            by_to
-                .entry(message.to.clone())
-                .or_default()
-                .push(messages.len() - 1);
-        }
-        message
+    let to: Arc<str> = Arc::from(form.to);
+    let index = {
+        let mut state = gw.state();
+        let index = state.messages.len();
+        state.messages.push(Stored {
+            to: Arc::clone(&to),
+            body: Arc::clone(&body),
+            at,
+        });
+        state
+            .by_to
+            .entry(Arc::clone(&to))
+            .or_default()
+            .push(u32::try_from(index).unwrap_or(u32::MAX));
+        index
     };
     if every(f.accept_then_hang_every, i) {
         tokio::time::sleep(f.slow_by).await;
     }
+    let sid = sid(index);
     (
         StatusCode::CREATED,
-        Json(json!({ "sid": message.sid, "status": "queued", "to": message.to, "body": message.body })),
+        Json(Created {
+            sid: &sid,
+            status: "queued",
+            to: &to,
+            body: &body,
+        }),
     )
         .into_response()
 }
@@ -239,17 +290,28 @@ async fn list(
     if sid != gw.account_sid || !gw.authorised(&headers) {
         return api_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
-    let messages = gw.messages();
-    let picked: Vec<&Message> = match &q.to {
-        Some(to) => {
-            let idx = gw
+    let picked: Vec<Message> = {
+        let state = gw.state();
+        match &q.to {
+            Some(to) => state
                 .by_to
-                .lock()
-                .map(|m| m.get(to).cloned().unwrap_or_default())
-                .unwrap_or_default();
-            idx.iter().filter_map(|i| messages.get(*i)).collect()
+                .get(to.as_str())
+                .map(|idx| {
+                    idx.iter()
+                        .filter_map(|&i| {
+                            let i = i as usize;
+                            state.messages.get(i).map(|m| m.message(i))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => state
+                .messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| m.message(i))
+                .collect(),
         }
-        None => messages.iter().collect(),
     };
     Json(json!({ "messages": picked })).into_response()
 }
@@ -275,6 +337,11 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Answers go out at once, not after Nagle's wait for an ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(gateway))
         .with_graceful_shutdown(shutdown)
         .await

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use outagecast_ivr::{CallerIndex, CallerKey, Changes, FlagInput, IncidentInfo};
 use outagecast_store::{IvrFlagRow, IvrIncidentRow, IvrPoll, SqliteStore};
 
@@ -153,4 +153,30 @@ impl IvrFollower {
             Err(e) => tracing::warn!(error = %e, "IVR: pruning the change log failed"),
         }
     }
+}
+
+/// What the IVR front ends would tell `raw` at `now`, read straight from the store (no
+/// running server needed): the same index code on a snapshot of this one number, so the
+/// command line and the front ends cannot disagree (the "restored" grace included).
+pub async fn lookup_once(
+    store: &SqliteStore,
+    raw: &str,
+    default_region: Option<outagecast_core::contact::Region>,
+    settings: outagecast_ivr::IndexSettings,
+    now: DateTime<Utc>,
+) -> Result<outagecast_core::ivr::IvrAnswer> {
+    let Some(caller) = outagecast_core::ivr::normalise_caller(raw, default_region) else {
+        return Ok(outagecast_core::ivr::answer(None, vec![]));
+    };
+    let closed_since = now - settings.restored_grace.unwrap_or_default();
+    let snapshot = store.ivr_snapshot_for(&caller, now, closed_since).await?;
+    let index = CallerIndex::new(settings);
+    index.replace_all(
+        snapshot.incidents.iter().map(incident_info).collect(),
+        snapshot.flags.into_iter().filter_map(flag_input),
+        now,
+    );
+    Ok(index
+        .lookup_caller(&caller, default_region, now)
+        .into_answer(Some(caller)))
 }

@@ -29,7 +29,7 @@ use outagecast_ivr::{Announcements, CallerIndex};
 
 pub use agi::{AgiSettings, serve_agi};
 pub use api::{ApiSettings, ApiState, Auth};
-pub use follow::IvrFollower;
+pub use follow::{IvrFollower, lookup_once};
 pub use http::{health_routes, ivr_routes};
 pub use run::{Listeners, ServeSettings, run};
 

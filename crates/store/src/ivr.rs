@@ -214,6 +214,25 @@ impl SqliteStore {
         now: DateTime<Utc>,
         closed_since: DateTime<Utc>,
     ) -> Result<IvrSnapshot> {
+        self.snapshot_of(now, closed_since, None).await
+    }
+
+    /// [`SqliteStore::ivr_snapshot`] for one number (E.164) only: what a one-off lookup needs.
+    pub async fn ivr_snapshot_for(
+        &self,
+        phone: &str,
+        now: DateTime<Utc>,
+        closed_since: DateTime<Utc>,
+    ) -> Result<IvrSnapshot> {
+        self.snapshot_of(now, closed_since, Some(phone)).await
+    }
+
+    async fn snapshot_of(
+        &self,
+        now: DateTime<Utc>,
+        closed_since: DateTime<Utc>,
+        phone: Option<&str>,
+    ) -> Result<IvrSnapshot> {
         // One read transaction: the cursor and the rows come from the same snapshot, so a
         // change committed meanwhile is either in the rows or after the cursor, never lost.
         let mut tx = self.pool.begin().await?;
@@ -233,12 +252,18 @@ impl SqliteStore {
         .bind(ts(now))
         .fetch_all(&mut *tx)
         .await?;
+        let phone_filter = if phone.is_some() {
+            " AND f.phone = ?3"
+        } else {
+            ""
+        };
         let flags: Vec<StoredFlagRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {FLAG_COLUMNS} FROM incidents i JOIN ivr_flags f ON f.incident_id = i.id
-             WHERE {incident_filter} AND {RELEVANT_FLAG}"
+             WHERE {incident_filter} AND {RELEVANT_FLAG}{phone_filter}"
         )))
         .bind(ts(closed_since))
         .bind(ts(now))
+        .bind(phone.unwrap_or_default())
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -81,6 +81,9 @@ pub enum Outcome {
         /// When.
         not_before: DateTime<Utc>,
     },
+    /// Given back unattempted (its lease ran short before it could be sent): due again at
+    /// once, as if this claim had not happened.
+    Released,
 }
 
 /// Outbox totals.
@@ -172,40 +175,30 @@ const CLAIM_SQL: &str = "UPDATE notices
 const COMPLETE_CHUNKS: [usize; 3] = [8, 64, 256];
 
 /// `complete`'s statement for `rows` outcomes. Each row of `o` is (id, kind, provider id,
-/// segments, not_before, reason, in_doubt) with kind 1 sent, 2 retry, 3 failed, 4 held; ?1 is
-/// now and ?2 the owner.
+/// segments, not_before, reason, in_doubt) with kind 1 sent, 2 retry, 3 failed, 4 held,
+/// 5 released; then come now (twice) and the owner. Held and released were not attempted: the
+/// attempt is not counted and the notice is in doubt exactly as before this claim (2 = it
+/// was). Plain `?` placeholders only: SQLite looks a numbered one up by a linear search, which
+/// over a thousand parameters costs more than the update itself.
 fn complete_sql(rows: usize) -> String {
-    let mut values = String::with_capacity(rows * 40);
-    for r in 0..rows {
-        let b = 3 + r * 7;
-        if r > 0 {
-            values.push_str(", ");
-        }
-        values.push_str(&format!(
-            "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
-            b,
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6
-        ));
-    }
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
     format!(
         "WITH o(id, k, pid, seg, nb, err, doubt) AS (VALUES {values})
          UPDATE notices SET
            status = CASE o.k WHEN 1 THEN 'sent' WHEN 3 THEN 'failed' ELSE notices.status END,
            provider_id = CASE o.k WHEN 1 THEN o.pid ELSE notices.provider_id END,
            segments = CASE o.k WHEN 1 THEN o.seg ELSE notices.segments END,
-           sent_at = CASE o.k WHEN 1 THEN ?1 ELSE notices.sent_at END,
+           sent_at = CASE o.k WHEN 1 THEN ? ELSE notices.sent_at END,
            not_before = CASE WHEN o.k IN (2, 4) THEN o.nb ELSE notices.not_before END,
-           last_error = CASE o.k WHEN 1 THEN NULL WHEN 4 THEN notices.last_error ELSE o.err END,
-           in_doubt = CASE o.k WHEN 2 THEN o.doubt ELSE 0 END,
-           attempts = CASE o.k WHEN 4 THEN notices.attempts - 1 ELSE notices.attempts END,
-           lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
+           last_error = CASE WHEN o.k = 1 THEN NULL WHEN o.k IN (4, 5) THEN notices.last_error
+                             ELSE o.err END,
+           in_doubt = CASE WHEN o.k = 2 THEN o.doubt
+                           WHEN o.k IN (4, 5) THEN notices.in_doubt >= 2
+                           ELSE 0 END,
+           attempts = CASE WHEN o.k IN (4, 5) THEN notices.attempts - 1 ELSE notices.attempts END,
+           lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
          FROM o
-         WHERE notices.id = o.id AND notices.lease_owner = ?2 AND notices.status = 'pending'"
+         WHERE notices.id = o.id AND notices.lease_owner = ? AND notices.status = 'pending'"
     )
 }
 
@@ -462,7 +455,7 @@ async fn write_outcomes(
         .map(|(_, sql)| Arc::clone(sql))
         .unwrap_or_else(|| Arc::from(complete_sql(size)));
     // The text is built here from numbered placeholders only; every value is bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(owner);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (id, outcome) in rows {
         q = match outcome {
             Outcome::Sent {
@@ -504,6 +497,14 @@ async fn write_outcomes(
                 .bind(Some(ts(*not_before)))
                 .bind(None::<&str>)
                 .bind(0_i64),
+            Outcome::Released => q
+                .bind(*id)
+                .bind(5_i64)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<String>)
+                .bind(None::<&str>)
+                .bind(0_i64),
         };
     }
     for _ in rows.len()..size {
@@ -516,6 +517,7 @@ async fn write_outcomes(
             .bind(None::<&str>)
             .bind(0_i64);
     }
+    q = q.bind(now).bind(now).bind(owner);
     Ok(q.execute(&mut **tx).await?.rows_affected())
 }
 

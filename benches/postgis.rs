@@ -1,0 +1,2 @@
+//! In-memory index vs PostGIS (work in progress).
+fn main() {}

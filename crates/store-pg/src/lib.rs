@@ -1,0 +1,198 @@
+//! The durable store on PostgreSQL + PostGIS, for several engine nodes sharing one database
+//! (issue 7). This is its first increment:
+//!
+//! * the schema (`migrations/postgres/`), the PostgreSQL equivalent of the SQLite one with
+//!   the same table and column names, plus a PostGIS `geography(Point, 4326)` per customer;
+//! * customers: [`PgStore::upsert_customers`] (the SQLite store's semantics, in one
+//!   transaction, in bulk with `UNNEST`), [`PgStore::service_points`];
+//! * the PostGIS selection path [`PgStore::select_ids`], an independent implementation of
+//!   [`Area::contains`](outagecast_core::area::Area::contains) that tests use to cross-check
+//!   the in-memory R-tree and the `postgis` bench uses as the peer to beat;
+//! * the outbox claim with `FOR UPDATE SKIP LOCKED` under a lease ([`PgStore::claim`]).
+//!
+//! The types shared with the SQLite store (`ImportSummary`, `ClaimedNotice`) are
+//! `outagecast-store`'s, so the two stores answer in the same terms.
+
+mod customers;
+mod outbox;
+mod select;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
+
+/// Everything that can go wrong in the PostgreSQL store.
+#[derive(Debug, thiserror::Error)]
+pub enum PgStoreError {
+    /// The database could not be reached, read or written.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// An argument was refused before anything was sent (e.g. a schema name).
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The argument.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// A stored value could not be read back; the database was edited by hand or is damaged.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for the PostgreSQL store.
+pub type Result<T, E = PgStoreError> = std::result::Result<T, E>;
+
+/// Connections per store (per engine node). Selection and claims are short statements.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// The schema this store lives in when it is not the database's default (tests).
+    schema: Option<String>,
+}
+
+impl PgStore {
+    /// Connects to a `postgres://` (or `postgresql://`) URL and brings the schema up to date.
+    /// The database needs the PostGIS extension available (the migration creates it).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options: PgConnectOptions = url.parse()?;
+        Self::open(options, None).await
+    }
+
+    /// Connects with the store's tables in `schema` (created if missing) instead of the
+    /// database's default: several stores side by side in one database, as the tests use it.
+    /// PostGIS stays where it is installed (normally `public`), which stays on the search path.
+    /// `schema` is lower-case ASCII letters, digits and `_`, starting with a letter or `_`.
+    pub async fn connect_schema(url: &str, schema: &str) -> Result<Self> {
+        check_schema_name(schema)?;
+        let options: PgConnectOptions = url.parse()?;
+        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        // The name was checked above: only [a-z0-9_], so quoting it is enough.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+        )))
+        .execute(&mut conn)
+        .await?;
+        conn.close().await?;
+        let options = options.options([("search_path", format!("{schema},public"))]);
+        Self::open(options, Some(schema.to_string())).await
+    }
+
+    async fn open(options: PgConnectOptions, schema: Option<String>) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/postgres")
+            .run(&pool)
+            .await?;
+        Ok(PgStore { pool, schema })
+    }
+
+    /// The schema given to [`PgStore::connect_schema`], if any.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Drops the schema given to [`PgStore::connect_schema`] with everything in it, and closes
+    /// the store. Refused for a store opened with [`PgStore::connect`].
+    pub async fn drop_schema(self) -> Result<()> {
+        let Some(schema) = self.schema.clone() else {
+            return Err(PgStoreError::Invalid {
+                field: "schema",
+                problem: "this store uses the database's default schema; drop the database instead"
+                    .into(),
+            });
+        };
+        check_schema_name(&schema)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&self.pool)
+        .await?;
+        self.pool.close().await;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Refreshes the planner's statistics (after a bulk import, before timing queries).
+    pub async fn analyze(&self) -> Result<()> {
+        sqlx::query("ANALYZE customers, contacts")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn check_schema_name(schema: &str) -> Result<()> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !schema.as_bytes()[0].is_ascii_digit()
+        && !schema.starts_with("pg_");
+    if ok {
+        Ok(())
+    } else {
+        Err(PgStoreError::Invalid {
+            field: "schema",
+            problem: format!(
+                "{schema:?} is not a plain schema name; use 1 to 63 lower-case letters, digits and _, not starting with a digit or pg_"
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod test_support {
+    //! A store in a schema of its own on the cluster named by `OUTAGECAST_TEST_PG_URL`.
+
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// The test cluster's URL, or `None` (and a line saying the test is skipped).
+    pub fn url(test: &str) -> Option<String> {
+        match std::env::var("OUTAGECAST_TEST_PG_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                eprintln!(
+                    "{test}: skipped, OUTAGECAST_TEST_PG_URL is not set (scripts/pg-test-cluster start prints one)"
+                );
+                None
+            }
+        }
+    }
+
+    /// A unique schema name for this process and call.
+    pub fn schema_name(prefix: &str) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        format!(
+            "t_{prefix}_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    #[test]
+    fn schema_names_are_checked() {
+        assert!(check_schema_name("t_outbox_1").is_ok());
+        for bad in ["", "1abc", "a-b", "A", "pg_x", "x\"; DROP", &"a".repeat(64)] {
+            assert!(check_schema_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The PostGIS selection path: "which customers are inside this area?" answered by PostGIS,
+//! independently of the in-memory R-tree, for cross-checks and as the bench's peer to beat.
+//!
+//! Each shape maps to the PostGIS predicate with the same meaning as
+//! [`Area::contains`]:
+//!
+//! | area | core's rule | PostGIS |
+//! |---|---|---|
+//! | circle | geodesic (WGS84) distance from the centre ≤ radius | `ST_DWithin(location, centre::geography, radius, true)` (spheroid) |
+//! | polygon | planar lon/lat point-in-polygon, boundary inside, holes outside | `ST_Covers(polygon::geometry, location::geometry)` |
+//! | corridor | nearest point of the line with segments as great-circle arcs (on the sphere), then the geodesic distance to it ≤ buffer | `ST_DWithin(location, line::geography, buffer, true)` |
+//! | union | inside any part | `OR` of the parts |
+//!
+//! Expected differences, all at the floating-point level (a few millimetres or less):
+//! * circles: both compute Karney's geodesic (GeographicLib in `geo`, PROJ's `geod_inverse`
+//!   in PostGIS); they may differ in the last bits, which matters only for a point within
+//!   nanometres of the circle;
+//! * polygons: PostGIS decides a point against a polygon with plain floating-point cross
+//!   products, `geo` with exact (robust) orientation predicates; they can differ only for a
+//!   point within about 1e-15 degrees of an edge that is not exactly on it;
+//! * corridors: PostGIS also finds the nearest point on the sphere (geography edges are
+//!   great-circle arcs) and measures the spheroid distance to it; the two implementations
+//!   round differently, so a point whose distance is within about a millimetre of the buffer
+//!   may fall on either side.
+
+use outagecast_core::area::{Area, Circle, Corridor, PolygonArea};
+use outagecast_core::customer::CustomerId;
+use sqlx::Arguments;
+use sqlx::postgres::PgArguments;
+
+use crate::{PgStore, PgStoreError, Result};
+
+impl PgStore {
+    /// The ids of the customers inside `area`, ascending, computed by PostGIS (see the module
+    /// documentation for the predicate of each shape).
+    pub async fn select_ids(&self, area: &Area) -> Result<Vec<CustomerId>> {
+        let (condition, args) = area_sql(area)?;
+        let sql = format!("SELECT id FROM customers WHERE {condition} ORDER BY id");
+        // The text is built from fixed fragments and numbered placeholders only; every
+        // coordinate and distance is bound.
+        let ids: Vec<i64> = sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids.into_iter().map(CustomerId).collect())
+    }
+
+    /// How many customers [`PgStore::select_ids`] would return, counted by PostGIS.
+    pub async fn count_ids(&self, area: &Area) -> Result<u64> {
+        let (condition, args) = area_sql(area)?;
+        let sql = format!("SELECT COUNT(*) FROM customers WHERE {condition}");
+        let n: i64 = sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+}
+
+/// The `WHERE` condition on `customers` (its `location` column) that selects `area`, with its
+/// arguments.
+fn area_sql(area: &Area) -> Result<(String, PgArguments)> {
+    let mut args = PgArguments::default();
+    let mut count = 0;
+    let condition = condition(area, &mut args, &mut count)?;
+    Ok((condition, args))
+}
+
+fn condition(area: &Area, args: &mut PgArguments, count: &mut usize) -> Result<String> {
+    let mut bind = |value: Bound| -> Result<String> {
+        match value {
+            Bound::Text(t) => args.add(t),
+            Bound::Float(f) => args.add(f),
+        }
+        .map_err(|e| PgStoreError::Invalid {
+            field: "area",
+            problem: format!("cannot be sent to PostgreSQL: {e}"),
+        })?;
+        *count += 1;
+        Ok(format!("${count}"))
+    };
+    Ok(match area {
+        Area::Circle(c) => {
+            let centre = bind(Bound::Text(circle_centre_wkt(c)))?;
+            let radius = bind(Bound::Float(c.radius_m()))?;
+            format!("ST_DWithin(location, ST_GeogFromText({centre}::text), {radius}::float8, true)")
+        }
+        Area::Polygon(p) => {
+            let shape = bind(Bound::Text(polygon_wkt(p)))?;
+            format!("ST_Covers(ST_GeomFromText({shape}::text, 4326), location::geometry)")
+        }
+        Area::Corridor(c) => {
+            let line = bind(Bound::Text(line_wkt(c)))?;
+            let buffer = bind(Bound::Float(c.buffer_m()))?;
+            format!("ST_DWithin(location, ST_GeogFromText({line}::text), {buffer}::float8, true)")
+        }
+        Area::Union(u) => {
+            let parts = u
+                .parts()
+                .iter()
+                .map(|part| condition(part, args, count).map(|c| format!("({c})")))
+                .collect::<Result<Vec<_>>>()?;
+            parts.join(" OR ")
+        }
+    })
+}
+
+enum Bound {
+    Text(String),
+    Float(f64),
+}
+
+/// Rust prints an `f64` as the shortest decimal that reads back to the same number, and
+/// PostGIS reads WKT with `strtod`: the coordinates arrive bit for bit.
+fn push_coord(out: &mut String, x: f64, y: f64) {
+    use std::fmt::Write;
+    let _ = write!(out, "{x} {y}");
+}
+
+fn circle_centre_wkt(c: &Circle) -> String {
+    let mut out = String::from("SRID=4326;POINT(");
+    push_coord(&mut out, c.center().lon(), c.center().lat());
+    out.push(')');
+    out
+}
+
+fn ring_wkt(out: &mut String, ring: &geo::LineString<f64>) {
+    out.push('(');
+    for (i, c) in ring.coords().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_coord(out, c.x, c.y);
+    }
+    out.push(')');
+}
+
+fn polygon_wkt(p: &PolygonArea) -> String {
+    let mut out = String::from("MULTIPOLYGON(");
+    for (i, polygon) in p.shape().0.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('(');
+        ring_wkt(&mut out, polygon.exterior());
+        for hole in polygon.interiors() {
+            out.push(',');
+            ring_wkt(&mut out, hole);
+        }
+        out.push(')');
+    }
+    out.push(')');
+    out
+}
+
+fn line_wkt(c: &Corridor) -> String {
+    let mut out = String::from("SRID=4326;LINESTRING");
+    ring_wkt(&mut out, c.line());
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use outagecast_core::area::{LonLat, polygon_from_ring};
+
+    #[test]
+    fn shapes_become_wkt_with_every_digit() {
+        let c = Circle::new(LonLat::parse(24.9506311, 60.1690955).unwrap(), 10.0).unwrap();
+        assert_eq!(
+            circle_centre_wkt(&c),
+            "SRID=4326;POINT(24.9506311 60.1690955)"
+        );
+        let p = polygon_from_ring(&[
+            [24.9, 60.1],
+            [24.95, 60.1],
+            [24.95, 60.2],
+            [0.1 + 0.2, 60.2],
+            [24.9, 60.1],
+        ])
+        .unwrap();
+        assert_eq!(
+            polygon_wkt(&p),
+            "MULTIPOLYGON(((24.9 60.1,24.95 60.1,24.95 60.2,0.30000000000000004 60.2,24.9 60.1)))"
+        );
+        let line = geo::LineString::from(vec![(24.9, 60.1), (24.91, 60.11)]);
+        assert_eq!(
+            line_wkt(&Corridor::new(line, 5.0).unwrap()),
+            "SRID=4326;LINESTRING(24.9 60.1,24.91 60.11)"
+        );
+    }
+
+    #[test]
+    fn a_union_is_the_or_of_its_parts_with_numbered_arguments() {
+        let at = LonLat::parse(24.94, 60.17).unwrap();
+        let a = Area::Circle(Circle::new(at, 100.0).unwrap());
+        let b = Area::Circle(Circle::new(at, 200.0).unwrap());
+        let (sql, _) = area_sql(&Area::union(vec![a, b]).unwrap()).unwrap();
+        assert_eq!(
+            sql,
+            "(ST_DWithin(location, ST_GeogFromText($1::text), $2::float8, true)) OR \
+             (ST_DWithin(location, ST_GeogFromText($3::text), $4::float8, true))"
+        );
+    }
+}

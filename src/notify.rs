@@ -39,10 +39,6 @@ pub struct NotifyArgs {
     pub json: bool,
 }
 
-fn env(key: &str) -> Option<String> {
-    std::env::var(key).ok()
-}
-
 pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()> {
     let store = SqliteStore::open_url(db)
         .await
@@ -137,7 +133,7 @@ pub fn dispatcher(
     settings: &Settings,
     opts: &WorkerOptions<'_>,
 ) -> Result<Option<Dispatcher<TwilioSms, SmtpEmail>>> {
-    let sms_config = SmsConfig::from_lookup(env)?;
+    let sms_config = SmsConfig::from_lookup(crate::config::lookup)?;
     let sms_timeout = sms_config.as_ref().map(|c| c.timeout);
     let sms = sms_config
         .map(|c| {
@@ -145,7 +141,7 @@ pub fn dispatcher(
             TwilioSms::new(c).map(|t| (t, rate))
         })
         .transpose()?;
-    let email = EmailSettings::from_env()?
+    let email = EmailSettings::from_lookup(crate::config::lookup)?
         .map(|s| SmtpEmail::new(&s))
         .transpose()?;
     if sms.is_none() && email.is_none() {

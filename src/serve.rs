@@ -109,7 +109,7 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
     );
     let (api, doc) = outagecast_server::api::api(api_state);
     let doc = Arc::new(doc);
-    let webhook_settings = WebhookSettings::from_lookup(|k| std::env::var(k).ok())?;
+    let webhook_settings = WebhookSettings::from_lookup(crate::config::lookup)?;
     let voice_signer = match (
         &webhook_settings.sms_auth_token,
         &webhook_settings.public_url,

@@ -346,7 +346,7 @@ impl fmt::Display for Channel {
 /// ```
 /// use outagecast_core::contact::mask_phone;
 /// assert_eq!(mask_phone("+358401234567"), "+35840*****67");
-/// assert_eq!(mask_phone("+1 555 010 9999"), "+1555 0** **99");
+/// assert_eq!(mask_phone("+1 555 010 9999"), "+1 555 0** **99");
 /// assert_eq!(mask_phone("040123"), "****23");
 /// assert_eq!(mask_phone("112"), "***");
 /// ```

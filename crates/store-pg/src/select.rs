@@ -53,6 +53,49 @@ impl PgStore {
             .await?;
         Ok(u64::try_from(n).unwrap_or_default())
     }
+
+    /// PostGIS's measure of how far customer `id` is from the edge of `area`, in metres: the
+    /// spheroid distance's difference from the radius or buffer; for polygons the distance to
+    /// the nearest ring; for unions the least over the parts. `None` when there is no such
+    /// customer. PostGIS rounds geography distances to 1e-8 m. For cross-checks: a customer
+    /// that PostGIS and the index decide differently must be on the edge by both measures.
+    pub async fn edge_distance_m(&self, area: &Area, id: CustomerId) -> Result<Option<f64>> {
+        let mut best: Option<f64> = None;
+        for part in area.parts() {
+            let (sql, text, metres) = match part {
+                Area::Circle(c) => (
+                    "SELECT abs(ST_Distance(location, ST_GeogFromText($2), true) - $3)
+                       FROM customers WHERE id = $1",
+                    circle_centre_wkt(c),
+                    c.radius_m(),
+                ),
+                Area::Corridor(c) => (
+                    "SELECT abs(ST_Distance(location, ST_GeogFromText($2), true) - $3)
+                       FROM customers WHERE id = $1",
+                    line_wkt(c),
+                    c.buffer_m(),
+                ),
+                Area::Polygon(p) => (
+                    "SELECT ST_Distance(ST_Boundary(ST_GeomFromText($2, 4326))::geography,
+                                        location, true) + 0 * $3
+                       FROM customers WHERE id = $1",
+                    polygon_wkt(p),
+                    0.0,
+                ),
+                // `parts` never returns a union.
+                Area::Union(_) => continue,
+            };
+            let d: Option<f64> = sqlx::query_scalar(sql)
+                .bind(id.0)
+                .bind(text)
+                .bind(metres)
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(d) = d else { return Ok(None) };
+            best = Some(best.map_or(d, |b| b.min(d)));
+        }
+        Ok(best)
+    }
 }
 
 /// The `WHERE` condition on `customers` (its `location` column) that selects `area`, with its

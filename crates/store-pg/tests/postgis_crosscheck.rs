@@ -145,8 +145,10 @@ fn segment_distance(a: (f64, f64), b: (f64, f64)) -> f64 {
 struct Tally {
     areas: usize,
     selected: usize,
-    /// Points the two selected differently, all within the tolerance of the boundary.
-    borderline: Vec<(String, i64, bool, f64)>,
+    /// Points the two selected differently, all within the tolerance of the boundary: label,
+    /// customer, whether the index selected it, its distance from the edge by the core's
+    /// measure and by PostGIS's.
+    borderline: Vec<(String, i64, bool, f64, f64)>,
 }
 
 impl Loaded {
@@ -200,27 +202,50 @@ impl Loaded {
                 },
                 serde_json::to_string(area).unwrap()
             );
+            // PostGIS must see the point on the edge too.
+            let theirs_margin = self
+                .store
+                .edge_distance_m(area, CustomerId(id))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                theirs_margin <= TOLERANCE_M,
+                "{label}: customer {id} is {margin:.3e} m from the edge by the core's measure but {theirs_margin:.6} m by PostGIS's"
+            );
             tally
                 .borderline
-                .push((label.to_string(), id, index_has_it, margin));
+                .push((label.to_string(), id, index_has_it, margin, theirs_margin));
         }
     }
 
     fn report(&self, test: &str, tally: &Tally) {
+        let worst = |pick: fn(&(String, i64, bool, f64, f64)) -> f64| {
+            tally.borderline.iter().map(pick).fold(0.0, f64::max)
+        };
         println!(
-            "{test}: {} areas, {} customers selected in all; {} borderline point(s) decided differently (all within {} mm of the boundary)",
+            "{test}: {} areas, {} customers selected in all; {} borderline point(s) decided differently \
+             (index in / PostGIS out: {}; largest distance from the edge: {:.1e} m by the core, {:.1e} m by PostGIS; tolerance {} mm)",
             tally.areas,
             tally.selected,
             tally.borderline.len(),
+            tally.borderline.iter().filter(|b| b.2).count(),
+            worst(|b| b.3),
+            worst(|b| b.4),
             TOLERANCE_M * 1000.0
         );
-        for (label, id, index_has_it, margin) in &tally.borderline {
-            println!(
-                "  {label}: customer {id}, {:.3e} m from the boundary: index {}, PostGIS {}",
-                margin,
-                if *index_has_it { "in" } else { "out" },
-                if *index_has_it { "out" } else { "in" },
-            );
+        let areas: BTreeSet<&str> = tally.borderline.iter().map(|b| b.0.as_str()).collect();
+        for label in areas.iter().take(5) {
+            let ids: Vec<String> = tally
+                .borderline
+                .iter()
+                .filter(|b| b.0 == *label)
+                .map(|b| b.1.to_string())
+                .collect();
+            println!("  {label}: customers {}", ids.join(", "));
+        }
+        if areas.len() > 5 {
+            println!("  ... and {} more areas", areas.len() - 5);
         }
     }
 

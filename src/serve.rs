@@ -120,7 +120,11 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
         }),
         _ => None,
     };
-    let webhooks = outagecast_dispatch::webhooks::router(store.clone(), webhook_settings)?;
+    let webhooks = outagecast_dispatch::webhooks::router(store.clone(), webhook_settings)?
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            outagecast_server::api::webhook_bearer,
+        ));
     let routes = api
         .merge(webhooks)
         .merge(outagecast_server::metrics::metrics_routes(store.clone()))

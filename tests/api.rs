@@ -493,6 +493,13 @@ async fn bad_requests_get_json_errors_naming_the_field() {
         .call(Method::GET, "/v1/incidents/INC-999", op, None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    assert_eq!(err["code"], "not_found", "{err}");
+    let (status, err) = app.call(Method::GET, "/v1/nothing-here", op, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    assert_eq!(err["code"], "not_found", "{err}");
+    let (status, err) = app.call(Method::PUT, "/v1/incidents", op, None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{err}");
+    assert_eq!(err["code"], "method_not_allowed", "{err}");
     app.stop().await;
 }
 
@@ -595,6 +602,31 @@ async fn every_route_against_every_role() {
                     "{method} {path} as {role}: {err}"
                 );
             }
+        }
+    }
+    // The provider webhooks take Twilio's signature, or instead a token whose role may post
+    // webhooks (a gateway that cannot sign).
+    let receipt = |role: Option<Role>| {
+        let mut r = app
+            .client
+            .post(format!("http://{}/webhooks/sms/status", app.http))
+            .form(&[("MessageSid", "SM0000"), ("MessageStatus", "delivered")]);
+        if let Some(role) = role {
+            r = r.bearer_auth(&app.tokens[&role]);
+        }
+        r.send()
+    };
+    assert_eq!(
+        receipt(None).await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "unsigned and no token"
+    );
+    for role in Role::ALL {
+        let status = receipt(Some(role)).await.unwrap().status();
+        if role.allows(Action::Webhook) {
+            assert_eq!(status, StatusCode::OK, "{role}");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{role}");
         }
     }
     app.stop().await;

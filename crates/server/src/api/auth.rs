@@ -170,3 +170,31 @@ pub async fn ivr_guard(State(auth): State<Auth>, request: Request, next: Next) -
         Err(e) => e.into_response(),
     }
 }
+
+/// Middleware for the provider webhooks: a request that carries a bearer token must carry one
+/// whose role may post webhooks (`webhook`, `admin`), and is then let through without a Twilio
+/// signature; a request without one is left to the signature check.
+pub async fn webhook_bearer(
+    State(auth): State<Auth>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !request
+        .headers()
+        .contains_key(axum::http::header::AUTHORIZATION)
+    {
+        return next.run(request).await;
+    }
+    match auth.caller(request.headers()).await {
+        Ok(caller) => match caller.require(Action::Webhook) {
+            Ok(_) => {
+                request
+                    .extensions_mut()
+                    .insert(outagecast_dispatch::webhooks::BearerAuthorized);
+                next.run(request).await
+            }
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}

@@ -28,7 +28,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{Auth, Caller, ivr_guard};
+pub use auth::{Auth, Caller, ivr_guard, webhook_bearer};
 pub use error::{ApiError, ErrorBody};
 
 /// JSON request bodies are small; a customer upload is a file.
@@ -132,8 +132,28 @@ pub fn api(state: ApiState) -> (Router, OpenApiDoc) {
     let (router, doc) = documented().split_for_parts();
     let router = router
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state);
     (router, doc)
+}
+
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {}; /openapi.json lists the API",
+        uri.path()
+    ))
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not take {method}; /openapi.json lists its methods",
+            uri.path()
+        ),
+    )
 }
 
 /// The OpenAPI document alone (also what `docs/openapi.json` holds), with the IVR routes.

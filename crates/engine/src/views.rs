@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use outagecast_core::area::Area;
 use outagecast_core::contact::Channel;
-use outagecast_core::incident::{IncidentKind, IncidentStatus, Severity};
+use outagecast_core::incident::{Incident, IncidentKind, IncidentStatus, Severity};
 use outagecast_core::notice::NoticeStatus;
 use outagecast_store::{DeclareOutcome, IncidentSummary, TransitionOutcome};
 use serde::Serialize;
@@ -89,9 +89,9 @@ pub struct NoticeCountView {
     pub count: u64,
 }
 
-/// An incident with its headline numbers.
+/// What every view of an incident starts with.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct IncidentView {
+pub struct IncidentHead {
     /// Numeric id.
     pub id: i64,
     /// `INC-<id>`, as messages write it.
@@ -118,6 +118,33 @@ pub struct IncidentView {
     pub area: Area,
     /// Declared.
     pub declared_at: DateTime<Utc>,
+}
+
+impl IncidentHead {
+    /// The head of a stored incident.
+    pub fn of(i: &Incident) -> Self {
+        IncidentHead {
+            id: i.id.0,
+            label: i.id.label(),
+            reference: i.draft.reference().map(str::to_string),
+            kind: i.draft.kind(),
+            severity: i.draft.severity(),
+            status: i.status,
+            cause: i.draft.cause().as_str().to_string(),
+            etr: i.draft.etr(),
+            expires_at: i.draft.expires_at(),
+            area: i.draft.area().clone(),
+            declared_at: i.declared_at,
+        }
+    }
+}
+
+/// An incident with its headline numbers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IncidentView {
+    /// The incident.
+    #[serde(flatten)]
+    pub head: IncidentHead,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
     /// Customers in the area.
@@ -131,20 +158,9 @@ pub struct IncidentView {
 impl IncidentView {
     /// The view of a stored incident.
     pub fn of(s: &IncidentSummary) -> Self {
-        let i = &s.incident;
         IncidentView {
-            id: i.id.0,
-            label: i.id.label(),
-            reference: i.draft.reference().map(str::to_string),
-            kind: i.draft.kind(),
-            severity: i.draft.severity(),
-            status: i.status,
-            cause: i.draft.cause().as_str().to_string(),
-            etr: i.draft.etr(),
-            expires_at: i.draft.expires_at(),
-            area: i.draft.area().clone(),
-            declared_at: i.declared_at,
-            updated_at: i.updated_at,
+            head: IncidentHead::of(&s.incident),
+            updated_at: s.incident.updated_at,
             affected_customers: s.affected_customers,
             armed_numbers: s.armed_numbers,
             notices: s
@@ -163,34 +179,11 @@ impl IncidentView {
 /// What a declaration wrote.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeclaredView {
-    /// Numeric id.
-    pub id: i64,
-    /// `INC-<id>`.
-    pub label: String,
-    /// The operator's own reference.
-    pub reference: Option<String>,
-    /// The service.
-    #[schema(value_type = String)]
-    pub kind: IncidentKind,
-    /// The severity.
-    #[schema(value_type = String)]
-    pub severity: Severity,
-    /// `declared`.
-    #[schema(value_type = String)]
-    pub status: IncidentStatus,
-    /// What happened.
-    pub cause: String,
-    /// Estimated time of restoration.
-    pub etr: Option<DateTime<Utc>>,
-    /// Expiry.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The area, as GeoJSON.
-    #[schema(value_type = Object)]
-    pub area: Area,
+    /// The incident.
+    #[serde(flatten)]
+    pub head: IncidentHead,
     /// How the area was given ("zone DMA 7"), when not as a plain shape.
     pub area_source: Option<String>,
-    /// When.
-    pub declared_at: DateTime<Utc>,
     /// Notices planned per channel.
     pub notices: ChannelCounts,
     /// Who is affected.
@@ -201,20 +194,9 @@ pub struct DeclaredView {
 impl DeclaredView {
     /// The view of a declaration.
     pub fn of(o: &DeclareOutcome, selection: &Selection, area_source: Option<String>) -> Self {
-        let i = &o.incident;
         DeclaredView {
-            id: i.id.0,
-            label: i.id.label(),
-            reference: i.draft.reference().map(str::to_string),
-            kind: i.draft.kind(),
-            severity: i.draft.severity(),
-            status: i.status,
-            cause: i.draft.cause().as_str().to_string(),
-            etr: i.draft.etr(),
-            expires_at: i.draft.expires_at(),
-            area: i.draft.area().clone(),
+            head: IncidentHead::of(&o.incident),
             area_source,
-            declared_at: i.declared_at,
             notices: ChannelCounts::from_map(&o.notices),
             selection: SelectionView::of(selection),
         }

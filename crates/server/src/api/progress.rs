@@ -65,7 +65,7 @@ pub(super) async fn progress(
                     .notices
                     .iter()
                     .any(|n| n.status == outagecast_core::notice::NoticeStatus::Pending);
-                let finished = !view.status.is_active() && !pending;
+                let finished = !view.head.status.is_active() && !pending;
                 let event = Event::default().event("progress").data(data.clone());
                 return Some((Ok(event), (state, Some(data), finished)));
             }

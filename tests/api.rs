@@ -494,6 +494,11 @@ async fn bad_requests_get_json_errors_naming_the_field() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
     assert_eq!(err["code"], "not_found", "{err}");
+    let (status, err) = app
+        .call(Method::GET, "/v1/incidents?limit=many", op, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["field"], "query", "{err}");
     let (status, err) = app.call(Method::GET, "/v1/nothing-here", op, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
     assert_eq!(err["code"], "not_found", "{err}");

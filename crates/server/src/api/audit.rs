@@ -1,7 +1,7 @@
 //! `/v1/audit`: who did what, when, with a summary of before and after.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use outagecast_core::auth::Action;
 use outagecast_store::AuditQuery;
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::{ApiState, Caller, allowed};
+use super::{ApiQuery, ApiState, Caller, allowed};
 
 /// Filters and pages.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -61,7 +61,7 @@ pub struct AuditPage {
 pub(super) async fn list(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(q): Query<AuditListQuery>,
+    ApiQuery(q): ApiQuery<AuditListQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     allowed(&caller, Action::ReadAudit)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);

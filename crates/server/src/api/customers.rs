@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use outagecast_core::auth::Action;
 use outagecast_core::customer::{AccountId, Customer};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::{ApiState, Caller, allowed};
+use super::{ApiQuery, ApiState, Caller, allowed};
 
 /// A customer as the register holds it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,7 +84,7 @@ pub struct UploadQuery {
 pub(super) async fn upload(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(q): Query<UploadQuery>,
+    ApiQuery(q): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<UploadView>, ApiError> {
@@ -155,7 +155,7 @@ pub struct CustomerPage {
 pub(super) async fn list(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(q): Query<CustomerListQuery>,
+    ApiQuery(q): ApiQuery<CustomerListQuery>,
 ) -> Result<Json<CustomerPage>, ApiError> {
     allowed(&caller, Action::ReadCustomers)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::{ApiState, Caller, allowed, json_body};
+use super::{ApiQuery, ApiState, Caller, allowed, json_body};
 
 /// Radius around a geocoded `address` when `radius_m` is not given.
 const DEFAULT_ADDRESS_RADIUS_M: f64 = 300.0;
@@ -434,7 +434,7 @@ pub struct IncidentPage {
 pub(super) async fn list(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<IncidentPage>, ApiError> {
     allowed(&caller, Action::ReadIncidents)?;
     let status = q
@@ -652,7 +652,7 @@ pub(super) async fn report(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<ReportQuery>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     allowed(&caller, Action::ReadIncidents)?;
     let id = incident_id(&id)?;

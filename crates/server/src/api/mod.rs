@@ -184,6 +184,23 @@ pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
     })
 }
 
+/// A query string read into `T`; a bad parameter is a JSON error naming it (axum's own
+/// `Query` answers plain text).
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::invalid("query", format!("query: {}", e.body_text())))
+    }
+}
+
 /// The caller, allowed to do `action`.
 pub(crate) fn allowed(caller: &Caller, action: Action) -> Result<String, ApiError> {
     caller.require(action).map(Caller::actor)

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use outagecast_core::area::Area;
 use outagecast_core::auth::Action;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::{ApiState, Caller, allowed};
+use super::{ApiQuery, ApiState, Caller, allowed};
 
 /// Which property names a zone.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -41,7 +41,7 @@ pub struct ZoneUploadView {
 pub(super) async fn upload(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(q): Query<ZoneUploadQuery>,
+    ApiQuery(q): ApiQuery<ZoneUploadQuery>,
     body: Bytes,
 ) -> Result<Json<ZoneUploadView>, ApiError> {
     let actor = allowed(&caller, Action::ImportCustomers)?;

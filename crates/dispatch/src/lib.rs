@@ -4,6 +4,7 @@
 //! - [`transport`]: the contract a channel adapter fulfils ([`transport::Transport`]).
 //! - [`sms`]: Twilio-compatible SMS over HTTP.
 //! - [`retry`]: when to try again (pure).
+//! - [`pace`]: the provider's rate, reserved in arrival order.
 //! - [`worker`]: the claim → send → record loop.
 //! - [`zone`]: each customer's time zone from the service location (for quiet hours).
 //!
@@ -12,6 +13,7 @@
 //! (`Transport::find_sent`) and only sent if the provider has no record of it.
 
 pub mod email;
+pub mod pace;
 pub mod retry;
 pub mod sms;
 pub mod transport;

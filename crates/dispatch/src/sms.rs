@@ -4,6 +4,8 @@
 //! `MessagingServiceSid`), `Body`, `StatusCallback`, authenticated with HTTP basic auth (account
 //! sid, auth token). Looking an earlier attempt up uses the list endpoint filtered by `To`.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -113,7 +115,13 @@ pub struct TwilioSms {
     messages_url: reqwest::Url,
     /// `Basic base64(sid:token)`, built once (marked sensitive: never logged).
     authorization: reqwest::header::HeaderValue,
+    /// The segment counts of the last few texts: an incident's notices share a handful of
+    /// texts (one per language), and counting walks the GSM alphabet per character.
+    costs: Arc<Mutex<VecDeque<(String, u32)>>>,
 }
+
+/// How many texts' segment counts are remembered.
+const COST_CACHE: usize = 8;
 
 #[derive(Deserialize)]
 struct MessageResource {
@@ -182,6 +190,7 @@ impl TwilioSms {
             config,
             messages_url,
             authorization,
+            costs: Arc::default(),
         })
     }
 
@@ -294,7 +303,20 @@ impl Transport for TwilioSms {
             .map(|r| r.sid))
     }
 
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.config.timeout)
+    }
+
     fn cost(&self, m: &OutgoingMessage) -> u32 {
-        segments(&m.body).count
+        let mut costs = self.costs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, n)) = costs.iter().find(|(body, _)| *body == m.body) {
+            return *n;
+        }
+        let n = segments(&m.body).count;
+        if costs.len() == COST_CACHE {
+            costs.pop_back();
+        }
+        costs.push_front((m.body.clone(), n));
+        n
     }
 }

@@ -70,4 +70,10 @@ pub trait Transport: Send + Sync {
     /// How many units of the provider's rate limit this message costs (SMS segments; 1 for
     /// an email).
     fn cost(&self, message: &OutgoingMessage) -> u32;
+
+    /// The longest one send can take (the request timeout), when the adapter bounds it: the
+    /// worker starts a send only while that much of the notice's lease is left.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
 }

@@ -1,12 +1,16 @@
 //! The claim → send → record loop.
 //!
 //! A worker claims a batch under a lease, sends its notices concurrently within the provider's
-//! rate, and records every outcome of the batch in one transaction. A crash between sending and
-//! recording leaves the batch *in doubt*; the next claim of such a notice asks the provider
-//! first (`Transport::find_sent`). On shutdown the worker finishes the batch in flight, records
-//! it and releases its leases.
+//! rate, and records the outcomes in batches, each round with the database one transaction
+//! that also claims the next batch. A crash between sending and recording leaves the notices
+//! *in doubt*; the next claim of such a notice asks the provider first
+//! (`Transport::find_sent`). A send starts only while its lease has room for the whole request
+//! and the recording; otherwise the notice is given back unsent (`Outcome::Released`), so no
+//! other worker can take over a notice that is still being sent. On shutdown the worker
+//! finishes the sends in flight, gives back the claimed ones not yet started, records
+//! everything and releases its leases.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
@@ -16,13 +20,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use outagecast_core::contact::Channel;
 use outagecast_store::{ClaimedNotice, Outcome, SqliteStore};
 use rand::RngExt;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::pace::{Pacer, Refused};
 use crate::retry::RetryPolicy;
 use crate::transport::{OutgoingMessage, SendOutcome, Transport};
 use crate::{DispatchError, Result};
@@ -168,6 +173,9 @@ impl Transport for Unconfigured {
     fn cost(&self, _: &OutgoingMessage) -> u32 {
         match *self {}
     }
+    fn timeout(&self) -> Option<Duration> {
+        match *self {}
+    }
 }
 
 /// The dispatcher for one process: an SMS and an email transport, either optional.
@@ -175,7 +183,7 @@ pub struct Dispatcher<S, E> {
     store: SqliteStore,
     sms: Option<Arc<S>>,
     email: Option<Arc<E>>,
-    sms_limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    sms_limiter: Option<Arc<Pacer>>,
     /// The most notices claimed and not yet finished: what can be sent well within a lease.
     outstanding: usize,
     config: Arc<WorkerConfig>,
@@ -189,7 +197,7 @@ struct Round {
     /// How many were asked for.
     asked: usize,
     /// When the claim was made (the leases run from about then).
-    at: tokio::time::Instant,
+    at: Instant,
 }
 
 type RoundFuture<'a> = Pin<Box<dyn Future<Output = Result<Round>> + Send + 'a>>;
@@ -207,18 +215,17 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
             // A small burst keeps the measured rate close to the configured one over short
             // runs; 10 segments always fit the longest SMS we write.
             let burst = NonZeroU32::new((rate.get() / 20).max(10)).unwrap_or(rate);
-            Some(Arc::new(RateLimiter::direct(
-                Quota::per_second(rate).allow_burst(burst),
-            )))
+            Some(Arc::new(Pacer::new(rate, burst)))
         });
         let batch = config.batch.max(1) as usize;
         let concurrency = config.concurrency.max(1);
-        // A claimed notice waits in the queue and then for the rate limiter: claim no more
-        // than the SMS rate sends in half a lease (but always enough to fill the sends).
+        // The sends in flight, the queue and the next claim. A claimed notice waits in the
+        // queue and then for the rate limiter: claim no more than the SMS rate sends in a
+        // quarter of a lease (but always enough to fill the sends).
         let paced = sms.as_ref().map_or(usize::MAX, |(_, rate)| {
-            (f64::from(*rate) * config.lease.as_secs_f64() / 2.0).min(1e9) as usize
+            (f64::from(*rate) * config.lease.as_secs_f64() / 4.0).min(1e9) as usize
         });
-        let outstanding = (concurrency + batch).min(paced.max(concurrency));
+        let outstanding = (concurrency + 2 * batch).min(paced.max(concurrency));
         Dispatcher {
             store,
             sms: sms.map(|(s, _)| Arc::new(s)),
@@ -264,26 +271,33 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
         }
         let batch = self.config.batch.max(1) as usize;
         let concurrency = self.config.concurrency.max(1);
-        let mut queue: VecDeque<(ClaimedNotice, tokio::time::Instant)> =
-            VecDeque::with_capacity(batch);
-        let mut inflight: JoinSet<(i64, Outcome)> = JoinSet::new();
+        let mut queue: VecDeque<(ClaimedNotice, Instant)> = VecDeque::with_capacity(batch);
+        let mut inflight = Sends::default();
         let mut done: Vec<(i64, Outcome)> = Vec::new();
+        // Every notice this worker holds from its claim until its outcome goes to a round. A
+        // lease of ours that ran out may come back in a later claim while we still hold the
+        // notice: that copy is dropped (the claim only renewed our lease).
+        let mut held: HashSet<i64> = HashSet::new();
         let mut round: Option<RoundFuture<'_>> = None;
         let mut stopping = false;
         // After a claim comes back short, the outbox is not asked again before this.
-        let mut next_claim = tokio::time::Instant::now();
-        let mut flush_at = tokio::time::Instant::now() + FLUSH_EVERY;
+        let mut next_claim = Instant::now();
+        let mut flush_at = Instant::now() + FLUSH_EVERY;
         let result: Result<()> = loop {
+            if stopping {
+                // Claimed but not started: give them back rather than send them now.
+                done.extend(queue.drain(..).map(|(n, _)| (n.id, Outcome::Released)));
+            }
             // Start sends from the queue.
             while inflight.len() < concurrency
-                && let Some((notice, send_by)) = queue.pop_front()
+                && let Some((notice, lease_ends)) = queue.pop_front()
             {
-                self.spawn_send(&mut inflight, notice, send_by);
+                self.spawn_send(&mut inflight, notice, lease_ends);
             }
-            let now = tokio::time::Instant::now();
+            let now = Instant::now();
             // Start a database round when one is wanted and none is running.
             if round.is_none() {
-                let room = (batch - queue.len().min(batch)).min(
+                let room = batch.min(
                     self.outstanding
                         .saturating_sub(queue.len() + inflight.len()),
                 );
@@ -299,7 +313,10 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
                 };
                 let idle = inflight.is_empty() && queue.is_empty();
                 let flush = !done.is_empty()
-                    && (done.len() >= FLUSH_BATCH || now >= flush_at || claim > 0 || idle);
+                    && (done.len() >= batch.max(FLUSH_BATCH)
+                        || now >= flush_at
+                        || claim > 0
+                        || idle);
                 if flush || claim > 0 {
                     let outcomes = if flush {
                         flush_at = now + FLUSH_EVERY;
@@ -307,6 +324,9 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
                     } else {
                         Vec::new()
                     };
+                    for (id, _) in &outcomes {
+                        held.remove(id);
+                    }
                     round = Some(Box::pin(self.round(outcomes, &channels, claim)));
                 } else if idle {
                     // Idle: nothing sending, nothing to record, nothing claimable now.
@@ -333,36 +353,31 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
             tokio::select! {
                 biased;
                 () = &mut shutdown, if !stopping => stopping = true,
-                finished = async { round.as_mut().expect("guarded by the if").await }, if round.is_some() => {
+                finished = async {
+                    match round.as_mut() {
+                        Some(r) => r.await,
+                        None => std::future::pending().await,
+                    }
+                }, if round.is_some() => {
                     round = None;
                     match finished {
                         Ok(Round { claimed, asked, at }) => {
                             if claimed.len() < asked {
-                                next_claim = tokio::time::Instant::now() + self.config.idle_poll;
+                                next_claim = Instant::now() + self.config.idle_poll;
                             }
-                            // A notice is sent only while at least half its lease is left.
-                            let send_by = at + self.config.lease / 2;
-                            queue.extend(claimed.into_iter().map(|n| (n, send_by)));
+                            let lease_ends = at + self.config.lease;
+                            for notice in claimed {
+                                if held.insert(notice.id) {
+                                    queue.push_back((notice, lease_ends));
+                                } else {
+                                    debug!(notice = notice.id, "claimed again while still held");
+                                }
+                            }
                         }
                         Err(e) => break Err(e),
                     }
                 }
-                joined = inflight.join_next(), if !inflight.is_empty() => match joined {
-                    Some(Ok(outcome)) => {
-                        done.push(outcome);
-                        // Take whatever else has finished without another turn of the loop.
-                        while let Some(more) = inflight.try_join_next() {
-                            match more {
-                                Ok(outcome) => done.push(outcome),
-                                Err(e) => warn!(error = %e, "a send task failed"),
-                            }
-                        }
-                    }
-                    // A panicking adapter must not lose the rest: its notice stays leased and
-                    // in doubt, and is looked up at the provider when the lease expires.
-                    Some(Err(e)) => warn!(error = %e, "a send task failed"),
-                    None => {}
-                },
+                () = inflight.join_into(&mut done, &self.config), if !inflight.is_empty() => {}
                 () = tokio::time::sleep_until(flush_at), if !done.is_empty() => {}
                 () = tokio::time::sleep_until(next_claim), if round.is_none() && !stopping && queue.len() * 2 <= batch => {}
             }
@@ -377,14 +392,12 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
             result = Err(e);
         }
         if result.is_ok() {
-            while let Some(joined) = inflight.join_next().await {
-                match joined {
-                    Ok(outcome) => done.push(outcome),
-                    Err(e) => warn!(error = %e, "a send task failed"),
-                }
+            while !inflight.is_empty() {
+                inflight.join_into(&mut done, &self.config).await;
             }
+            done.extend(queue.drain(..).map(|(n, _)| (n.id, Outcome::Released)));
         }
-        inflight.abort_all();
+        inflight.set.abort_all();
         let recorded = self.record(std::mem::take(&mut done)).await;
         let released = self.store.release(&self.config.owner).await?;
         if released > 0 {
@@ -394,28 +407,28 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
         result
     }
 
-    /// One round with the database: records `outcomes`, then claims up to `claim` notices.
+    /// One round with the database, in one transaction: records `outcomes`, then claims up
+    /// to `claim` notices.
     async fn round(
         &self,
         outcomes: Vec<(i64, Outcome)>,
         channels: &[Channel],
         claim: usize,
     ) -> Result<Round> {
-        self.record(outcomes).await?;
-        let at = tokio::time::Instant::now();
-        let claimed = if claim > 0 {
-            self.store
-                .claim(
-                    &self.config.owner,
-                    channels,
-                    u32::try_from(claim).unwrap_or(u32::MAX),
-                    self.config.lease,
-                    (self.config.clock)(),
-                )
-                .await?
-        } else {
-            Vec::new()
-        };
+        let at = Instant::now();
+        let (recorded, claimed) = self
+            .store
+            .complete_and_claim(
+                &self.config.owner,
+                &outcomes,
+                channels,
+                u32::try_from(claim).unwrap_or(u32::MAX),
+                self.config.lease,
+                (self.config.clock)(),
+                self.config.quiet_hours.is_some(),
+            )
+            .await?;
+        self.count(&outcomes, recorded);
         Ok(Round {
             claimed,
             asked: claim,
@@ -439,40 +452,43 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
     }
 
     /// Starts sending one claimed notice.
-    fn spawn_send(
-        &self,
-        inflight: &mut JoinSet<(i64, Outcome)>,
-        notice: ClaimedNotice,
-        send_by: tokio::time::Instant,
-    ) {
+    fn spawn_send(&self, inflight: &mut Sends, notice: ClaimedNotice, lease_ends: Instant) {
         let config = Arc::clone(&self.config);
-        match notice.channel {
+        let id = notice.id;
+        let attempt = Attempt {
+            attempts: notice.attempts,
+            created_at: notice.created_at,
+        };
+        let task = match notice.channel {
             Channel::Sms => {
                 let sms = self.sms.clone();
                 let limiter = self.sms_limiter.clone();
-                inflight.spawn(async move {
-                    let id = notice.id;
+                inflight.set.spawn(async move {
                     let outcome = match &sms {
                         Some(t) => {
+                            let send_by = latest_start(t.as_ref(), lease_ends, &config);
                             deliver(t.as_ref(), limiter.as_deref(), notice, send_by, &config).await
                         }
                         None => unreachable_channel(&config),
                     };
                     (id, outcome)
-                });
+                })
             }
             Channel::Email => {
                 let email = self.email.clone();
-                inflight.spawn(async move {
-                    let id = notice.id;
+                inflight.set.spawn(async move {
                     let outcome = match &email {
-                        Some(t) => deliver(t.as_ref(), None, notice, send_by, &config).await,
+                        Some(t) => {
+                            let send_by = latest_start(t.as_ref(), lease_ends, &config);
+                            deliver(t.as_ref(), None, notice, send_by, &config).await
+                        }
                         None => unreachable_channel(&config),
                     };
                     (id, outcome)
-                });
+                })
             }
-        }
+        };
+        inflight.tasks.insert(task.id(), (id, attempt));
     }
 
     /// Records finished outcomes in one transaction and counts them.
@@ -484,13 +500,19 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
             .store
             .complete(&self.config.owner, &done, (self.config.clock)())
             .await?;
+        self.count(&done, recorded);
+        Ok(())
+    }
+
+    /// Adds recorded outcomes to the running totals.
+    fn count(&self, done: &[(i64, Outcome)], recorded: u64) {
         if recorded < done.len() as u64 {
             warn!(
                 lost = done.len() as u64 - recorded,
                 "leases expired before outcomes were recorded; raise the lease"
             );
         }
-        for (_, o) in &done {
+        for (_, o) in done {
             let counter = match o {
                 Outcome::Sent { segments, .. } => {
                     self.progress
@@ -505,7 +527,6 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
     }
 
     /// Claims, sends and records until nothing is due (for tests and one-shot use).
@@ -514,7 +535,59 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
     }
 }
 
-/// Outcomes are recorded when this many have finished…
+/// The sends in flight: one task each, and which notice each task is sending.
+#[derive(Default)]
+struct Sends {
+    set: JoinSet<(i64, Outcome)>,
+    tasks: HashMap<tokio::task::Id, (i64, Attempt)>,
+}
+
+impl Sends {
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// Waits for a send to finish and moves every finished outcome into `done`.
+    async fn join_into(&mut self, done: &mut Vec<(i64, Outcome)>, config: &WorkerConfig) {
+        let Some(first) = self.set.join_next_with_id().await else {
+            return;
+        };
+        self.take(first, done, config);
+        // Take whatever else has finished without another turn of the caller's loop.
+        while let Some(more) = self.set.try_join_next_with_id() {
+            self.take(more, done, config);
+        }
+    }
+
+    fn take(
+        &mut self,
+        joined: Result<(tokio::task::Id, (i64, Outcome)), tokio::task::JoinError>,
+        done: &mut Vec<(i64, Outcome)>,
+        config: &WorkerConfig,
+    ) {
+        match joined {
+            Ok((task, outcome)) => {
+                self.tasks.remove(&task);
+                done.push(outcome);
+            }
+            Err(e) => {
+                // A panicking adapter may have sent before it failed: its notice is recorded
+                // in doubt, to be looked up at the provider before any resend.
+                warn!(error = %e, "a send task failed");
+                if let Some((id, attempt)) = self.tasks.remove(&e.id()) {
+                    let reason = format!("the send failed unexpectedly: {e}");
+                    done.push((id, retry_or_fail(attempt, config, reason, None, true)));
+                }
+            }
+        }
+    }
+}
+
+/// Outcomes are recorded when this many (or a batch, if more) have finished…
 const FLUSH_BATCH: usize = 100;
 /// …or this long after the last recording, whichever comes first.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -526,6 +599,25 @@ fn unreachable_channel(config: &WorkerConfig) -> Outcome {
         reason: "no transport configured for this channel".into(),
         in_doubt: false,
     }
+}
+
+/// Time kept between the longest send and the end of its lease for recording the outcome.
+const RECORD_MARGIN: Duration = Duration::from_millis(300);
+
+/// The latest moment a send may start and still be recorded before its lease ends (after
+/// which another worker may take the notice over and, finding nothing at the provider yet,
+/// send it again): the lease's end less the transport's timeout and a margin. When the
+/// timeout does not leave a quarter of the lease, half the lease is all that can be promised.
+fn latest_start<T: Transport>(
+    transport: &T,
+    lease_ends: Instant,
+    config: &WorkerConfig,
+) -> Instant {
+    let budget = match transport.timeout() {
+        Some(t) if (t + RECORD_MARGIN) * 4 <= config.lease * 3 => t + RECORD_MARGIN,
+        _ => config.lease / 2,
+    };
+    lease_ends - budget
 }
 
 /// When a notice must wait for the end of quiet hours: never for a priority customer or a
@@ -550,9 +642,9 @@ pub fn quiet_hold(
 #[tracing::instrument(skip_all, fields(notice = notice.id, incident = notice.incident_id, channel = %notice.channel, attempt = notice.attempts))]
 async fn deliver<T: Transport>(
     transport: &T,
-    limiter: Option<&DefaultDirectRateLimiter>,
+    limiter: Option<&Pacer>,
     notice: ClaimedNotice,
-    send_by: tokio::time::Instant,
+    send_by: Instant,
     config: &WorkerConfig,
 ) -> Outcome {
     let now = (config.clock)();
@@ -590,21 +682,26 @@ async fn deliver<T: Transport>(
             }
         }
     }
-    if let Some(limiter) = limiter {
-        let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
-        if limiter.until_n_ready(n).await.is_err() {
+    // A send that cannot start by `send_by` might outlive its lease, and another worker
+    // could take the notice over meanwhile: it is given back unsent instead.
+    let paced = match limiter {
+        Some(pacer) => pacer.until_ready(cost, send_by).await,
+        None if Instant::now() > send_by => Err(Refused::TooLate),
+        None => Ok(()),
+    };
+    match paced {
+        Ok(()) => {}
+        Err(Refused::TooCostly) => {
             return Outcome::Failed {
                 reason: format!(
                     "the message needs {cost} segments, more than the rate limit allows at once"
                 ),
             };
         }
-    }
-    if tokio::time::Instant::now() > send_by {
-        // Waited so long that the lease may run out before the outcome is recorded, and
-        // another worker could take the notice over meanwhile: give it back unsent.
-        debug!("lease running short; released unsent");
-        return Outcome::Released;
+        Err(Refused::TooLate) => {
+            debug!("lease running short; released unsent");
+            return Outcome::Released;
+        }
     }
     match transport.send(&message).await {
         SendOutcome::Accepted { provider_id } => Outcome::Sent {

@@ -7,7 +7,7 @@
 //! repeatable: every `n`th request is answered 429, 500, slowly, or accepted and then left
 //! hanging (the message is recorded but the client times out: a send *in doubt*).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -68,6 +68,19 @@ struct Recorded {
     request_log: Vec<(Duration, Arc<str>)>,
     messages: Vec<Stored>,
     by_to: HashMap<Arc<str>, Vec<u32>>,
+    /// One copy of each distinct text: a load run sends the same few texts to everyone.
+    texts: HashSet<Arc<str>>,
+}
+
+impl Recorded {
+    fn intern(&mut self, text: String) -> Arc<str> {
+        if let Some(t) = self.texts.get(text.as_str()) {
+            return Arc::clone(t);
+        }
+        let t: Arc<str> = Arc::from(text);
+        self.texts.insert(Arc::clone(&t));
+        t
+    }
 }
 
 /// A message as kept: the recipient and text are shared with the index and the log.
@@ -207,8 +220,12 @@ async fn send(
 ) -> Response {
     let i = gw.requests.fetch_add(1, Ordering::Relaxed);
     let at = gw.started.map(|s| s.elapsed()).unwrap_or_default();
-    let body: Arc<str> = Arc::from(form.body);
-    gw.state().request_log.push((at, Arc::clone(&body)));
+    let body = {
+        let mut state = gw.state();
+        let body = state.intern(form.body);
+        state.request_log.push((at, Arc::clone(&body)));
+        body
+    };
     if sid_in_path != gw.account_sid || !gw.authorised(&headers) {
         return api_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }

@@ -23,9 +23,20 @@ struct Args {
     /// Every nth request gets 500.
     #[arg(long, default_value_t = 0)]
     server_error_every: u64,
+    /// Every nth request is answered after --slow-ms.
+    #[arg(long, default_value_t = 0)]
+    slow_every: u64,
+    /// Every nth request is recorded, then left hanging for --slow-ms before the answer.
+    #[arg(long, default_value_t = 0)]
+    accept_then_hang_every: u64,
+    /// How slow a slow or hanging answer is, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    slow_ms: u64,
 }
 
-#[tokio::main]
+// One thread: a load run shares the machine with the dispatcher it measures, and one core
+// answers far more requests than a real provider would take.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
@@ -36,8 +47,9 @@ async fn main() -> anyhow::Result<()> {
         Faults {
             too_many_every: args.too_many_every,
             server_error_every: args.server_error_every,
-            slow_by: Duration::from_millis(0),
-            ..Faults::default()
+            slow_every: args.slow_every,
+            slow_by: Duration::from_millis(args.slow_ms),
+            accept_then_hang_every: args.accept_then_hang_every,
         },
     );
     serve(listener, gateway, async {

@@ -11,17 +11,22 @@
 //! | corridor | nearest point of the line with segments as great-circle arcs (on the sphere), then the geodesic distance to it ≤ buffer | `ST_DWithin(location, line::geography, buffer, true)` |
 //! | union | inside any part | `OR` of the parts |
 //!
-//! Expected differences, all at the floating-point level (a few millimetres or less):
+//! Expected differences, all at the floating-point level (far below a millimetre):
 //! * circles: both compute Karney's geodesic (GeographicLib in `geo`, PROJ's `geod_inverse`
-//!   in PostGIS); they may differ in the last bits, which matters only for a point within
-//!   nanometres of the circle;
-//! * polygons: PostGIS decides a point against a polygon with plain floating-point cross
-//!   products, `geo` with exact (robust) orientation predicates; they can differ only for a
-//!   point within about 1e-15 degrees of an edge that is not exactly on it;
+//!   in PostGIS), rounded differently in the last bits; PostGIS also rounds the distances it
+//!   reports to 1e-8 m. A customer exactly on the circle (radius = its distance by the core's
+//!   rule) is inside for the core and often outside for `ST_DWithin`;
 //! * corridors: PostGIS also finds the nearest point on the sphere (geography edges are
-//!   great-circle arcs) and measures the spheroid distance to it; the two implementations
-//!   round differently, so a point whose distance is within about a millimetre of the buffer
-//!   may fall on either side.
+//!   great-circle arcs) and measures the spheroid distance to it, with different rounding:
+//!   the same on-the-edge effect, at up to about 2e-7 m;
+//! * polygons: PostGIS 3.3 decides a point against a polygon with a plain floating-point
+//!   side test, `geo` with exact (robust) orientation predicates; they can differ only for a
+//!   point within about 1e-15 degrees of a slanted edge. Corners, and axis-parallel edges
+//!   through customers, agreed in every cross-check (boundary inside for both).
+//!
+//! `tests/postgis_crosscheck.rs` measures all of this on the Helsinki sample: random areas
+//! agree exactly; areas drawn through customers differ only on those customers, which both
+//! measures put on the edge.
 
 use outagecast_core::area::{Area, Circle, Corridor, PolygonArea};
 use outagecast_core::customer::CustomerId;
@@ -60,37 +65,31 @@ impl PgStore {
     /// customer. PostGIS rounds geography distances to 1e-8 m. For cross-checks: a customer
     /// that PostGIS and the index decide differently must be on the edge by both measures.
     pub async fn edge_distance_m(&self, area: &Area, id: CustomerId) -> Result<Option<f64>> {
+        const DISTANCE_SQL: &str =
+            "SELECT abs(ST_Distance(location, ST_GeogFromText($2), true) - $3)
+               FROM customers WHERE id = $1";
         let mut best: Option<f64> = None;
         for part in area.parts() {
-            let (sql, text, metres) = match part {
-                Area::Circle(c) => (
-                    "SELECT abs(ST_Distance(location, ST_GeogFromText($2), true) - $3)
-                       FROM customers WHERE id = $1",
-                    circle_centre_wkt(c),
-                    c.radius_m(),
-                ),
-                Area::Corridor(c) => (
-                    "SELECT abs(ST_Distance(location, ST_GeogFromText($2), true) - $3)
-                       FROM customers WHERE id = $1",
-                    line_wkt(c),
-                    c.buffer_m(),
-                ),
-                Area::Polygon(p) => (
+            let query = match part {
+                Area::Circle(c) => sqlx::query_scalar(DISTANCE_SQL)
+                    .bind(id.0)
+                    .bind(circle_centre_wkt(c))
+                    .bind(c.radius_m()),
+                Area::Corridor(c) => sqlx::query_scalar(DISTANCE_SQL)
+                    .bind(id.0)
+                    .bind(line_wkt(c))
+                    .bind(c.buffer_m()),
+                Area::Polygon(p) => sqlx::query_scalar(
                     "SELECT ST_Distance(ST_Boundary(ST_GeomFromText($2, 4326))::geography,
-                                        location, true) + 0 * $3
+                                        location, true)
                        FROM customers WHERE id = $1",
-                    polygon_wkt(p),
-                    0.0,
-                ),
+                )
+                .bind(id.0)
+                .bind(polygon_wkt(p)),
                 // `parts` never returns a union.
                 Area::Union(_) => continue,
             };
-            let d: Option<f64> = sqlx::query_scalar(sql)
-                .bind(id.0)
-                .bind(text)
-                .bind(metres)
-                .fetch_optional(&self.pool)
-                .await?;
+            let d: Option<f64> = query.fetch_optional(&self.pool).await?;
             let Some(d) = d else { return Ok(None) };
             best = Some(best.map_or(d, |b| b.min(d)));
         }

@@ -9,7 +9,11 @@
 //! Besides the random areas, each test builds areas whose boundary passes exactly through
 //! customers (a radius equal to a customer's distance, rectangle edges on a customer's
 //! coordinates, polygon corners at customers), where such differences would show first; the
-//! number of borderline points is printed (`cargo test -- --nocapture`).
+//! number of borderline points is printed (`cargo test -- --nocapture`). Measured so far:
+//! random areas agree exactly; on circles and corridors drawn through a customer, PostGIS's
+//! `ST_DWithin` leaves the on-edge customers out in about half the areas (its own distance
+//! for them is within 1e-8 m of the radius, 2e-7 m of the buffer), the core keeps them
+//! (distance ≤ radius); rectangles and triangles through customers agree exactly.
 //!
 //! Needs `OUTAGECAST_TEST_PG_URL` (`scripts/pg-test-cluster start` prints one); without it
 //! each test prints that it is skipped and passes. Every test loads the sample into a schema

@@ -457,7 +457,7 @@ pub(super) async fn list(
         .filter(|s| q.before.is_none_or(|b| s.incident.id.0 < b))
         .map(IncidentView::of)
         .collect();
-    incidents.sort_by(|a, b| b.head.id.cmp(&a.head.id));
+    incidents.sort_by_key(|v| std::cmp::Reverse(v.head.id));
     let next = (incidents.len() > limit).then(|| incidents[limit - 1].head.id);
     incidents.truncate(limit);
     Ok(Json(IncidentPage { incidents, next }))

@@ -180,6 +180,11 @@ impl Transport for Unconfigured {
 
 /// The dispatcher for one process: an SMS and an email transport, either optional.
 pub struct Dispatcher<S, E> {
+    core: Arc<Core<S, E>>,
+}
+
+/// The dispatcher's parts, shared with the task that runs the loop.
+struct Core<S, E> {
     store: SqliteStore,
     sms: Option<Arc<S>>,
     email: Option<Arc<E>>,
@@ -210,6 +215,69 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
         email: Option<E>,
         config: WorkerConfig,
     ) -> Self {
+        Dispatcher {
+            core: Arc::new(Core::new(store, sms, email, config)),
+        }
+    }
+
+    /// The channels this dispatcher sends.
+    pub fn channels(&self) -> Vec<Channel> {
+        self.core.channels()
+    }
+
+    /// Live totals.
+    pub fn progress(&self) -> Arc<Progress> {
+        Arc::clone(&self.core.progress)
+    }
+
+    /// Runs until `until`, or until `shutdown` resolves: then stops claiming, finishes the
+    /// sends in flight, records them and releases this worker's leases.
+    ///
+    /// Pipelined: up to `concurrency` sends are in flight at once, fed from a queue of claimed
+    /// notices. The database is worked in rounds that run alongside the sends, one at a
+    /// time (SQLite has one writer): a round records the outcomes finished so far and claims
+    /// the next batch in one transaction when the queue is down to half a batch, so the next
+    /// batch is leased while the current one is still sending.
+    ///
+    /// The loop runs as a task of the runtime (beside the sends it starts), whatever thread
+    /// awaits this; dropping this future stops it as `shutdown` would.
+    pub async fn run(&self, until: RunUntil, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let core = Arc::clone(&self.core);
+        let mut task = tokio::spawn(async move {
+            // A stop, or the caller dropping this future, shuts the loop down in order.
+            core.run(until, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        tokio::pin!(shutdown);
+        let joined = tokio::select! {
+            joined = &mut task => joined,
+            () = &mut shutdown => {
+                let _ = stop.send(());
+                task.await
+            }
+        };
+        match joined {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// Claims, sends and records until nothing is due (for tests and one-shot use).
+    pub async fn drain(&self) -> Result<()> {
+        self.run(RunUntil::Empty, std::future::pending()).await
+    }
+}
+
+impl<S: Transport + 'static, E: Transport + 'static> Core<S, E> {
+    pub fn new(
+        store: SqliteStore,
+        sms: Option<(S, u32)>,
+        email: Option<E>,
+        config: WorkerConfig,
+    ) -> Self {
         let sms_limiter = sms.as_ref().and_then(|(_, rate)| {
             let rate = NonZeroU32::new(*rate)?;
             // A small burst keeps the measured rate close to the configured one over short
@@ -226,7 +294,7 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
             (f64::from(*rate) * config.lease.as_secs_f64() / 4.0).min(1e9) as usize
         });
         let outstanding = (concurrency + 2 * batch).min(paced.max(concurrency));
-        Dispatcher {
+        Core {
             store,
             sms: sms.map(|(s, _)| Arc::new(s)),
             email: email.map(Arc::new),
@@ -237,8 +305,7 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
         }
     }
 
-    /// The channels this dispatcher sends.
-    pub fn channels(&self) -> Vec<Channel> {
+    fn channels(&self) -> Vec<Channel> {
         let mut out = vec![];
         if self.sms.is_some() {
             out.push(Channel::Sms);
@@ -249,20 +316,8 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
         out
     }
 
-    /// Live totals.
-    pub fn progress(&self) -> Arc<Progress> {
-        Arc::clone(&self.progress)
-    }
-
-    /// Runs until `until`, or until `shutdown` resolves: then stops claiming, finishes the
-    /// sends in flight, records them and releases this worker's leases.
-    ///
-    /// Pipelined: up to `concurrency` sends are in flight at once, fed from a queue of claimed
-    /// notices. The database is worked in rounds that run alongside the sends, one at a
-    /// time (SQLite has one writer): a round records the outcomes finished so far in one
-    /// transaction and claims the next batch when the queue is down to half a batch, so the
-    /// next batch is leased while the current one is still sending.
-    pub async fn run(&self, until: RunUntil, shutdown: impl Future<Output = ()>) -> Result<()> {
+    /// The loop behind [`Dispatcher::run`].
+    async fn run(&self, until: RunUntil, shutdown: impl Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
         let channels = self.channels();
         if self.config.quiet_hours.is_some() {
@@ -527,11 +582,6 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// Claims, sends and records until nothing is due (for tests and one-shot use).
-    pub async fn drain(&self) -> Result<()> {
-        self.run(RunUntil::Empty, std::future::pending()).await
     }
 }
 

@@ -23,7 +23,7 @@ use outagecast_core::area::{Area, Circle, Corridor, LonLat, PolygonArea};
 use outagecast_core::contact::{Language, PhoneKind, PhoneNumber};
 use outagecast_core::customer::{AccountId, Customer, CustomerId, CustomerParts};
 use outagecast_index::CustomerIndex;
-use outagecast_store_pg::PgStore;
+use outagecast_store::pg::PgStore;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;

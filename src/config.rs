@@ -860,7 +860,7 @@ async fn validate(all: &[Setting], values: &[Effective<'_>]) -> Vec<Problem> {
         report("templates", &format!("{e:#}"));
     }
     if let Some(db) = value("database_url").filter(|_| usable("database_url")) {
-        match outagecast_store::SqliteStore::open_url(&db).await {
+        match outagecast_store::Store::open(&db).await {
             Ok(store) => store.close().await,
             Err(e) => report(
                 "database_url",

@@ -11,7 +11,7 @@ use outagecast_core::incident::IncidentId;
 use outagecast_dispatch::email::{EmailSettings, SmtpEmail};
 use outagecast_dispatch::sms::{SmsConfig, TwilioSms};
 use outagecast_dispatch::worker::{Dispatcher, Progress, QuietHours, RunUntil, WorkerConfig};
-use outagecast_store::SqliteStore;
+use outagecast_store::Store;
 use serde_json::json;
 
 use outagecast_engine::Settings;
@@ -40,7 +40,7 @@ pub struct NotifyArgs {
 }
 
 pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()> {
-    let store = SqliteStore::open_url(db)
+    let store = Store::open(db)
         .await
         .with_context(|| format!("--db: cannot open the database {db:?}"))?;
     let Some(dispatcher) = dispatcher(
@@ -129,7 +129,7 @@ pub struct WorkerOptions<'a> {
 
 /// The dispatcher for the channels configured in the environment; `None` when none is.
 pub fn dispatcher(
-    store: &SqliteStore,
+    store: &Store,
     settings: &Settings,
     opts: &WorkerOptions<'_>,
 ) -> Result<Option<Dispatcher<TwilioSms, SmtpEmail>>> {
@@ -231,7 +231,7 @@ pub async fn shutdown_signal() {
 
 /// `incident report ID [--json] [--csv FILE]`.
 pub async fn report(
-    store: &SqliteStore,
+    store: &Store,
     id: &str,
     json_out: bool,
     csv: Option<&std::path::Path>,

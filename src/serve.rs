@@ -17,7 +17,7 @@ use outagecast_dispatch::webhooks::{TwilioSigner, WebhookSettings};
 use outagecast_dispatch::worker::RunUntil;
 use outagecast_engine::Engine;
 use outagecast_server::{ApiSettings, ApiState, Auth, Listeners, ServeSettings};
-use outagecast_store::SqliteStore;
+use outagecast_store::Store;
 use tokio::net::TcpListener;
 
 use outagecast_engine::Settings;
@@ -88,7 +88,7 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
             args.agi_listen
         )
     })?;
-    let store = SqliteStore::open_url(db)
+    let store = Store::open(db)
         .await
         .with_context(|| format!("--db: cannot open the database {db:?}"))?;
     if menu_url.is_none() {

@@ -8,7 +8,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use outagecast_core::auth::{Role, TokenSecret};
-use outagecast_store::{SqliteStore, TokenInfo};
+use outagecast_store::{Store, TokenInfo};
 use serde_json::json;
 
 use crate::cli::TokenCommand;
@@ -18,7 +18,7 @@ pub const SHOWN_ONCE: &str = "this is the only time the token is shown: store it
      (if it is lost, revoke it and create another)";
 
 pub async fn run(db: &str, actor: &str, command: &TokenCommand) -> Result<()> {
-    let store = SqliteStore::open_url(db)
+    let store = Store::open(db)
         .await
         .with_context(|| format!("--db: cannot open the database {db:?}"))?;
     let result = match command {
@@ -31,7 +31,7 @@ pub async fn run(db: &str, actor: &str, command: &TokenCommand) -> Result<()> {
 }
 
 async fn create(
-    store: &SqliteStore,
+    store: &Store,
     actor: &str,
     role: &str,
     name: &str,
@@ -70,7 +70,7 @@ fn flag_named(message: &str) -> String {
     }
 }
 
-async fn list(store: &SqliteStore, json: bool) -> Result<()> {
+async fn list(store: &Store, json: bool) -> Result<()> {
     let tokens = store.tokens().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&tokens)?);
@@ -110,7 +110,7 @@ async fn list(store: &SqliteStore, json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn revoke(store: &SqliteStore, actor: &str, name: &str, json: bool) -> Result<()> {
+async fn revoke(store: &Store, actor: &str, name: &str, json: bool) -> Result<()> {
     let now = Utc::now();
     let info = store.revoke_token(name, actor, now).await?;
     if json {

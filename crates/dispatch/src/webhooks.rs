@@ -32,7 +32,7 @@ use chrono::Utc;
 use hmac::{Hmac, Mac};
 use outagecast_core::contact::{Channel, EmailAddress, Language, Region};
 use outagecast_core::ivr::normalise_caller;
-use outagecast_store::{Receipt, SqliteStore};
+use outagecast_store::{Receipt, Store};
 use serde::Deserialize;
 use sha1::Sha1;
 
@@ -99,7 +99,7 @@ impl WebhookSettings {
 }
 
 struct App {
-    store: SqliteStore,
+    store: Store,
     /// Without a trailing slash.
     public_url: Option<String>,
     auth_token: Option<String>,
@@ -109,7 +109,7 @@ struct App {
 }
 
 /// The webhook routes, ready to serve or to nest into a larger router.
-pub fn router(store: SqliteStore, settings: WebhookSettings) -> Result<Router, DispatchError> {
+pub fn router(store: Store, settings: WebhookSettings) -> Result<Router, DispatchError> {
     let public_url = settings
         .public_url
         .as_deref()

@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use outagecast_core::contact::Channel;
-use outagecast_store::{ClaimedNotice, Outcome, SqliteStore};
+use outagecast_store::{ClaimedNotice, Outcome, Store};
 use rand::RngExt;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -185,7 +185,7 @@ pub struct Dispatcher<S, E> {
 
 /// The dispatcher's parts, shared with the task that runs the loop.
 struct Core<S, E> {
-    store: SqliteStore,
+    store: Store,
     sms: Option<Arc<S>>,
     email: Option<Arc<E>>,
     sms_limiter: Option<Arc<Pacer>>,
@@ -210,7 +210,7 @@ type RoundFuture<'a> = Pin<Box<dyn Future<Output = Result<Round>> + Send + 'a>>;
 impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
     /// A dispatcher; `sms_rate` is the SMS account's segments per second.
     pub fn new(
-        store: SqliteStore,
+        store: Store,
         sms: Option<(S, u32)>,
         email: Option<E>,
         config: WorkerConfig,
@@ -273,7 +273,7 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
 
 impl<S: Transport + 'static, E: Transport + 'static> Core<S, E> {
     pub fn new(
-        store: SqliteStore,
+        store: Store,
         sms: Option<(S, u32)>,
         email: Option<E>,
         config: WorkerConfig,

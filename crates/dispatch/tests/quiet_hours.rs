@@ -17,7 +17,7 @@ use outagecast_core::message::Locale;
 use outagecast_core::notice::plan_recipients;
 use outagecast_dispatch::transport::{OutgoingMessage, SendOutcome, Transport};
 use outagecast_dispatch::worker::{Dispatcher, QuietHours, Unconfigured, WorkerConfig};
-use outagecast_store::{Declaration, SqliteStore};
+use outagecast_store::{Declaration, Store};
 
 const HELSINKI: &str = "+358401000001";
 const NEW_YORK: &str = "+358401000002";
@@ -60,9 +60,9 @@ impl Transport for Recorder {
 
 /// A store with three customers, declared at `now` with `severity`: one in Helsinki, one in
 /// New York, and a priority customer in Helsinki.
-async fn declared(now: DateTime<Utc>, severity: Severity) -> (SqliteStore, tempfile::TempDir) {
+async fn declared(now: DateTime<Utc>, severity: Severity) -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    let store = Store::open_path(&dir.path().join("t.db")).await.unwrap();
     let rules = RecordRules {
         default_region: None,
         default_language: Language::En,
@@ -134,7 +134,7 @@ async fn declared(now: DateTime<Utc>, severity: Severity) -> (SqliteStore, tempf
 
 /// Drains the outbox at the pinned time `clock` with quiet hours 21:00-08:00 and the utility
 /// in Helsinki; returns the numbers sent to, sorted, and how many were held.
-async fn drain_at(store: &SqliteStore, clock: fn() -> DateTime<Utc>) -> (Vec<String>, u64) {
+async fn drain_at(store: &Store, clock: fn() -> DateTime<Utc>) -> (Vec<String>, u64) {
     let recorder = Recorder::default();
     let mut config = WorkerConfig::new("quiet-test");
     config.quiet_hours = QuietHours::parse("21:00-08:00").unwrap();

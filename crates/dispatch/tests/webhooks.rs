@@ -16,7 +16,7 @@ use outagecast_core::message::Locale;
 use outagecast_core::notice::{NoticeStatus, plan_recipients};
 use outagecast_dispatch::email::UnsubscribeKey;
 use outagecast_dispatch::webhooks::{WebhookSettings, router, twilio_signature};
-use outagecast_store::{Declaration, Outcome, ReportRow, SqliteStore};
+use outagecast_store::{Declaration, Outcome, ReportRow, Store};
 
 const TOKEN: &str = "twilio-auth-token";
 const SECRET: &str = "unsubscribe-secret-0123456789";
@@ -25,7 +25,7 @@ const ANNA: &str = "+358401111111"; // Finnish
 const BO: &str = "+358402222222"; // Swedish
 
 struct Harness {
-    store: SqliteStore,
+    store: Store,
     incident: IncidentId,
     base: String,
     http: reqwest::Client,
@@ -36,7 +36,7 @@ impl Harness {
     async fn new(settings: WebhookSettings) -> Self {
         outagecast_dispatch::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        let store = Store::open_path(&dir.path().join("t.db")).await.unwrap();
         let now = Utc::now();
         let rules = RecordRules {
             default_region: None,
@@ -575,7 +575,7 @@ async fn one_click_unsubscribe_by_email() {
 #[tokio::test]
 async fn settings_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    let store = Store::open_path(&dir.path().join("t.db")).await.unwrap();
     let e = router(
         store.clone(),
         WebhookSettings {

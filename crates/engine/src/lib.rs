@@ -22,7 +22,7 @@ use outagecast_core::notice::{RecipientPlan, plan_recipients};
 use outagecast_core::template::Templates;
 use outagecast_index::CustomerIndex;
 use outagecast_store::{
-    Declaration, DeclareOutcome, Growth, ImportSummary, Provenance, SqliteStore, StoreError,
+    Declaration, DeclareOutcome, Growth, ImportSummary, Provenance, Store, StoreError,
     Transition, TransitionOutcome,
 };
 use std::sync::{Arc, RwLock};
@@ -153,7 +153,7 @@ impl Selection {
 
 /// The engine.
 pub struct Engine {
-    store: SqliteStore,
+    store: Store,
     index: RwLock<LoadedIndex>,
     settings: Settings,
 }
@@ -167,18 +167,12 @@ struct LoadedIndex {
 impl Engine {
     /// Opens the store and builds the customer index from it.
     pub async fn open(db: &str, settings: Settings) -> Result<Self> {
-        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-            return Err(EngineError::Unsupported(
-                "--db: PostgreSQL is not supported yet; give a SQLite file path such as ./outagecast.db"
-                    .into(),
-            ));
-        }
-        let store = SqliteStore::open_url(db).await?;
+        let store = Store::open(db).await?;
         Self::with_store(store, settings).await
     }
 
     /// Builds the customer index from an open store.
-    pub async fn with_store(store: SqliteStore, settings: Settings) -> Result<Self> {
+    pub async fn with_store(store: Store, settings: Settings) -> Result<Self> {
         let loaded = load_index(&store).await?;
         Ok(Engine {
             store,
@@ -212,7 +206,7 @@ impl Engine {
     }
 
     /// The store, for read-only queries the CLI prints directly.
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 
@@ -450,7 +444,7 @@ impl Engine {
     }
 }
 
-async fn load_index(store: &SqliteStore) -> Result<LoadedIndex> {
+async fn load_index(store: &Store) -> Result<LoadedIndex> {
     // The generation is read first: a change that lands while the points are read makes the
     // next check reload, never the reverse.
     let generation = store.customers_generation().await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use outagecast_ivr::{CallerIndex, CallerKey, Changes, FlagInput, IncidentInfo};
-use outagecast_store::{IvrFlagRow, IvrIncidentRow, IvrPoll, SqliteStore};
+use outagecast_store::{IvrFlagRow, IvrIncidentRow, IvrPoll, Store};
 
 use crate::{Readiness, Result};
 
@@ -19,7 +19,7 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 /// change log (filled by triggers, so changes made by other processes count too).
 #[derive(Debug)]
 pub struct IvrFollower {
-    store: SqliteStore,
+    store: Store,
     index: Arc<CallerIndex>,
     ready: Readiness,
     cursor: i64,
@@ -51,7 +51,7 @@ fn flag_input(r: IvrFlagRow) -> Option<FlagInput> {
 impl IvrFollower {
     /// Reads everything the IVR may announce into `index` and marks it ready.
     pub async fn load(
-        store: SqliteStore,
+        store: Store,
         index: Arc<CallerIndex>,
         ready: Readiness,
     ) -> Result<Self> {
@@ -159,7 +159,7 @@ impl IvrFollower {
 /// running server needed): the same index code on a snapshot of this one number, so the
 /// command line and the front ends cannot disagree (the "restored" grace included).
 pub async fn lookup_once(
-    store: &SqliteStore,
+    store: &Store,
     raw: &str,
     default_region: Option<outagecast_core::contact::Region>,
     settings: outagecast_ivr::IndexSettings,

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::Utc;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use outagecast_store::SqliteStore;
+use outagecast_store::Store;
 
 /// Latency buckets in seconds: from the IVR's microseconds to a slow provider's seconds.
 const BUCKETS: &[f64] = &[
@@ -44,12 +44,12 @@ pub fn recorder() -> Option<PrometheusHandle> {
 
 #[derive(Clone)]
 struct MetricsState {
-    store: SqliteStore,
+    store: Store,
     handle: Option<PrometheusHandle>,
 }
 
 /// `GET /metrics`.
-pub fn metrics_routes(store: SqliteStore) -> Router {
+pub fn metrics_routes(store: Store) -> Router {
     Router::new()
         .route("/metrics", get(render))
         .with_state(MetricsState {
@@ -81,7 +81,7 @@ async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
     )
 }
 
-async fn gauges(store: &SqliteStore) -> Result<String, outagecast_store::StoreError> {
+async fn gauges(store: &Store) -> Result<String, outagecast_store::StoreError> {
     use std::fmt::Write as _;
     let now = Utc::now();
     let mut out = String::new();

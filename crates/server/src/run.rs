@@ -10,7 +10,7 @@ use outagecast_core::contact::Region;
 use outagecast_dispatch::webhooks::TwilioSigner;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_ivr::{CallerIndex, IndexSettings};
-use outagecast_store::SqliteStore;
+use outagecast_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -75,7 +75,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// routes and `/healthz`.
 pub async fn run(
     listeners: Listeners,
-    store: SqliteStore,
+    store: Store,
     settings: ServeSettings,
     routes: Router,
     shutdown: impl Future<Output = ()>,

@@ -19,7 +19,7 @@ use outagecast_core::notice::plan_recipients;
 use outagecast_ivr::IndexSettings;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_server::{AgiSettings, Listeners, ServeSettings, run};
-use outagecast_store::{Declaration, SqliteStore, Transition};
+use outagecast_store::{Declaration, Store, Transition};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -55,8 +55,8 @@ fn locale(now: DateTime<Utc>) -> Locale {
 }
 
 /// A store with three customers, two of them in a declared water outage.
-async fn store_with_incident(path: &std::path::Path) -> (SqliteStore, IncidentId) {
-    let store = SqliteStore::open(path).await.unwrap();
+async fn store_with_incident(path: &std::path::Path) -> (Store, IncidentId) {
+    let store = Store::open_path(path).await.unwrap();
     let now = Utc::now();
     let customers = [
         customer("A", AFFECTED, "fi"),
@@ -123,7 +123,7 @@ struct Server {
 }
 
 impl Server {
-    async fn start(store: SqliteStore, settings: ServeSettings) -> Server {
+    async fn start(store: Store, settings: ServeSettings) -> Server {
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let agi = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (http_addr, agi_addr) = (http.local_addr().unwrap(), agi.local_addr().unwrap());
@@ -369,7 +369,7 @@ async fn every_front_end_answers_and_follows_another_process() {
 
     // Another process restores the incident: within a second every front end says it is fixed
     // (the grace period), not that it is out.
-    let other = SqliteStore::open(&path).await.unwrap();
+    let other = Store::open_path(&path).await.unwrap();
     let now = Utc::now();
     other
         .transition(
@@ -519,7 +519,7 @@ async fn a_server_that_lost_track_of_the_change_log_reloads() {
 
     // Another process cancels the incident and prunes the whole log before the server polls
     // (as if the server had been stopped for over an hour): it must notice and reload.
-    let other = SqliteStore::open(&path).await.unwrap();
+    let other = Store::open_path(&path).await.unwrap();
     let now = Utc::now();
     other
         .transition(

@@ -7,7 +7,9 @@
 //! `BEGIN IMMEDIATE`, so a failure leaves nothing half-written and two writers never deadlock
 //! upgrading a read lock.
 
+mod any;
 mod audit;
+pub mod pg;
 mod customers;
 mod incidents;
 mod ivr;
@@ -29,6 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 pub(crate) use audit::audit;
+pub use any::{Store, is_postgres_url};
 pub use audit::{AuditEntry, AuditQuery, MAX_AUDIT_PAGE};
 pub use customers::{ImportSummary, MAX_CUSTOMER_PAGE};
 pub use incidents::{
@@ -64,6 +67,14 @@ pub enum StoreError {
         /// The field as the user knows it (`name`, `--name`).
         field: &'static str,
         /// What clashes and how to fix it.
+        problem: String,
+    },
+    /// An argument was refused before anything was written (e.g. a schema name).
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The argument.
+        field: &'static str,
+        /// What is wrong and how to fix it.
         problem: String,
     },
     /// A stored value could not be read back; the database was edited by hand or is damaged.

@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use outagecast_core::auth::{Action, Role, TokenSecret};
-use outagecast_store::SqliteStore;
+use outagecast_store::Store;
 
 use super::ApiState;
 use super::error::ApiError;
@@ -26,7 +26,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(5);
 /// Checks bearer tokens against the store.
 #[derive(Clone)]
 pub struct Auth {
-    store: SqliteStore,
+    store: Store,
     cache: Arc<Mutex<Cache>>,
 }
 
@@ -74,7 +74,7 @@ impl Caller {
 
 impl Auth {
     /// Checks tokens against `store`.
-    pub fn new(store: SqliteStore) -> Self {
+    pub fn new(store: Store) -> Self {
         Auth {
             store,
             cache: Arc::new(Mutex::new(Cache::default())),

@@ -33,7 +33,8 @@ use outagecast_core::customer::CustomerId;
 use sqlx::Arguments;
 use sqlx::postgres::PgArguments;
 
-use crate::{PgStore, PgStoreError, Result};
+use crate::pg::PgStore;
+use crate::{Result, StoreError};
 
 impl PgStore {
     /// The ids of the customers inside `area`, ascending, computed by PostGIS (see the module
@@ -112,7 +113,7 @@ fn condition(area: &Area, args: &mut PgArguments, count: &mut usize) -> Result<S
             Bound::Text(t) => args.add(t),
             Bound::Float(f) => args.add(f),
         }
-        .map_err(|e| PgStoreError::Invalid {
+        .map_err(|e| StoreError::Invalid {
             field: "area",
             problem: format!("cannot be sent to PostgreSQL: {e}"),
         })?;

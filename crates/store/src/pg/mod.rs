@@ -13,37 +13,29 @@
 //! The types shared with the SQLite store (`ImportSummary`, `ClaimedNotice`) are
 //! `outagecast-store`'s, so the two stores answer in the same terms.
 
+mod audit;
 mod customers;
+mod incidents;
+mod ivr;
 mod outbox;
+mod provenance;
+mod receipts;
 mod select;
+mod tokens;
+mod zones;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
 
-/// Everything that can go wrong in the PostgreSQL store.
-#[derive(Debug, thiserror::Error)]
-pub enum PgStoreError {
-    /// The database could not be reached, read or written.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The schema could not be brought up to date.
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// An argument was refused before anything was sent (e.g. a schema name).
-    #[error("{field}: {problem}")]
-    Invalid {
-        /// The argument.
-        field: &'static str,
-        /// What is wrong and how to fix it.
-        problem: String,
-    },
-    /// A stored value could not be read back; the database was edited by hand or is damaged.
-    #[error("stored data is damaged: {0}")]
-    Corrupt(String),
-}
+use crate::{Result, StoreError};
 
-/// Result alias for the PostgreSQL store.
-pub type Result<T, E = PgStoreError> = std::result::Result<T, E>;
+/// Scaffold while the store is being ported: the answer of a method not yet on PostgreSQL.
+pub(crate) fn unported(method: &str) -> StoreError {
+    StoreError::Invalid {
+        field: "database",
+        problem: format!("{method} is not yet available on PostgreSQL; use a SQLite database"),
+    }
+}
 
 /// Connections per store (per engine node). Selection and claims are short statements.
 const MAX_CONNECTIONS: u32 = 8;
@@ -103,7 +95,7 @@ impl PgStore {
     /// the store. Refused for a store opened with [`PgStore::connect`].
     pub async fn drop_schema(self) -> Result<()> {
         let Some(schema) = self.schema.clone() else {
-            return Err(PgStoreError::Invalid {
+            return Err(StoreError::Invalid {
                 field: "schema",
                 problem: "this store uses the database's default schema; drop the database instead"
                     .into(),
@@ -155,7 +147,7 @@ fn check_schema_name(schema: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(PgStoreError::Invalid {
+        Err(StoreError::Invalid {
             field: "schema",
             problem: format!(
                 "{schema:?} is not a plain schema name; use 1 to 63 lower-case letters, digits and _, not starting with a digit or pg_"

@@ -31,7 +31,7 @@ use outagecast_core::area::{Area, Circle, Corridor, LonLat, PolygonArea};
 use outagecast_core::contact::Language;
 use outagecast_core::customer::{CustomerId, RecordRules};
 use outagecast_index::CustomerIndex;
-use outagecast_store_pg::PgStore;
+use outagecast_store::pg::PgStore;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -30,13 +30,7 @@ pub async fn run(db: &str, actor: &str, command: &TokenCommand) -> Result<()> {
     result
 }
 
-async fn create(
-    store: &Store,
-    actor: &str,
-    role: &str,
-    name: &str,
-    json: bool,
-) -> Result<()> {
+async fn create(store: &Store, actor: &str, role: &str, name: &str, json: bool) -> Result<()> {
     let role = Role::parse(role).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let mut bytes = [0u8; 32];
     // The thread-local generator is a CSPRNG seeded from the operating system.

@@ -22,8 +22,8 @@ use outagecast_core::notice::{RecipientPlan, plan_recipients};
 use outagecast_core::template::Templates;
 use outagecast_index::CustomerIndex;
 use outagecast_store::{
-    Declaration, DeclareOutcome, Growth, ImportSummary, Provenance, Store, StoreError,
-    Transition, TransitionOutcome,
+    Declaration, DeclareOutcome, Growth, ImportSummary, Provenance, Store, StoreError, Transition,
+    TransitionOutcome,
 };
 use std::sync::{Arc, RwLock};
 

@@ -50,11 +50,7 @@ fn flag_input(r: IvrFlagRow) -> Option<FlagInput> {
 
 impl IvrFollower {
     /// Reads everything the IVR may announce into `index` and marks it ready.
-    pub async fn load(
-        store: Store,
-        index: Arc<CallerIndex>,
-        ready: Readiness,
-    ) -> Result<Self> {
+    pub async fn load(store: Store, index: Arc<CallerIndex>, ready: Readiness) -> Result<Self> {
         let mut follower = IvrFollower {
             store,
             index,

@@ -9,11 +9,11 @@
 
 mod any;
 mod audit;
-pub mod pg;
 mod customers;
 mod incidents;
 mod ivr;
 mod outbox;
+pub mod pg;
 mod receipts;
 // Ingest (issue 3): named zones, customers' addresses for the geocoder, CAP provenance.
 mod provenance;
@@ -30,8 +30,8 @@ use outagecast_core::CoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-pub(crate) use audit::audit;
 pub use any::{Store, is_postgres_url};
+pub(crate) use audit::audit;
 pub use audit::{AuditEntry, AuditQuery, MAX_AUDIT_PAGE};
 pub use customers::{ImportSummary, MAX_CUSTOMER_PAGE};
 pub use incidents::{

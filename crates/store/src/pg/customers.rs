@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 
+use crate::ImportSummary;
 use chrono::{DateTime, Utc};
 use outagecast_core::area::LonLat;
 use outagecast_core::customer::{Customer, CustomerId};
-use crate::ImportSummary;
 use sqlx::{Postgres, Transaction};
 
 use crate::pg::PgStore;
+use crate::pg::audit::audit;
 use crate::{Result, StoreError};
 
 /// Customers are written this many to a statement: large enough that per-statement costs
@@ -237,36 +238,14 @@ async fn bump_customers_generation(tx: &mut Transaction<'static, Postgres>) -> R
 }
 
 /// Writes an audit entry inside the transaction of the change it describes.
-async fn audit(
-    tx: &mut Transaction<'static, Postgres>,
-    actor: &str,
-    action: &str,
-    subject: Option<&str>,
-    details: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor, action, subject, details) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(now)
-    .bind(actor)
-    .bind(action)
-    .bind(subject)
-    .bind(sqlx::types::Json(details))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-
 // Scaffold: not yet ported.
 use crate::pg::unported;
 #[allow(unused_imports)]
 use crate::*;
+use outagecast_core::contact::Channel;
 #[allow(unused_imports)]
 use outagecast_core::customer::AccountId;
 use std::collections::HashSet;
-use outagecast_core::contact::Channel;
 impl PgStore {
     /// Not yet on PostgreSQL.
     pub async fn customers(&self, _ids: &[CustomerId]) -> Result<Vec<(CustomerId, Customer)>> {
@@ -274,7 +253,10 @@ impl PgStore {
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn customer_by_account(&self, _account: &AccountId) -> Result<Option<(CustomerId, Customer)>> {
+    pub async fn customer_by_account(
+        &self,
+        _account: &AccountId,
+    ) -> Result<Option<(CustomerId, Customer)>> {
         Err(unported("customer_by_account"))
     }
 
@@ -284,17 +266,32 @@ impl PgStore {
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn opt_out(&self, _channel: Channel, _address: &str, _source: &str, _now: DateTime<Utc>) -> Result<()> {
+    pub async fn opt_out(
+        &self,
+        _channel: Channel,
+        _address: &str,
+        _source: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<()> {
         Err(unported("opt_out"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn customers_page(&self, _after: Option<&str>, _limit: u32) -> Result<Vec<(CustomerId, Customer)>> {
+    pub async fn customers_page(
+        &self,
+        _after: Option<&str>,
+        _limit: u32,
+    ) -> Result<Vec<(CustomerId, Customer)>> {
         Err(unported("customers_page"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn delete_customer(&self, _account_id: &AccountId, _actor: &str, _now: DateTime<Utc>) -> Result<bool> {
+    pub async fn delete_customer(
+        &self,
+        _account_id: &AccountId,
+        _actor: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<bool> {
         Err(unported("delete_customer"))
     }
 }

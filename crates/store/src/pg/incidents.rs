@@ -20,12 +20,20 @@ use crate::*;
 
 impl PgStore {
     /// Not yet on PostgreSQL.
-    pub async fn declare(&self, _d: Declaration<'_>, _wording: &dyn Wording) -> Result<DeclareOutcome> {
+    pub async fn declare(
+        &self,
+        _d: Declaration<'_>,
+        _wording: &dyn Wording,
+    ) -> Result<DeclareOutcome> {
         Err(unported("declare"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn transition(&self, _t: Transition<'_>, _wording: &dyn Wording) -> Result<TransitionOutcome> {
+    pub async fn transition(
+        &self,
+        _t: Transition<'_>,
+        _wording: &dyn Wording,
+    ) -> Result<TransitionOutcome> {
         Err(unported("transition"))
     }
 
@@ -70,7 +78,10 @@ impl PgStore {
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn pending_notices(&self, _id: IncidentId) -> Result<Vec<(Channel, String, bool, String)>> {
+    pub async fn pending_notices(
+        &self,
+        _id: IncidentId,
+    ) -> Result<Vec<(Channel, String, bool, String)>> {
         Err(unported("pending_notices"))
     }
 }

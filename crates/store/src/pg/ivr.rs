@@ -25,12 +25,21 @@ impl PgStore {
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn ivr_snapshot(&self, _now: DateTime<Utc>, _closed_since: DateTime<Utc>) -> Result<IvrSnapshot> {
+    pub async fn ivr_snapshot(
+        &self,
+        _now: DateTime<Utc>,
+        _closed_since: DateTime<Utc>,
+    ) -> Result<IvrSnapshot> {
         Err(unported("ivr_snapshot"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn ivr_snapshot_for(&self, _phone: &str, _now: DateTime<Utc>, _closed_since: DateTime<Utc>) -> Result<IvrSnapshot> {
+    pub async fn ivr_snapshot_for(
+        &self,
+        _phone: &str,
+        _now: DateTime<Utc>,
+        _closed_since: DateTime<Utc>,
+    ) -> Result<IvrSnapshot> {
         Err(unported("ivr_snapshot_for"))
     }
 
@@ -45,7 +54,15 @@ impl PgStore {
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn rearm_ivr(&self, _id: IncidentId, _draft: &IncidentDraft, _armed: &[ArmedNumber], _wording: &dyn Wording, _actor: &str, _now: DateTime<Utc>) -> Result<RearmOutcome> {
+    pub async fn rearm_ivr(
+        &self,
+        _id: IncidentId,
+        _draft: &IncidentDraft,
+        _armed: &[ArmedNumber],
+        _wording: &dyn Wording,
+        _actor: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<RearmOutcome> {
         Err(unported("rearm_ivr"))
     }
 }

@@ -16,11 +16,11 @@
 
 use std::time::Duration;
 
+use crate::ClaimedNotice;
 use chrono::{DateTime, Utc};
 use outagecast_core::area::LonLat;
 use outagecast_core::contact::{Channel, Language};
 use outagecast_core::incident::{EventKind, Severity};
-use crate::ClaimedNotice;
 
 use crate::pg::PgStore;
 use crate::{Result, StoreError};
@@ -114,9 +114,8 @@ impl PgStore {
                     lon,
                     lat,
                 )| {
-                    let event = event.ok_or_else(|| {
-                        StoreError::Corrupt(format!("notice {id} has no event"))
-                    })?;
+                    let event = event
+                        .ok_or_else(|| StoreError::Corrupt(format!("notice {id} has no event")))?;
                     let severity = severity.ok_or_else(|| {
                         StoreError::Corrupt(format!("notice {id} has no incident"))
                     })?;
@@ -165,7 +164,6 @@ fn stored<T>(value: &str, parse: impl Fn(&str) -> outagecast_core::Result<T>) ->
     parse(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-
 // Scaffold: not yet ported.
 use crate::pg::unported;
 #[allow(unused_imports)]
@@ -174,17 +172,35 @@ use crate::*;
 use outagecast_core::customer::AccountId;
 impl PgStore {
     /// Not yet on PostgreSQL.
-    pub async fn complete(&self, _owner: &str, _outcomes: &[(i64, Outcome)], _now: DateTime<Utc>) -> Result<u64> {
+    pub async fn complete(
+        &self,
+        _owner: &str,
+        _outcomes: &[(i64, Outcome)],
+        _now: DateTime<Utc>,
+    ) -> Result<u64> {
         Err(unported("complete"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn complete_and_claim(&self, _owner: &str, _outcomes: &[(i64, Outcome)], _channels: &[Channel], _limit: u32, _lease: Duration, _now: DateTime<Utc>, _locate: bool) -> Result<(u64, Vec<ClaimedNotice>)> {
+    pub async fn complete_and_claim(
+        &self,
+        _owner: &str,
+        _outcomes: &[(i64, Outcome)],
+        _channels: &[Channel],
+        _limit: u32,
+        _lease: Duration,
+        _now: DateTime<Utc>,
+        _locate: bool,
+    ) -> Result<(u64, Vec<ClaimedNotice>)> {
         Err(unported("complete_and_claim"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn outbox_counts(&self, _channels: &[Channel], _now: DateTime<Utc>) -> Result<OutboxCounts> {
+    pub async fn outbox_counts(
+        &self,
+        _channels: &[Channel],
+        _now: DateTime<Utc>,
+    ) -> Result<OutboxCounts> {
         Err(unported("outbox_counts"))
     }
 
@@ -194,7 +210,10 @@ impl PgStore {
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn notice_report(&self, _incident: outagecast_core::incident::IncidentId) -> Result<Vec<ReportRow>> {
+    pub async fn notice_report(
+        &self,
+        _incident: outagecast_core::incident::IncidentId,
+    ) -> Result<Vec<ReportRow>> {
         Err(unported("notice_report"))
     }
 }

@@ -20,22 +20,42 @@ use crate::*;
 
 impl PgStore {
     /// Not yet on PostgreSQL.
-    pub async fn declare_with(&self, _d: Declaration<'_>, _wording: &dyn Wording, _p: &Provenance) -> Result<DeclareOutcome> {
+    pub async fn declare_with(
+        &self,
+        _d: Declaration<'_>,
+        _wording: &dyn Wording,
+        _p: &Provenance,
+    ) -> Result<DeclareOutcome> {
         Err(unported("declare_with"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn transition_with(&self, _t: Transition<'_>, _wording: &dyn Wording, _p: &Provenance) -> Result<TransitionOutcome> {
+    pub async fn transition_with(
+        &self,
+        _t: Transition<'_>,
+        _wording: &dyn Wording,
+        _p: &Provenance,
+    ) -> Result<TransitionOutcome> {
         Err(unported("transition_with"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn record_cap_only(&self, _id: IncidentId, _p: &Provenance, _actor: &str, _now: DateTime<Utc>) -> Result<()> {
+    pub async fn record_cap_only(
+        &self,
+        _id: IncidentId,
+        _p: &Provenance,
+        _actor: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<()> {
         Err(unported("record_cap_only"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn cap_message(&self, _sender: &str, _identifier: &str) -> Result<Option<CapMessageRow>> {
+    pub async fn cap_message(
+        &self,
+        _sender: &str,
+        _identifier: &str,
+    ) -> Result<Option<CapMessageRow>> {
         Err(unported("cap_message"))
     }
 

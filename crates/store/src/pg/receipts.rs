@@ -20,17 +20,34 @@ use crate::*;
 
 impl PgStore {
     /// Not yet on PostgreSQL.
-    pub async fn record_receipt(&self, _provider_id: &str, _receipt: &Receipt, _now: DateTime<Utc>) -> Result<ReceiptOutcome> {
+    pub async fn record_receipt(
+        &self,
+        _provider_id: &str,
+        _receipt: &Receipt,
+        _now: DateTime<Utc>,
+    ) -> Result<ReceiptOutcome> {
         Err(unported("record_receipt"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn opt_out_and_withdraw(&self, _channel: Channel, _address: &str, _source: &str, _now: DateTime<Utc>) -> Result<u64> {
+    pub async fn opt_out_and_withdraw(
+        &self,
+        _channel: Channel,
+        _address: &str,
+        _source: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<u64> {
         Err(unported("opt_out_and_withdraw"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn opt_in(&self, _channel: Channel, _address: &str, _source: &str, _now: DateTime<Utc>) -> Result<bool> {
+    pub async fn opt_in(
+        &self,
+        _channel: Channel,
+        _address: &str,
+        _source: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<bool> {
         Err(unported("opt_in"))
     }
 

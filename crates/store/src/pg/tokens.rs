@@ -20,12 +20,23 @@ use crate::*;
 
 impl PgStore {
     /// Not yet on PostgreSQL.
-    pub async fn create_token(&self, _name: &str, _role: Role, _secret: &TokenSecret, _actor: &str, _now: DateTime<Utc>) -> Result<TokenInfo> {
+    pub async fn create_token(
+        &self,
+        _name: &str,
+        _role: Role,
+        _secret: &TokenSecret,
+        _actor: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<TokenInfo> {
         Err(unported("create_token"))
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn authenticate(&self, _secret: &TokenSecret, _now: DateTime<Utc>) -> Result<Option<TokenInfo>> {
+    pub async fn authenticate(
+        &self,
+        _secret: &TokenSecret,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<TokenInfo>> {
         Err(unported("authenticate"))
     }
 
@@ -35,7 +46,12 @@ impl PgStore {
     }
 
     /// Not yet on PostgreSQL.
-    pub async fn revoke_token(&self, _name: &str, _actor: &str, _now: DateTime<Utc>) -> Result<TokenInfo> {
+    pub async fn revoke_token(
+        &self,
+        _name: &str,
+        _actor: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<TokenInfo> {
         Err(unported("revoke_token"))
     }
 

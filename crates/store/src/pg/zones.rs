@@ -20,7 +20,13 @@ use crate::*;
 
 impl PgStore {
     /// Not yet on PostgreSQL.
-    pub async fn upsert_zones(&self, _zones: &[ZoneRecord<'_>], _actor: &str, _source: &str, _now: DateTime<Utc>) -> Result<ZoneImportSummary> {
+    pub async fn upsert_zones(
+        &self,
+        _zones: &[ZoneRecord<'_>],
+        _actor: &str,
+        _source: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<ZoneImportSummary> {
         Err(unported("upsert_zones"))
     }
 

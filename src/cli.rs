@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "outagecast", version, about, long_about = None)]
 pub struct Cli {
-    /// The database: a SQLite file path (created if missing) or a sqlite: URL.
+    /// The database: a SQLite file path (created if missing), a sqlite: URL, or a
+    /// postgres:// URL (PostgreSQL with PostGIS, shared by several nodes).
     #[arg(
         long,
         global = true,

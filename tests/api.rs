@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use outagecast_core::auth::{Action, Role};
 use outagecast_gateway_standin::{Faults, Gateway};
@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/helsinki/customers.csv");
-const SID: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "test-token";
+mod common;
+
+use common::{SAMPLE, StandIn, count, eventually};
 
 /// A 400 m circle in central Helsinki (Kamppi): a few dozen sample customers.
 fn circle() -> Value {
@@ -28,13 +28,12 @@ fn circle() -> Value {
 
 struct App {
     dir: tempfile::TempDir,
+    standin: StandIn,
     gateway: Arc<Gateway>,
-    base_url: String,
     http: String,
     child: Option<Child>,
     tokens: HashMap<Role, String>,
     client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl App {
@@ -43,25 +42,13 @@ impl App {
     }
 
     fn command(&self, args: &[&str], rate: u32) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_outagecast"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OUTAGECAST_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("OUTAGECAST_SMS_BASE_URL", &self.base_url)
-            .env("OUTAGECAST_SMS_ACCOUNT_SID", SID)
-            .env("OUTAGECAST_SMS_AUTH_TOKEN", TOKEN)
-            .env("OUTAGECAST_SMS_FROM", "+358480000000")
-            .env("OUTAGECAST_SMS_RATE", rate.to_string())
-            .env("OUTAGECAST_DEFAULT_REGION", "FI")
+        let mut cmd = self.standin.command("+358480000000", rate);
+        cmd.env("OUTAGECAST_DEFAULT_REGION", "FI")
             // Twilio signs the URL it calls; webhooks are checked against this address.
             .env("OUTAGECAST_PUBLIC_URL", "https://notify.example.fi")
             .arg("--db")
             .arg(self.db())
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+            .args(args);
         cmd
     }
 
@@ -154,42 +141,18 @@ impl App {
     }
 }
 
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A fresh database with the sample customers and one token per role, and the gateway
 /// stand-in on loopback.
 async fn spawn_app() -> App {
-    outagecast_dispatch::install_crypto_provider();
-    let gateway = Gateway::new(SID, TOKEN, Faults::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(outagecast_gateway_standin::serve(
-        listener,
-        gateway.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let standin = StandIn::start(Faults::default()).await;
     let mut app = App {
         dir: tempfile::tempdir().unwrap(),
-        gateway,
-        base_url,
+        gateway: standin.gateway.clone(),
+        standin,
         http: String::new(),
         child: None,
         tokens: HashMap::new(),
         client: reqwest::Client::new(),
-        _stop: stop,
     };
     app.cli(&["import", "customers", SAMPLE, "--json"]).await;
     for role in Role::ALL {
@@ -208,16 +171,6 @@ async fn spawn_app() -> App {
         app.tokens.insert(role, token);
     }
     app
-}
-
-fn count(report: &Value, channel: &str, status: &str) -> u64 {
-    report["counts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["channel"] == channel && c["status"] == status)
-        .map(|c| c["count"].as_u64().unwrap())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

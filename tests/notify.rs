@@ -13,34 +13,22 @@ use outagecast_gateway_standin::{Faults, Gateway};
 use serde_json::Value;
 use tokio::process::Command;
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/helsinki/customers.csv");
-const SID: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "test-token";
+mod common;
+
+use common::{SAMPLE, StandIn, count};
 
 struct Setup {
     dir: tempfile::TempDir,
+    standin: StandIn,
     gateway: Arc<Gateway>,
-    base_url: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn setup(faults: Faults) -> Setup {
-    let gateway = Gateway::new(SID, TOKEN, faults);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(outagecast_gateway_standin::serve(
-        listener,
-        gateway.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let standin = StandIn::start(faults).await;
     Setup {
         dir: tempfile::tempdir().unwrap(),
-        gateway,
-        base_url,
-        _stop: stop,
+        gateway: standin.gateway.clone(),
+        standin,
     }
 }
 
@@ -50,23 +38,11 @@ impl Setup {
     }
 
     fn command(&self, args: &[&str], rate: u32, timeout: f64) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_outagecast"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OUTAGECAST_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("OUTAGECAST_SMS_BASE_URL", &self.base_url)
-            .env("OUTAGECAST_SMS_ACCOUNT_SID", SID)
-            .env("OUTAGECAST_SMS_AUTH_TOKEN", TOKEN)
-            .env("OUTAGECAST_SMS_FROM", "+358480000000")
-            .env("OUTAGECAST_SMS_RATE", rate.to_string())
-            .env("OUTAGECAST_SMS_TIMEOUT", timeout.to_string())
+        let mut cmd = self.standin.command("+358480000000", rate);
+        cmd.env("OUTAGECAST_SMS_TIMEOUT", timeout.to_string())
             .arg("--db")
             .arg(self.db())
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+            .args(args);
         cmd
     }
 
@@ -102,16 +78,6 @@ impl Setup {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
-}
-
-fn count(report: &Value, channel: &str, status: &str) -> u64 {
-    report["counts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["channel"] == channel && c["status"] == status)
-        .map(|c| c["count"].as_u64().unwrap())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,4 +2,5 @@
 // rebuild when the folder changes.
 fn main() {
     println!("cargo:rerun-if-changed=../../migrations/sqlite");
+    println!("cargo:rerun-if-changed=../../migrations/postgres");
 }

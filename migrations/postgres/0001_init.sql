@@ -9,7 +9,7 @@
 --     PostGIS selection path that cross-checks the in-memory R-tree.
 --   * ivr_changes ids come from a sequence and, with concurrent writers, are not committed
 --     in id order as they are under SQLite's single writer; a follower on PostgreSQL must
---     not rely on "every id up to N is visible" (issue 7: LISTEN/NOTIFY + reconcile).
+--     not rely on "every id up to N is visible"; 0002 numbers the commits instead.
 
 CREATE EXTENSION IF NOT EXISTS postgis;
 

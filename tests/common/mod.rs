@@ -80,3 +80,81 @@ impl Db {
         db
     }
 }
+
+/// The Twilio-shaped gateway stand-in on a loopback port, for the tests that send SMS through
+/// the real binary. It stops when this is dropped.
+pub struct StandIn {
+    pub gateway: std::sync::Arc<outagecast_gateway_standin::Gateway>,
+    pub base_url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The account the stand-in accepts.
+pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TOKEN: &str = "test-token";
+
+impl StandIn {
+    pub async fn start(faults: outagecast_gateway_standin::Faults) -> Self {
+        outagecast_dispatch::install_crypto_provider();
+        let gateway = outagecast_gateway_standin::Gateway::new(SID, TOKEN, faults);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(outagecast_gateway_standin::serve(
+            listener,
+            gateway.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        StandIn {
+            gateway,
+            base_url,
+            _stop: stop,
+        }
+    }
+
+    /// The real binary with a clean environment (no inherited `OUTAGECAST_*`) sending SMS to
+    /// this stand-in from `from` at `rate` segments a second; the caller adds `--db` and the
+    /// command.
+    pub fn command(&self, from: &str, rate: u32) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_outagecast"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OUTAGECAST_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("OUTAGECAST_SMS_BASE_URL", &self.base_url)
+            .env("OUTAGECAST_SMS_ACCOUNT_SID", SID)
+            .env("OUTAGECAST_SMS_AUTH_TOKEN", TOKEN)
+            .env("OUTAGECAST_SMS_FROM", from)
+            .env("OUTAGECAST_SMS_RATE", rate.to_string())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+}
+
+/// Waits until `check` holds, failing the test with `what` after `within`.
+pub async fn eventually<F, Fut>(within: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The sum of a report's counts for `channel` and `status`.
+pub fn count(report: &Value, channel: &str, status: &str) -> u64 {
+    report["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["channel"] == channel && c["status"] == status)
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum()
+}

@@ -42,6 +42,9 @@ pub struct Message {
     pub sid: String,
     /// Recipient.
     pub to: String,
+    /// Sender (`From`, or the messaging service sid): which node sent it, when each node of
+    /// a test has a number of its own.
+    pub from: String,
     /// Text.
     pub body: String,
     /// When it was accepted, since the gateway started.
@@ -87,6 +90,7 @@ impl Recorded {
 #[derive(Debug)]
 struct Stored {
     to: Arc<str>,
+    from: Arc<str>,
     body: Arc<str>,
     at: Duration,
 }
@@ -96,6 +100,7 @@ impl Stored {
         Message {
             sid: sid(index),
             to: self.to.to_string(),
+            from: self.from.to_string(),
             body: self.body.to_string(),
             at: self.at,
         }
@@ -140,6 +145,15 @@ impl Gateway {
     /// How many messages were accepted.
     pub fn accepted(&self) -> usize {
         self.state().messages.len()
+    }
+
+    /// How many accepted messages came from `from`.
+    pub fn accepted_from(&self, from: &str) -> usize {
+        self.state()
+            .messages
+            .iter()
+            .filter(|m| &*m.from == from)
+            .count()
     }
 
     /// Every POST as (time since start, body), accepted or not: for measuring the send rate.
@@ -269,9 +283,16 @@ async fn send(
     let to: Arc<str> = Arc::from(form.to);
     let index = {
         let mut state = gw.state();
+        let from = if form.from.is_empty() {
+            form.messaging_service_sid
+        } else {
+            form.from
+        };
+        let from = state.intern(from);
         let index = state.messages.len();
         state.messages.push(Stored {
             to: Arc::clone(&to),
+            from,
             body: Arc::clone(&body),
             at,
         });

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use outagecast_ivr::{CallerIndex, CallerKey, Changes, FlagInput, IncidentInfo};
-use outagecast_store::{IvrFlagRow, IvrIncidentRow, IvrPoll, Store};
+use outagecast_store::{ChangeFeed, IvrFlagRow, IvrIncidentRow, IvrPoll, Store};
 
 use crate::{Readiness, Result};
 
@@ -23,6 +23,14 @@ pub struct IvrFollower {
     index: Arc<CallerIndex>,
     ready: Readiness,
     cursor: i64,
+}
+
+/// Completes when the feed says something changed; never without a feed.
+async fn changed(feed: &mut Option<ChangeFeed>) {
+    match feed {
+        Some(feed) => feed.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn incident_info(r: &IvrIncidentRow) -> IncidentInfo {
@@ -118,7 +126,17 @@ impl IvrFollower {
     /// Polls every `interval` until `shutdown` completes. A failed poll (the database busy or
     /// gone for a moment) is logged and retried at the next tick; `/healthz` turns 503 if it
     /// goes on.
+    ///
+    /// On PostgreSQL it also polls as soon as another node's change is notified (LISTEN), so
+    /// the timer is only the safety net; a node that cannot listen keeps to the timer.
     pub async fn run(mut self, interval: Duration, shutdown: impl Future<Output = ()>) {
+        let mut feed = match self.store.change_feed().await {
+            Ok(feed) => Some(feed),
+            Err(e) => {
+                tracing::warn!(error = %e, "IVR: cannot listen for change notifications; polling only");
+                None
+            }
+        };
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_EVERY);
@@ -127,13 +145,17 @@ impl IvrFollower {
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
-                _ = ticks.tick() => {
-                    if let Err(e) = self.poll().await {
-                        tracing::warn!(error = %e, "IVR: polling the store failed; retrying");
-                    }
-                }
+                () = changed(&mut feed) => self.poll_or_log().await,
+                _ = ticks.tick() => self.poll_or_log().await,
                 _ = housekeeping.tick() => self.housekeeping().await,
             }
+        }
+    }
+
+    /// A failed poll (the database busy or gone for a moment) is logged; the next one retries.
+    async fn poll_or_log(&mut self) {
+        if let Err(e) = self.poll().await {
+            tracing::warn!(error = %e, "IVR: polling the store failed; retrying");
         }
     }
 

@@ -78,6 +78,44 @@ impl Store {
     }
 }
 
+/// Wakes a follower when another process may have changed what it caches: on PostgreSQL a
+/// `LISTEN` on the channels the triggers notify; on SQLite nothing (the follower's periodic
+/// poll is how it learns, and with one file on one machine that poll is cheap).
+///
+/// A wake-up is only a hint to look now: followers still poll on a timer as the safety net
+/// (a notification sent while the listening connection was being re-established is lost).
+#[derive(Debug)]
+pub struct ChangeFeed {
+    listener: Option<sqlx::postgres::PgListener>,
+}
+
+impl ChangeFeed {
+    /// Completes when something may have changed. Never completes on SQLite. A broken
+    /// connection is logged and retried (sqlx re-connects on the next receive) after a pause,
+    /// so a database restart does not turn into a busy loop.
+    pub async fn changed(&mut self) {
+        let Some(listener) = self.listener.as_mut() else {
+            return std::future::pending().await;
+        };
+        if let Err(e) = listener.recv().await {
+            tracing::warn!(error = %e, "change notifications: connection lost; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+impl Store {
+    /// Starts listening for changes made by other processes (see [`ChangeFeed`]).
+    pub async fn change_feed(&self) -> Result<ChangeFeed> {
+        Ok(ChangeFeed {
+            listener: match self {
+                Store::Sqlite(_) => None,
+                Store::Postgres(p) => Some(p.listen().await?),
+            },
+        })
+    }
+}
+
 /// True for the URLs [`Store::open`] hands to PostgreSQL.
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")

@@ -20,8 +20,8 @@ pub struct ImportSummary {
     pub updated: usize,
 }
 
-type CustomerRow = (i64, String, f64, f64, String, String, i64);
-type ContactRow = (i64, String, String, Option<String>);
+pub(crate) type CustomerRow = (i64, String, f64, f64, String, String, i64);
+pub(crate) type ContactRow = (i64, String, String, Option<String>);
 
 impl SqliteStore {
     /// Inserts or replaces customers by account id, in one transaction with an audit entry.
@@ -190,7 +190,7 @@ impl SqliteStore {
 pub const MAX_CUSTOMER_PAGE: u32 = 1000;
 
 /// `meta` key of the counter bumped by every change to the customers.
-const GENERATION_KEY: &str = "customers_generation";
+pub(crate) const GENERATION_KEY: &str = "customers_generation";
 
 impl SqliteStore {
     /// Customers ordered by account id, for listing a page at a time: those after the account
@@ -370,28 +370,38 @@ impl SqliteStore {
             actor,
             "customer.delete",
             Some(&format!("customer:{}", account_id.as_str())),
-            &serde_json::json!({
-                // Counts rather than the numbers and addresses themselves: the audit log is
-                // read more widely than the customer register.
-                "before": {
-                    "account_id": before.account_id().as_str(),
-                    "address": before.address(),
-                    "lon": before.location().lon(),
-                    "lat": before.location().lat(),
-                    "language": before.language().code(),
-                    "priority": before.priority(),
-                    "phones": before.phones().len(),
-                    "emails": before.emails().len(),
-                },
-                "withdrawn_notices": withdrawn,
-                "disarmed_numbers": disarmed,
-            }),
+            &delete_details(&before, withdrawn, disarmed),
             now,
         )
         .await?;
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// The audit details of `customer.delete`: what the customer was and what their deletion
+/// withdrew and disarmed.
+pub(crate) fn delete_details(
+    before: &Customer,
+    withdrawn: u64,
+    disarmed: u64,
+) -> serde_json::Value {
+    serde_json::json!({
+        // Counts rather than the numbers and addresses themselves: the audit log is read more
+        // widely than the customer register.
+        "before": {
+            "account_id": before.account_id().as_str(),
+            "address": before.address(),
+            "lon": before.location().lon(),
+            "lat": before.location().lat(),
+            "language": before.language().code(),
+            "priority": before.priority(),
+            "phones": before.phones().len(),
+            "emails": before.emails().len(),
+        },
+        "withdrawn_notices": withdrawn,
+        "disarmed_numbers": disarmed,
+    })
 }
 
 /// Disarms the IVR flags of `gone`'s phone numbers, except where another customer with the
@@ -512,7 +522,8 @@ async fn insert_contacts(
     Ok(())
 }
 
-fn assemble(
+/// Customers from their rows and their contacts' rows (ordered by customer, then position).
+pub(crate) fn assemble(
     rows: Vec<CustomerRow>,
     contacts: Vec<ContactRow>,
 ) -> Result<Vec<(CustomerId, Customer)>> {
@@ -543,370 +554,4 @@ fn assemble(
             Ok((CustomerId(id), customer))
         })
         .collect()
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::IvrPoll;
-    use crate::test_support::{customer, declare_with, fresh, seeded};
-    use outagecast_core::incident::IncidentId;
-    use outagecast_core::notice::{NoticeStatus, plan_recipients};
-
-    #[tokio::test]
-    async fn reimport_updates_instead_of_duplicating_and_keeps_opt_outs() {
-        let (store, _dir) = fresh().await;
-        let now = Utc::now();
-        let first = vec![customer("A", "+358481111111", "a@example.com")];
-        let s = store
-            .upsert_customers(&first, "test", "a.csv", now)
-            .await
-            .unwrap();
-        assert_eq!(
-            s,
-            ImportSummary {
-                inserted: 1,
-                updated: 0
-            }
-        );
-        store
-            .opt_out(Channel::Sms, "+358481111111", "test", now)
-            .await
-            .unwrap();
-
-        let second = vec![customer("A", "+358482222222;+358481111111", "")];
-        let later = now + chrono::Duration::seconds(1);
-        let s = store
-            .upsert_customers(&second, "test", "a.csv", later)
-            .await
-            .unwrap();
-        assert_eq!(
-            s,
-            ImportSummary {
-                inserted: 0,
-                updated: 1
-            }
-        );
-        assert_eq!(store.customer_count().await.unwrap(), 1);
-
-        let (id, c) = store
-            .customer_by_account(&AccountId::parse("A").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(c.phones().len(), 2);
-        assert!(c.emails().is_empty());
-        assert_eq!(store.customers(&[id]).await.unwrap()[0].1, c);
-        assert!(
-            store
-                .opt_outs()
-                .await
-                .unwrap()
-                .contains(&(Channel::Sms, "+358481111111".to_string()))
-        );
-        let log = store.audit_log(10).await.unwrap();
-        assert_eq!(log.len(), 3);
-        assert_eq!(log[0].action, "customers.import");
-    }
-
-    fn account(a: &str) -> AccountId {
-        AccountId::parse(a).unwrap()
-    }
-
-    /// Declares one incident affecting every customer in `loaded`.
-    async fn declared(store: &SqliteStore, loaded: &[(CustomerId, Customer)]) -> IncidentId {
-        let refs: Vec<(CustomerId, &Customer)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
-        let plan = plan_recipients(&refs, |_, _| false);
-        declare_with(store, loaded, &plan, Utc::now())
-            .await
-            .unwrap()
-            .incident
-            .id
-    }
-
-    /// (channel, address) → status of the incident's notices.
-    async fn statuses(
-        store: &SqliteStore,
-        id: IncidentId,
-    ) -> HashMap<(String, String), NoticeStatus> {
-        store
-            .notice_report(id)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| ((r.channel.as_str().to_string(), r.address), r.status))
-            .collect()
-    }
-
-    fn status_of(
-        s: &HashMap<(String, String), NoticeStatus>,
-        channel: &str,
-        address: &str,
-    ) -> NoticeStatus {
-        s[&(channel.to_string(), address.to_string())]
-    }
-
-    async fn armed(store: &SqliteStore, phone: &str) -> usize {
-        store.armed_for(phone, Utc::now()).await.unwrap().len()
-    }
-
-    #[tokio::test]
-    async fn deleting_a_customer_withdraws_their_unsent_notices_and_disarms_their_numbers() {
-        const P1: &str = "+358481111111";
-        const P2: &str = "+358482222222";
-        // A alone behind P1 and a@; B and C share P2; C alone behind c@.
-        let (store, _dir, loaded) = seeded(&[
-            customer("A", P1, "a@example.com"),
-            customer("B", P2, ""),
-            customer("C", P2, "c@example.com"),
-        ])
-        .await;
-        let id = declared(&store, &loaded).await;
-        // A's email already went out; a later "restored" still reaches it.
-        sqlx::query("UPDATE notices SET status = 'sent' WHERE address = 'a@example.com'")
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        store
-            .opt_out(Channel::Sms, P1, "test", Utc::now())
-            .await
-            .unwrap();
-        let generation = store.customers_generation().await.unwrap();
-        let cursor = store
-            .ivr_snapshot(Utc::now(), Utc::now())
-            .await
-            .unwrap()
-            .cursor;
-        assert_eq!((armed(&store, P1).await, armed(&store, P2).await), (1, 1));
-
-        assert!(
-            store
-                .delete_customer(&account("A"), "cli:alice", Utc::now())
-                .await
-                .unwrap()
-        );
-        let s = statuses(&store, id).await;
-        assert_eq!(status_of(&s, "sms", P1), NoticeStatus::Superseded);
-        assert_eq!(status_of(&s, "email", "a@example.com"), NoticeStatus::Sent);
-        assert_eq!(status_of(&s, "sms", P2), NoticeStatus::Pending);
-        assert_eq!((armed(&store, P1).await, armed(&store, P2).await), (0, 1));
-        // A running server's follower is told about exactly that number.
-        let IvrPoll::Changed(c) = store.ivr_changes(cursor).await.unwrap() else {
-            panic!("the disarm is in the change log");
-        };
-        assert_eq!(c.phones, [(id, P1.to_string())]);
-        assert!(c.flags[0].disarmed_at.is_some());
-        assert_eq!(store.customers_generation().await.unwrap(), generation + 1);
-        assert_eq!(store.customer_count().await.unwrap(), 2);
-        assert!(
-            store
-                .customer_by_account(&account("A"))
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert_eq!(
-            store.affected_accounts(id).await.unwrap(),
-            [account("B"), account("C")]
-        );
-        // Opt-outs are keyed by contact: they stay.
-        assert!(
-            store
-                .opt_outs()
-                .await
-                .unwrap()
-                .contains(&(Channel::Sms, P1.to_string()))
-        );
-        let entry = &store.audit_log(1).await.unwrap()[0];
-        assert_eq!(entry.action, "customer.delete");
-        assert_eq!(entry.actor, "cli:alice");
-        assert_eq!(entry.subject.as_deref(), Some("customer:A"));
-        assert_eq!(entry.details["before"]["account_id"], "A");
-        assert_eq!(entry.details["before"]["phones"], 1);
-        assert_eq!(entry.details["withdrawn_notices"], 1);
-        assert_eq!(entry.details["disarmed_numbers"], 1);
-        assert!(
-            !entry.details.to_string().contains(P1),
-            "no numbers in the audit log"
-        );
-
-        // B shares P2 with C, who is still affected: nothing changes for P2.
-        assert!(
-            store
-                .delete_customer(&account("B"), "cli:alice", Utc::now())
-                .await
-                .unwrap()
-        );
-        assert_eq!(
-            status_of(&statuses(&store, id).await, "sms", P2),
-            NoticeStatus::Pending
-        );
-        assert_eq!(armed(&store, P2).await, 1);
-        assert_eq!(
-            store.audit_log(1).await.unwrap()[0].details["withdrawn_notices"],
-            0
-        );
-
-        // E is imported after the declaration, inside the area: not in the affected set, so it
-        // keeps no notice alive, but its number keeps the IVR flag armed.
-        store
-            .upsert_customers(&[customer("E", P2, "")], "test", "e.csv", Utc::now())
-            .await
-            .unwrap();
-        assert!(
-            store
-                .delete_customer(&account("C"), "cli:alice", Utc::now())
-                .await
-                .unwrap()
-        );
-        let s = statuses(&store, id).await;
-        assert_eq!(status_of(&s, "sms", P2), NoticeStatus::Superseded);
-        assert_eq!(
-            status_of(&s, "email", "c@example.com"),
-            NoticeStatus::Superseded
-        );
-        assert_eq!(armed(&store, P2).await, 1, "E is in the area and has P2");
-        assert_eq!(store.customers_generation().await.unwrap(), generation + 4);
-
-        // Unknown: nothing written.
-        let log = store.audit_log(100).await.unwrap().len();
-        assert!(
-            !store
-                .delete_customer(&account("nobody"), "cli:alice", Utc::now())
-                .await
-                .unwrap()
-        );
-        assert_eq!(store.audit_log(100).await.unwrap().len(), log);
-        assert_eq!(store.customers_generation().await.unwrap(), generation + 4);
-    }
-
-    #[tokio::test]
-    async fn a_deleted_number_outside_every_area_is_disarmed_and_a_leased_notice_finishes() {
-        const P: &str = "+358481111111";
-        let (store, _dir, loaded) = seeded(&[customer("A", P, "")]).await;
-        let id = declared(&store, &loaded).await;
-        // A worker holds A's SMS right now.
-        let leased = store
-            .claim(
-                "w1",
-                &[Channel::Sms],
-                10,
-                std::time::Duration::from_secs(60),
-                Utc::now(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(leased.len(), 1);
-        // Another account with the same number, far away (Tampere), not affected.
-        let far = Customer::new(outagecast_core::customer::CustomerParts {
-            account_id: account("F"),
-            location: LonLat::parse(23.76, 61.50).unwrap(),
-            address: "Hämeenkatu 1, Tampere".into(),
-            phones: customer("x", P, "").phones().to_vec(),
-            emails: vec![],
-            language: Language::Fi,
-            priority: false,
-        });
-        store
-            .upsert_customers(&[far], "test", "f.csv", Utc::now())
-            .await
-            .unwrap();
-        store
-            .delete_customer(&account("A"), "test", Utc::now())
-            .await
-            .unwrap();
-        assert_eq!(armed(&store, P).await, 0);
-        assert_eq!(
-            status_of(&statuses(&store, id).await, "sms", P),
-            NoticeStatus::Pending
-        );
-    }
-
-    #[tokio::test]
-    async fn a_new_customer_reusing_a_deleted_row_id_inherits_nothing() {
-        let (store, _dir, loaded) = seeded(&[
-            customer("A", "+358481111111", ""),
-            customer("B", "+358482222222", "b@example.com"),
-        ])
-        .await;
-        let id = declared(&store, &loaded).await;
-        let (b_id, _) = loaded[1];
-        store
-            .delete_customer(&account("B"), "test", Utc::now())
-            .await
-            .unwrap();
-        store
-            .upsert_customers(
-                &[customer("N", "+358483333333", "n@example.com")],
-                "test",
-                "n.csv",
-                Utc::now(),
-            )
-            .await
-            .unwrap();
-        let (n_id, _) = store
-            .customer_by_account(&account("N"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(n_id, b_id, "SQLite hands out the freed id again");
-        assert_eq!(store.affected_ids(id).await.unwrap(), [loaded[0].0]);
-        assert!(
-            store
-                .notice_report(id)
-                .await
-                .unwrap()
-                .iter()
-                .all(|r| !r.accounts.contains('N')),
-            "B's notices are not N's"
-        );
-    }
-
-    #[tokio::test]
-    async fn customers_page_by_account_id_and_the_generation_follows_imports() {
-        let (store, _dir) = fresh().await;
-        assert_eq!(store.customers_generation().await.unwrap(), 0);
-        let accounts = ["B2", "A1", "C3", "A10", "B1"];
-        let all: Vec<Customer> = accounts
-            .iter()
-            .map(|a| customer(a, "+358481111111", ""))
-            .collect();
-        store
-            .upsert_customers(&all, "test", "t.csv", Utc::now())
-            .await
-            .unwrap();
-        assert_eq!(store.customers_generation().await.unwrap(), 1);
-        store
-            .upsert_customers(&all[..1], "test", "t.csv", Utc::now())
-            .await
-            .unwrap();
-        assert_eq!(
-            store.customers_generation().await.unwrap(),
-            2,
-            "updates count too"
-        );
-
-        let names = |page: &[(CustomerId, Customer)]| {
-            page.iter()
-                .map(|(_, c)| c.account_id().as_str().to_string())
-                .collect::<Vec<_>>()
-        };
-        let first = store.customers_page(None, 2).await.unwrap();
-        assert_eq!(names(&first), ["A1", "A10"]);
-        assert_eq!(first[0].1.phones().len(), 1, "with their contacts");
-        let second = store.customers_page(Some("A10"), 2).await.unwrap();
-        assert_eq!(names(&second), ["B1", "B2"]);
-        let last = store.customers_page(Some("B2"), 2).await.unwrap();
-        assert_eq!(names(&last), ["C3"]);
-        assert!(
-            store
-                .customers_page(Some("C3"), 2)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(store.customers_page(None, 0).await.unwrap().is_empty());
-        assert_eq!(store.customers_page(None, u32::MAX).await.unwrap().len(), 5);
-    }
 }

@@ -151,30 +151,179 @@ fn incident_from_row(r: IncidentRow) -> Result<Incident> {
         declared_at,
         updated_at,
     ) = r;
-    let area: Area = serde_json::from_str(&area)
-        .map_err(|e| StoreError::Corrupt(format!("incident {id} area: {e}")))?;
-    let declared_at = parse_ts(&declared_at)?;
-    // Rebuilt as of its declaration so the "ETR in the future" rule holds as it did then.
-    let draft = IncidentDraft::new(
-        DraftParts {
-            kind: stored(&kind, IncidentKind::parse)?,
-            severity: stored(&severity, Severity::parse)?,
-            cause: stored(&cause, Cause::parse)?,
-            etr: None,
-            reference,
-            area,
-            expires_at: None,
-        },
-        declared_at,
-    )
-    .map_err(|e| StoreError::Corrupt(format!("incident {id}: {e}")))?;
-    Ok(Incident {
-        id: IncidentId(id),
-        draft: draft.with_stored_times(parse_opt_ts(etr)?, parse_opt_ts(expires_at)?),
-        status: stored(&status, IncidentStatus::parse)?,
-        declared_at,
+    IncidentParts {
+        id,
+        reference,
+        kind,
+        severity,
+        cause,
+        etr: parse_opt_ts(etr)?,
+        area,
+        status,
+        expires_at: parse_opt_ts(expires_at)?,
+        declared_at: parse_ts(&declared_at)?,
         updated_at: parse_ts(&updated_at)?,
+    }
+    .into_incident()
+}
+
+/// An incident row with its times decoded, as either backend reads it; `area` is JSON text.
+/// (PostgreSQL decodes it straight from a row.)
+#[derive(sqlx::FromRow)]
+pub(crate) struct IncidentParts {
+    pub(crate) id: i64,
+    pub(crate) reference: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) severity: String,
+    pub(crate) cause: String,
+    pub(crate) etr: Option<DateTime<Utc>>,
+    pub(crate) area: String,
+    pub(crate) status: String,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    pub(crate) declared_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+impl IncidentParts {
+    /// The incident, refusing damaged values.
+    pub(crate) fn into_incident(self) -> Result<Incident> {
+        let id = self.id;
+        let area: Area = serde_json::from_str(&self.area)
+            .map_err(|e| StoreError::Corrupt(format!("incident {id} area: {e}")))?;
+        // Rebuilt as of its declaration so the "ETR in the future" rule holds as it did then.
+        let draft = IncidentDraft::new(
+            DraftParts {
+                kind: stored(&self.kind, IncidentKind::parse)?,
+                severity: stored(&self.severity, Severity::parse)?,
+                cause: stored(&self.cause, Cause::parse)?,
+                etr: None,
+                reference: self.reference,
+                area,
+                expires_at: None,
+            },
+            self.declared_at,
+        )
+        .map_err(|e| StoreError::Corrupt(format!("incident {id}: {e}")))?;
+        Ok(Incident {
+            id: IncidentId(id),
+            draft: draft.with_stored_times(self.etr, self.expires_at),
+            status: stored(&self.status, IncidentStatus::parse)?,
+            declared_at: self.declared_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// The audit details of a declaration.
+pub(crate) fn declare_audit(
+    d: &Declaration<'_>,
+    notices: &BTreeMap<Channel, u64>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "kind": d.draft.kind().as_str(),
+        "severity": d.draft.severity().as_str(),
+        "cause": d.draft.cause().as_str(),
+        "reference": d.draft.reference(),
+        "area": d.draft.area().describe(),
+        "affected_customers": d.affected.len(),
+        "notices": notices,
+        "armed_numbers": d.plan.armed.len(),
     })
+}
+
+/// Refuses `Declared` as a transition.
+pub(crate) fn check_transition(t: &Transition<'_>) -> Result<()> {
+    if t.event == EventKind::Declared {
+        return Err(StoreError::Rule(outagecast_core::CoreError::invalid(
+            "event",
+            "declare creates a new incident; it is not a transition",
+        )));
+    }
+    Ok(())
+}
+
+/// The status and details `before` has after `t`, or the rule that refuses it.
+pub(crate) fn after_transition(
+    before: &Incident,
+    t: &Transition<'_>,
+) -> Result<(IncidentStatus, IncidentDraft)> {
+    let status = before.status.after(t.event)?;
+    let draft = if t.event == EventKind::Updated {
+        before.draft.with_changes(&t.changes, t.now)?
+    } else {
+        before.draft.clone()
+    };
+    Ok((status, draft))
+}
+
+/// The details stored on a transition's event.
+pub(crate) fn event_details(draft: &IncidentDraft) -> serde_json::Value {
+    serde_json::json!({
+        "etr": draft.etr().map(ts),
+        "cause": draft.cause().as_str(),
+        "severity": draft.severity().as_str(),
+    })
+}
+
+/// Recipients of a grown area's plan that this incident has no notice for yet.
+pub(crate) fn fresh_recipients(
+    known: &std::collections::HashSet<(String, String)>,
+    plan: &RecipientPlan,
+) -> Vec<Recipient> {
+    plan.recipients
+        .iter()
+        .filter(|r| !known.contains(&(r.channel.as_str().to_string(), r.address.clone())))
+        .cloned()
+        .collect()
+}
+
+/// Whether `t` is news to the contacts already told: a change of shape alone is news only to
+/// the newly affected.
+pub(crate) fn tells_the_told(t: &Transition<'_>) -> bool {
+    let only_area = t.event == EventKind::Updated
+        && t.changes.etr.is_none()
+        && t.changes.cause.is_none()
+        && t.changes.severity.is_none();
+    !only_area
+}
+
+/// What a transition wrote, before the incident is read back: for the audit log.
+pub(crate) struct TransitionAudit<'a> {
+    pub(crate) before: &'a Incident,
+    pub(crate) status: IncidentStatus,
+    pub(crate) draft: &'a IncidentDraft,
+    pub(crate) notices: &'a BTreeMap<Channel, u64>,
+    pub(crate) superseded: u64,
+    pub(crate) disarmed: u64,
+    pub(crate) added_customers: u64,
+    pub(crate) added_notices: &'a BTreeMap<Channel, u64>,
+}
+
+impl TransitionAudit<'_> {
+    /// The audit action of `event`.
+    pub(crate) fn action(event: EventKind) -> &'static str {
+        match event {
+            EventKind::Updated => "incident.update",
+            EventKind::Restored => "incident.restore",
+            _ => "incident.cancel",
+        }
+    }
+
+    /// The audit details.
+    pub(crate) fn details(&self) -> serde_json::Value {
+        let (before, status, draft) = (self.before, self.status, self.draft);
+        serde_json::json!({
+            "before": { "status": before.status.as_str(), "etr": before.draft.etr().map(ts),
+                        "cause": before.draft.cause().as_str(), "severity": before.draft.severity().as_str() },
+            "after": { "status": status.as_str(), "etr": draft.etr().map(ts),
+                       "cause": draft.cause().as_str(), "severity": draft.severity().as_str() },
+            "follow_up_notices": self.notices,
+            "superseded": self.superseded,
+            "disarmed": self.disarmed,
+            "added_customers": self.added_customers,
+            "added_notices": self.added_notices,
+        })
+    }
 }
 
 impl SqliteStore {
@@ -272,16 +421,7 @@ impl SqliteStore {
             d.actor,
             "incident.declare",
             Some(&format!("incident:{id}")),
-            &serde_json::json!({
-                "kind": d.draft.kind().as_str(),
-                "severity": d.draft.severity().as_str(),
-                "cause": d.draft.cause().as_str(),
-                "reference": d.draft.reference(),
-                "area": d.draft.area().describe(),
-                "affected_customers": d.affected.len(),
-                "notices": notices,
-                "armed_numbers": d.plan.armed.len(),
-            }),
+            &declare_audit(&d, &notices),
             d.now,
         )
         .await?;
@@ -321,20 +461,10 @@ impl SqliteStore {
         wording: &dyn Wording,
         record: Option<&crate::provenance::Provenance>,
     ) -> Result<TransitionOutcome> {
-        if t.event == EventKind::Declared {
-            return Err(StoreError::Rule(outagecast_core::CoreError::invalid(
-                "event",
-                "declare creates a new incident; it is not a transition",
-            )));
-        }
+        check_transition(&t)?;
         let mut tx = self.write_tx().await?;
         let before = fetch_incident(&mut tx, t.id).await?;
-        let status = before.status.after(t.event)?;
-        let draft = if t.event == EventKind::Updated {
-            before.draft.with_changes(&t.changes, t.now)?
-        } else {
-            before.draft.clone()
-        };
+        let (status, draft) = after_transition(&before, &t)?;
         let now = ts(t.now);
         sqlx::query(
             "UPDATE incidents SET status = ?, severity = ?, cause = ?, etr = ?, updated_at = ? WHERE id = ?",
@@ -347,11 +477,7 @@ impl SqliteStore {
         .bind(t.id.0)
         .execute(&mut *tx)
         .await?;
-        let details = serde_json::json!({
-            "etr": draft.etr().map(ts),
-            "cause": draft.cause().as_str(),
-            "severity": draft.severity().as_str(),
-        });
+        let details = event_details(&draft);
         let event_id = insert_event_raw(&mut tx, t.id, t.event, t.actor, &now, &details).await?;
 
         let mut superseded = 0;
@@ -410,13 +536,7 @@ impl SqliteStore {
                     .await?
                     .into_iter()
                     .collect();
-            let fresh: Vec<Recipient> = g
-                .plan
-                .recipients
-                .iter()
-                .filter(|r| !known.contains(&(r.channel.as_str().to_string(), r.address.clone())))
-                .cloned()
-                .collect();
+            let fresh = fresh_recipients(&known, g.plan);
             // The newly affected hear of the outage for the first time: the declared wording.
             added_notices = insert_notices(
                 &mut tx,
@@ -444,42 +564,33 @@ impl SqliteStore {
             }
         }
 
-        // A change of shape alone is news only to the newly affected.
-        let only_area = t.event == EventKind::Updated
-            && t.changes.etr.is_none()
-            && t.changes.cause.is_none()
-            && t.changes.severity.is_none();
-        let told = if only_area {
-            vec![]
-        } else {
+        let told = if tells_the_told(&t) {
             told_contacts(&mut tx, t.id).await?
+        } else {
+            vec![]
         };
         let notices = insert_notices(
             &mut tx, t.id, event_id, t.event, &draft, &told, wording, &now,
         )
         .await?;
 
-        let action = match t.event {
-            EventKind::Updated => "incident.update",
-            EventKind::Restored => "incident.restore",
-            _ => "incident.cancel",
-        };
+        let details = TransitionAudit {
+            before: &before,
+            status,
+            draft: &draft,
+            notices: &notices,
+            superseded,
+            disarmed,
+            added_customers,
+            added_notices: &added_notices,
+        }
+        .details();
         audit(
             &mut tx,
             t.actor,
-            action,
+            TransitionAudit::action(t.event),
             Some(&format!("incident:{}", t.id)),
-            &serde_json::json!({
-                "before": { "status": before.status.as_str(), "etr": before.draft.etr().map(ts),
-                            "cause": before.draft.cause().as_str(), "severity": before.draft.severity().as_str() },
-                "after": { "status": status.as_str(), "etr": draft.etr().map(ts),
-                           "cause": draft.cause().as_str(), "severity": draft.severity().as_str() },
-                "follow_up_notices": notices,
-                "superseded": superseded,
-                "disarmed": disarmed,
-                "added_customers": added_customers,
-                "added_notices": added_notices,
-            }),
+            &details,
             t.now,
         )
         .await?;
@@ -593,7 +704,7 @@ impl SqliteStore {
     }
 }
 
-fn notice_count_rows(rows: Vec<(String, String, i64)>) -> Result<Vec<NoticeCount>> {
+pub(crate) fn notice_count_rows(rows: Vec<(String, String, i64)>) -> Result<Vec<NoticeCount>> {
     rows.into_iter()
         .map(|(ch, st, n)| {
             Ok(NoticeCount {
@@ -844,229 +955,4 @@ async fn rewrite_announcements(
         .await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::test_support::{self, customer, declare_with, locale, water_draft as draft};
-    use outagecast_core::customer::Customer;
-    use outagecast_core::ivr::answer;
-    use outagecast_core::notice::plan_recipients;
-
-    async fn seeded() -> (SqliteStore, tempfile::TempDir, Vec<(CustomerId, Customer)>) {
-        test_support::seeded(&[
-            customer("A", "+358481111111", "a@example.com"),
-            customer("B", "+358481111111;+35893101641", ""),
-            customer("C", "+358482222222", ""),
-        ])
-        .await
-    }
-
-    async fn declare(
-        store: &SqliteStore,
-        loaded: &[(CustomerId, Customer)],
-        now: DateTime<Utc>,
-    ) -> DeclareOutcome {
-        let refs: Vec<(CustomerId, &Customer)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
-        let plan = plan_recipients(&refs, |_, _| false);
-        declare_with(store, loaded, &plan, now).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn declaring_writes_one_notice_per_contact_and_arms_every_number() {
-        let (store, _dir, loaded) = seeded().await;
-        let now = Utc::now();
-        let out = declare(&store, &loaded, now).await;
-        assert_eq!(
-            out.notices.get(&Channel::Sms),
-            Some(&2),
-            "the shared mobile is texted once"
-        );
-        assert_eq!(out.notices.get(&Channel::Email), Some(&1));
-        assert_eq!(out.armed, 3, "two mobiles and a landline");
-        let landline = store.armed_for("+35893101641", now).await.unwrap();
-        assert_eq!(landline.len(), 1);
-        assert!(landline[0].announcement.contains("burst water main"));
-        let summary = store.summary(out.incident.clone()).await.unwrap();
-        assert_eq!(summary.affected_customers, 3);
-        assert_eq!(
-            store
-                .affected_accounts(out.incident.id)
-                .await
-                .unwrap()
-                .len(),
-            3
-        );
-    }
-
-    #[tokio::test]
-    async fn a_failed_declaration_leaves_nothing_behind() {
-        let (store, _dir, loaded) = seeded().await;
-        let now = Utc::now();
-        let refs: Vec<(CustomerId, &Customer)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
-        let mut plan = plan_recipients(&refs, |_, _| false);
-        // The same contact twice breaks the notice identity: the insert fails mid-way.
-        let dup = plan.recipients[0].clone();
-        plan.recipients.push(dup);
-        let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
-        let d = draft(now);
-        let err = store
-            .declare(
-                Declaration {
-                    draft: &d,
-                    affected: &ids,
-                    plan: &plan,
-                    actor: "test",
-                    now,
-                },
-                &locale(now),
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Database(_)), "{err}");
-        for table in [
-            "incidents",
-            "incident_events",
-            "incident_customers",
-            "notices",
-            "ivr_flags",
-        ] {
-            let (n,): (i64,) =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                    .fetch_one(&store.pool)
-                    .await
-                    .unwrap();
-            assert_eq!(n, 0, "{table} must be empty");
-        }
-        assert_eq!(
-            store.audit_log(10).await.unwrap().len(),
-            1,
-            "only the import"
-        );
-    }
-
-    #[tokio::test]
-    async fn restore_tells_only_those_told_and_withdraws_the_rest() {
-        let (store, _dir, loaded) = seeded().await;
-        let now = Utc::now();
-        let out = declare(&store, &loaded, now).await;
-        let id = out.incident.id;
-        // One SMS went out; the rest are still pending.
-        sqlx::query("UPDATE notices SET status = 'sent' WHERE address = '+358481111111'")
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        let later = now + chrono::Duration::minutes(30);
-        let t = store
-            .transition(
-                Transition {
-                    id,
-                    event: EventKind::Restored,
-                    changes: IncidentChanges::default(),
-                    actor: "test",
-                    growth: None,
-                    now: later,
-                },
-                &locale(later),
-            )
-            .await
-            .unwrap();
-        assert_eq!(t.incident.status, IncidentStatus::Restored);
-        assert_eq!(t.notices.get(&Channel::Sms), Some(&1));
-        assert_eq!(t.notices.get(&Channel::Email), None);
-        assert_eq!(t.superseded, 2);
-        assert_eq!(t.disarmed, 3);
-        assert!(
-            store
-                .armed_for("+358481111111", later)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        let pending = store.pending_notices(id).await.unwrap();
-        assert_eq!(pending.len(), 1);
-        assert!(pending[0].3.contains("fixed"), "{}", pending[0].3);
-        // Closed is closed.
-        let err = store
-            .transition(
-                Transition {
-                    id,
-                    event: EventKind::Cancelled,
-                    changes: IncidentChanges::default(),
-                    actor: "test",
-                    growth: None,
-                    now: later,
-                },
-                &locale(later),
-            )
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("restored"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn an_update_rewrites_unsent_notices_and_the_announcement() {
-        let (store, _dir, loaded) = seeded().await;
-        let now = Utc::now();
-        let out = declare(&store, &loaded, now).await;
-        let new_etr = chrono::SubsecRound::trunc_subsecs(now + chrono::Duration::hours(6), 6);
-        let t = store
-            .transition(
-                Transition {
-                    id: out.incident.id,
-                    event: EventKind::Updated,
-                    changes: IncidentChanges {
-                        etr: Some(new_etr),
-                        ..Default::default()
-                    },
-                    actor: "test",
-                    growth: None,
-                    now,
-                },
-                &locale(now),
-            )
-            .await
-            .unwrap();
-        assert_eq!(t.rewritten, 3);
-        assert!(
-            t.notices.is_empty(),
-            "nobody was told yet, so nobody gets an update"
-        );
-        assert_eq!(t.incident.draft.etr(), Some(new_etr));
-        let armed = store.armed_for("+358482222222", now).await.unwrap();
-        let a = answer(Some("+358482222222".into()), armed);
-        assert!(a.armed);
-        let expected = Wording::announcement(&locale(now), &t.incident.draft, Language::En);
-        assert_eq!(a.announcement.as_deref(), Some(expected.as_str()));
-        let log = store.audit_log(1).await.unwrap();
-        assert_eq!(log[0].action, "incident.update");
-        assert!(log[0].details["before"]["etr"] != log[0].details["after"]["etr"]);
-    }
-
-    #[tokio::test]
-    async fn expired_incidents_are_not_announced() {
-        let (store, _dir, loaded) = seeded().await;
-        let now = Utc::now();
-        let out = declare(&store, &loaded, now).await;
-        sqlx::query("UPDATE incidents SET expires_at = ? WHERE id = ?")
-            .bind(ts(now + chrono::Duration::minutes(5)))
-            .bind(out.incident.id.0)
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        assert_eq!(
-            store.armed_for("+358482222222", now).await.unwrap().len(),
-            1
-        );
-        let later = now + chrono::Duration::minutes(6);
-        assert!(
-            store
-                .armed_for("+358482222222", later)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    }
 }

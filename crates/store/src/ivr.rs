@@ -33,7 +33,7 @@ type FlagRow = (
 
 /// More changed numbers than this for one incident in one poll, and the follower re-reads all
 /// of the incident's flags instead of each number: one indexed range read beats a long IN list.
-const RELOAD_THRESHOLD: i64 = 1000;
+pub(crate) const RELOAD_THRESHOLD: i64 = 1000;
 
 /// Numbers per `IN (...)` list, well under SQLite's bound-variable limit.
 const CHUNK: usize = 500;
@@ -141,7 +141,7 @@ type StoredFlagRow = (String, i64, String, String, Option<String>);
 
 /// The flags worth holding: armed, or disarmed by the restore of their incident (for the
 /// "restored" announcement). A flag disarmed earlier (its number left the area) is not.
-const RELEVANT_FLAG: &str =
+pub(crate) const RELEVANT_FLAG: &str =
     "(f.disarmed_at IS NULL OR (i.status = 'restored' AND f.disarmed_at >= i.updated_at))";
 
 fn incident_row(r: IncidentRow) -> Result<IvrIncidentRow> {
@@ -169,9 +169,10 @@ fn flag_row(r: StoredFlagRow) -> Result<IvrFlagRow> {
     })
 }
 
-const INCIDENT_COLUMNS: &str =
+pub(crate) const INCIDENT_COLUMNS: &str =
     "i.id, i.kind, i.severity, i.status, i.etr, i.declared_at, i.updated_at, i.expires_at";
-const FLAG_COLUMNS: &str = "f.phone, f.incident_id, f.language, f.announcement, f.disarmed_at";
+pub(crate) const FLAG_COLUMNS: &str =
+    "f.phone, f.incident_id, f.language, f.announcement, f.disarmed_at";
 
 impl SqliteStore {
     /// The live incidents armed for `phone` (E.164) at `now`: not disarmed, not closed, not
@@ -517,284 +518,46 @@ async fn incident_flags(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    //! The contract suite (`tests/contract/ivr.rs`) covers the feed on both backends; this is
+    //! what only SQLite has: several pools on one file.
+
     use super::*;
-    use crate::test_support::fresh;
-    use crate::{Declaration, Transition};
-    use chrono::{SubsecRound, TimeDelta};
-    use outagecast_core::area::{Area, Circle, LonLat};
-    use outagecast_core::customer::{Customer, CustomerId, CustomerRecord, RecordRules};
-    use outagecast_core::incident::{Cause, DraftParts, EventKind, IncidentChanges};
-    use outagecast_core::message::Locale;
+    use crate::Transition;
+    use crate::test_support::{customer, declare_with, locale, seeded};
+    use outagecast_core::customer::{Customer, CustomerId};
+    use outagecast_core::incident::{EventKind, IncidentChanges};
     use outagecast_core::notice::plan_recipients;
 
-    fn customer(account: &str, phone: &str, language: &str) -> Customer {
-        CustomerRecord {
-            account_id: account.into(),
-            lon: "24.9414".into(),
-            lat: "60.1710".into(),
-            address: "Kaivokatu 1, Helsinki".into(),
-            phone: phone.into(),
-            email: String::new(),
-            language: language.into(),
-            priority: "false".into(),
-        }
-        .parse(RecordRules {
-            default_region: None,
-            default_language: Language::Fi,
-        })
-        .unwrap()
-    }
-
-    fn locale(now: DateTime<Utc>) -> Locale {
-        Locale {
-            zone: chrono_tz::Europe::Helsinki,
-            now,
-        }
-    }
-
-    fn draft(now: DateTime<Utc>) -> IncidentDraft {
-        IncidentDraft::new(
-            DraftParts {
-                kind: IncidentKind::Water,
-                severity: Severity::Moderate,
-                cause: Cause::parse("burst water main").unwrap(),
-                etr: Some(now + TimeDelta::hours(3)),
-                reference: None,
-                area: Area::Circle(
-                    Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 500.0).unwrap(),
-                ),
-                expires_at: None,
-            },
-            now,
-        )
-        .unwrap()
-    }
-
-    /// Imports `customers` and declares one incident affecting all of them.
-    async fn declared(
-        store: &SqliteStore,
-        customers: &[Customer],
-        now: DateTime<Utc>,
-    ) -> IncidentId {
-        store
-            .upsert_customers(customers, "test", "t.csv", now)
-            .await
-            .unwrap();
-        let ids: Vec<CustomerId> = store
-            .service_points()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        let loaded = store.customers(&ids).await.unwrap();
+    #[tokio::test]
+    async fn a_change_made_through_another_pool_on_the_same_file_is_followed() {
+        let (store, dir, loaded) = seeded(&[customer("A", "+358481111111", "")]).await;
         let refs: Vec<(CustomerId, &Customer)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
+        let now = Utc::now();
         let plan = plan_recipients(&refs, |_, _| false);
-        let d = draft(now);
-        store
-            .declare(
-                Declaration {
-                    draft: &d,
-                    affected: &ids,
-                    plan: &plan,
-                    actor: "test",
-                    now,
-                },
-                &locale(now),
-            )
+        let id = declare_with(&store, &loaded, &plan, now)
             .await
             .unwrap()
             .incident
-            .id
-    }
-
-    async fn transition(store: &SqliteStore, id: IncidentId, event: EventKind, now: DateTime<Utc>) {
-        let changes = IncidentChanges {
-            etr: (event == EventKind::Updated).then(|| now + TimeDelta::hours(5)),
-            ..IncidentChanges::default()
-        };
-        store
-            .transition(
-                Transition {
-                    id,
-                    event,
-                    changes,
-                    actor: "test",
-                    now,
-                    growth: None,
-                },
-                &locale(now),
-            )
-            .await
-            .unwrap();
-    }
-
-    fn changed(poll: IvrPoll) -> IvrChanges {
-        match poll {
-            IvrPoll::Changed(c) => c,
-            other => panic!("expected changes, got {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_snapshot_then_every_change_exactly_once_even_from_another_connection_pool() {
-        let (store, dir) = fresh().await;
-        // Stored times keep microseconds.
-        let now = Utc::now().trunc_subsecs(6);
-        let first = declared(
-            &store,
-            &[
-                customer("A", "+358481111111", "fi"),
-                customer("B", "+358482222222", "en"),
-            ],
-            now,
-        )
-        .await;
-        let snapshot = store.ivr_snapshot(now, now).await.unwrap();
-        assert_eq!(snapshot.incidents.len(), 1);
-        assert_eq!(snapshot.flags.len(), 2);
-        assert!(matches!(
-            store.ivr_changes(snapshot.cursor).await.unwrap(),
-            IvrPoll::Unchanged
-        ));
+            .id;
+        let cursor = store.ivr_snapshot(now, now).await.unwrap().cursor;
 
         // Another process: its own pool on the same file.
         let other = SqliteStore::open(&dir.path().join("test.db"))
             .await
             .unwrap();
-        let later = now + TimeDelta::minutes(1);
-        transition(&other, first, EventKind::Updated, later).await;
-        let c = changed(store.ivr_changes(snapshot.cursor).await.unwrap());
-        assert_eq!(c.touched, [first]);
-        assert_eq!(
-            c.reloaded,
-            [first],
-            "the incident row changed: reload it whole"
-        );
-        assert_eq!(c.incidents[0].status, IncidentStatus::Updated);
-        assert_eq!(c.flags.len(), 2);
-        assert!(matches!(
-            store.ivr_changes(c.cursor).await.unwrap(),
-            IvrPoll::Unchanged
-        ));
-
-        let closed = later + TimeDelta::minutes(1);
-        transition(&other, first, EventKind::Restored, closed).await;
-        let c2 = changed(store.ivr_changes(c.cursor).await.unwrap());
-        assert_eq!(c2.incidents[0].status, IncidentStatus::Restored);
-        assert_eq!(c2.incidents[0].updated_at, closed);
-        assert!(
-            c2.flags.iter().all(|f| f.disarmed_at == Some(closed)),
-            "the restore's own disarmed flags come along, for a 'restored' grace"
-        );
-        // A snapshot leaves a restored incident out unless it closed within the grace.
-        let after = closed + TimeDelta::minutes(1);
-        assert!(
-            store
-                .ivr_snapshot(after, after)
-                .await
-                .unwrap()
-                .incidents
-                .is_empty()
-        );
-        let grace = store
-            .ivr_snapshot(after, after - TimeDelta::minutes(15))
-            .await
-            .unwrap();
-        assert_eq!((grace.incidents.len(), grace.flags.len()), (1, 2));
-    }
-
-    #[tokio::test]
-    async fn rearming_after_an_import_changes_single_numbers() {
-        let (store, _dir) = fresh().await;
-        let now = Utc::now();
-        let id = declared(
-            &store,
-            &[
-                customer("A", "+358481111111", "fi"),
-                customer("B", "+358482222222", "en"),
-            ],
+        let t = Transition {
+            id,
+            event: EventKind::Restored,
+            changes: IncidentChanges::default(),
+            actor: "test",
             now,
-        )
-        .await;
-        let cursor = store.ivr_snapshot(now, now).await.unwrap().cursor;
-        let wanted = [
-            ArmedNumber {
-                e164: "+358482222222".into(),
-                language: Language::Sv,
-            },
-            ArmedNumber {
-                e164: "+358483333333".into(),
-                language: Language::Fi,
-            },
-        ];
-        let d = draft(now);
-        let out = store
-            .rearm_ivr(id, &d, &wanted, &locale(now), "test", now)
-            .await
-            .unwrap();
-        assert_eq!(
-            out,
-            RearmOutcome {
-                armed: 1,
-                disarmed: 1,
-                relanguaged: 1
-            }
-        );
-        let c = changed(store.ivr_changes(cursor).await.unwrap());
-        assert!(c.reloaded.is_empty());
-        let mut phones: Vec<&str> = c.phones.iter().map(|(_, p)| p.as_str()).collect();
-        phones.sort_unstable();
-        assert_eq!(phones, ["+358481111111", "+358482222222", "+358483333333"]);
-        let new = c.flags.iter().find(|f| f.phone == "+358483333333").unwrap();
-        let old = c.flags.iter().find(|f| f.phone == "+358481111111").unwrap();
-        assert_eq!(
-            new.announcement, old.announcement,
-            "same words for every Finnish caller"
-        );
-        assert!(old.disarmed_at.is_some());
-        assert_eq!(
-            store.armed_for("+358481111111", now).await.unwrap().len(),
-            0
-        );
-        assert_eq!(
-            store.armed_for("+358483333333", now).await.unwrap().len(),
-            1
-        );
-        // Nothing left to do: nothing written.
-        let again = store
-            .rearm_ivr(id, &d, &wanted, &locale(now), "test", now)
-            .await
-            .unwrap();
-        assert_eq!(again, RearmOutcome::default());
-        assert!(matches!(
-            store.ivr_changes(c.cursor).await.unwrap(),
-            IvrPoll::Unchanged
-        ));
-        // A closed incident is left alone.
-        transition(&store, id, EventKind::Cancelled, now).await;
-        let closed = store
-            .rearm_ivr(id, &d, &wanted[..1], &locale(now), "test", now)
-            .await
-            .unwrap();
-        assert_eq!(closed, RearmOutcome::default());
-    }
-
-    #[tokio::test]
-    async fn a_follower_behind_the_pruned_log_is_told_to_reload() {
-        let (store, _dir) = fresh().await;
-        let now = Utc::now();
-        declared(&store, &[customer("A", "+358481111111", "fi")], now).await;
-        let gone = store
-            .prune_ivr_changes(Utc::now() + TimeDelta::seconds(1))
-            .await
-            .unwrap();
-        assert!(gone >= 2, "the incident and its flag were logged");
-        assert!(matches!(store.ivr_changes(0).await.unwrap(), IvrPoll::Lost));
-        let snapshot = store.ivr_snapshot(now, now).await.unwrap();
-        assert!(matches!(
-            store.ivr_changes(snapshot.cursor).await.unwrap(),
-            IvrPoll::Unchanged
-        ));
+            growth: None,
+        };
+        other.transition(t, &locale(now)).await.unwrap();
+        let IvrPoll::Changed(c) = store.ivr_changes(cursor).await.unwrap() else {
+            panic!("the other pool's change is in the log");
+        };
+        assert_eq!((c.touched, c.reloaded), (vec![id], vec![id]));
+        assert_eq!(c.incidents[0].status, IncidentStatus::Restored);
     }
 }

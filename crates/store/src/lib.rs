@@ -30,7 +30,7 @@ use outagecast_core::CoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-pub use any::{Store, is_postgres_url};
+pub use any::{ChangeFeed, Store, is_postgres_url};
 pub(crate) use audit::audit;
 pub use audit::{AuditEntry, AuditQuery, MAX_AUDIT_PAGE};
 pub use customers::{ImportSummary, MAX_CUSTOMER_PAGE};

@@ -175,25 +175,14 @@ impl SqliteStore {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("incident {id}")))?;
-        if !matches!(status.as_str(), "declared" | "updated") {
-            return Err(StoreError::Rule(outagecast_core::CoreError::invalid(
-                "incident",
-                format!(
-                    "{} is {status}; a closed incident takes no updates",
-                    id.label()
-                ),
-            )));
-        }
+        refuse_closed(id, &status)?;
         record_event(&mut tx, id, None, p, now).await?;
         crate::audit(
             &mut tx,
             actor,
             "incident.cap_recorded",
             Some(&format!("incident:{id}")),
-            &serde_json::json!({
-                "identifier": p.cap.as_ref().map(|c| c.identifier.as_str()),
-                "msg_type": p.cap.as_ref().map(|c| c.msg_type.as_str()),
-            }),
+            &cap_recorded_audit(p),
             now,
         )
         .await?;
@@ -207,7 +196,7 @@ impl SqliteStore {
         sender: &str,
         identifier: &str,
     ) -> Result<Option<CapMessageRow>> {
-        let row: Option<(String, String, String, String, i64)> = sqlx::query_as(
+        let row: Option<MessageRow> = sqlx::query_as(
             "SELECT sender, identifier, sent, msg_type, incident_id FROM cap_messages
              WHERE sender = ? AND identifier = ?",
         )
@@ -235,45 +224,78 @@ impl SqliteStore {
 
     /// Where an incident came from.
     pub async fn origin(&self, id: IncidentId) -> Result<IncidentOrigin> {
-        type Row = (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        let row: Option<Row> = sqlx::query_as(
+        let row: Option<OriginRow> = sqlx::query_as(
             "SELECT area_source, urgency, certainty, headline, description FROM incidents WHERE id = ?",
         )
         .bind(id.0)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((area_source, urgency, certainty, headline, description)) = row else {
+        let Some(row) = row else {
             return Err(StoreError::NotFound(format!("incident {id}")));
         };
-        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+        let rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT sender, identifier, sent, msg_type, incident_id FROM cap_messages
              WHERE incident_id = ? ORDER BY id",
         )
         .bind(id.0)
         .fetch_all(&self.pool)
         .await?;
-        Ok(IncidentOrigin {
-            area_source,
-            urgency,
-            certainty,
-            headline,
-            description,
-            cap_messages: rows
-                .into_iter()
-                .map(message_from_row)
-                .collect::<Result<_>>()?,
-        })
+        origin_from(row, rows)
     }
 }
 
-fn message_from_row(
-    (sender, identifier, sent, msg_type, incident): (String, String, String, String, i64),
+/// An incident's `area_source, urgency, certainty, headline, description`.
+pub(crate) type OriginRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A `cap_messages` row: `sender, identifier, sent, msg_type, incident_id`.
+pub(crate) type MessageRow = (String, String, String, String, i64);
+
+/// The origin from the incident's columns and its messages, oldest first.
+pub(crate) fn origin_from(row: OriginRow, messages: Vec<MessageRow>) -> Result<IncidentOrigin> {
+    let (area_source, urgency, certainty, headline, description) = row;
+    Ok(IncidentOrigin {
+        area_source,
+        urgency,
+        certainty,
+        headline,
+        description,
+        cap_messages: messages
+            .into_iter()
+            .map(message_from_row)
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// Refuses a CAP-only record on an incident whose stored status is not active.
+pub(crate) fn refuse_closed(id: IncidentId, status: &str) -> Result<()> {
+    if !matches!(status, "declared" | "updated") {
+        return Err(StoreError::Rule(outagecast_core::CoreError::invalid(
+            "incident",
+            format!(
+                "{} is {status}; a closed incident takes no updates",
+                id.label()
+            ),
+        )));
+    }
+    Ok(())
+}
+
+/// The audit details of [`SqliteStore::record_cap_only`].
+pub(crate) fn cap_recorded_audit(p: &Provenance) -> serde_json::Value {
+    serde_json::json!({
+        "identifier": p.cap.as_ref().map(|c| c.identifier.as_str()),
+        "msg_type": p.cap.as_ref().map(|c| c.msg_type.as_str()),
+    })
+}
+
+pub(crate) fn message_from_row(
+    (sender, identifier, sent, msg_type, incident): MessageRow,
 ) -> Result<CapMessageRow> {
     Ok(CapMessageRow {
         sender,
@@ -282,122 +304,4 @@ fn message_from_row(
         msg_type,
         incident: IncidentId(incident),
     })
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::test_support::{customer, locale, seeded, water_draft};
-    use outagecast_core::customer::{Customer, CustomerId};
-    use outagecast_core::notice::plan_recipients;
-
-    fn cap(identifier: &str, msg_type: &str) -> Provenance {
-        Provenance {
-            area_source: Some("CAP test".into()),
-            cap: Some(CapRecord {
-                sender: "ops@example.org".into(),
-                identifier: identifier.into(),
-                sent: Utc::now(),
-                msg_type: msg_type.into(),
-                references: String::new(),
-                urgency: Some("Immediate".into()),
-                certainty: Some("Observed".into()),
-                headline: Some("Burst main".into()),
-                description: None,
-                expires_at: None,
-            }),
-        }
-    }
-
-    async fn count(store: &SqliteStore, table: &str) -> i64 {
-        let (n,): (i64,) =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                .fetch_one(&store.pool)
-                .await
-                .unwrap();
-        n
-    }
-
-    #[tokio::test]
-    async fn a_cap_message_is_recorded_once_with_its_incident() {
-        let (store, _dir, loaded) = seeded(&[customer("A", "+358481111111", "")]).await;
-        let now = Utc::now();
-        let refs: Vec<(CustomerId, &Customer)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
-        let plan = plan_recipients(&refs, |_, _| false);
-        let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
-        let draft = water_draft(now);
-        let d = Declaration {
-            draft: &draft,
-            affected: &ids,
-            plan: &plan,
-            actor: "test",
-            now,
-        };
-        let out = store
-            .declare_with(d, &locale(now), &cap("HSY-1", "Alert"))
-            .await
-            .unwrap();
-        let id = out.incident.id;
-        let found = store
-            .cap_incidents(&[
-                ("ops@example.org".into(), "HSY-1".into()),
-                ("x".into(), "y".into()),
-            ])
-            .await
-            .unwrap();
-        assert_eq!(found, vec![id]);
-        let origin = store.origin(id).await.unwrap();
-        assert_eq!(origin.area_source.as_deref(), Some("CAP test"));
-        assert_eq!(origin.headline.as_deref(), Some("Burst main"));
-        assert_eq!(origin.cap_messages.len(), 1);
-
-        // The same message again: the UNIQUE key refuses it and the whole declaration is undone.
-        let before = (
-            count(&store, "incidents").await,
-            count(&store, "notices").await,
-        );
-        assert!(
-            store
-                .declare_with(d, &locale(now), &cap("HSY-1", "Alert"))
-                .await
-                .is_err()
-        );
-        assert_eq!(
-            (
-                count(&store, "incidents").await,
-                count(&store, "notices").await
-            ),
-            before
-        );
-
-        // An expiry-only Update is recorded without an event; a closed incident takes none.
-        let mut update = cap("HSY-2", "Update");
-        if let Some(c) = update.cap.as_mut() {
-            c.expires_at = Some(now + chrono::Duration::hours(5));
-            c.headline = None;
-        }
-        store
-            .record_cap_only(id, &update, "test", now)
-            .await
-            .unwrap();
-        let shown = store.incident(id).await.unwrap();
-        assert!(shown.draft.expires_at().is_some());
-        assert_eq!(
-            store.origin(id).await.unwrap().headline.as_deref(),
-            Some("Burst main"),
-            "kept"
-        );
-        assert_eq!(store.origin(id).await.unwrap().cap_messages.len(), 2);
-        sqlx::query("UPDATE incidents SET status = 'cancelled' WHERE id = ?")
-            .bind(id.0)
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        let err = store
-            .record_cap_only(id, &cap("HSY-3", "Update"), "test", now)
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("cancelled"), "{err}");
-    }
 }

@@ -47,12 +47,25 @@ pub struct ZoneImportSummary {
 type ZoneRow = (String, String, String, String, String);
 
 fn zone_from_row((name, area, properties, source, imported_at): ZoneRow) -> Result<StoredZone> {
+    let imported_at = parse_ts(&imported_at);
+    zone_from_parts(name, &area, &properties, source, imported_at)
+}
+
+/// A zone from its columns, with the area and properties as JSON text; `imported_at`'s error
+/// is reported after theirs.
+pub(crate) fn zone_from_parts(
+    name: String,
+    area: &str,
+    properties: &str,
+    source: String,
+    imported_at: Result<DateTime<Utc>>,
+) -> Result<StoredZone> {
     Ok(StoredZone {
-        area: serde_json::from_str(&area)
+        area: serde_json::from_str(area)
             .map_err(|e| StoreError::Corrupt(format!("zone {name:?} area: {e}")))?,
-        properties: serde_json::from_str(&properties)
+        properties: serde_json::from_str(properties)
             .map_err(|e| StoreError::Corrupt(format!("zone {name:?} properties: {e}")))?,
-        imported_at: parse_ts(&imported_at)?,
+        imported_at: imported_at?,
         name,
         source,
     })
@@ -156,89 +169,5 @@ impl SqliteStore {
                 Ok((address, p))
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::test_support::fresh;
-    use outagecast_core::area::{Circle, polygon_from_ring};
-
-    #[tokio::test]
-    async fn zones_are_upserted_by_name_and_read_back() {
-        let (store, _dir) = fresh().await;
-        let square = Area::Polygon(
-            polygon_from_ring(&[
-                [24.93, 60.16],
-                [24.95, 60.16],
-                [24.95, 60.17],
-                [24.93, 60.16],
-            ])
-            .unwrap(),
-        );
-        let props = serde_json::Map::from_iter([("dma".to_string(), serde_json::json!("DMA 7"))]);
-        let now = Utc::now();
-        let first = store
-            .upsert_zones(
-                &[ZoneRecord {
-                    name: "DMA 7",
-                    key: "dma 7",
-                    area: &square,
-                    properties: &props,
-                }],
-                "test",
-                "dmas.geojson",
-                now,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            first,
-            ZoneImportSummary {
-                inserted: 1,
-                updated: 0
-            }
-        );
-        let circle =
-            Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 100.0).unwrap());
-        let again = store
-            .upsert_zones(
-                &[
-                    ZoneRecord {
-                        name: "dma 7",
-                        key: "dma 7",
-                        area: &circle,
-                        properties: &props,
-                    },
-                    ZoneRecord {
-                        name: "DMA 8",
-                        key: "dma 8",
-                        area: &square,
-                        properties: &props,
-                    },
-                ],
-                "test",
-                "dmas2.geojson",
-                now,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            again,
-            ZoneImportSummary {
-                inserted: 1,
-                updated: 1
-            }
-        );
-        let zones = store.zones().await.unwrap();
-        assert_eq!(zones.len(), 2);
-        let z = store.zone("dma 7").await.unwrap().unwrap();
-        assert_eq!(z.area, circle);
-        assert_eq!(z.name, "dma 7");
-        assert_eq!(z.source, "dmas2.geojson");
-        assert!(store.zone("dma 9").await.unwrap().is_none());
-        assert_eq!(store.audit_log(1).await.unwrap()[0].action, "zones.import");
     }
 }

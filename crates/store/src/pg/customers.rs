@@ -1,23 +1,23 @@
-//! Customers and their contacts: bulk upsert, service points, the customers generation.
+//! Customers and their contacts on PostgreSQL: bulk upsert, reads, pages, the opt-out register,
+//! deletion and the customers generation.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
-use crate::ImportSummary;
 use chrono::{DateTime, Utc};
-use outagecast_core::area::LonLat;
-use outagecast_core::customer::{Customer, CustomerId};
-use sqlx::{Postgres, Transaction};
+use outagecast_core::area::{Area, LonLat};
+use outagecast_core::contact::Channel;
+use outagecast_core::customer::{AccountId, Customer, CustomerId};
+use sqlx::{Postgres, QueryBuilder, Transaction};
 
+use crate::customers::{ContactRow, CustomerRow, GENERATION_KEY, assemble, delete_details};
 use crate::pg::PgStore;
 use crate::pg::audit::audit;
-use crate::{Result, StoreError};
+use crate::{ImportSummary, MAX_CUSTOMER_PAGE, Result, StoreError, stored};
 
 /// Customers are written this many to a statement: large enough that per-statement costs
 /// vanish, small enough that the arrays stay a few megabytes.
 const CHUNK: usize = 20_000;
-
-/// `meta` key of the counter bumped by every change to the customers.
-const GENERATION_KEY: &str = "customers_generation";
 
 impl PgStore {
     /// Inserts or replaces customers by account id, in one transaction with an audit entry:
@@ -40,8 +40,8 @@ impl PgStore {
         let mut rows: Vec<&Customer> = Vec::with_capacity(customers.len());
         for c in customers {
             match position.entry(c.account_id().as_str()) {
-                std::collections::hash_map::Entry::Occupied(e) => rows[*e.get()] = c,
-                std::collections::hash_map::Entry::Vacant(e) => {
+                Entry::Occupied(e) => rows[*e.get()] = c,
+                Entry::Vacant(e) => {
                     e.insert(rows.len());
                     rows.push(c);
                 }
@@ -237,63 +237,328 @@ async fn bump_customers_generation(tx: &mut Transaction<'static, Postgres>) -> R
     Ok(())
 }
 
-/// Writes an audit entry inside the transaction of the change it describes.
-// Scaffold: not yet ported.
-use crate::pg::unported;
-#[allow(unused_imports)]
-use crate::*;
-use outagecast_core::contact::Channel;
-#[allow(unused_imports)]
-use outagecast_core::customer::AccountId;
-use std::collections::HashSet;
+/// The customer columns as the SQLite store's [`CustomerRow`] reads them (priority as 0/1), so
+/// that its [`assemble`] builds the customers of both stores.
+const CUSTOMER_COLUMNS: &str =
+    "id, account_id, lon, lat, address, language, priority::int4::int8 AS priority";
+
+/// A read-only transaction that reads customers and their contacts from one snapshot.
+const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
 impl PgStore {
-    /// Not yet on PostgreSQL.
-    pub async fn customers(&self, _ids: &[CustomerId]) -> Result<Vec<(CustomerId, Customer)>> {
-        Err(unported("customers"))
+    /// The customers with these ids (any that do not exist are left out), in id order.
+    pub async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<(CustomerId, Customer)>> {
+        let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+        let mut tx = self.pool.begin_with(SNAPSHOT).await?;
+        let rows: Vec<CustomerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ANY($1) ORDER BY id"
+        )))
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let contacts = contacts_of_ids(&mut tx, &ids).await?;
+        tx.commit().await?;
+        assemble(rows, contacts)
     }
 
-    /// Not yet on PostgreSQL.
+    /// The customer with this account id.
     pub async fn customer_by_account(
         &self,
-        _account: &AccountId,
+        account: &AccountId,
     ) -> Result<Option<(CustomerId, Customer)>> {
-        Err(unported("customer_by_account"))
+        let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM customers WHERE account_id = $1")
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match id {
+            Some((id,)) => Ok(self.customers(&[CustomerId(id)]).await?.pop()),
+            None => Ok(None),
+        }
     }
 
-    /// Not yet on PostgreSQL.
+    /// The opt-out register: every (channel, address) that must not be contacted.
     pub async fn opt_outs(&self) -> Result<HashSet<(Channel, String)>> {
-        Err(unported("opt_outs"))
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT channel, address FROM opt_outs")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(ch, addr)| Ok((stored(&ch, Channel::parse)?, addr)))
+            .collect()
     }
 
-    /// Not yet on PostgreSQL.
+    /// Opts a contact out of a channel (idempotent), with an audit entry.
     pub async fn opt_out(
         &self,
-        _channel: Channel,
-        _address: &str,
-        _source: &str,
-        _now: DateTime<Utc>,
+        channel: Channel,
+        address: &str,
+        source: &str,
+        now: DateTime<Utc>,
     ) -> Result<()> {
-        Err(unported("opt_out"))
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO opt_outs (channel, address, at, source) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (channel, address) DO NOTHING",
+        )
+        .bind(channel.as_str())
+        .bind(address)
+        .bind(now)
+        .bind(source)
+        .execute(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            source,
+            "contact.opt_out",
+            None,
+            &serde_json::json!({ "channel": channel.as_str() }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    /// Not yet on PostgreSQL.
+    /// Customers ordered by account id (bytewise, as on SQLite), a page at a time: those
+    /// after the account id `after`, at most `limit` of them (capped at
+    /// [`MAX_CUSTOMER_PAGE`]). A page shorter than `limit` is the last.
     pub async fn customers_page(
         &self,
-        _after: Option<&str>,
-        _limit: u32,
+        after: Option<&str>,
+        limit: u32,
     ) -> Result<Vec<(CustomerId, Customer)>> {
-        Err(unported("customers_page"))
+        let limit = i64::from(limit.min(MAX_CUSTOMER_PAGE));
+        if limit == 0 {
+            return Ok(vec![]);
+        }
+        let mut tx = self.pool.begin_with(SNAPSHOT).await?;
+        let mut sql =
+            QueryBuilder::<Postgres>::new(format!("SELECT {CUSTOMER_COLUMNS} FROM customers"));
+        if let Some(after) = after {
+            sql.push(" WHERE account_id COLLATE \"C\" > ")
+                .push_bind(after);
+        }
+        sql.push(" ORDER BY account_id COLLATE \"C\" LIMIT ")
+            .push_bind(limit);
+        let rows: Vec<CustomerRow> = sql.build_query_as().fetch_all(&mut *tx).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let contacts = contacts_of_ids(&mut tx, &ids).await?;
+        tx.commit().await?;
+        assemble(rows, contacts)
     }
 
-    /// Not yet on PostgreSQL.
+    /// Deletes the customer with this account id, in one transaction with an audit entry that
+    /// summarises what was deleted; returns whether there was such a customer. The semantics
+    /// of `SqliteStore::delete_customer`: their unsent notices are withdrawn unless someone
+    /// else stands behind the contact, their numbers disarmed in the IVR unless another
+    /// affected customer has the number, their links to incidents and notices removed,
+    /// opt-outs kept, and the customers generation bumped.
     pub async fn delete_customer(
         &self,
-        _account_id: &AccountId,
-        _actor: &str,
-        _now: DateTime<Utc>,
+        account_id: &AccountId,
+        actor: &str,
+        now: DateTime<Utc>,
     ) -> Result<bool> {
-        Err(unported("delete_customer"))
+        let mut tx = self.pool.begin().await?;
+        // Locked: a concurrent deletion of the same account waits, then finds nothing.
+        let row: Option<CustomerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = $1 FOR UPDATE"
+        )))
+        .bind(account_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let id = row.0;
+        let contacts = contacts_of_ids(&mut tx, &[id]).await?;
+        let Some((_, before)) = assemble(vec![row], contacts)?.pop() else {
+            return Err(StoreError::Corrupt(format!("customer {id} vanished")));
+        };
+
+        // Every incident the customer is in the affected set of: one primary-key probe per
+        // incident rather than a scan of every affected set.
+        let incidents: Vec<i64> = sqlx::query_scalar(
+            "SELECT i.id FROM incidents i
+             WHERE EXISTS (SELECT 1 FROM incident_customers ic
+                           WHERE ic.incident_id = i.id AND ic.customer_id = $1)",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        // Notices of those incidents waiting to go to this customer (linked to them, or to one
+        // of their contacts: an email fallback has no link of its own), unless someone else
+        // still stands behind the contact. A leased notice is in a worker's hands: it finishes.
+        let withdrawn = sqlx::query(
+            "UPDATE notices SET status = 'superseded', last_error = 'customer deleted',
+                    in_doubt = 0, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
+             WHERE incident_id = ANY($3)
+               AND status = 'pending'
+               AND (lease_expires_at IS NULL OR lease_expires_at < $1)
+               AND (EXISTS (SELECT 1 FROM notice_customers nc
+                            WHERE nc.notice_id = notices.id AND nc.customer_id = $2)
+                    OR EXISTS (SELECT 1 FROM contacts k
+                               WHERE k.customer_id = $2 AND k.value = notices.address
+                                 AND k.medium = CASE notices.channel WHEN 'sms' THEN 'phone'
+                                                                     ELSE 'email' END))
+               AND NOT EXISTS (SELECT 1 FROM notice_customers nc
+                               JOIN customers c ON c.id = nc.customer_id
+                               WHERE nc.notice_id = notices.id AND nc.customer_id <> $2)
+               AND NOT EXISTS (SELECT 1 FROM contacts k
+                               JOIN incident_customers ic
+                                 ON ic.customer_id = k.customer_id
+                                AND ic.incident_id = notices.incident_id
+                               WHERE k.value = notices.address AND k.customer_id <> $2
+                                 AND k.medium = CASE notices.channel WHEN 'sms' THEN 'phone'
+                                                                     ELSE 'email' END)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(&incidents)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        let disarmed = disarm_numbers(&mut tx, id, &before, now).await?;
+
+        sqlx::query(
+            "DELETE FROM notice_customers WHERE customer_id = $1
+               AND notice_id IN (SELECT n.id FROM notices n WHERE n.incident_id = ANY($2))",
+        )
+        .bind(id)
+        .bind(&incidents)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM incident_customers WHERE customer_id = $1 AND incident_id = ANY($2)",
+        )
+        .bind(id)
+        .bind(&incidents)
+        .execute(&mut *tx)
+        .await?;
+        // Contacts go with the row (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM customers WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        bump_customers_generation(&mut tx).await?;
+        audit(
+            &mut tx,
+            actor,
+            "customer.delete",
+            Some(&format!("customer:{}", account_id.as_str())),
+            &delete_details(&before, withdrawn, disarmed),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
+}
+
+/// The contacts of these customers, ordered by customer and position.
+async fn contacts_of_ids(
+    tx: &mut Transaction<'static, Postgres>,
+    ids: &[i64],
+) -> Result<Vec<ContactRow>> {
+    Ok(sqlx::query_as(
+        "SELECT customer_id, medium, value, kind FROM contacts
+         WHERE customer_id = ANY($1) ORDER BY customer_id, position",
+    )
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Disarms the IVR flags of `gone`'s phone numbers, except where another customer with the
+/// number is affected by the flag's incident: in its affected set, or inside its area (a
+/// customer imported after the declaration is armed by re-arming, not added to the set).
+/// Returns how many flags were disarmed. The flags are locked while they are weighed.
+async fn disarm_numbers(
+    tx: &mut Transaction<'static, Postgres>,
+    gone: i64,
+    customer: &Customer,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let phones: Vec<&str> = customer.phones().iter().map(|p| p.e164()).collect();
+    if phones.is_empty() {
+        return Ok(0);
+    }
+    let flags: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT phone, incident_id FROM ivr_flags
+          WHERE phone = ANY($1) AND disarmed_at IS NULL
+          ORDER BY phone, incident_id FOR UPDATE",
+    )
+    .bind(&phones)
+    .fetch_all(&mut **tx)
+    .await?;
+    if flags.is_empty() {
+        return Ok(0);
+    }
+    // Everyone else with one of the numbers, and the incidents whose affected set lists them.
+    let others: Vec<(String, i64, f64, f64, Vec<i64>)> = sqlx::query_as(
+        "SELECT k.value, c.id, c.lon, c.lat,
+                ARRAY(SELECT ic.incident_id FROM incident_customers ic
+                       WHERE ic.customer_id = c.id AND ic.incident_id = ANY($3))
+           FROM contacts k JOIN customers c ON c.id = k.customer_id
+          WHERE k.medium = 'phone' AND k.value = ANY($1) AND c.id <> $2",
+    )
+    .bind(&phones)
+    .bind(gone)
+    .bind(flags.iter().map(|(_, i)| *i).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await?;
+
+    let mut areas: HashMap<i64, Area> = HashMap::new();
+    let mut off_phones = Vec::new();
+    let mut off_incidents = Vec::new();
+    for (phone, incident) in flags {
+        let mut kept = false;
+        for (_, other, lon, lat, listed) in others.iter().filter(|o| o.0 == phone) {
+            if listed.contains(&incident) {
+                kept = true;
+                break;
+            }
+            let area = match areas.entry(incident) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let (json,): (String,) =
+                        sqlx::query_as("SELECT area::text FROM incidents WHERE id = $1")
+                            .bind(incident)
+                            .fetch_one(&mut **tx)
+                            .await?;
+                    e.insert(serde_json::from_str(&json).map_err(|err| {
+                        StoreError::Corrupt(format!("incident {incident} area: {err}"))
+                    })?)
+                }
+            };
+            let inside = LonLat::parse(*lon, *lat)
+                .map(|p| area.contains(p))
+                .map_err(|e| StoreError::Corrupt(format!("customer {other}: {e}")))?;
+            if inside {
+                kept = true;
+                break;
+            }
+        }
+        if !kept {
+            off_phones.push(phone);
+            off_incidents.push(incident);
+        }
+    }
+    if off_phones.is_empty() {
+        return Ok(0);
+    }
+    Ok(sqlx::query(
+        "UPDATE ivr_flags f SET disarmed_at = $1
+           FROM UNNEST($2::text[], $3::int8[]) AS u(phone, incident_id)
+          WHERE f.phone = u.phone AND f.incident_id = u.incident_id AND f.disarmed_at IS NULL",
+    )
+    .bind(now)
+    .bind(&off_phones)
+    .bind(&off_incidents)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
 }
 
 #[cfg(test)]

@@ -1,17 +1,18 @@
 //! The durable store on PostgreSQL + PostGIS, for several engine nodes sharing one database
-//! (issue 7). This is its first increment:
+//! (issue 7). `PgStore` has the same operations as [`SqliteStore`](crate::SqliteStore), with
+//! the same signatures and meaning (`crates/store/tests/contract` runs one suite on both), so
+//! [`Store`](crate::Store) can hand every call to either.
 //!
-//! * the schema (`migrations/postgres/`), the PostgreSQL equivalent of the SQLite one with
-//!   the same table and column names, plus a PostGIS `geography(Point, 4326)` per customer;
-//! * customers: [`PgStore::upsert_customers`] (the SQLite store's semantics, in one
-//!   transaction, in bulk with `UNNEST`), [`PgStore::service_points`];
-//! * the PostGIS selection path [`PgStore::select_ids`], an independent implementation of
+//! What differs underneath:
+//! * the schema (`migrations/postgres/`) has the SQLite table and column names with
+//!   PostgreSQL's own types, plus a PostGIS `geography(Point, 4326)` per customer;
+//! * the outbox claim is `FOR UPDATE SKIP LOCKED` under a lease, so any number of nodes share
+//!   the queue without handing one notice to two of them;
+//! * triggers `NOTIFY` [`IVR_CHANNEL`] and [`CUSTOMERS_CHANNEL`] so that other nodes refresh
+//!   their caches at once ([`PgStore::listen`]);
+//! * [`PgStore::select_ids`] is a PostGIS selection path, an independent implementation of
 //!   [`Area::contains`](outagecast_core::area::Area::contains) that tests use to cross-check
-//!   the in-memory R-tree and the `postgis` bench uses as the peer to beat;
-//! * the outbox claim with `FOR UPDATE SKIP LOCKED` under a lease ([`PgStore::claim`]).
-//!
-//! The types shared with the SQLite store (`ImportSummary`, `ClaimedNotice`) are
-//! `outagecast-store`'s, so the two stores answer in the same terms.
+//!   the in-memory R-tree and the `postgis` bench uses as the peer to beat.
 
 mod audit;
 mod customers;
@@ -29,13 +30,12 @@ use sqlx::{Connection, PgPool};
 
 use crate::{Result, StoreError};
 
-/// Scaffold while the store is being ported: the answer of a method not yet on PostgreSQL.
-pub(crate) fn unported(method: &str) -> StoreError {
-    StoreError::Invalid {
-        field: "database",
-        problem: format!("{method} is not yet available on PostgreSQL; use a SQLite database"),
-    }
-}
+/// The notification channel PostgreSQL triggers raise when the IVR change log grows
+/// (`migrations/postgres/0002_*`).
+pub const IVR_CHANNEL: &str = "outagecast_ivr";
+/// The notification channel raised when the customers generation moves (an import or a
+/// deletion on any node).
+pub const CUSTOMERS_CHANNEL: &str = "outagecast_customers";
 
 /// Connections per store (per engine node). Selection and claims are short statements.
 const MAX_CONNECTIONS: u32 = 8;
@@ -84,6 +84,16 @@ impl PgStore {
             .run(&pool)
             .await?;
         Ok(PgStore { pool, schema })
+    }
+
+    /// A connection that listens on [`IVR_CHANNEL`] and [`CUSTOMERS_CHANNEL`]: how a node
+    /// learns within milliseconds that another node changed something.
+    pub async fn listen(&self) -> Result<sqlx::postgres::PgListener> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener
+            .listen_all([IVR_CHANNEL, CUSTOMERS_CHANNEL])
+            .await?;
+        Ok(listener)
     }
 
     /// The schema given to [`PgStore::connect_schema`], if any.

@@ -13,39 +13,91 @@
 //! rows. A claim that reaches a row only after the first committed re-checks the row's new
 //! version (READ COMMITTED re-evaluates `FOR UPDATE` rows), finds its lease current and
 //! leaves it.
+//!
+//! Recording outcomes is SQLite's `complete` too: only notices still pending and leased to
+//! `owner` change, so a node whose lease expired and was reclaimed cannot overwrite the new
+//! holder's result (an update waiting on the new holder's claim re-checks `lease_owner` once
+//! that commits). Held and released notices get their attempt back and keep the doubt they
+//! had before the claim; a failed SMS falls back to email.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::ClaimedNotice;
 use chrono::{DateTime, Utc};
 use outagecast_core::area::LonLat;
 use outagecast_core::contact::{Channel, Language};
-use outagecast_core::incident::{EventKind, Severity};
+use outagecast_core::incident::{EventKind, IncidentId, Severity};
+use outagecast_core::notice::NoticeStatus;
+use sqlx::{PgExecutor, Postgres, Transaction};
 
 use crate::pg::PgStore;
-use crate::{Result, StoreError};
+use crate::{ClaimedNotice, OutboxCounts, Outcome, ReportRow, Result, StoreError, stored};
 
-type ClaimRow = (
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    String,
-    bool,
-    String,
-    String,
-    i32,
-    i16,
-    DateTime<Utc>,
-    Option<f64>,
-    Option<f64>,
-);
+/// The advisory lock that orders recording a sent SMS against a delivery receipt that arrives
+/// before it: `complete` holds it shared while it stores provider ids, `record_receipt` takes
+/// it exclusively before parking a receipt for an id it does not know. On SQLite the single
+/// writer gives this order for free; here, without it, a receipt parked while the `complete`
+/// that records its id is still uncommitted would be missed by the early-receipt trigger (which
+/// looked before the receipt was visible) and wait forever. The key is arbitrary (ASCII
+/// "oc-recpt").
+pub(super) const EARLY_RECEIPT_LOCK: i64 = 0x6f63_2d72_6563_7074;
 
-/// `in_doubt` counts unrecorded claims capped at 2, as on SQLite: a returned 2 means the
-/// notice was already in doubt before this claim (RETURNING sees only new values).
-const CLAIM_SQL: &str = "WITH picked AS (
+/// A claimed notice as the claim returns it.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: i64,
+    incident_id: i64,
+    event: Option<String>,
+    severity: Option<String>,
+    channel: String,
+    address: String,
+    language: String,
+    priority: bool,
+    subject: String,
+    body: String,
+    attempts: i32,
+    in_doubt: i16,
+    created_at: DateTime<Utc>,
+    lon: Option<f64>,
+    lat: Option<f64>,
+}
+
+impl ClaimRow {
+    fn into_notice(self) -> Result<ClaimedNotice> {
+        let id = self.id;
+        let missing = |what: &str| StoreError::Corrupt(format!("notice {id} has no {what}"));
+        let event = self.event.ok_or_else(|| missing("event"))?;
+        let severity = self.severity.ok_or_else(|| missing("incident"))?;
+        Ok(ClaimedNotice {
+            id,
+            incident_id: self.incident_id,
+            event: stored(&event, EventKind::parse)?,
+            severity: stored(&severity, Severity::parse)?,
+            channel: stored(&self.channel, Channel::parse)?,
+            address: self.address,
+            language: stored(&self.language, Language::parse)?,
+            priority: self.priority,
+            subject: self.subject,
+            body: self.body,
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            in_doubt: self.in_doubt >= 2,
+            created_at: self.created_at,
+            location: self
+                .lon
+                .zip(self.lat)
+                .and_then(|(lon, lat)| LonLat::parse(lon, lat).ok()),
+        })
+    }
+}
+
+/// The claim: `$1` owner, `$2` lease end, `$3` now, `$4` channels, `$5` limit, `$6` whether
+/// to look up the first account's service point (a phone shared by several accounts is one
+/// notice). `in_doubt` counts unrecorded claims capped at 2, as on SQLite: a returned 2 means
+/// the notice was already in doubt before this claim (RETURNING sees only new values).
+///
+/// `picked` is `MATERIALIZED` so that it runs (and locks) exactly once, whatever join the
+/// planner picks for the update.
+const CLAIM_SQL: &str = "WITH picked AS MATERIALIZED (
         SELECT id FROM notices
          WHERE status = 'pending'
            AND (not_before IS NULL OR not_before <= $3)
@@ -58,16 +110,63 @@ const CLAIM_SQL: &str = "WITH picked AS (
        SET lease_owner = $1, lease_expires_at = $2, attempts = n.attempts + 1,
            in_doubt = LEAST(n.in_doubt + 1, 2), updated_at = $3
       FROM picked
+      LEFT JOIN LATERAL (
+           SELECT c.lon, c.lat FROM notice_customers nc JOIN customers c ON c.id = nc.customer_id
+            WHERE nc.notice_id = picked.id AND $6::boolean
+            ORDER BY nc.customer_id LIMIT 1) loc ON true
      WHERE n.id = picked.id
  RETURNING n.id, n.incident_id,
-           (SELECT e.kind FROM incident_events e WHERE e.id = n.event_id),
-           (SELECT i.severity FROM incidents i WHERE i.id = n.incident_id),
+           (SELECT e.kind FROM incident_events e WHERE e.id = n.event_id) AS event,
+           (SELECT i.severity FROM incidents i WHERE i.id = n.incident_id) AS severity,
            n.channel, n.address, n.language, n.priority, n.subject, n.body, n.attempts,
-           n.in_doubt, n.created_at,
-           (SELECT c.lon FROM notice_customers nc JOIN customers c ON c.id = nc.customer_id
-             WHERE nc.notice_id = n.id ORDER BY nc.customer_id LIMIT 1),
-           (SELECT c.lat FROM notice_customers nc JOIN customers c ON c.id = nc.customer_id
-             WHERE nc.notice_id = n.id ORDER BY nc.customer_id LIMIT 1)";
+           n.in_doubt, n.created_at, loc.lon, loc.lat";
+
+/// Records outcomes given as parallel arrays: `$1` ids, `$2` kinds (1 sent, 2 retry,
+/// 3 failed, 4 held, 5 released), `$3` provider ids, `$4` segments, `$5` not-before times,
+/// `$6` reasons, `$7` in doubt (0/1); `$8` now, `$9` the owner. Returns the ids recorded.
+///
+/// The semantics are SQLite's `complete_sql`: held and released were not attempted, so the
+/// attempt is not counted and the notice is in doubt exactly as before the claim (2 = it
+/// was). Only notices still pending and leased to the owner change: an update that meets a
+/// row another node has just reclaimed waits for that claim and re-checks `lease_owner` on
+/// the row's new version (READ COMMITTED), so it leaves the row alone.
+const COMPLETE_SQL: &str = "WITH o AS (
+        SELECT * FROM UNNEST($1::int8[], $2::int2[], $3::text[], $4::int4[],
+                             $5::timestamptz[], $6::text[], $7::int2[])
+                   AS o(id, k, pid, seg, nb, err, doubt))
+    UPDATE notices SET
+           status = CASE o.k WHEN 1 THEN 'sent' WHEN 3 THEN 'failed' ELSE notices.status END,
+           provider_id = CASE o.k WHEN 1 THEN o.pid ELSE notices.provider_id END,
+           segments = CASE o.k WHEN 1 THEN o.seg ELSE notices.segments END,
+           sent_at = CASE o.k WHEN 1 THEN $8 ELSE notices.sent_at END,
+           not_before = CASE WHEN o.k IN (2, 4) THEN o.nb ELSE notices.not_before END,
+           last_error = CASE WHEN o.k = 1 THEN NULL
+                             WHEN o.k IN (4, 5) THEN notices.last_error
+                             ELSE o.err END,
+           in_doubt = CASE WHEN o.k = 2 THEN o.doubt
+                           WHEN o.k IN (4, 5) AND notices.in_doubt >= 2 THEN 1
+                           ELSE 0 END,
+           attempts = CASE WHEN o.k IN (4, 5) THEN notices.attempts - 1
+                           ELSE notices.attempts END,
+           lease_owner = NULL, lease_expires_at = NULL, updated_at = $8
+      FROM o
+     WHERE notices.id = o.id AND notices.lease_owner = $9 AND notices.status = 'pending'
+ RETURNING notices.id";
+
+/// One report row as read.
+#[derive(sqlx::FromRow)]
+struct ReportRecord {
+    id: i64,
+    event: String,
+    channel: String,
+    address: String,
+    accounts: Option<String>,
+    status: String,
+    attempts: i32,
+    provider_id: Option<String>,
+    last_error: Option<String>,
+    sent_at: Option<DateTime<Utc>>,
+}
 
 impl PgStore {
     /// Leases up to `limit` due notices on `channels` to `owner` for `lease`, priority first
@@ -81,68 +180,49 @@ impl PgStore {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedNotice>> {
-        if channels.is_empty() || limit == 0 {
-            return Ok(vec![]);
+        claim_in(&self.pool, owner, channels, limit, lease, now, true).await
+    }
+
+    /// Records the outcomes of `owner`'s claimed notices in one transaction. Outcomes for
+    /// notices whose lease `owner` no longer holds are ignored (another worker has them);
+    /// returns how many were recorded. A failed SMS falls back to email, as on SQLite.
+    pub async fn complete(
+        &self,
+        owner: &str,
+        outcomes: &[(i64, Outcome)],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        if outcomes.is_empty() {
+            return Ok(0);
         }
-        let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-        let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
-            .bind(owner)
-            .bind(until)
-            .bind(now)
-            .bind(&channels)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut claimed = rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    incident_id,
-                    event,
-                    severity,
-                    channel,
-                    address,
-                    language,
-                    priority,
-                    subject,
-                    body,
-                    attempts,
-                    in_doubt,
-                    created_at,
-                    lon,
-                    lat,
-                )| {
-                    let event = event
-                        .ok_or_else(|| StoreError::Corrupt(format!("notice {id} has no event")))?;
-                    let severity = severity.ok_or_else(|| {
-                        StoreError::Corrupt(format!("notice {id} has no incident"))
-                    })?;
-                    Ok(ClaimedNotice {
-                        id,
-                        incident_id,
-                        event: stored(&event, EventKind::parse)?,
-                        severity: stored(&severity, Severity::parse)?,
-                        channel: stored(&channel, Channel::parse)?,
-                        address,
-                        language: stored(&language, Language::parse)?,
-                        priority,
-                        subject,
-                        body,
-                        attempts: u32::try_from(attempts).unwrap_or_default(),
-                        in_doubt: in_doubt >= 2,
-                        created_at,
-                        location: lon
-                            .zip(lat)
-                            .and_then(|(lon, lat)| LonLat::parse(lon, lat).ok()),
-                    })
-                },
-            )
-            .collect::<Result<Vec<_>>>()?;
-        // RETURNING gives no order; hand them out priority first, then oldest.
-        claimed.sort_unstable_by_key(|n| (!n.priority, n.id));
-        Ok(claimed)
+        let mut tx = self.pool.begin().await?;
+        let recorded = complete_in(&mut tx, owner, outcomes, now).await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// [`complete`](Self::complete) then [`claim`](Self::claim) in one transaction. Without
+    /// `locate` the claimed notices carry no location.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn complete_and_claim(
+        &self,
+        owner: &str,
+        outcomes: &[(i64, Outcome)],
+        channels: &[Channel],
+        limit: u32,
+        lease: Duration,
+        now: DateTime<Utc>,
+        locate: bool,
+    ) -> Result<(u64, Vec<ClaimedNotice>)> {
+        let claiming = !channels.is_empty() && limit > 0;
+        if outcomes.is_empty() && !claiming {
+            return Ok((0, vec![]));
+        }
+        let mut tx = self.pool.begin().await?;
+        let recorded = complete_in(&mut tx, owner, outcomes, now).await?;
+        let claimed = claim_in(&mut *tx, owner, channels, limit, lease, now, locate).await?;
+        tx.commit().await?;
+        Ok((recorded, claimed))
     }
 
     /// Gives `owner`'s leases back (on shutdown), so other workers need not wait for expiry.
@@ -157,65 +237,251 @@ impl PgStore {
         .await?
         .rows_affected())
     }
-}
 
-/// Reads a stored enum spelling back, reporting damage rather than panicking.
-fn stored<T>(value: &str, parse: impl Fn(&str) -> outagecast_core::Result<T>) -> Result<T> {
-    parse(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-// Scaffold: not yet ported.
-use crate::pg::unported;
-#[allow(unused_imports)]
-use crate::*;
-#[allow(unused_imports)]
-use outagecast_core::customer::AccountId;
-impl PgStore {
-    /// Not yet on PostgreSQL.
-    pub async fn complete(
-        &self,
-        _owner: &str,
-        _outcomes: &[(i64, Outcome)],
-        _now: DateTime<Utc>,
-    ) -> Result<u64> {
-        Err(unported("complete"))
-    }
-
-    /// Not yet on PostgreSQL.
-    pub async fn complete_and_claim(
-        &self,
-        _owner: &str,
-        _outcomes: &[(i64, Outcome)],
-        _channels: &[Channel],
-        _limit: u32,
-        _lease: Duration,
-        _now: DateTime<Utc>,
-        _locate: bool,
-    ) -> Result<(u64, Vec<ClaimedNotice>)> {
-        Err(unported("complete_and_claim"))
-    }
-
-    /// Not yet on PostgreSQL.
+    /// Outbox totals on `channels` at `now`.
     pub async fn outbox_counts(
         &self,
-        _channels: &[Channel],
-        _now: DateTime<Utc>,
+        channels: &[Channel],
+        now: DateTime<Utc>,
     ) -> Result<OutboxCounts> {
-        Err(unported("outbox_counts"))
+        let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+        let (due, waiting, leased, sent, failed): (i64, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT
+               COUNT(*) FILTER (WHERE status = 'pending'
+                                  AND (not_before IS NULL OR not_before <= $1)
+                                  AND (lease_expires_at IS NULL OR lease_expires_at < $1)),
+               COUNT(*) FILTER (WHERE status = 'pending' AND not_before > $1),
+               COUNT(*) FILTER (WHERE status = 'pending' AND lease_expires_at >= $1),
+               COUNT(*) FILTER (WHERE status IN ('sent', 'delivered')),
+               COUNT(*) FILTER (WHERE status = 'failed')
+             FROM notices WHERE channel = ANY($2::text[])",
+        )
+        .bind(now)
+        .bind(&channels)
+        .fetch_one(&self.pool)
+        .await?;
+        let u = |n: i64| u64::try_from(n).unwrap_or_default();
+        Ok(OutboxCounts {
+            due: u(due),
+            waiting: u(waiting),
+            leased: u(leased),
+            sent: u(sent),
+            failed: u(failed),
+        })
     }
 
-    /// Not yet on PostgreSQL.
+    /// The earliest time a waiting notice becomes due, if any.
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        Err(unported("next_due"))
+        let (t,): (Option<DateTime<Utc>>,) =
+            sqlx::query_as("SELECT MIN(not_before) FROM notices WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(t)
     }
 
-    /// Not yet on PostgreSQL.
-    pub async fn notice_report(
-        &self,
-        _incident: outagecast_core::incident::IncidentId,
-    ) -> Result<Vec<ReportRow>> {
-        Err(unported("notice_report"))
+    /// Every notice of an incident with its outcome, in id order. The accounts are listed in
+    /// customer id order.
+    pub async fn notice_report(&self, incident: IncidentId) -> Result<Vec<ReportRow>> {
+        let rows: Vec<ReportRecord> = sqlx::query_as(
+            "SELECT n.id, e.kind AS event, n.channel, n.address,
+                    (SELECT string_agg(c.account_id, ',' ORDER BY nc.customer_id)
+                       FROM notice_customers nc JOIN customers c ON c.id = nc.customer_id
+                      WHERE nc.notice_id = n.id) AS accounts,
+                    n.status, n.attempts, n.provider_id, n.last_error, n.sent_at
+               FROM notices n JOIN incident_events e ON e.id = n.event_id
+              WHERE n.incident_id = $1 ORDER BY n.id",
+        )
+        .bind(incident.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ReportRow {
+                    notice_id: r.id,
+                    event: stored(&r.event, EventKind::parse)?,
+                    channel: stored(&r.channel, Channel::parse)?,
+                    address: r.address,
+                    accounts: r.accounts.unwrap_or_default(),
+                    status: stored(&r.status, NoticeStatus::parse)?,
+                    attempts: u32::try_from(r.attempts).unwrap_or_default(),
+                    provider_id: r.provider_id,
+                    last_error: r.last_error,
+                    sent_at: r.sent_at,
+                })
+            })
+            .collect()
     }
+}
+
+async fn claim_in<'e>(
+    db: impl PgExecutor<'e>,
+    owner: &str,
+    channels: &[Channel],
+    limit: u32,
+    lease: Duration,
+    now: DateTime<Utc>,
+    locate: bool,
+) -> Result<Vec<ClaimedNotice>> {
+    if channels.is_empty() || limit == 0 {
+        return Ok(vec![]);
+    }
+    let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .bind(&channels)
+        .bind(i64::from(limit))
+        .bind(locate)
+        .fetch_all(db)
+        .await?;
+    let mut claimed = rows
+        .into_iter()
+        .map(ClaimRow::into_notice)
+        .collect::<Result<Vec<_>>>()?;
+    // RETURNING gives no order; hand them out priority first, then oldest.
+    claimed.sort_unstable_by_key(|n| (!n.priority, n.id));
+    Ok(claimed)
+}
+
+/// Records `outcomes` for `owner` inside `tx`: everything but failures in one statement, then
+/// the failures, each recorded one falling back to email (only a failure this call records
+/// falls back), in the order given, as on SQLite.
+async fn complete_in(
+    tx: &mut Transaction<'static, Postgres>,
+    owner: &str,
+    outcomes: &[(i64, Outcome)],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    if outcomes.is_empty() {
+        return Ok(0);
+    }
+    if outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Outcome::Sent { .. }))
+    {
+        // Before any row is touched, so that waiting for it never holds a row lock.
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(EARLY_RECEIPT_LOCK)
+            .execute(&mut **tx)
+            .await?;
+    }
+    type Refs<'a> = Vec<&'a (i64, Outcome)>;
+    let (failed, rest): (Refs<'_>, Refs<'_>) = outcomes
+        .iter()
+        .partition(|(_, o)| matches!(o, Outcome::Failed { .. }));
+    let mut recorded = write_outcomes(tx, owner, &rest, now).await?.len();
+    let mut failed_now: HashSet<i64> = write_outcomes(tx, owner, &failed, now)
+        .await?
+        .into_iter()
+        .collect();
+    recorded += failed_now.len();
+    for (id, _) in failed {
+        if failed_now.remove(id) {
+            fall_back_to_email(tx, *id, now).await?;
+        }
+    }
+    Ok(u64::try_from(recorded).unwrap_or(u64::MAX))
+}
+
+/// Writes `rows` with [`COMPLETE_SQL`]; returns the ids recorded.
+async fn write_outcomes(
+    tx: &mut Transaction<'static, Postgres>,
+    owner: &str,
+    rows: &[&(i64, Outcome)],
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let n = rows.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut kinds: Vec<i16> = Vec::with_capacity(n);
+    let mut pids: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut segs: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut nbs: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut errs: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut doubts: Vec<i16> = Vec::with_capacity(n);
+    for (id, outcome) in rows {
+        let (kind, pid, seg, nb, err, doubt) = match outcome {
+            Outcome::Sent {
+                provider_id,
+                segments,
+            } => (
+                1,
+                Some(provider_id.as_str()),
+                Some(i32::try_from(*segments).unwrap_or(i32::MAX)),
+                None,
+                None,
+                false,
+            ),
+            Outcome::Retry {
+                not_before,
+                reason,
+                in_doubt,
+            } => (
+                2,
+                None,
+                None,
+                Some(*not_before),
+                Some(reason.as_str()),
+                *in_doubt,
+            ),
+            Outcome::Failed { reason } => (3, None, None, None, Some(reason.as_str()), false),
+            Outcome::Held { not_before } => (4, None, None, Some(*not_before), None, false),
+            Outcome::Released => (5, None, None, None, None, false),
+        };
+        ids.push(*id);
+        kinds.push(kind);
+        pids.push(pid);
+        segs.push(seg);
+        nbs.push(nb);
+        errs.push(err);
+        doubts.push(i16::from(doubt));
+    }
+    let recorded: Vec<(i64,)> = sqlx::query_as(COMPLETE_SQL)
+        .bind(&ids)
+        .bind(&kinds)
+        .bind(&pids)
+        .bind(&segs)
+        .bind(&nbs)
+        .bind(&errs)
+        .bind(&doubts)
+        .bind(now)
+        .bind(owner)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(recorded.into_iter().map(|(id,)| id).collect())
+}
+
+/// A permanently failed SMS (a failed send here, or a failed delivery receipt in
+/// `receipts.rs`): tell the same accounts by email instead, where they have one, have not
+/// opted out, and are not already being emailed for this event. The SQLite store's rule; the
+/// early-receipt trigger repeats it in SQL.
+pub(super) async fn fall_back_to_email(
+    tx: &mut Transaction<'static, Postgres>,
+    notice_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO notices (incident_id, event_id, channel, address, language, priority,
+                              subject, body, created_at, updated_at)
+         SELECT DISTINCT n.incident_id, n.event_id, 'email', c.value, n.language, n.priority,
+                n.subject, n.body, $2::timestamptz, $2::timestamptz
+           FROM notices n
+           JOIN notice_customers nc ON nc.notice_id = n.id
+           JOIN contacts c ON c.customer_id = nc.customer_id AND c.medium = 'email'
+          WHERE n.id = $1 AND n.channel = 'sms'
+            AND NOT EXISTS (SELECT 1 FROM opt_outs o
+                             WHERE o.channel = 'email' AND o.address = c.value)
+         ON CONFLICT (incident_id, event_id, channel, address) DO NOTHING",
+    )
+    .bind(notice_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -388,5 +654,88 @@ mod tests {
         assert_eq!(leased, N, "each notice counted one attempt");
         node_b.close().await;
         node_a.drop_schema().await.unwrap();
+    }
+
+    /// A node whose leases expired records its (stale) outcomes while two other nodes reclaim
+    /// the same notices and record theirs: every notice ends with exactly one node's outcome,
+    /// the old holder's only where nobody had reclaimed it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_stale_holder_racing_the_reclaimers_never_overwrites_them() {
+        let Some(url) = url("a_stale_holder_racing_the_reclaimers_never_overwrites_them") else {
+            return;
+        };
+        let schema = schema_name("stale");
+        let old = PgStore::connect_schema(&url, &schema).await.unwrap();
+        let now = Utc::now();
+        const N: i64 = 600;
+        with_notices(&old, N, now).await;
+        let lease = Duration::from_secs(60);
+        let mine = old.claim("old", &ALL, 1000, lease, now).await.unwrap();
+        assert_eq!(mine.len() as i64, N);
+        let later = now + chrono::Duration::seconds(61);
+
+        let mut reclaimers = Vec::new();
+        for k in 0..2 {
+            let store = PgStore::connect_schema(&url, &schema).await.unwrap();
+            reclaimers.push(tokio::spawn(async move {
+                let owner = format!("new{k}");
+                let mut recorded = 0;
+                loop {
+                    let batch = store.claim(&owner, &ALL, 10, lease, later).await.unwrap();
+                    if batch.is_empty() {
+                        store.close().await;
+                        return recorded;
+                    }
+                    assert!(batch.iter().all(|n| n.in_doubt && n.attempts == 2));
+                    let sent: Vec<_> = batch
+                        .iter()
+                        .map(|n| {
+                            let provider_id = format!("SM{}", n.id);
+                            (
+                                n.id,
+                                Outcome::Sent {
+                                    provider_id,
+                                    segments: 1,
+                                },
+                            )
+                        })
+                        .collect();
+                    let n = store.complete(&owner, &sent, later).await.unwrap();
+                    assert_eq!(n, sent.len() as u64, "{owner} holds what it claimed");
+                    recorded += n;
+                }
+            }));
+        }
+        let stale: Vec<_> = mine
+            .iter()
+            .map(|n| {
+                (
+                    n.id,
+                    Outcome::Failed {
+                        reason: "stale".into(),
+                    },
+                )
+            })
+            .collect();
+        let mut by_old = 0;
+        for chunk in stale.chunks(20) {
+            by_old += old.complete("old", chunk, later).await.unwrap();
+        }
+        let mut by_new = 0;
+        for r in reclaimers {
+            by_new += r.await.unwrap();
+        }
+        let (sent, failed, pending): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE status = 'sent' AND provider_id = 'SM' || id),
+                    COUNT(*) FILTER (WHERE status = 'failed' AND last_error = 'stale'),
+                    COUNT(*) FILTER (WHERE status = 'pending')
+               FROM notices",
+        )
+        .fetch_one(&old.pool)
+        .await
+        .unwrap();
+        assert_eq!((sent, failed, pending), (by_new as i64, by_old as i64, 0));
+        assert_eq!(sent + failed, N);
+        old.drop_schema().await.unwrap();
     }
 }

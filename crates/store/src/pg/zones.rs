@@ -1,47 +1,118 @@
-//! Named zones on PostgreSQL.
-
-#![allow(unused_imports)] // scaffold: trimmed as the methods below are ported
-
-use std::collections::HashSet;
-use std::time::Duration;
+//! Named zones on PostgreSQL, and the customers' addresses for the embedded geocoder: the
+//! semantics of the SQLite store's.
 
 use chrono::{DateTime, Utc};
 use outagecast_core::area::LonLat;
-use outagecast_core::auth::{Role, TokenSecret};
-use outagecast_core::contact::{Channel, Language};
-use outagecast_core::customer::{AccountId, Customer, CustomerId};
-use outagecast_core::incident::{Incident, IncidentDraft, IncidentId};
-use outagecast_core::ivr::ArmedIncident;
-use outagecast_core::message::Wording;
-use outagecast_core::notice::ArmedNumber;
 
-use crate::pg::{PgStore, unported};
-use crate::*;
+use crate::pg::PgStore;
+use crate::pg::audit::audit;
+use crate::zones::zone_from_parts;
+use crate::{Result, StoreError, StoredZone, ZoneImportSummary, ZoneRecord};
+
+/// The zone columns, JSON as text so that damage reads as on SQLite.
+const ZONE_COLUMNS: &str = "name, area::text, properties::text, source, imported_at";
+
+type ZoneRow = (String, String, String, String, DateTime<Utc>);
+
+fn zone_from_row((name, area, properties, source, imported_at): ZoneRow) -> Result<StoredZone> {
+    zone_from_parts(name, &area, &properties, source, Ok(imported_at))
+}
 
 impl PgStore {
-    /// Not yet on PostgreSQL.
+    /// Imports zones in one transaction: a zone whose name exists (in any case) is replaced,
+    /// others are added. An audit entry records the import.
     pub async fn upsert_zones(
         &self,
-        _zones: &[ZoneRecord<'_>],
-        _actor: &str,
-        _source: &str,
-        _now: DateTime<Utc>,
+        zones: &[ZoneRecord<'_>],
+        actor: &str,
+        source: &str,
+        now: DateTime<Utc>,
     ) -> Result<ZoneImportSummary> {
-        Err(unported("upsert_zones"))
+        let mut tx = self.pool.begin().await?;
+        let mut summary = ZoneImportSummary {
+            inserted: 0,
+            updated: 0,
+        };
+        // One row at a time: a name given twice in one import is added, then replaced.
+        for z in zones {
+            let area =
+                serde_json::to_string(z.area).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let properties = serde_json::Value::Object(z.properties.clone()).to_string();
+            // `xmax = 0` tells a row this statement inserted from one it updated.
+            let (inserted,): (bool,) = sqlx::query_as(
+                "INSERT INTO zones (name, name_key, area, properties, source, imported_at)
+                 VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6)
+                 ON CONFLICT (name_key) DO UPDATE SET name = excluded.name, area = excluded.area,
+                   properties = excluded.properties, source = excluded.source,
+                   imported_at = excluded.imported_at
+                 RETURNING (xmax = 0)",
+            )
+            .bind(z.name)
+            .bind(z.key)
+            .bind(&area)
+            .bind(&properties)
+            .bind(source)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if inserted {
+                summary.inserted += 1;
+            } else {
+                summary.updated += 1;
+            }
+        }
+        audit(
+            &mut tx,
+            actor,
+            "zones.import",
+            Some(&format!("file:{source}")),
+            &serde_json::json!({
+                "zones": zones.iter().map(|z| z.name).collect::<Vec<_>>(),
+                "inserted": summary.inserted,
+                "updated": summary.updated,
+            }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(summary)
     }
 
-    /// Not yet on PostgreSQL.
+    /// Every zone, by name (its lower-cased key, bytewise as on SQLite).
     pub async fn zones(&self) -> Result<Vec<StoredZone>> {
-        Err(unported("zones"))
+        let rows: Vec<ZoneRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ZONE_COLUMNS} FROM zones ORDER BY name_key COLLATE \"C\""
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(zone_from_row).collect()
     }
 
-    /// Not yet on PostgreSQL.
-    pub async fn zone(&self, _key: &str) -> Result<Option<StoredZone>> {
-        Err(unported("zone"))
+    /// The zone whose lower-cased name is `key`.
+    pub async fn zone(&self, key: &str) -> Result<Option<StoredZone>> {
+        let row: Option<ZoneRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ZONE_COLUMNS} FROM zones WHERE name_key = $1"
+        )))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(zone_from_row).transpose()
     }
 
-    /// Not yet on PostgreSQL.
+    /// Every distinct (address, service point) of the customers, in the order of their first
+    /// customer: what the embedded geocoder is built from.
     pub async fn address_points(&self) -> Result<Vec<(String, LonLat)>> {
-        Err(unported("address_points"))
+        let rows: Vec<(String, f64, f64)> = sqlx::query_as(
+            "SELECT address, lon, lat FROM customers GROUP BY address, lon, lat ORDER BY MIN(id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(address, lon, lat)| {
+                let p = LonLat::parse(lon, lat)
+                    .map_err(|e| StoreError::Corrupt(format!("address {address:?}: {e}")))?;
+                Ok((address, p))
+            })
+            .collect()
     }
 }

@@ -7,4 +7,12 @@
 
 mod support;
 
+mod audit;
 mod customers;
+mod incidents;
+mod ivr;
+mod outbox;
+mod provenance;
+mod receipts;
+mod tokens;
+mod zones;

@@ -1,0 +1,309 @@
+//! Several engine nodes on one PostgreSQL database (issue 7): two `outagecast serve` processes
+//! share a 100,000-notice batch through `FOR UPDATE SKIP LOCKED` claims, one is killed with
+//! SIGKILL midway, and the other finishes the batch. Every notice reaches the gateway stand-in
+//! exactly once and both nodes sent a share.
+//!
+//! Also: a declaration made through one node arms the IVR of the other within a second, and a
+//! restore disarms it (LISTEN/NOTIFY with a periodic reconcile behind it).
+//!
+//! Needs the test cluster named by `OUTAGECAST_TEST_PG_URL` (`scripts/test` starts one); each
+//! test makes a database of its own there.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outagecast_gateway_standin::{Faults, Gateway};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+mod common;
+
+use common::{SAMPLE, StandIn, count, eventually};
+
+/// A database of its own on the test cluster, or `None` when there is no cluster (a failure
+/// when `OUTAGECAST_REQUIRE_PG=1`).
+async fn fresh_database(test: &str) -> Option<String> {
+    let url = match std::env::var("OUTAGECAST_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                std::env::var("OUTAGECAST_REQUIRE_PG").as_deref() != Ok("1"),
+                "{test}: OUTAGECAST_REQUIRE_PG=1 but OUTAGECAST_TEST_PG_URL is not set"
+            );
+            eprintln!("{test}: skipped, OUTAGECAST_TEST_PG_URL is not set");
+            return None;
+        }
+    };
+    let name = format!(
+        "mn_{test}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+struct Cluster {
+    db: String,
+    standin: StandIn,
+    gateway: Arc<Gateway>,
+}
+
+/// One `serve` process and the address it listens on.
+struct Node {
+    child: Child,
+    http: String,
+}
+
+impl Cluster {
+    async fn start(db: String) -> Self {
+        let standin = StandIn::start(Faults::default()).await;
+        Cluster {
+            db,
+            gateway: standin.gateway.clone(),
+            standin,
+        }
+    }
+
+    /// The binary with a clean environment, this cluster's database and the gateway;
+    /// `from` is the node's sender number, so the gateway can tell the nodes apart.
+    fn command(&self, args: &[&str], from: &str) -> Command {
+        let mut cmd = self.standin.command(from, 1_000_000);
+        cmd.env("OUTAGECAST_SMS_TIMEOUT", "2")
+            .env("OUTAGECAST_PUBLIC_URL", "https://notify.example.fi")
+            .env("OUTAGECAST_DEFAULT_REGION", "FI")
+            .arg("--db")
+            .arg(&self.db)
+            .args(args);
+        cmd
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let out = self.command(args, "+358480000000").output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Starts `serve` with short leases, so a dead node's claims come back within seconds.
+    async fn node(&self, from: &str, workers: bool) -> Node {
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--agi-listen",
+            "127.0.0.1:0",
+            "--lease",
+            "2",
+        ];
+        if !workers {
+            args.push("--no-workers");
+        }
+        let mut child = self
+            .command(&args, from)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next_line().await.unwrap().unwrap();
+        let http = first
+            .strip_prefix("http listening on ")
+            .unwrap_or_else(|| panic!("{first:?}"))
+            .to_string();
+        let node = Node { child, http };
+        let url = format!("http://{}/healthz", node.http);
+        eventually(Duration::from_secs(30), "/healthz is 200", || async {
+            reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+        })
+        .await;
+        node
+    }
+}
+
+impl Node {
+    async fn lookup(&self, caller: &str) -> Value {
+        reqwest::get(format!(
+            "http://{}/v1/ivr/lookup?caller={caller}",
+            self.http
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+    }
+}
+
+/// `n` customers at one spot, each with a phone of their own.
+fn synthetic_csv(path: &std::path::Path, n: usize) {
+    let mut out = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
+    for i in 0..n {
+        out.push_str(&format!(
+            "NODE-{i:06},24.9414,60.1710,Kaivokatu 1,+35848{:07},,fi,false\n",
+            1_000_000 + i
+        ));
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_100k_notices_and_one_survives_the_others_kill_9() {
+    const N: usize = 100_000;
+    let Some(db) = fresh_database("share").await else {
+        return;
+    };
+    let cluster = Cluster::start(db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bulk.csv");
+    synthetic_csv(&csv, N);
+    let imported = cluster
+        .json(&["import", "customers", csv.to_str().unwrap(), "--json"])
+        .await;
+    assert_eq!(imported["inserted"], N);
+    let declared = cluster
+        .json(&[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst main",
+            "--circle",
+            "24.9414,60.1710,50",
+            "--confirm",
+            &N.to_string(),
+            "--json",
+        ])
+        .await;
+    assert_eq!(declared["notices"]["sms"], N);
+    let id = declared["id"].as_i64().unwrap().to_string();
+
+    const FROM_A: &str = "+358480000001";
+    const FROM_B: &str = "+358480000002";
+    let mut a = cluster.node(FROM_A, true).await;
+    let b = cluster.node(FROM_B, true).await;
+    let gateway = cluster.gateway.clone();
+    eventually(
+        Duration::from_secs(300),
+        "a third of the batch sent, by both nodes",
+        || async {
+            gateway.accepted() >= N / 3
+                && gateway.accepted_from(FROM_A) > 0
+                && gateway.accepted_from(FROM_B) > 0
+        },
+    )
+    .await;
+    a.child.start_kill().unwrap(); // SIGKILL: no chance to record or release anything.
+    a.child.wait().await.unwrap();
+    let at_kill = gateway.accepted();
+    assert!(at_kill < N, "node A was killed before the end ({at_kill})");
+
+    eventually(
+        Duration::from_secs(300),
+        "node B finished the batch",
+        || async { gateway.accepted() >= N },
+    )
+    .await;
+    // Node B records its last outcomes, then the store agrees with the gateway.
+    eventually(Duration::from_secs(60), "every notice recorded", || async {
+        let report = cluster.json(&["incident", "report", &id, "--json"]).await;
+        count(&report, "sms", "sent") == N as u64
+    })
+    .await;
+    let from_a = gateway.accepted_from(FROM_A);
+    let from_b = gateway.accepted_from(FROM_B);
+    eprintln!("node A sent {from_a} before SIGKILL at {at_kill} accepted; node B sent {from_b}");
+    assert_eq!(gateway.accepted(), N, "every notice reached the gateway");
+    assert_eq!(gateway.duplicates(), 0, "no notice was sent twice");
+    assert!(from_a > 0 && from_b > 0, "both nodes sent a share");
+    assert_eq!(from_a + from_b, N);
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declaration_on_one_node_arms_the_other_within_a_second() {
+    let Some(db) = fresh_database("ivr").await else {
+        return;
+    };
+    let cluster = Cluster::start(db).await;
+    cluster
+        .json(&["import", "customers", SAMPLE, "--json"])
+        .await;
+    let a = cluster.node("+358480000001", false).await;
+    let b = cluster.node("+358480000002", false).await;
+
+    let declared = cluster
+        .json(&[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst water main",
+            "--circle",
+            "24.9414,60.1710,400",
+            "--json",
+        ])
+        .await;
+    let id = declared["id"].as_i64().unwrap().to_string();
+    let caller = first_armed_phone(&cluster, &id).await;
+
+    // Both nodes learn of a declaration made by a third process within a second.
+    let declared_at = Instant::now();
+    for node in [&a, &b] {
+        eventually(Duration::from_secs(1), "armed on every node", || async {
+            node.lookup(&caller).await["armed"] == true
+        })
+        .await;
+    }
+    eprintln!(
+        "armed on both nodes {:?} after the declaration returned",
+        declared_at.elapsed()
+    );
+
+    cluster.json(&["incident", "cancel", &id, "--json"]).await;
+    let cancelled_at = Instant::now();
+    for node in [&a, &b] {
+        eventually(Duration::from_secs(1), "disarmed on every node", || async {
+            node.lookup(&caller).await["armed"] == false
+        })
+        .await;
+    }
+    eprintln!(
+        "disarmed on both nodes {:?} after the cancel returned",
+        cancelled_at.elapsed()
+    );
+}
+
+/// A phone number the incident armed, read from its report.
+async fn first_armed_phone(cluster: &Cluster, id: &str) -> String {
+    let report = cluster.json(&["incident", "report", id, "--json"]).await;
+    report["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["channel"] == "sms")
+        .and_then(|r| r["address"].as_str())
+        .unwrap_or_else(|| panic!("no SMS recipient in {report}"))
+        .to_string()
+}

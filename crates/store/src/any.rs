@@ -127,7 +127,8 @@ macro_rules! delegate {
     ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
         impl Store {
             $(
-                #[allow(missing_docs, clippy::too_many_arguments)]
+                #[doc = concat!("[`SqliteStore::", stringify!($name), "`] or [`PgStore::", stringify!($name), "`], whichever this store is.")]
+                #[allow(clippy::too_many_arguments)]
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     match self {
                         Store::Sqlite(s) => s.$name($($arg),*).await,

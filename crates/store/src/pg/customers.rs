@@ -68,6 +68,9 @@ impl PgStore {
         )
         .await?;
         tx.commit().await?;
+        if customers.len() >= crate::pg::BULK_ROWS {
+            self.refresh_statistics("customers, contacts").await;
+        }
         Ok(summary)
     }
 

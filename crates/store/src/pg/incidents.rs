@@ -21,8 +21,8 @@ use crate::incidents::{
     IncidentParts, TransitionAudit, after_transition, check_transition, declare_audit,
     event_details, fresh_recipients, notice_count_rows, tells_the_told,
 };
-use crate::pg::PgStore;
 use crate::pg::audit::audit;
+use crate::pg::{BULK_ROWS, PgStore};
 use crate::{
     Declaration, DeclareOutcome, IncidentSummary, NoticeCount, Provenance, Result, StoreError,
     Transition, TransitionOutcome, stored,
@@ -38,6 +38,9 @@ const INCIDENT_COLUMNS: &str = "id, reference, kind, severity, cause, etr, area:
 fn area_json(draft: &IncidentDraft) -> Result<serde_json::Value> {
     serde_json::to_value(draft.area()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
+
+/// The tables a large declaration fills.
+const BULK_TABLES_DECLARE: &str = "notices, notice_customers, incident_customers, ivr_flags";
 
 impl PgStore {
     /// Writes a declared incident, its event, the affected set, every planned notice and the
@@ -133,6 +136,9 @@ impl PgStore {
         }
         let incident = fetch_incident(&mut tx, incident_id).await?;
         tx.commit().await?;
+        if d.affected.len() >= BULK_ROWS {
+            self.refresh_statistics(BULK_TABLES_DECLARE).await;
+        }
         Ok(DeclareOutcome {
             incident,
             event_id,
@@ -294,6 +300,13 @@ impl PgStore {
         }
         let incident = fetch_incident(&mut tx, t.id).await?;
         tx.commit().await?;
+        let written: u64 = notices.values().chain(added_notices.values()).sum::<u64>()
+            + superseded
+            + rewritten
+            + disarmed;
+        if written >= BULK_ROWS as u64 {
+            self.refresh_statistics(BULK_TABLES_DECLARE).await;
+        }
         Ok(TransitionOutcome {
             incident,
             event_id,

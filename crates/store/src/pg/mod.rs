@@ -37,6 +37,10 @@ pub const IVR_CHANNEL: &str = "outagecast_ivr";
 /// deletion on any node).
 pub const CUSTOMERS_CHANNEL: &str = "outagecast_customers";
 
+/// Rows written at once from which the statistics are refreshed at once (see
+/// [`PgStore::refresh_statistics`]).
+pub(crate) const BULK_ROWS: usize = 5_000;
+
 /// Connections per store (per engine node). Selection and claims are short statements.
 const MAX_CONNECTIONS: u32 = 8;
 
@@ -132,6 +136,22 @@ impl PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Refreshes the planner's statistics of `tables` after a bulk write. Without it the
+    /// queries that follow at once (the workers' claims, reports) are planned on the
+    /// statistics of the empty tables until autovacuum catches up, and a plan made for a few
+    /// rows (a sequential scan per row) over 100,000 takes minutes. A failure only costs
+    /// speed, so it is logged, not returned: the write it follows has committed.
+    pub(crate) async fn refresh_statistics(&self, tables: &str) {
+        // `tables` is one of this crate's constant lists, never input.
+        let sql = format!("ANALYZE {tables}");
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, tables, "refreshing statistics after a bulk write failed");
+        }
     }
 
     /// Rewrites the customers table in the order of its location index, so that customers

@@ -283,12 +283,21 @@ impl PgStore {
     /// customer id order.
     pub async fn notice_report(&self, incident: IncidentId) -> Result<Vec<ReportRow>> {
         let rows: Vec<ReportRecord> = sqlx::query_as(
-            "SELECT n.id, e.kind AS event, n.channel, n.address,
-                    (SELECT string_agg(c.account_id, ',' ORDER BY nc.customer_id)
-                       FROM notice_customers nc JOIN customers c ON c.id = nc.customer_id
-                      WHERE nc.notice_id = n.id) AS accounts,
+            // Set-based (one aggregate joined back) rather than a subquery per notice, so the
+            // plan stays linear whatever the statistics say.
+            "WITH accounts AS (
+                 SELECT nc.notice_id,
+                        string_agg(c.account_id, ',' ORDER BY nc.customer_id) AS accounts
+                   FROM notices n2
+                   JOIN notice_customers nc ON nc.notice_id = n2.id
+                   JOIN customers c ON c.id = nc.customer_id
+                  WHERE n2.incident_id = $1
+                  GROUP BY nc.notice_id)
+             SELECT n.id, e.kind AS event, n.channel, n.address, a.accounts,
                     n.status, n.attempts, n.provider_id, n.last_error, n.sent_at
-               FROM notices n JOIN incident_events e ON e.id = n.event_id
+               FROM notices n
+               JOIN incident_events e ON e.id = n.event_id
+               LEFT JOIN accounts a ON a.notice_id = n.id
               WHERE n.incident_id = $1 ORDER BY n.id",
         )
         .bind(incident.0)

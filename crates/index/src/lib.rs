@@ -11,8 +11,11 @@
 //!   inside (taken whole), outside (skipped) or crossing the boundary (descended into); points
 //!   in crossing nodes are decided by the exact rule;
 //! * **corridors**: nodes and points outside the buffered envelopes of the line's great-circle
-//!   arcs are skipped; for the rest the line's nearest point is found as the exact rule finds
-//!   it, and the haversine band decides unless the point is too close to the buffer's edge;
+//!   arcs are skipped; nodes proven within the buffer (a bound from the box's centre, with
+//!   the slack of geo's nearest-point quirks) are taken whole; each remaining point is decided
+//!   from unit-vector bounds against the segments whose boxes hold it, and only points in a
+//!   thin shell around the buffer's edge go to the line's nearest point as the exact rule
+//!   finds it;
 //! * **unions**: each part as above, the ids merged.
 //!
 //! Pure: no I/O, no async. Thread-safe for concurrent reads (`&self` queries).

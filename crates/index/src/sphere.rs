@@ -122,6 +122,10 @@ pub(crate) enum Verdict {
 pub(crate) struct Band {
     hav_inside: f64,
     hav_outside: f64,
+    /// The same thresholds as spherical distances in metres (`inside_m` may be ≤ 0: nothing
+    /// is surely inside).
+    inside_m: f64,
+    outside_m: f64,
 }
 
 /// Slack for rounding, on top of the bound above: 1e-9 relative and 1 µm absolute. The
@@ -155,7 +159,20 @@ impl Band {
                 -1.0
             },
             hav_outside: hav_of_distance(outside_m),
+            inside_m,
+            outside_m,
         }
+    }
+
+    /// Largest spherical distance (metres, on the sphere of [`SPHERE_RADIUS_M`]) that is surely
+    /// inside; ≤ 0 when none is.
+    pub(crate) fn inside_m(&self) -> f64 {
+        self.inside_m
+    }
+
+    /// Spherical distances (metres) above this are surely outside.
+    pub(crate) fn outside_m(&self) -> f64 {
+        self.outside_m
     }
 
     /// Largest haversine value that is surely inside.

@@ -96,6 +96,32 @@ pub struct IvrState {
     menu_url: Option<Arc<MenuUrl>>,
     ready: Readiness,
     voice_signer: Option<Arc<TwilioSigner>>,
+    meters: LookupMeters,
+}
+
+/// The lookup counter and latency histogram, registered once: looking them up in the
+/// recorder's registry by name on every call cost more than the lookup itself.
+#[derive(Clone)]
+struct LookupMeters {
+    lookups: ::metrics::Counter,
+    seconds: ::metrics::Histogram,
+}
+
+impl LookupMeters {
+    /// Registers with the recorder installed now (the server installs it before building its
+    /// state; without one the meters count nothing).
+    fn register() -> Self {
+        LookupMeters {
+            lookups: ::metrics::counter!("outagecast_ivr_lookups_total"),
+            seconds: ::metrics::histogram!("outagecast_ivr_lookup_seconds"),
+        }
+    }
+}
+
+impl std::fmt::Debug for LookupMeters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LookupMeters")
+    }
 }
 
 impl IvrState {
@@ -113,6 +139,7 @@ impl IvrState {
             menu_url: menu_url.map(Arc::new),
             ready,
             voice_signer: None,
+            meters: LookupMeters::register(),
         }
     }
 
@@ -134,9 +161,8 @@ impl IvrState {
         } else {
             f(&Announcements::nothing())
         };
-        ::metrics::counter!("outagecast_ivr_lookups_total").increment(1);
-        ::metrics::histogram!("outagecast_ivr_lookup_seconds")
-            .record(started.elapsed().as_secs_f64());
+        self.meters.lookups.increment(1);
+        self.meters.seconds.record(started.elapsed().as_secs_f64());
         out
     }
 

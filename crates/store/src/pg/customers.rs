@@ -10,7 +10,9 @@ use outagecast_core::contact::Channel;
 use outagecast_core::customer::{AccountId, Customer, CustomerId};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
-use crate::customers::{ContactRow, CustomerRow, GENERATION_KEY, assemble, delete_details};
+use crate::customers::{
+    ContactRow, CustomerRow, GENERATION_KEY, assemble, delete_details, last_row_per_account,
+};
 use crate::pg::PgStore;
 use crate::pg::audit::audit;
 use crate::{ImportSummary, MAX_CUSTOMER_PAGE, Result, StoreError, stored};
@@ -35,18 +37,7 @@ impl PgStore {
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<ImportSummary> {
-        // The last row of each account, in the order of the account's first row.
-        let mut position: HashMap<&str, usize> = HashMap::with_capacity(customers.len());
-        let mut rows: Vec<&Customer> = Vec::with_capacity(customers.len());
-        for c in customers {
-            match position.entry(c.account_id().as_str()) {
-                Entry::Occupied(e) => rows[*e.get()] = c,
-                Entry::Vacant(e) => {
-                    e.insert(rows.len());
-                    rows.push(c);
-                }
-            }
-        }
+        let rows = last_row_per_account(customers);
 
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0;

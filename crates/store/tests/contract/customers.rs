@@ -21,7 +21,74 @@ contract!(
     a_deleted_number_outside_every_area_is_disarmed_and_a_leased_notice_finishes,
     a_new_customer_reusing_a_deleted_row_id_inherits_nothing,
     customers_page_by_account_id_and_the_generation_follows_imports,
+    a_large_import_with_repeats_keeps_each_accounts_last_row,
 );
+
+/// More customers than one statement writes, with accounts repeated inside the import and
+/// across statements: each account ends as its last row, ids follow first appearance, and
+/// the counts say inserted once then updated per repeat.
+async fn a_large_import_with_repeats_keeps_each_accounts_last_row(store: &Store) {
+    const N: usize = 1_500;
+    let mut rows: Vec<Customer> = (0..N)
+        .map(|i| {
+            customer(
+                &format!("L{i:05}"),
+                &format!("+35848{:07}", 2_000_000 + i),
+                "",
+            )
+        })
+        .collect();
+    // L00000 again far down the file (another statement), with a new number and an email;
+    // L00001 again right after itself.
+    rows.push(customer("L00000", "+358487777777", "l0@example.com"));
+    rows.insert(2, customer("L00001", "+358486666666", ""));
+    let summary = store
+        .upsert_customers(&rows, "test", "big.csv", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        ImportSummary {
+            inserted: N,
+            updated: 2
+        }
+    );
+    assert_eq!(store.customer_count().await.unwrap(), N as u64);
+    let (first_id, first) = store
+        .customer_by_account(&AccountId::parse("L00000").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.phones()[0].e164(), "+358487777777");
+    assert_eq!(first.emails()[0].as_str(), "l0@example.com");
+    let (second_id, second) = store
+        .customer_by_account(&AccountId::parse("L00001").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.phones().len(), 1);
+    assert_eq!(second.phones()[0].e164(), "+358486666666");
+    assert!(first_id.0 < second_id.0, "ids follow first appearance");
+
+    // A second import of the same file replaces everything and inserts nothing.
+    let again = store
+        .upsert_customers(&rows, "test", "big.csv", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        ImportSummary {
+            inserted: 0,
+            updated: N + 2
+        }
+    );
+    let (_, first) = store
+        .customer_by_account(&AccountId::parse("L00000").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.phones().len(), 1, "contacts replaced, not added");
+}
 
 async fn import_then_read_back(store: &Store) {
     let loaded = seed(

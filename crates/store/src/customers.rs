@@ -501,6 +501,19 @@ pub(crate) fn last_row_per_account(customers: &[Customer]) -> Vec<&Customer> {
     rows
 }
 
+/// A customer's contacts as stored, in their `position` order: (medium, value, phone kind),
+/// phones first.
+pub(crate) fn contact_rows(
+    c: &Customer,
+) -> impl Iterator<Item = (&'static str, &str, Option<&'static str>)> {
+    let phones = c
+        .phones()
+        .iter()
+        .map(|p| ("phone", p.e164(), Some(p.kind().as_str())));
+    let emails = c.emails().iter().map(|e| ("email", e.as_str(), None));
+    phones.chain(emails)
+}
+
 /// Upserts one chunk of distinct accounts and replaces their contacts; returns how many were
 /// new.
 async fn upsert_chunk(
@@ -549,12 +562,7 @@ async fn upsert_chunk(
         } else {
             replaced.push(id);
         }
-        let phones = c
-            .phones()
-            .iter()
-            .map(|p| ("phone", p.e164(), Some(p.kind().as_str())));
-        let emails = c.emails().iter().map(|e| ("email", e.as_str(), None));
-        for (position, (medium, value, kind)) in phones.chain(emails).enumerate() {
+        for (position, (medium, value, kind)) in contact_rows(c).enumerate() {
             contacts.push((
                 id,
                 medium,

@@ -11,7 +11,8 @@ use outagecast_core::customer::{AccountId, Customer, CustomerId};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use crate::customers::{
-    ContactRow, CustomerRow, GENERATION_KEY, assemble, delete_details, last_row_per_account,
+    ContactRow, CustomerRow, GENERATION_KEY, assemble, contact_rows, delete_details,
+    last_row_per_account,
 };
 use crate::pg::PgStore;
 use crate::pg::audit::audit;
@@ -192,12 +193,7 @@ async fn upsert_chunk(
                 c.account_id().as_str()
             )));
         };
-        let phones = c
-            .phones()
-            .iter()
-            .map(|p| ("phone", p.e164(), Some(p.kind().as_str())));
-        let emails = c.emails().iter().map(|e| ("email", e.as_str(), None));
-        for (position, (medium, value, kind)) in phones.chain(emails).enumerate() {
+        for (position, (medium, value, kind)) in contact_rows(c).enumerate() {
             owners.push(id);
             media.push(medium);
             values.push(value);

@@ -46,9 +46,6 @@ pub enum EngineError {
         /// The explanation.
         message: String,
     },
-    /// The database URL is one this build cannot open.
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 /// Result alias for the engine.

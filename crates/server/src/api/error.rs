@@ -144,7 +144,6 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message)
                     .at(refusal.field())
             }
-            EngineError::Unsupported(m) => ApiError::internal(&m),
         }
     }
 }

@@ -61,7 +61,7 @@ impl PgStore {
         .await?;
         tx.commit().await?;
         if customers.len() >= crate::pg::BULK_ROWS {
-            self.refresh_statistics("customers, contacts").await;
+            self.refresh_statistics(crate::pg::CUSTOMER_TABLES).await;
         }
         Ok(summary)
     }

@@ -37,6 +37,9 @@ pub const IVR_CHANNEL: &str = "outagecast_ivr";
 /// deletion on any node).
 pub const CUSTOMERS_CHANNEL: &str = "outagecast_customers";
 
+/// The tables a customer import fills.
+pub(crate) const CUSTOMER_TABLES: &str = "customers, contacts";
+
 /// Rows written at once from which the statistics are refreshed at once (see
 /// [`PgStore::refresh_statistics`]).
 pub(crate) const BULK_ROWS: usize = 5_000;
@@ -132,7 +135,12 @@ impl PgStore {
 
     /// Refreshes the planner's statistics (after a bulk import, before timing queries).
     pub async fn analyze(&self) -> Result<()> {
-        sqlx::query("ANALYZE customers, contacts")
+        self.analyze_tables(CUSTOMER_TABLES).await
+    }
+
+    /// `ANALYZE tables`; `tables` is one of this crate's constant lists, never input.
+    async fn analyze_tables(&self, tables: &str) -> Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {tables}")))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -144,12 +152,7 @@ impl PgStore {
     /// rows (a sequential scan per row) over 100,000 takes minutes. A failure only costs
     /// speed, so it is logged, not returned: the write it follows has committed.
     pub(crate) async fn refresh_statistics(&self, tables: &str) {
-        // `tables` is one of this crate's constant lists, never input.
-        let sql = format!("ANALYZE {tables}");
-        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&self.pool)
-            .await
-        {
+        if let Err(e) = self.analyze_tables(tables).await {
             tracing::warn!(error = %e, tables, "refreshing statistics after a bulk write failed");
         }
     }

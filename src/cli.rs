@@ -248,6 +248,8 @@ pub struct DeclareArgs {
 pub enum NotifyCommand {
     /// Run the dispatcher in the foreground until Ctrl-C/SIGTERM (or --until-empty).
     Run(crate::notify::NotifyArgs),
+    /// Put an incident's failed notices back in the queue (after fixing what made them fail).
+    Requeue(crate::notify::RequeueArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -51,9 +51,12 @@ const LOOKUP_SETTINGS: &[(&str, Option<&str>)] = &[
     ("sms_auth_token", None),
     ("sms_base_url", Some("https://api.twilio.com")),
     ("sms_from", None),
+    ("sms_in_doubt", Some("resend")),
+    ("sms_lookup", Some("on")),
     ("sms_rate", Some("10")),
     ("sms_status_callback", None),
     ("sms_timeout", Some("10")),
+    ("smtp_timeout", Some("30")),
     ("smtp_url", None),
     ("unsubscribe_secret", None),
 ];

@@ -223,6 +223,7 @@ async fn dispatch(engine: &Engine, gw: &DemoGateway) -> Result<u64> {
     use outagecast_dispatch::sms::{Sender, SmsConfig, TwilioSms};
     use outagecast_dispatch::worker::{Dispatcher, Unconfigured, WorkerConfig};
     let sms = TwilioSms::new(SmsConfig {
+        lookup: true,
         base_url: gw.base_url.clone(),
         account_sid: DEMO_SID.into(),
         auth_token: DEMO_TOKEN.into(),

@@ -114,6 +114,9 @@ async fn run(invocation: Invocation) -> Result<()> {
         Command::Notify(cli::NotifyCommand::Run(args)) => {
             return notify::run(&cli.db, &settings, args).await;
         }
+        Command::Notify(cli::NotifyCommand::Requeue(args)) => {
+            return notify::requeue(&cli.db, &actor(), args).await;
+        }
         Command::Serve(args) => return serve::run(&cli.db, &settings, args).await,
         Command::Template(cmd) => return template::run(&settings, cmd),
         _ => {}

@@ -7,11 +7,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
+use outagecast_core::contact::Channel;
 use outagecast_core::incident::IncidentId;
 use outagecast_dispatch::email::{EmailSettings, SmtpEmail};
+use outagecast_dispatch::health::DispatchHealth;
 use outagecast_dispatch::sms::{SmsConfig, TwilioSms};
-use outagecast_dispatch::worker::{Dispatcher, Progress, QuietHours, RunUntil, WorkerConfig};
-use outagecast_store::Store;
+use outagecast_dispatch::worker::{
+    Dispatcher, InDoubtPolicy, Progress, QuietHours, RunUntil, WorkerConfig,
+};
+use outagecast_store::{Requeue, Store};
 use serde_json::json;
 
 use outagecast_engine::Settings;
@@ -28,8 +32,9 @@ pub struct NotifyArgs {
     /// Sends in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Seconds a claim is held before another worker may take it over (after a crash).
-    #[arg(long, default_value_t = 120.0)]
+    /// Seconds a claim is held without a heartbeat before another worker may take it over
+    /// (after a crash); the worker renews its leases every quarter of this.
+    #[arg(long, default_value_t = 20.0)]
     pub lease: f64,
     /// Quiet hours in the utility's time zone (`21:00-08:00`, or `off`).
     #[arg(long, env = "OUTAGECAST_QUIET_HOURS", default_value = "off")]
@@ -61,12 +66,21 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
         );
     };
     let channels = dispatcher.channels();
-    let before = store.outbox_counts(&channels, Utc::now()).await?;
+    // The totals before and after are for the progress line and the summary only: a store
+    // that does not answer (locked by a backup, say) must not hold the run or its exit.
+    let before = bounded(store.outbox_counts(&channels, Utc::now()))
+        .await
+        .unwrap_or_default();
     let total = before.due + before.waiting + before.leased;
 
     let progress = dispatcher.progress();
     let started = Instant::now();
-    let reporter = tokio::spawn(report_progress(progress.clone(), total, started));
+    let reporter = tokio::spawn(report_progress(
+        progress.clone(),
+        dispatcher.health(),
+        total,
+        started,
+    ));
     let until = if args.until_empty {
         RunUntil::Empty
     } else {
@@ -74,8 +88,10 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
     };
     let result = dispatcher.run(until, shutdown_signal()).await;
     reporter.abort();
-    let after = store.outbox_counts(&channels, Utc::now()).await?;
-    store.close().await;
+    let after = bounded(store.outbox_counts(&channels, Utc::now()))
+        .await
+        .unwrap_or_default();
+    let _ = tokio::time::timeout(Duration::from_secs(1), store.close()).await;
     result?;
 
     let elapsed = started.elapsed().as_secs_f64();
@@ -95,6 +111,10 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
                 "failed": failed,
                 "retried": progress.retried.load(Ordering::Relaxed),
                 "held": progress.held.load(Ordering::Relaxed),
+                "recovered": progress.recovered.load(Ordering::Relaxed),
+                "possible_duplicates": progress.possible_duplicates.load(Ordering::Relaxed),
+                "deferred": progress.deferred.load(Ordering::Relaxed),
+                "withdrawn": progress.withdrawn.load(Ordering::Relaxed),
                 "segments": progress.segments.load(Ordering::Relaxed),
                 "seconds": elapsed,
                 "remaining": after,
@@ -147,11 +167,10 @@ pub fn dispatcher(
     if sms.is_none() && email.is_none() {
         return Ok(None);
     }
-    let mut config = WorkerConfig::new(format!(
-        "{}:{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
-        std::process::id()
-    ));
+    let mut config = WorkerConfig::new(WorkerConfig::unique_owner());
+    config.in_doubt = InDoubtPolicy::parse(
+        &crate::config::lookup("OUTAGECAST_SMS_IN_DOUBT").unwrap_or_default(),
+    )?;
     config.batch = opts.batch.max(1);
     config.concurrency = opts.concurrency.max(1);
     if !(opts.lease.is_finite() && opts.lease >= 1.0) {
@@ -170,8 +189,24 @@ pub fn dispatcher(
     Ok(Some(Dispatcher::new(store.clone(), sms, email, config)))
 }
 
-/// A progress bar on a terminal; a plain line every few seconds otherwise (logs, CI).
-async fn report_progress(progress: std::sync::Arc<Progress>, total: u64, started: Instant) {
+/// A store call on the way in or out of `notify run`, bounded.
+async fn bounded<T>(
+    call: impl std::future::Future<Output = outagecast_store::Result<T>>,
+) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(2), call)
+        .await
+        .ok()?
+        .ok()
+}
+
+/// A progress bar on a terminal; a plain line every few seconds otherwise (logs, CI). What is
+/// wrong (a provider refusing, the store locked) is part of the line.
+async fn report_progress(
+    progress: std::sync::Arc<Progress>,
+    health: std::sync::Arc<DispatchHealth>,
+    total: u64,
+    started: Instant,
+) {
     let line = |p: &Progress| {
         let sent = p.sent.load(Ordering::Relaxed);
         let failed = p.failed.load(Ordering::Relaxed);
@@ -184,10 +219,16 @@ async fn report_progress(progress: std::sync::Arc<Progress>, total: u64, started
         } else {
             f64::INFINITY
         };
+        let problems = health.report().problems();
+        let problems = if problems.is_empty() {
+            String::new()
+        } else {
+            format!("; waiting: {}", problems.join("; "))
+        };
         (
             done,
             format!(
-                "sent {sent}, failed {failed}, remaining {remaining}, {rate:.0}/s, ETA {eta:.0} s"
+                "sent {sent}, failed {failed}, remaining {remaining}, {rate:.0}/s, ETA {eta:.0} s{problems}"
             ),
         )
     };
@@ -229,6 +270,64 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Flags of `notify requeue`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RequeueArgs {
+    /// The incident (`INC-…` or its number).
+    pub incident: String,
+    /// Which notices: only `failed` ones can be put back.
+    #[arg(long, default_value = "failed")]
+    pub status: String,
+    /// Only this channel (`sms` or `email`); every channel when left out.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `notify requeue INCIDENT [--status failed] [--channel sms]`: failed notices due again now,
+/// with their attempts cleared; the dispatcher (`serve` or `notify run`) sends them.
+pub async fn requeue(db: &str, actor: &str, args: &RequeueArgs) -> Result<()> {
+    if args.status != "failed" {
+        bail!(
+            "--status: {:?} cannot be requeued; only failed notices can (--status failed)",
+            args.status
+        );
+    }
+    let channel = args
+        .channel
+        .as_deref()
+        .map(|c| Channel::parse(c).with_context(|| format!("--channel: {c:?} is not sms or email")))
+        .transpose()?;
+    let incident = IncidentId::parse(&args.incident)?;
+    let store = Store::open(db)
+        .await
+        .with_context(|| format!("--db: cannot open the database {db:?}"))?;
+    let requeued = store
+        .requeue(Requeue {
+            incident,
+            channel,
+            actor,
+            now: Utc::now(),
+        })
+        .await;
+    store.close().await;
+    let requeued = requeued?;
+    if args.json {
+        println!(
+            "{}",
+            json!({ "incident": incident.0, "label": incident.label(), "requeued": requeued })
+        );
+    } else {
+        println!(
+            "{}: {requeued} failed notice(s) due again; `outagecast notify run` or `serve` sends them",
+            incident.label()
+        );
+    }
+    Ok(())
+}
+
 /// `incident report ID [--json] [--csv FILE]`.
 pub async fn report(
     store: &Store,
@@ -257,6 +356,7 @@ pub async fn report(
                 "status": summary.incident.status,
                 "affected_customers": summary.affected_customers,
                 "counts": summary.notices,
+                "possible_duplicates": rows.iter().filter(|r| r.possible_duplicate).count(),
                 "recipients": rows,
             }))?
         );
@@ -275,6 +375,12 @@ pub async fn report(
             n.channel.as_str(),
             n.status.as_str(),
             n.count
+        );
+    }
+    let possible = rows.iter().filter(|r| r.possible_duplicate).count();
+    if possible > 0 {
+        println!(
+            "  {possible} sent again after a crash with no way to ask the provider: possibly twice"
         );
     }
     if let Some(path) = csv {

@@ -61,8 +61,9 @@ pub struct ServeArgs {
     /// Quiet hours for the workers (`21:00-08:00`, or `off`).
     #[arg(long, env = "OUTAGECAST_QUIET_HOURS", default_value = "off")]
     pub quiet_hours: String,
-    /// Seconds a worker's claim is held before another node may take it over.
-    #[arg(long, default_value_t = 120.0)]
+    /// Seconds a worker's claim is held without a heartbeat before another node may take it
+    /// over (a crashed node's notices are taken over this long after its last heartbeat).
+    #[arg(long, default_value_t = 20.0)]
     pub lease: f64,
 }
 
@@ -174,6 +175,10 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
         tracing::info!("shutting down: no new requests or claims; finishing sends in flight");
         let _ = stop_tx.send(true);
     });
+    let dispatch_health: Option<Arc<dyn outagecast_server::HealthSource>> =
+        dispatcher.as_ref().map(|d| {
+            Arc::new(DispatchHealthSource(d.health())) as Arc<dyn outagecast_server::HealthSource>
+        });
     let workers = dispatcher.map(|d| {
         let stop = stopped();
         tokio::spawn(async move { d.run(RunUntil::Shutdown, stop).await })
@@ -187,6 +192,7 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
             index: IndexSettings { restored_grace },
             ivr_guard: Some(auth),
             voice_signer,
+            dispatch_health,
             ..ServeSettings::default()
         },
         routes,
@@ -201,4 +207,41 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
     store.close().await;
     result.context("serve")?;
     worked
+}
+
+/// The dispatcher's health as `/healthz` lists it: the store it writes to and each channel.
+struct DispatchHealthSource(Arc<outagecast_dispatch::health::DispatchHealth>);
+
+impl outagecast_server::HealthSource for DispatchHealthSource {
+    fn components(&self) -> Vec<outagecast_server::Component> {
+        use outagecast_dispatch::health::ChannelState;
+        use outagecast_server::{Component, ComponentState};
+        let report = self.0.report();
+        let mut out = vec![Component {
+            name: "store".into(),
+            state: if report.store.is_some() {
+                ComponentState::Degraded
+            } else {
+                ComponentState::Ok
+            },
+            reason: report.store.as_ref().map(|p| p.reason.clone()),
+            since: report.store.as_ref().map(|p| p.since),
+        }];
+        for channel in outagecast_core::contact::Channel::ALL {
+            let (state, reason, since) = match report.channels.get(&channel) {
+                None => (ComponentState::NotConfigured, None, None),
+                Some(ChannelState::Ok) => (ComponentState::Ok, None, None),
+                Some(ChannelState::Degraded { reason, since }) => {
+                    (ComponentState::Degraded, Some(reason.clone()), Some(*since))
+                }
+            };
+            out.push(Component {
+                name: channel.as_str().into(),
+                state,
+                reason,
+                since,
+            });
+        }
+        out
+    }
 }

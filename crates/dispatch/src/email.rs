@@ -25,10 +25,12 @@ use outagecast_core::contact::Channel;
 use sha2::Sha256;
 
 use crate::DispatchError;
-use crate::transport::{OutgoingMessage, SendOutcome, Transport};
+use crate::transport::{LookupError, OutgoingMessage, SendOutcome, Transport};
 
-/// How long one SMTP command may take before the attempt is retried.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one message may take in all (connect, greeting, each command and DATA) by
+/// default (`OUTAGECAST_SMTP_TIMEOUT`): a server that accepts the connection and never answers
+/// holds one email this long, never the other channels.
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The longest unsubscribe token accepted (an address is at most 254 bytes).
 const MAX_TOKEN_LEN: usize = 1024;
@@ -47,6 +49,8 @@ pub struct EmailSettings {
     pub public_url: String,
     /// `OUTAGECAST_UNSUBSCRIBE_SECRET`.
     pub unsubscribe_secret: String,
+    /// `OUTAGECAST_SMTP_TIMEOUT`: the whole of one message's SMTP exchange.
+    pub timeout: Duration,
 }
 
 impl fmt::Debug for EmailSettings {
@@ -57,6 +61,7 @@ impl fmt::Debug for EmailSettings {
             .field("from", &self.from)
             .field("public_url", &self.public_url)
             .field("unsubscribe_secret", &"…")
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -83,7 +88,21 @@ impl EmailSettings {
                 problem: format!("is not set but OUTAGECAST_SMTP_URL is; {hint}"),
             })
         };
+        let timeout = match value("OUTAGECAST_SMTP_TIMEOUT") {
+            None => DEFAULT_SMTP_TIMEOUT,
+            Some(t) => t
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= 600.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| DispatchError::Config {
+                    field: "OUTAGECAST_SMTP_TIMEOUT",
+                    problem: format!("{t:?} is not a number of seconds between 0 and 600"),
+                })?,
+        };
         Ok(Some(EmailSettings {
+            timeout,
             smtp_url,
             from: require(
                 "OUTAGECAST_EMAIL_FROM",
@@ -183,6 +202,8 @@ pub struct SmtpEmail {
     from: Mailbox,
     public_url: String,
     key: UnsubscribeKey,
+    /// The whole of one message's exchange (the worker enforces it).
+    deadline: Duration,
 }
 
 impl fmt::Debug for SmtpEmail {
@@ -283,7 +304,8 @@ impl SmtpEmail {
         }
         crate::install_crypto_provider();
         let transport = builder
-            .timeout(Some(SMTP_TIMEOUT))
+            // Each command's own limit; the worker bounds the whole message by `deadline`.
+            .timeout(Some(settings.timeout))
             .pool_config(PoolConfig::new().max_size(8))
             .build();
         Ok(SmtpEmail {
@@ -291,6 +313,7 @@ impl SmtpEmail {
             from,
             public_url,
             key,
+            deadline: settings.timeout,
         })
     }
 
@@ -450,7 +473,28 @@ fn html_body(
 /// address that the server cannot take (no SMTPUTF8); everything else (4xx, no connection, a
 /// TLS or login problem the operator can fix) is tried again.
 fn outcome_of(error: &lettre::transport::smtp::Error, to: &str) -> SendOutcome {
-    let reason = format!("SMTP: {error}");
+    let reason = format!("SMTP: {}", crate::sms::error_chain(error));
+    // The server's fault, not the recipient's: a refused login, no connection, TLS that cannot
+    // be agreed. Every email would fail the same way, so the channel stops instead.
+    let login_refused = error
+        .status()
+        .is_some_and(|c| matches!(u16::from(c), 530 | 534 | 535 | 454));
+    if login_refused {
+        return SendOutcome::ProviderDown {
+            reason: format!(
+                "the SMTP server refused the login ({reason}); check the user and password in OUTAGECAST_SMTP_URL"
+            ),
+        };
+    }
+    // A client-side refusal for an ASCII address is the set-up's (STARTTLS not offered, no
+    // login mechanism in common); for an internationalised one it is that address's (below).
+    if error.is_tls() || no_connection(error) || (error.is_client() && to.is_ascii()) {
+        return SendOutcome::ProviderDown {
+            reason: format!(
+                "cannot reach the SMTP server ({reason}); check OUTAGECAST_SMTP_URL and the network"
+            ),
+        };
+    }
     if error.is_permanent() || (error.is_client() && !to.is_ascii()) {
         SendOutcome::Permanent { reason }
     } else {
@@ -462,6 +506,27 @@ fn outcome_of(error: &lettre::transport::smtp::Error, to: &str) -> SendOutcome {
             in_doubt: error.is_timeout() || error.is_response(),
         }
     }
+}
+
+/// Whether the connection could not be made at all (refused, unreachable, a name that does not
+/// resolve): lettre does not say so directly, its sources do.
+fn no_connection(error: &lettre::transport::smtp::Error) -> bool {
+    use std::error::Error as _;
+    let mut source = error.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
+            ) || io.to_string().contains("failed to lookup address")
+            {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl Transport for SmtpEmail {
@@ -489,9 +554,13 @@ impl Transport for SmtpEmail {
         }
     }
 
-    async fn find_sent(&self, _message: &OutgoingMessage) -> Result<Option<String>, String> {
+    async fn find_sent(&self, _message: &OutgoingMessage) -> Result<Option<String>, LookupError> {
         // SMTP cannot be asked; a resend carries the same Message-ID.
-        Ok(None)
+        Err(LookupError::Unsupported)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.deadline
     }
 
     fn cost(&self, _message: &OutgoingMessage) -> u32 {
@@ -510,6 +579,7 @@ mod tests {
             from: "Helsinki Water <noreply@vesi.example.fi>".into(),
             public_url: "https://notify.example.fi/".into(),
             unsubscribe_secret: "0123456789abcdef0123456789abcdef".into(),
+            timeout: DEFAULT_SMTP_TIMEOUT,
         }
     }
 

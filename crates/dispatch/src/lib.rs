@@ -13,6 +13,7 @@
 //! (`Transport::find_sent`) and only sent if the provider has no record of it.
 
 pub mod email;
+pub mod health;
 pub mod pace;
 pub mod retry;
 pub mod sms;

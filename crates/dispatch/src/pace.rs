@@ -59,6 +59,11 @@ impl Pacer {
         Ok(start)
     }
 
+    /// Units per second.
+    pub fn rate(&self) -> f64 {
+        1.0 / self.interval.as_secs_f64().max(1e-9)
+    }
+
     /// Waits for a reservation of `cost` units made now.
     pub async fn until_ready(&self, cost: u32, deadline: Instant) -> Result<(), Refused> {
         let start = self.reserve(cost, Instant::now(), deadline)?;

@@ -13,7 +13,7 @@ use outagecast_core::contact::Channel;
 use outagecast_core::sms::segments;
 use serde::Deserialize;
 
-use crate::transport::{OutgoingMessage, SendOutcome, Transport};
+use crate::transport::{LookupError, OutgoingMessage, SendOutcome, Transport};
 use crate::{DispatchError, Result};
 
 /// Who the messages come from.
@@ -42,6 +42,10 @@ pub struct SmsConfig {
     pub rate: u32,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Whether the provider can be asked about earlier attempts (its message list). `false`
+    /// (`OUTAGECAST_SMS_LOOKUP=off`) for a gateway that has none: in-doubt notices then go by
+    /// the in-doubt policy without asking.
+    pub lookup: bool,
 }
 
 impl SmsConfig {
@@ -79,7 +83,20 @@ impl SmsConfig {
                     },
                 )?,
             };
+        let lookup = match get("OUTAGECAST_SMS_LOOKUP").as_deref().map(str::trim) {
+            None | Some("") | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(DispatchError::Config {
+                    field: "OUTAGECAST_SMS_LOOKUP",
+                    problem: format!(
+                        "{other:?} is not on or off (off: the gateway cannot list the messages it took)"
+                    ),
+                });
+            }
+        };
         Ok(Some(SmsConfig {
+            lookup,
             base_url: get("OUTAGECAST_SMS_BASE_URL")
                 .filter(|b| !b.is_empty())
                 .unwrap_or_else(|| "https://api.twilio.com".into())
@@ -200,6 +217,57 @@ impl TwilioSms {
     }
 }
 
+/// Twilio error codes that concern one recipient or one message, whatever the HTTP status: the
+/// notice fails, the channel goes on. (21211 invalid number, 21408 region not enabled for this
+/// number, 21610 unsubscribed, 21612 unreachable carrier, 21614 not a mobile, 21617 body too
+/// long, 30003–30008 delivery failures.)
+const RECIPIENT_CODES: [i64; 12] = [
+    21211, 21408, 21610, 21612, 21614, 21617, 30003, 30004, 30005, 30006, 30007, 30008,
+];
+
+/// What an error answer means: the recipient's problem (the notice fails), the provider's
+/// (the channel stops: credentials, an unknown account), or a passing one (retry).
+fn classify(
+    status: u16,
+    code: Option<i64>,
+    reason: String,
+    after: Option<Duration>,
+) -> SendOutcome {
+    if code.is_some_and(|c| RECIPIENT_CODES.contains(&c)) {
+        return SendOutcome::Permanent { reason };
+    }
+    match status {
+        401 | 403 => SendOutcome::ProviderDown {
+            reason: format!(
+                "the SMS provider refused the credentials ({reason}); check OUTAGECAST_SMS_ACCOUNT_SID and OUTAGECAST_SMS_AUTH_TOKEN"
+            ),
+        },
+        404 => SendOutcome::ProviderDown {
+            reason: format!(
+                "the SMS provider does not know the account's messages URL ({reason}); check OUTAGECAST_SMS_BASE_URL and OUTAGECAST_SMS_ACCOUNT_SID"
+            ),
+        },
+        408 | 429 | 500..=599 => SendOutcome::Retry {
+            reason,
+            after,
+            in_doubt: false,
+        },
+        _ => SendOutcome::Permanent { reason },
+    }
+}
+
+/// An error with its sources, for the operator (reqwest's own text stops at the outermost).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
@@ -228,9 +296,20 @@ impl Transport for TwilioSms {
             .await;
         let response = match response {
             Ok(r) => r,
+            Err(e) if e.is_connect() => {
+                // No connection (refused, no route, the name does not resolve): nothing reached
+                // the provider, and nothing will until the address or the network is fixed.
+                return SendOutcome::ProviderDown {
+                    reason: format!(
+                        "cannot connect to the SMS provider at {} ({}); check OUTAGECAST_SMS_BASE_URL and the network",
+                        self.config.base_url,
+                        error_chain(&e)
+                    ),
+                };
+            }
             Err(e) => {
-                // A refused connection never reached the provider; anything later might have.
-                let in_doubt = !e.is_connect();
+                // Anything after the connection was made might have reached the provider.
+                let in_doubt = true;
                 return SendOutcome::Retry {
                     reason: format!(
                         "{}: {e}",
@@ -266,18 +345,14 @@ impl Transport for TwilioSms {
             api.code.map(|c| format!(" code {c}")).unwrap_or_default(),
             api.message.map(|m| format!(": {m}")).unwrap_or_default()
         );
-        if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
-            SendOutcome::Retry {
-                reason,
-                after,
-                in_doubt: false,
-            }
-        } else {
-            SendOutcome::Permanent { reason }
-        }
+        classify(status.as_u16(), api.code, reason, after)
     }
 
-    async fn find_sent(&self, m: &OutgoingMessage) -> Result<Option<String>, String> {
+    async fn find_sent(&self, m: &OutgoingMessage) -> Result<Option<String>, LookupError> {
+        if !self.config.lookup {
+            return Err(LookupError::Unsupported);
+        }
+        let failed = |e: String| LookupError::Failed(format!("looking up earlier attempts: {e}"));
         let response = self
             .client
             .get(self.messages_url.clone())
@@ -285,17 +360,14 @@ impl Transport for TwilioSms {
             .query(&[("To", m.to.as_str()), ("PageSize", "100")])
             .send()
             .await
-            .map_err(|e| format!("looking up earlier attempts: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!(
-                "looking up earlier attempts: HTTP {}",
-                response.status().as_u16()
-            ));
+            .map_err(|e| failed(e.to_string()))?;
+        match response.status().as_u16() {
+            // No message list here: the gateway cannot be asked.
+            404 | 405 | 501 => return Err(LookupError::Unsupported),
+            s if !(200..300).contains(&s) => return Err(failed(format!("HTTP {s}"))),
+            _ => {}
         }
-        let list: MessageList = response
-            .json()
-            .await
-            .map_err(|e| format!("looking up earlier attempts: {e}"))?;
+        let list: MessageList = response.json().await.map_err(|e| failed(e.to_string()))?;
         Ok(list
             .messages
             .into_iter()
@@ -303,8 +375,8 @@ impl Transport for TwilioSms {
             .map(|r| r.sid))
     }
 
-    fn timeout(&self) -> Option<Duration> {
-        Some(self.config.timeout)
+    fn timeout(&self) -> Duration {
+        self.config.timeout
     }
 
     fn cost(&self, m: &OutgoingMessage) -> u32 {

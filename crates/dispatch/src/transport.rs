@@ -50,6 +50,24 @@ pub enum SendOutcome {
         /// The provider's code and message.
         reason: String,
     },
+    /// The provider, not this recipient, is failing: refused credentials (401/403), an
+    /// unknown account (404 on the account's URL), a name that does not resolve, a refused
+    /// connection. Nothing was accepted. The channel stops sending and probes again later;
+    /// the notice waits.
+    ProviderDown {
+        /// What happened and the setting to check.
+        reason: String,
+    },
+}
+
+/// Why an earlier attempt could not be looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// The provider has no way to be asked (SMTP; a gateway without a message list, answering
+    /// 404/405/501; or configured so): the in-doubt policy decides.
+    Unsupported,
+    /// The look-up failed this time (a timeout, a 5xx): try again later.
+    Failed(String),
 }
 
 /// A channel adapter.
@@ -61,19 +79,19 @@ pub trait Transport: Send + Sync {
     fn send(&self, message: &OutgoingMessage) -> impl Future<Output = SendOutcome> + Send;
 
     /// After a crash or a timeout: did an earlier attempt of this message reach the provider?
-    /// Returns its provider id if so. Adapters that cannot ask (SMTP) return `Ok(None)`.
+    /// Returns its provider id if so. Adapters that cannot ask answer
+    /// [`LookupError::Unsupported`].
     fn find_sent(
         &self,
         message: &OutgoingMessage,
-    ) -> impl Future<Output = Result<Option<String>, String>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, LookupError>> + Send;
 
     /// How many units of the provider's rate limit this message costs (SMS segments; 1 for
     /// an email).
     fn cost(&self, message: &OutgoingMessage) -> u32;
 
-    /// The longest one send can take (the request timeout), when the adapter bounds it: the
-    /// worker starts a send only while that much of the notice's lease is left.
-    fn timeout(&self) -> Option<Duration> {
-        None
-    }
+    /// The longest one send may take, whatever the far end does: the worker gives up on a
+    /// send after this (in doubt: it may have gone out) and starts one only while that much of
+    /// the notice's lease is left.
+    fn timeout(&self) -> Duration;
 }

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use mailin_embedded::response::{INTERNAL_ERROR, NO_MAILBOX, OK};
 use mailin_embedded::{Handler, Response, Server, SslConfig};
 use outagecast_core::contact::Channel;
-use outagecast_dispatch::email::{EmailSettings, SmtpEmail, UnsubscribeKey};
-use outagecast_dispatch::transport::{OutgoingMessage, SendOutcome, Transport};
+use outagecast_dispatch::email::{DEFAULT_SMTP_TIMEOUT, EmailSettings, SmtpEmail, UnsubscribeKey};
+use outagecast_dispatch::transport::{LookupError, OutgoingMessage, SendOutcome, Transport};
 use tokio::sync::mpsc;
 
 const SECRET: &str = "test-secret-0123456789abcdef";
@@ -95,6 +95,7 @@ fn settings(url: String) -> EmailSettings {
         from: "Helsinki Water <noreply@vesi.example.fi>".into(),
         public_url: "https://notify.example.fi".into(),
         unsubscribe_secret: SECRET.into(),
+        timeout: DEFAULT_SMTP_TIMEOUT,
     }
 }
 
@@ -265,7 +266,11 @@ async fn a_notice_arrives_as_multipart_with_one_click_unsubscribe_and_a_stable_i
         header(&headers2, "Message-ID"),
         header(&headers, "Message-ID")
     );
-    assert_eq!(email.find_sent(&message).await, Ok(None));
+    assert_eq!(
+        email.find_sent(&message).await,
+        Err(LookupError::Unsupported),
+        "SMTP cannot be asked: the in-doubt policy decides"
+    );
     assert_eq!(email.cost(&message), 1);
     assert_eq!(email.channel(), Channel::Email);
 }
@@ -297,27 +302,26 @@ async fn smtp_replies_map_to_permanent_and_retry() {
 }
 
 #[tokio::test]
-async fn no_server_or_no_starttls_is_retried_not_failed() {
+async fn no_server_or_no_starttls_stops_the_channel_instead_of_failing_the_notice() {
     // Nothing listens on a port we bound and closed.
     let port = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let email = SmtpEmail::new(&settings(format!("smtp://127.0.0.1:{port}?tls=none"))).unwrap();
-    assert!(matches!(
-        email.send(&notice(1, "anna@example.fi")).await,
-        SendOutcome::Retry {
-            in_doubt: false,
-            ..
+    match email.send(&notice(1, "anna@example.fi")).await {
+        SendOutcome::ProviderDown { reason } => {
+            assert!(reason.contains("OUTAGECAST_SMTP_URL"), "{reason}")
         }
-    ));
+        other => panic!("no server is the provider's fault: {other:?}"),
+    }
 
     // smtp:// without ?tls=none requires STARTTLS; this server does not offer it, so nothing
     // is sent in the clear and the notice waits for the operator to fix the setup.
     let (port, _inbox) = smtp_server();
     let email = SmtpEmail::new(&settings(format!("smtp://127.0.0.1:{port}"))).unwrap();
     match email.send(&notice(2, "anna@example.fi")).await {
-        SendOutcome::Retry { reason, .. } => assert!(reason.contains("STARTTLS"), "{reason}"),
-        other => panic!("missing STARTTLS should be retried: {other:?}"),
+        SendOutcome::ProviderDown { reason } => assert!(reason.contains("STARTTLS"), "{reason}"),
+        other => panic!("missing STARTTLS stops the channel: {other:?}"),
     }
 }

@@ -15,7 +15,7 @@ use outagecast_core::customer::{CustomerRecord, RecordRules};
 use outagecast_core::incident::{Cause, DraftParts, IncidentDraft, IncidentKind, Severity};
 use outagecast_core::message::Locale;
 use outagecast_core::notice::plan_recipients;
-use outagecast_dispatch::transport::{OutgoingMessage, SendOutcome, Transport};
+use outagecast_dispatch::transport::{LookupError, OutgoingMessage, SendOutcome, Transport};
 use outagecast_dispatch::worker::{Dispatcher, QuietHours, Unconfigured, WorkerConfig};
 use outagecast_store::{Declaration, Store};
 
@@ -50,8 +50,11 @@ impl Transport for Recorder {
             provider_id: format!("SM{}", sent.len()),
         }
     }
-    async fn find_sent(&self, _: &OutgoingMessage) -> Result<Option<String>, String> {
+    async fn find_sent(&self, _: &OutgoingMessage) -> Result<Option<String>, LookupError> {
         Ok(None)
+    }
+    fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5)
     }
     fn cost(&self, _: &OutgoingMessage) -> u32 {
         1

@@ -6,10 +6,15 @@
 //! filtered by `To`. Faults are injected deterministically by request number, so a run is
 //! repeatable: every `n`th request is answered 429, 500, slowly, or accepted and then left
 //! hanging (the message is recorded but the client times out: a send *in doubt*).
+//!
+//! Like many Twilio-compatible gateways and small SMS aggregators, it can also be run without
+//! the message list ([`Gateway::set_lookup`]: the `GET` answers 404), and its credentials can
+//! be changed while it runs ([`Gateway::set_auth_token`]), as when a provider revokes a key and
+//! the operator restores it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Form, Path, Query, State};
@@ -57,7 +62,9 @@ pub struct Message {
 pub struct Gateway {
     account_sid: String,
     /// `Basic base64(sid:token)`, the only Authorization accepted.
-    expected_auth: String,
+    expected_auth: RwLock<String>,
+    /// Whether the message list answers (else 404, as on gateways without one).
+    no_lookup: AtomicBool,
     faults: Faults,
     started: Option<Instant>,
     requests: AtomicU64,
@@ -115,12 +122,9 @@ fn sid(index: usize) -> String {
 impl Gateway {
     /// A gateway accepting these credentials, with these faults.
     pub fn new(account_sid: &str, auth_token: &str, faults: Faults) -> Arc<Self> {
-        use base64::Engine;
-        let expected =
-            base64::engine::general_purpose::STANDARD.encode(format!("{account_sid}:{auth_token}"));
         Arc::new(Gateway {
             account_sid: account_sid.into(),
-            expected_auth: format!("Basic {expected}"),
+            expected_auth: RwLock::new(basic(account_sid, auth_token)),
             faults,
             started: Some(Instant::now()),
             ..Gateway::default()
@@ -181,9 +185,24 @@ impl Gateway {
     }
 
     fn authorised(&self, headers: &HeaderMap) -> bool {
+        let expected = self.expected_auth.read().unwrap_or_else(|e| e.into_inner());
         headers
             .get(header::AUTHORIZATION)
-            .is_some_and(|v| v.as_bytes() == self.expected_auth.as_bytes())
+            .is_some_and(|v| v.as_bytes() == expected.as_bytes())
+    }
+
+    /// From now on accepts only this auth token (the account sid stays).
+    pub fn set_auth_token(&self, auth_token: &str) {
+        *self
+            .expected_auth
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = basic(&self.account_sid, auth_token);
+    }
+
+    /// Whether the message list answers; without it the `GET` is a 404, as on a gateway that
+    /// cannot be asked what it received.
+    pub fn set_lookup(&self, on: bool) {
+        self.no_lookup.store(!on, Ordering::Relaxed);
     }
 }
 
@@ -203,6 +222,14 @@ struct SendForm {
 struct ListQuery {
     #[serde(rename = "To")]
     to: Option<String>,
+}
+
+/// The only `Authorization` accepted for these credentials.
+fn basic(account_sid: &str, auth_token: &str) -> String {
+    use base64::Engine;
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{account_sid}:{auth_token}"));
+    format!("Basic {encoded}")
 }
 
 fn api_error(status: StatusCode, code: u32, message: &str) -> Response {
@@ -325,6 +352,13 @@ async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
+    if gw.no_lookup.load(Ordering::Relaxed) {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        );
+    }
     if sid != gw.account_sid || !gw.authorised(&headers) {
         return api_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }

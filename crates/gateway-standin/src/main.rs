@@ -29,6 +29,9 @@ struct Args {
     /// Every nth request is recorded, then left hanging for --slow-ms before the answer.
     #[arg(long, default_value_t = 0)]
     accept_then_hang_every: u64,
+    /// Answer the message list with 404, like a gateway that cannot be asked what it took.
+    #[arg(long)]
+    no_lookup: bool,
     /// How slow a slow or hanging answer is, in milliseconds.
     #[arg(long, default_value_t = 0)]
     slow_ms: u64,
@@ -52,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
             accept_then_hang_every: args.accept_then_hang_every,
         },
     );
+    gateway.set_lookup(!args.no_lookup);
     serve(listener, gateway, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -6,6 +6,8 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
+use std::sync::Arc;
+
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -43,23 +45,140 @@ pub fn ivr_routes(state: IvrState, guard: Option<Auth>) -> Router {
         .with_state(state)
 }
 
-/// `GET /healthz`: 200 once the indexes are loaded (and kept current), 503 before.
-pub fn health_routes(ready: Readiness) -> Router {
+/// `GET /healthz` and `GET /healthz/dispatch`.
+///
+/// `/healthz` answers 200 once the indexes are loaded (and kept current) and while this node
+/// can serve the IVR and the API, whatever the dispatcher's far ends do: a failing SMS
+/// provider must not take the IVR out of a load balancer. Its JSON body lists each part
+/// (`ivr`, and the dispatcher's `store`, `sms`, `email` from `dispatch`) as `ok`, `degraded`
+/// with the reason, or `not_configured`.
+///
+/// `/healthz/dispatch` answers 503 with the reasons while a part of the dispatcher is degraded
+/// (it cannot write to its store, or a configured channel's provider refuses or cannot be
+/// reached), 200 otherwise; a channel that is not configured is not a failure.
+pub fn health_routes(ready: Readiness, dispatch: Option<Arc<dyn HealthSource>>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .with_state(ready)
+        .route("/healthz/dispatch", get(healthz_dispatch))
+        .with_state(HealthState { ready, dispatch })
 }
 
-async fn healthz(State(ready): State<Readiness>) -> impl IntoResponse {
-    if ready.is_ready(Utc::now()) {
-        (StatusCode::OK, "ok\n")
-    } else if ready.is_loaded() {
+/// What the dispatcher tells the health routes (the binary adapts the dispatcher's own
+/// health to this, so the server needs no dispatcher).
+pub trait HealthSource: Send + Sync + 'static {
+    /// Each part's state now.
+    fn components(&self) -> Vec<Component>;
+}
+
+/// One part of the node, as `/healthz` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Component {
+    /// `store`, `sms`, `email`, ...
+    pub name: String,
+    /// Its state.
+    pub state: ComponentState,
+    /// Why it is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// A part's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentState {
+    /// Working.
+    Ok,
+    /// Not working, with a reason.
+    Degraded,
+    /// Not set up on this node (not a failure).
+    NotConfigured,
+}
+
+#[derive(Clone)]
+struct HealthState {
+    ready: Readiness,
+    dispatch: Option<Arc<dyn HealthSource>>,
+}
+
+#[derive(Serialize)]
+struct HealthBody {
+    status: &'static str,
+    components: Vec<Component>,
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(body).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(h): State<HealthState>) -> Response {
+    let (status, ivr) = if h.ready.is_ready(Utc::now()) {
+        (StatusCode::OK, (ComponentState::Ok, None))
+    } else if h.ready.is_loaded() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "stale: the store has not answered lately\n",
+            (
+                ComponentState::Degraded,
+                Some("stale: the store has not answered the IVR's polls lately"),
+            ),
         )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "loading\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            (ComponentState::Degraded, Some("loading")),
+        )
+    };
+    let mut components = vec![Component {
+        name: "ivr".into(),
+        state: ivr.0,
+        reason: ivr.1.map(str::to_string),
+        since: None,
+    }];
+    components.extend(dispatch_components(h.dispatch.as_deref()));
+    let body = HealthBody {
+        status: if status == StatusCode::OK {
+            "ok"
+        } else {
+            "unavailable"
+        },
+        components,
+    };
+    json_response(status, &body)
+}
+
+async fn healthz_dispatch(State(h): State<HealthState>) -> Response {
+    let components = dispatch_components(h.dispatch.as_deref());
+    let failing = components
+        .iter()
+        .any(|c| c.state == ComponentState::Degraded);
+    let status = if failing {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = HealthBody {
+        status: if failing { "degraded" } else { "ok" },
+        components,
+    };
+    json_response(status, &body)
+}
+
+fn dispatch_components(source: Option<&dyn HealthSource>) -> Vec<Component> {
+    match source {
+        Some(s) => s.components(),
+        None => vec![Component {
+            name: "dispatcher".into(),
+            state: ComponentState::NotConfigured,
+            reason: None,
+            since: None,
+        }],
     }
 }
 

@@ -5,7 +5,7 @@
 //! pattern): the caller decides the addresses (tests bind port 0) and when to stop.
 //!
 //! - [`ivr_routes`]: `GET /v1/ivr/lookup`, `POST /v1/ivr/twilio/voice`; [`health_routes`]:
-//!   `GET /healthz`. Plain axum `Router`s, to be merged into the full API.
+//!   `GET /healthz` and `/healthz/dispatch` ([`HealthSource`]). Plain axum `Router`s, to be merged into the full API.
 //! - [`serve_agi`]: FastAGI sessions over TCP.
 //! - [`IvrFollower`]: loads the caller index from the store and keeps it current by polling
 //!   the store's change log, whichever process made the change.
@@ -30,7 +30,7 @@ use outagecast_ivr::{Announcements, CallerIndex};
 pub use agi::{AgiSettings, serve_agi};
 pub use api::{ApiSettings, ApiState, Auth};
 pub use follow::{IvrFollower, lookup_once};
-pub use http::{health_routes, ivr_routes};
+pub use http::{Component, ComponentState, HealthSource, health_routes, ivr_routes};
 pub use run::{Listeners, ServeSettings, run};
 
 /// Everything that can stop a server.

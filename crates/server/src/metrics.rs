@@ -110,6 +110,11 @@ async fn gauges(store: &Store) -> Result<String, outagecast_store::StoreError> {
     );
     let _ = writeln!(
         out,
+        "# HELP outagecast_possible_duplicates Notices sent again after a crash because the provider could not be asked whether it had them.\n# TYPE outagecast_possible_duplicates gauge\noutagecast_possible_duplicates {}",
+        q.possible_duplicates
+    );
+    let _ = writeln!(
+        out,
         "# HELP outagecast_active_incidents Incidents declared or updated and not expired.\n# TYPE outagecast_active_incidents gauge\noutagecast_active_incidents {}",
         store.active_incident_count(now).await?
     );

@@ -29,7 +29,7 @@ pub struct Listeners {
 }
 
 /// How the servers behave.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeSettings {
     /// Region for national caller numbers.
     pub default_region: Option<Region>,
@@ -46,6 +46,9 @@ pub struct ServeSettings {
     pub ivr_guard: Option<Auth>,
     /// Checks Twilio's signature on the voice webhook; `None` accepts unsigned calls.
     pub voice_signer: Option<TwilioSigner>,
+    /// The dispatcher's health for `/healthz` and `/healthz/dispatch`; `None` when no
+    /// dispatcher runs on this node.
+    pub dispatch_health: Option<Arc<dyn crate::HealthSource>>,
 }
 
 impl Default for ServeSettings {
@@ -58,12 +61,13 @@ impl Default for ServeSettings {
             agi: AgiSettings::default(),
             ivr_guard: None,
             voice_signer: None,
+            dispatch_health: None,
         }
     }
 }
 
 /// How long in-flight requests and sessions get to finish after shutdown is asked for.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// Serves HTTP and FastAGI until `shutdown` completes, then stops accepting, lets requests in
 /// flight finish (within a bound) and returns.
@@ -99,7 +103,10 @@ pub async fn run(
     )
     .with_voice_signer(settings.voice_signer.clone());
     let app = ivr_routes(state.clone(), settings.ivr_guard.clone())
-        .merge(health_routes(ready.clone()))
+        .merge(health_routes(
+            ready.clone(),
+            settings.dispatch_health.clone(),
+        ))
         .merge(routes);
     let http_listener = listeners.http.tap_io(|tcp| {
         // Small request/response exchanges on kept-alive connections: send at once.

@@ -173,7 +173,8 @@ delegate! {
     fn rearm_ivr(&self, id: IncidentId, draft: &IncidentDraft, armed: &[ArmedNumber], wording: &dyn Wording, actor: &str, now: DateTime<Utc>) -> Result<RearmOutcome>;
     fn claim(&self, owner: &str, channels: &[Channel], limit: u32, lease: Duration, now: DateTime<Utc>) -> Result<Vec<ClaimedNotice>>;
     fn complete(&self, owner: &str, outcomes: &[(i64, Outcome)], now: DateTime<Utc>) -> Result<u64>;
-    fn complete_and_claim(&self, owner: &str, outcomes: &[(i64, Outcome)], channels: &[Channel], limit: u32, lease: Duration, now: DateTime<Utc>, locate: bool) -> Result<(u64, Vec<ClaimedNotice>)>;
+    fn round_trip(&self, r: RoundTrip<'_>) -> Result<RoundTripDone>;
+    fn requeue(&self, q: Requeue<'_>) -> Result<u64>;
     fn release(&self, owner: &str) -> Result<u64>;
     fn outbox_counts(&self, channels: &[Channel], now: DateTime<Utc>) -> Result<OutboxCounts>;
     fn next_due(&self) -> Result<Option<DateTime<Utc>>>;

@@ -290,13 +290,14 @@ impl SqliteStore {
 
         // Notices of those incidents waiting to go to this customer (linked to them, or to one
         // of their contacts: an email fallback has no link of its own), unless someone else
-        // still stands behind the contact. A leased notice is in a worker's hands: it finishes.
+        // still stands behind the contact. A notice handed over to a provider may be on the wire:
+        // it finishes; one only claimed is withdrawn (its worker cannot hand it over now).
         let withdrawn = sqlx::query(
             "UPDATE notices SET status = 'superseded', last_error = 'customer deleted',
                     in_doubt = 0, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
              WHERE incident_id IN (SELECT value FROM json_each(?3))
                AND status = 'pending'
-               AND (lease_expires_at IS NULL OR lease_expires_at < ?1)
+               AND in_doubt = 0
                AND (EXISTS (SELECT 1 FROM notice_customers nc
                             WHERE nc.notice_id = notices.id AND nc.customer_id = ?2)
                     OR EXISTS (SELECT 1 FROM contacts k

@@ -487,15 +487,15 @@ impl SqliteStore {
             rewritten = rewrite_pending(&mut tx, t.id, &draft, wording, &now).await?;
             rewrite_announcements(&mut tx, t.id, &draft, wording).await?;
         } else {
-            // A leased notice is in a dispatcher's hands right now; it is left to finish.
+            // Every notice not yet handed to a provider is withdrawn, leased or not: a worker
+            // that claimed it cannot hand it over now (the fence in outbox.rs). One handed over
+            // (in doubt) may be on the wire; it counts as told, below.
             superseded = sqlx::query(
                 "UPDATE notices SET status = 'superseded', updated_at = ?
-                 WHERE incident_id = ? AND status = 'pending'
-                   AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
+                 WHERE incident_id = ? AND status = 'pending' AND in_doubt = 0",
             )
             .bind(&now)
             .bind(t.id.0)
-            .bind(&now)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -761,7 +761,10 @@ impl SqliteStore {
     }
 }
 
-async fn fetch_incident(tx: &mut Transaction<'static, Sqlite>, id: IncidentId) -> Result<Incident> {
+pub(crate) async fn fetch_incident(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: IncidentId,
+) -> Result<Incident> {
     let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?"
     )))
@@ -882,7 +885,7 @@ async fn told_contacts(
                 COALESCE(json_group_array(DISTINCT nc.customer_id), '[]')
          FROM notices n
          LEFT JOIN notice_customers nc ON nc.notice_id = n.id
-         WHERE n.incident_id = ? AND n.status IN ('sent', 'delivered')
+         WHERE n.incident_id = ? AND (n.status IN ('sent', 'delivered') OR (n.status = 'pending' AND n.in_doubt <> 0))
            AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = n.channel AND o.address = n.address)
          GROUP BY n.channel, n.address
          ORDER BY MAX(n.priority) DESC, MIN(n.id)",
@@ -920,7 +923,7 @@ async fn rewrite_pending(
             n += sqlx::query(
                 "UPDATE notices SET subject = ?, body = ?, updated_at = ?
                  WHERE incident_id = ? AND status = 'pending' AND language = ?
-                   AND lease_owner IS NULL
+                   AND in_doubt = 0
                    AND event_id IN (SELECT id FROM incident_events WHERE incident_id = ? AND kind = ?)",
             )
             .bind(&text.subject)

@@ -39,7 +39,10 @@ pub use incidents::{
     TransitionOutcome,
 };
 pub use ivr::{IvrChanges, IvrFlagRow, IvrIncidentRow, IvrPoll, IvrSnapshot, RearmOutcome};
-pub use outbox::{ClaimedNotice, OutboxCounts, Outcome, ReportRow};
+pub use outbox::{
+    ClaimRequest, ClaimedNotice, HandedNotice, OutboxCounts, Outcome, ReportRow, Requeue,
+    RoundTrip, RoundTripDone,
+};
 pub use provenance::{CapMessageRow, CapRecord, IncidentOrigin, Provenance};
 pub use receipts::{Receipt, ReceiptOutcome};
 pub use tokens::TokenInfo;

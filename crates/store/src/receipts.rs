@@ -143,13 +143,11 @@ impl SqliteStore {
         let withdrawn = sqlx::query(
             "UPDATE notices SET status = 'superseded', last_error = 'opted out', in_doubt = 0,
                     lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-             WHERE channel = ? AND address = ? AND status = 'pending'
-               AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
+             WHERE channel = ? AND address = ? AND status = 'pending' AND in_doubt = 0",
         )
         .bind(&now_s)
         .bind(channel.as_str())
         .bind(address)
-        .bind(&now_s)
         .execute(&mut *tx)
         .await?
         .rows_affected();

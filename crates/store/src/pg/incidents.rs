@@ -191,11 +191,11 @@ impl PgStore {
             rewritten = rewrite_pending(&mut tx, t.id, &draft, wording, now).await?;
             rewrite_announcements(&mut tx, t.id, &draft, wording).await?;
         } else {
-            // A leased notice is in a dispatcher's hands right now; it is left to finish.
+            // Every notice not yet handed to a provider is withdrawn, leased or not (see the
+            // SQLite store); one handed over may be on the wire and counts as told, below.
             superseded = sqlx::query(
                 "UPDATE notices SET status = 'superseded', updated_at = $1
-                 WHERE incident_id = $2 AND status = 'pending'
-                   AND (lease_expires_at IS NULL OR lease_expires_at < $1)",
+                 WHERE incident_id = $2 AND status = 'pending' AND in_doubt = 0",
             )
             .bind(now)
             .bind(t.id.0)
@@ -447,7 +447,7 @@ impl PgStore {
 }
 
 /// The incident, its row locked until the transaction ends (see the module's note).
-async fn fetch_incident(
+pub(crate) async fn fetch_incident(
     tx: &mut Transaction<'static, Postgres>,
     id: IncidentId,
 ) -> Result<Incident> {
@@ -652,7 +652,7 @@ async fn told_contacts(
                          '{}')
          FROM notices n
          LEFT JOIN notice_customers nc ON nc.notice_id = n.id
-         WHERE n.incident_id = $1 AND n.status IN ('sent', 'delivered')
+         WHERE n.incident_id = $1 AND (n.status IN ('sent', 'delivered') OR (n.status = 'pending' AND n.in_doubt <> 0))
            AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = n.channel AND o.address = n.address)
          GROUP BY n.channel, n.address
          ORDER BY bool_or(n.priority) DESC, MIN(n.id)",
@@ -699,7 +699,7 @@ async fn rewrite_pending(
            FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS t(kind, lang, subject, body),
                 incident_events e
           WHERE n.incident_id = $1 AND n.status = 'pending' AND n.language = t.lang
-            AND n.lease_owner IS NULL
+            AND n.in_doubt = 0
             AND e.id = n.event_id AND e.incident_id = $1 AND e.kind = t.kind",
     )
     .bind(id.0)

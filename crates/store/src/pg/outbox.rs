@@ -4,9 +4,12 @@
 //!
 //! The semantics are `SqliteStore::claim`'s: pending, due (`not_before` passed), not leased
 //! (or the lease expired), on the asked channels, priority first then oldest; a claim leases
-//! the notice to `owner` until `now + lease`, counts the attempt and marks it in doubt. A
-//! notice whose earlier claim was never recorded is handed out with `in_doubt` set, so the
-//! worker asks the provider before sending again.
+//! the notice to `owner` for `lease` and counts the attempt. Leases are on one clock, the
+//! database's (`now()`): nodes whose clocks disagree never take each other's notices over
+//! early or late. (`not_before`, quiet hours and retries stay on the caller's clock.) A notice that was handed
+//! over to a provider and whose outcome was never recorded comes back with `in_doubt` set, so
+//! the worker asks the provider (or applies the in-doubt policy) before sending again. The
+//! hand-over is the fence against a cancel or restore, as on SQLite.
 //!
 //! Why no notice goes to two claimers: the inner `SELECT … FOR UPDATE SKIP LOCKED` locks the
 //! rows it picks until the claiming transaction commits, and a concurrent claim skips locked
@@ -31,7 +34,10 @@ use outagecast_core::notice::NoticeStatus;
 use sqlx::{PgExecutor, Postgres, Transaction};
 
 use crate::pg::PgStore;
-use crate::{ClaimedNotice, OutboxCounts, Outcome, ReportRow, Result, StoreError, stored};
+use crate::{
+    ClaimedNotice, HandedNotice, OutboxCounts, Outcome, ReportRow, Requeue, Result, RoundTrip,
+    RoundTripDone, StoreError, stored,
+};
 
 /// The advisory lock that orders recording a sent SMS against a delivery receipt that arrives
 /// before it: `complete` holds it shared while it stores provider ids, `record_receipt` takes
@@ -80,7 +86,7 @@ impl ClaimRow {
             subject: self.subject,
             body: self.body,
             attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
-            in_doubt: self.in_doubt >= 2,
+            in_doubt: self.in_doubt != 0,
             created_at: self.created_at,
             location: self
                 .lon
@@ -90,10 +96,9 @@ impl ClaimRow {
     }
 }
 
-/// The claim: `$1` owner, `$2` lease end, `$3` now, `$4` channels, `$5` limit, `$6` whether
+/// The claim: `$1` owner, `$2` the lease in seconds, `$3` now, `$4` channels, `$5` limit, `$6` whether
 /// to look up the first account's service point (a phone shared by several accounts is one
-/// notice). `in_doubt` counts unrecorded claims capped at 2, as on SQLite: a returned 2 means
-/// the notice was already in doubt before this claim (RETURNING sees only new values).
+/// notice). The claim leaves `in_doubt` as it is: only a hand-over sets it.
 ///
 /// `picked` is `MATERIALIZED` so that it runs (and locks) exactly once, whatever join the
 /// planner picks for the update.
@@ -101,14 +106,15 @@ const CLAIM_SQL: &str = "WITH picked AS MATERIALIZED (
         SELECT id FROM notices
          WHERE status = 'pending'
            AND (not_before IS NULL OR not_before <= $3)
-           AND (lease_expires_at IS NULL OR lease_expires_at < $3)
+           AND (lease_expires_at IS NULL OR lease_expires_at < now())
            AND channel = ANY($4::text[])
          ORDER BY priority DESC, id
          LIMIT $5
          FOR UPDATE SKIP LOCKED)
     UPDATE notices n
-       SET lease_owner = $1, lease_expires_at = $2, attempts = n.attempts + 1,
-           in_doubt = LEAST(n.in_doubt + 1, 2), updated_at = $3
+       SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2),
+           attempts = n.attempts + 1,
+           updated_at = $3
       FROM picked
       LEFT JOIN LATERAL (
            SELECT c.lon, c.lat FROM notice_customers nc JOIN customers c ON c.id = nc.customer_id
@@ -121,37 +127,57 @@ const CLAIM_SQL: &str = "WITH picked AS MATERIALIZED (
            n.channel, n.address, n.language, n.priority, n.subject, n.body, n.attempts,
            n.in_doubt, n.created_at, loc.lon, loc.lat";
 
-/// Records outcomes given as parallel arrays: `$1` ids, `$2` kinds (1 sent, 2 retry,
-/// 3 failed, 4 held, 5 released), `$3` provider ids, `$4` segments, `$5` not-before times,
-/// `$6` reasons, `$7` in doubt (0/1); `$8` now, `$9` the owner. Returns the ids recorded.
+/// Records outcomes given as parallel arrays: `$1` ids, `$2` kinds ([`Outcome::kind`]),
+/// `$3` provider ids, `$4` segments, `$5` not-before times, `$6` reasons, `$7` in doubt (0/1);
+/// `$8` now, `$9` the owner. Returns the ids recorded.
 ///
-/// The semantics are SQLite's `complete_sql`: held and released were not attempted, so the
-/// attempt is not counted and the notice is in doubt exactly as before the claim (2 = it
-/// was). Only notices still pending and leased to the owner change: an update that meets a
-/// row another node has just reclaimed waits for that claim and re-checks `lease_owner` on
-/// the row's new version (READ COMMITTED), so it leaves the row alone.
+/// The semantics are SQLite's `complete_sql`: held, released, deferred and withdrawn notices
+/// were not attempted, so the attempt is not counted and their doubt stays as it was. Only
+/// notices still pending and leased to the owner change: an update that meets a row another
+/// node has just reclaimed waits for that claim and re-checks `lease_owner` on the row's new
+/// version (READ COMMITTED), so it leaves the row alone.
 const COMPLETE_SQL: &str = "WITH o AS (
         SELECT * FROM UNNEST($1::int8[], $2::int2[], $3::text[], $4::int4[],
                              $5::timestamptz[], $6::text[], $7::int2[])
                    AS o(id, k, pid, seg, nb, err, doubt))
     UPDATE notices SET
-           status = CASE o.k WHEN 1 THEN 'sent' WHEN 3 THEN 'failed' ELSE notices.status END,
-           provider_id = CASE o.k WHEN 1 THEN o.pid ELSE notices.provider_id END,
-           segments = CASE o.k WHEN 1 THEN o.seg ELSE notices.segments END,
-           sent_at = CASE o.k WHEN 1 THEN $8 ELSE notices.sent_at END,
-           not_before = CASE WHEN o.k IN (2, 4) THEN o.nb ELSE notices.not_before END,
-           last_error = CASE WHEN o.k = 1 THEN NULL
-                             WHEN o.k IN (4, 5) THEN notices.last_error
+           status = CASE WHEN o.k IN (1, 8) THEN 'sent' WHEN o.k = 3 THEN 'failed'
+                         WHEN o.k = 7 THEN 'superseded' ELSE notices.status END,
+           provider_id = CASE WHEN o.k IN (1, 8) THEN o.pid ELSE notices.provider_id END,
+           segments = CASE WHEN o.k IN (1, 8) THEN o.seg ELSE notices.segments END,
+           sent_at = CASE WHEN o.k IN (1, 8) THEN $8 ELSE notices.sent_at END,
+           possible_duplicate = (o.k = 8 OR notices.possible_duplicate),
+           not_before = CASE WHEN o.k IN (2, 4, 6) THEN o.nb ELSE notices.not_before END,
+           last_error = CASE WHEN o.k IN (1, 8) THEN NULL
+                             WHEN o.k IN (4, 5, 7) THEN notices.last_error
                              ELSE o.err END,
            in_doubt = CASE WHEN o.k = 2 THEN o.doubt
-                           WHEN o.k IN (4, 5) AND notices.in_doubt >= 2 THEN 1
+                           WHEN o.k IN (4, 5, 6) THEN notices.in_doubt
                            ELSE 0 END,
-           attempts = CASE WHEN o.k IN (4, 5) THEN notices.attempts - 1
+           attempts = CASE WHEN o.k IN (4, 5, 6, 7) THEN notices.attempts - 1
                            ELSE notices.attempts END,
            lease_owner = NULL, lease_expires_at = NULL, updated_at = $8
       FROM o
      WHERE notices.id = o.id AND notices.lease_owner = $9 AND notices.status = 'pending'
  RETURNING notices.id";
+
+/// The hand-over: `$1` now, `$2` the owner, `$3` the ids. The fence of SQLite's `HAND_SQL`:
+/// only notices still pending and leased to the owner, while their incident is open or the
+/// notice belongs to its last event. The incident rows are read under `FOR SHARE`, so a
+/// transition that closes the incident (it locks the row `FOR UPDATE`) either commits first
+/// (and this sees the closed status) or waits for this hand-over to commit (and then sees the
+/// notices in doubt, so it tells them too).
+const HAND_SQL: &str = "WITH open AS MATERIALIZED (
+        SELECT i.id, i.status, (SELECT MAX(e.id) FROM incident_events e WHERE e.incident_id = i.id) AS last_event
+          FROM incidents i
+         WHERE i.id IN (SELECT incident_id FROM notices WHERE id = ANY($3::int8[]))
+           FOR SHARE OF i)
+    UPDATE notices n SET in_doubt = 1, updated_at = $1
+      FROM open
+     WHERE n.id = ANY($3::int8[]) AND open.id = n.incident_id
+       AND n.lease_owner = $2 AND n.status = 'pending'
+       AND (open.status IN ('declared', 'updated') OR n.event_id = open.last_event)
+ RETURNING n.id, n.subject, n.body";
 
 /// One report row as read.
 #[derive(sqlx::FromRow)]
@@ -166,6 +192,7 @@ struct ReportRecord {
     provider_id: Option<String>,
     last_error: Option<String>,
     sent_at: Option<DateTime<Utc>>,
+    possible_duplicate: bool,
 }
 
 impl PgStore {
@@ -201,28 +228,78 @@ impl PgStore {
         Ok(recorded)
     }
 
-    /// [`complete`](Self::complete) then [`claim`](Self::claim) in one transaction. Without
-    /// `locate` the claimed notices carry no location.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn complete_and_claim(
-        &self,
-        owner: &str,
-        outcomes: &[(i64, Outcome)],
-        channels: &[Channel],
-        limit: u32,
-        lease: Duration,
-        now: DateTime<Utc>,
-        locate: bool,
-    ) -> Result<(u64, Vec<ClaimedNotice>)> {
-        let claiming = !channels.is_empty() && limit > 0;
-        if outcomes.is_empty() && !claiming {
-            return Ok((0, vec![]));
+    /// The dispatcher's round trip ([`RoundTrip`]): record, renew, hand over and claim in
+    /// one transaction, as on SQLite.
+    pub async fn round_trip(&self, r: RoundTrip<'_>) -> Result<RoundTripDone> {
+        let claim = r.claim.filter(|c| !c.channels.is_empty() && c.limit > 0);
+        if r.outcomes.is_empty() && r.hand.is_empty() && !r.renew && claim.is_none() {
+            return Ok(RoundTripDone::default());
         }
         let mut tx = self.pool.begin().await?;
-        let recorded = complete_in(&mut tx, owner, outcomes, now).await?;
-        let claimed = claim_in(&mut *tx, owner, channels, limit, lease, now, locate).await?;
+        let mut done = RoundTripDone {
+            recorded: complete_in(&mut tx, r.owner, r.outcomes, r.now).await?,
+            ..RoundTripDone::default()
+        };
+        if r.renew {
+            done.renewed = sqlx::query(
+                "UPDATE notices SET lease_expires_at = now() + make_interval(secs => $1)
+                  WHERE lease_owner = $2 AND status = 'pending'",
+            )
+            .bind(r.lease.as_secs_f64())
+            .bind(r.owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if !r.hand.is_empty() {
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(HAND_SQL)
+                .bind(r.now)
+                .bind(r.owner)
+                .bind(r.hand)
+                .fetch_all(&mut *tx)
+                .await?;
+            done.handed = rows
+                .into_iter()
+                .map(|(id, subject, body)| HandedNotice { id, subject, body })
+                .collect();
+        }
+        if let Some(c) = claim {
+            done.claimed = claim_in(
+                &mut *tx, r.owner, c.channels, c.limit, r.lease, r.now, c.locate,
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok((recorded, claimed))
+        Ok(done)
+    }
+
+    /// Puts an incident's failed notices back in the queue, as on SQLite; audited.
+    pub async fn requeue(&self, q: Requeue<'_>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        crate::pg::incidents::fetch_incident(&mut tx, q.incident).await?;
+        let n = sqlx::query(
+            "UPDATE notices SET status = 'pending', attempts = 0, in_doubt = 0, not_before = NULL,
+                    lease_owner = NULL, lease_expires_at = NULL, updated_at = $1,
+                    last_error = 'requeued after: ' || COALESCE(last_error, 'a failure')
+              WHERE incident_id = $2 AND status = 'failed' AND ($3::text IS NULL OR channel = $3)",
+        )
+        .bind(q.now)
+        .bind(q.incident.0)
+        .bind(q.channel.map(|c| c.as_str()))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        crate::pg::audit::audit(
+            &mut tx,
+            q.actor,
+            "notices.requeue",
+            Some(&format!("incident:{}", q.incident)),
+            &crate::outbox::requeue_details(&q, n),
+            q.now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Gives `owner`'s leases back (on shutdown), so other workers need not wait for expiry.
@@ -245,21 +322,23 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<OutboxCounts> {
         let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-        let (due, waiting, leased, sent, failed): (i64, i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT
+        let (due, waiting, leased, sent, failed, dups): (i64, i64, i64, i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT
                COUNT(*) FILTER (WHERE status = 'pending'
                                   AND (not_before IS NULL OR not_before <= $1)
-                                  AND (lease_expires_at IS NULL OR lease_expires_at < $1)),
+                                  AND (lease_expires_at IS NULL OR lease_expires_at < now())),
                COUNT(*) FILTER (WHERE status = 'pending' AND not_before > $1),
-               COUNT(*) FILTER (WHERE status = 'pending' AND lease_expires_at >= $1),
+               COUNT(*) FILTER (WHERE status = 'pending' AND lease_expires_at >= now()),
                COUNT(*) FILTER (WHERE status IN ('sent', 'delivered')),
-               COUNT(*) FILTER (WHERE status = 'failed')
+               COUNT(*) FILTER (WHERE status = 'failed'),
+               COUNT(*) FILTER (WHERE possible_duplicate)
              FROM notices WHERE channel = ANY($2::text[])",
-        )
-        .bind(now)
-        .bind(&channels)
-        .fetch_one(&self.pool)
-        .await?;
+            )
+            .bind(now)
+            .bind(&channels)
+            .fetch_one(&self.pool)
+            .await?;
         let u = |n: i64| u64::try_from(n).unwrap_or_default();
         Ok(OutboxCounts {
             due: u(due),
@@ -267,6 +346,7 @@ impl PgStore {
             leased: u(leased),
             sent: u(sent),
             failed: u(failed),
+            possible_duplicates: u(dups),
         })
     }
 
@@ -294,7 +374,8 @@ impl PgStore {
                   WHERE n2.incident_id = $1
                   GROUP BY nc.notice_id)
              SELECT n.id, e.kind AS event, n.channel, n.address, a.accounts,
-                    n.status, n.attempts, n.provider_id, n.last_error, n.sent_at
+                    n.status, n.attempts, n.provider_id, n.last_error, n.sent_at,
+                    n.possible_duplicate
                FROM notices n
                JOIN incident_events e ON e.id = n.event_id
                LEFT JOIN accounts a ON a.notice_id = n.id
@@ -316,6 +397,7 @@ impl PgStore {
                     provider_id: r.provider_id,
                     last_error: r.last_error,
                     sent_at: r.sent_at,
+                    possible_duplicate: r.possible_duplicate,
                 })
             })
             .collect()
@@ -335,10 +417,9 @@ async fn claim_in<'e>(
         return Ok(vec![]);
     }
     let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
     let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
         .bind(owner)
-        .bind(until)
+        .bind(lease.as_secs_f64())
         .bind(now)
         .bind(&channels)
         .bind(i64::from(limit))
@@ -368,7 +449,7 @@ async fn complete_in(
     }
     if outcomes
         .iter()
-        .any(|(_, o)| matches!(o, Outcome::Sent { .. }))
+        .any(|(_, o)| matches!(o, Outcome::Sent { .. } | Outcome::SentAgain { .. }))
     {
         // Before any row is touched, so that waiting for it never holds a row lock.
         sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
@@ -413,41 +494,14 @@ async fn write_outcomes(
     let mut errs: Vec<Option<&str>> = Vec::with_capacity(n);
     let mut doubts: Vec<i16> = Vec::with_capacity(n);
     for (id, outcome) in rows {
-        let (kind, pid, seg, nb, err, doubt) = match outcome {
-            Outcome::Sent {
-                provider_id,
-                segments,
-            } => (
-                1,
-                Some(provider_id.as_str()),
-                Some(i32::try_from(*segments).unwrap_or(i32::MAX)),
-                None,
-                None,
-                false,
-            ),
-            Outcome::Retry {
-                not_before,
-                reason,
-                in_doubt,
-            } => (
-                2,
-                None,
-                None,
-                Some(*not_before),
-                Some(reason.as_str()),
-                *in_doubt,
-            ),
-            Outcome::Failed { reason } => (3, None, None, None, Some(reason.as_str()), false),
-            Outcome::Held { not_before } => (4, None, None, Some(*not_before), None, false),
-            Outcome::Released => (5, None, None, None, None, false),
-        };
+        let c = outcome.columns();
         ids.push(*id);
-        kinds.push(kind);
-        pids.push(pid);
-        segs.push(seg);
-        nbs.push(nb);
-        errs.push(err);
-        doubts.push(i16::from(doubt));
+        kinds.push(c.kind);
+        pids.push(c.provider_id);
+        segs.push(c.segments);
+        nbs.push(c.not_before);
+        errs.push(c.reason);
+        doubts.push(i16::from(c.in_doubt));
     }
     let recorded: Vec<(i64,)> = sqlx::query_as(COMPLETE_SQL)
         .bind(&ids)
@@ -504,6 +558,23 @@ mod tests {
 
     /// One incident with one event and `n` pending notices: every 7th a priority customer's,
     /// every 3rd an email, the rest SMS.
+    /// Hands `ids` over for `owner`.
+    async fn hand_over(store: &PgStore, owner: &str, ids: &[i64], now: DateTime<Utc>) {
+        let done = store
+            .round_trip(RoundTrip {
+                owner,
+                outcomes: &[],
+                hand: ids,
+                renew: false,
+                claim: None,
+                lease: Duration::from_secs(60),
+                now,
+            })
+            .await
+            .unwrap();
+        assert_eq!(done.handed.len(), ids.len());
+    }
+
     async fn with_notices(store: &PgStore, n: i64, now: DateTime<Utc>) {
         let (incident,): (i64,) = sqlx::query_as(
             "INSERT INTO incidents (kind, severity, cause, area, status, declared_at, updated_at, declared_by)
@@ -551,8 +622,10 @@ mod tests {
         let now = Utc::now();
         with_notices(&store, 30, now).await;
         let lease = Duration::from_secs(60);
+        // Leases run on the database's clock: a's is short, so that it lapses during the test.
+        let short = Duration::from_millis(800);
 
-        let a = store.claim("a", &ALL, 5, lease, now).await.unwrap();
+        let a = store.claim("a", &ALL, 5, short, now).await.unwrap();
         // Priority notices are 7, 14, 21, 28; then the oldest, 1.
         assert_eq!(
             a.iter().map(|n| n.id).collect::<Vec<_>>(),
@@ -578,14 +651,20 @@ mod tests {
         let c = store.claim("c", &ALL, 1, lease, now).await.unwrap();
         assert_eq!(c[0].id, 4);
 
-        // a dies; after its lease, d gets a's notices back, in doubt, on their second attempt.
-        let later = now + chrono::Duration::seconds(61);
+        // a hands 7 over and dies; after its lease, d gets a's notices back on their second
+        // attempt, only 7 in doubt.
+        hand_over(&store, "a", &[7], now).await;
+        tokio::time::sleep(short + Duration::from_millis(200)).await;
+        let later = Utc::now();
         let d = store.claim("d", &ALL, 5, lease, later).await.unwrap();
         assert_eq!(
             d.iter().map(|n| n.id).collect::<Vec<_>>(),
             vec![7, 14, 21, 28, 1]
         );
-        assert!(d.iter().all(|n| n.in_doubt && n.attempts == 2));
+        assert!(
+            d.iter()
+                .all(|n| n.in_doubt == (n.id == 7) && n.attempts == 2)
+        );
 
         assert_eq!(store.release("d").await.unwrap(), 5);
         let again = store.claim("e", &ALL, 1, lease, later).await.unwrap();
@@ -656,11 +735,14 @@ mod tests {
         assert_eq!(seen.len() as i64, N, "every notice was claimed");
         assert!(busy >= 2, "the claims were spread over several workers");
         let (leased,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM notices WHERE attempts = 1 AND in_doubt = 1")
+            sqlx::query_as("SELECT COUNT(*) FROM notices WHERE attempts = 1 AND in_doubt = 0")
                 .fetch_one(&node_a.pool)
                 .await
                 .unwrap();
-        assert_eq!(leased, N, "each notice counted one attempt");
+        assert_eq!(
+            leased, N,
+            "each notice counted one attempt, none in doubt (only claimed)"
+        );
         node_b.close().await;
         node_a.drop_schema().await.unwrap();
     }
@@ -679,9 +761,14 @@ mod tests {
         const N: i64 = 600;
         with_notices(&old, N, now).await;
         let lease = Duration::from_secs(60);
-        let mine = old.claim("old", &ALL, 1000, lease, now).await.unwrap();
+        let short = Duration::from_millis(800);
+        let mine = old.claim("old", &ALL, 1000, short, now).await.unwrap();
         assert_eq!(mine.len() as i64, N);
-        let later = now + chrono::Duration::seconds(61);
+        let ids: Vec<i64> = mine.iter().map(|n| n.id).collect();
+        hand_over(&old, "old", &ids, now).await;
+        // Leases run on the database's clock: wait for the old holder's to lapse.
+        tokio::time::sleep(short + Duration::from_millis(200)).await;
+        let later = Utc::now();
 
         let mut reclaimers = Vec::new();
         for k in 0..2 {

@@ -103,13 +103,13 @@ impl PgStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        // A notice being claimed right now is locked by the claim; this waits for it and then
-        // sees its lease, so it is left to finish.
+        // Withdrawn at once unless handed over to the provider (then it may be on the wire and
+        // is left to finish); a worker that only claimed it cannot hand it over now. A notice
+        // being handed over right now is locked by that; this waits and sees the mark.
         let withdrawn = sqlx::query(
             "UPDATE notices SET status = 'superseded', last_error = 'opted out', in_doubt = 0,
                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
-             WHERE channel = $2 AND address = $3 AND status = 'pending'
-               AND (lease_expires_at IS NULL OR lease_expires_at < $1)",
+             WHERE channel = $2 AND address = $3 AND status = 'pending' AND in_doubt = 0",
         )
         .bind(now)
         .bind(channel.as_str())

@@ -18,7 +18,7 @@ contract!(
     import_then_read_back,
     reimport_updates_instead_of_duplicating_and_keeps_opt_outs,
     deleting_a_customer_withdraws_their_unsent_notices_and_disarms_their_numbers,
-    a_deleted_number_outside_every_area_is_disarmed_and_a_leased_notice_finishes,
+    a_deleted_number_outside_every_area_is_disarmed_and_a_notice_on_the_wire_finishes,
     a_new_customer_reusing_a_deleted_row_id_inherits_nothing,
     customers_page_by_account_id_and_the_generation_follows_imports,
     a_large_import_with_repeats_keeps_each_accounts_last_row,
@@ -387,13 +387,13 @@ async fn deleting_a_customer_withdraws_their_unsent_notices_and_disarms_their_nu
     assert_eq!(store.customers_generation().await.unwrap(), generation + 4);
 }
 
-async fn a_deleted_number_outside_every_area_is_disarmed_and_a_leased_notice_finishes(
+async fn a_deleted_number_outside_every_area_is_disarmed_and_a_notice_on_the_wire_finishes(
     store: &Store,
 ) {
     const P: &str = "+358481111111";
     let loaded = seed(store, &[customer("A", P, "")]).await;
     let id = declared(store, &loaded).await;
-    // A worker holds A's SMS right now.
+    // A worker has handed A's SMS to the provider right now (claimed, then handed over).
     let leased = store
         .claim(
             "w1",
@@ -405,6 +405,20 @@ async fn a_deleted_number_outside_every_area_is_disarmed_and_a_leased_notice_fin
         .await
         .unwrap();
     assert_eq!(leased.len(), 1);
+    let handed = store
+        .round_trip(outagecast_store::RoundTrip {
+            owner: "w1",
+            outcomes: &[],
+            hand: &[leased[0].id],
+            renew: false,
+            claim: None,
+            lease: Duration::from_secs(60),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap()
+        .handed;
+    assert_eq!(handed.len(), 1);
     // Another account with the same number, far away (Tampere), not affected.
     let far = Customer::new(CustomerParts {
         account_id: account("F"),

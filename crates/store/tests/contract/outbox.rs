@@ -7,11 +7,14 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use outagecast_core::contact::Channel;
 use outagecast_core::incident::IncidentId;
+use outagecast_core::incident::{EventKind, IncidentChanges};
 use outagecast_core::notice::{NoticeStatus, plan_recipients};
-use outagecast_store::{Outcome, Store};
+use outagecast_store::{
+    ClaimRequest, HandedNotice, Outcome, Requeue, RoundTrip, Store, Transition,
+};
 
 use crate::contract;
-use crate::support::{customer, declare_with, seed};
+use crate::support::{customer, declare_with, locale, seed};
 
 contract!(
     leases_keep_workers_apart_and_only_the_holder_records,
@@ -23,10 +26,24 @@ contract!(
     a_round_records_hundreds_of_mixed_outcomes_and_claims_in_one_transaction,
     a_claim_knows_where_the_customer_lives,
     next_due_is_the_earliest_waiting_notice,
+    the_hand_over_fences_a_closed_incident_and_gives_the_current_text,
+    the_heartbeat_keeps_leases_and_a_dead_holders_lapse,
+    a_resend_is_counted_as_a_possible_duplicate,
+    a_deferred_notice_waits_unattempted_with_the_reason,
+    requeue_puts_only_failed_notices_back_and_is_audited,
 );
 
 const ALL: [Channel; 2] = [Channel::Sms, Channel::Email];
 const LEASE: Duration = Duration::from_secs(60);
+/// A lease that lapses during a test. PostgreSQL keeps leases on its own clock, so a lapse is
+/// waited for, not simulated with a later `now`.
+const SHORT: Duration = Duration::from_millis(700);
+
+/// Waits for a [`SHORT`] lease taken now to lapse; the time after.
+async fn lapse() -> DateTime<Utc> {
+    tokio::time::sleep(SHORT + Duration::from_millis(200)).await;
+    now()
+}
 
 /// Two customers (A with a mobile and an email, B with a mobile), declared with SMS only
 /// planned, so that the email fallback has something to add. Returns the incident.
@@ -69,6 +86,51 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// Hands `ids` over for `owner` (the dispatcher's last step before a request).
+async fn hand(store: &Store, owner: &str, ids: &[i64], now: DateTime<Utc>) -> Vec<HandedNotice> {
+    store
+        .round_trip(RoundTrip {
+            owner,
+            outcomes: &[],
+            hand: ids,
+            renew: false,
+            claim: None,
+            lease: LEASE,
+            now,
+        })
+        .await
+        .unwrap()
+        .handed
+}
+
+/// A round trip that only records and claims.
+async fn complete_and_claim(
+    store: &Store,
+    owner: &str,
+    outcomes: &[(i64, Outcome)],
+    limit: u32,
+    now: DateTime<Utc>,
+    locate: bool,
+) -> (u64, Vec<outagecast_store::ClaimedNotice>) {
+    let done = store
+        .round_trip(RoundTrip {
+            owner,
+            outcomes,
+            hand: &[],
+            renew: false,
+            claim: Some(ClaimRequest {
+                channels: &ALL,
+                limit,
+                locate,
+            }),
+            lease: LEASE,
+            now,
+        })
+        .await
+        .unwrap();
+    (done.recorded, done.claimed)
+}
+
 fn sent(provider_id: &str) -> Outcome {
     Outcome::Sent {
         provider_id: provider_id.into(),
@@ -79,7 +141,7 @@ fn sent(provider_id: &str) -> Outcome {
 async fn leases_keep_workers_apart_and_only_the_holder_records(store: &Store) {
     declared(store).await;
     let now = now();
-    let a = store.claim("a", &ALL, 10, LEASE, now).await.unwrap();
+    let a = store.claim("a", &ALL, 10, SHORT, now).await.unwrap();
     assert_eq!(a.len(), 2);
     assert!(a.iter().all(|n| n.attempts == 1 && !n.in_doubt));
     assert!(
@@ -90,11 +152,15 @@ async fn leases_keep_workers_apart_and_only_the_holder_records(store: &Store) {
             .is_empty(),
         "leased"
     );
-    // Worker a dies; after the lease, b takes over and sees the notices in doubt.
-    let later = now + chrono::Duration::seconds(61);
+    // Worker a hands one over (its request may be on the wire) and dies; after the lease, b
+    // takes both over and sees only that one in doubt.
+    assert_eq!(hand(store, "a", &[a[0].id], now).await.len(), 1);
+    let later = lapse().await;
     let b = store.claim("b", &ALL, 10, LEASE, later).await.unwrap();
     assert_eq!(b.len(), 2);
-    assert!(b.iter().all(|n| n.in_doubt && n.attempts == 2));
+    assert!(b.iter().all(|n| n.attempts == 2));
+    let doubt: Vec<_> = b.iter().map(|n| (n.id, n.in_doubt)).collect();
+    assert_eq!(doubt, vec![(a[0].id, true), (a[1].id, false)]);
     assert_eq!(
         store
             .complete("a", &[(b[0].id, sent("SM1"))], later)
@@ -118,21 +184,21 @@ async fn leases_keep_workers_apart_and_only_the_holder_records(store: &Store) {
 async fn an_expired_lease_is_reclaimed_and_its_old_holder_cannot_record(store: &Store) {
     let incident = declared(store).await;
     let now = now();
-    let dead = store.claim("dead", &ALL, 10, LEASE, now).await.unwrap();
+    let dead = store.claim("dead", &ALL, 10, SHORT, now).await.unwrap();
     assert_eq!(dead.len(), 2);
-    // Not before the lease ends (it ends at now + 60 s: still held at that instant).
-    let at_end = now + chrono::Duration::seconds(60);
+    // Not before the lease ends.
     assert!(
         store
-            .claim("w", &ALL, 10, LEASE, at_end)
+            .claim("w", &ALL, 10, LEASE, now)
             .await
             .unwrap()
             .is_empty()
     );
-    let counts = store.outbox_counts(&ALL, at_end).await.unwrap();
+    let counts = store.outbox_counts(&ALL, now).await.unwrap();
     assert_eq!((counts.due, counts.leased), (0, 2));
-    // Just after it, another node reclaims both, in doubt, on their second attempt.
-    let after = at_end + chrono::Duration::milliseconds(1);
+    // After it, another node reclaims both on their second attempt; never handed over,
+    // neither is in doubt.
+    let after = lapse().await;
     let counts = store.outbox_counts(&ALL, after).await.unwrap();
     assert_eq!((counts.due, counts.leased), (2, 0));
     let w = store.claim("w", &ALL, 10, LEASE, after).await.unwrap();
@@ -140,7 +206,7 @@ async fn an_expired_lease_is_reclaimed_and_its_old_holder_cannot_record(store: &
         w.iter().map(|n| n.id).collect::<Vec<_>>(),
         dead.iter().map(|n| n.id).collect::<Vec<_>>()
     );
-    assert!(w.iter().all(|n| n.in_doubt && n.attempts == 2));
+    assert!(w.iter().all(|n| !n.in_doubt && n.attempts == 2));
     // The dead node comes back: its outcomes and its release touch nothing.
     let stale: Vec<_> = dead
         .iter()
@@ -261,9 +327,12 @@ async fn a_permanent_sms_failure_falls_back_to_email(store: &Store) {
 async fn held_and_released_notices_keep_the_doubt_they_had_before_the_claim(store: &Store) {
     declared(store).await;
     let now = now();
-    // A crashed worker: claimed, never recorded. After its lease both are in doubt.
-    store.claim("dead", &ALL, 10, LEASE, now).await.unwrap();
-    let later = now + chrono::Duration::seconds(61);
+    // A crashed worker: claimed and handed over, never recorded. After its lease both are in
+    // doubt.
+    let dead = store.claim("dead", &ALL, 10, SHORT, now).await.unwrap();
+    let ids: Vec<_> = dead.iter().map(|n| n.id).collect();
+    assert_eq!(hand(store, "dead", &ids, now).await.len(), 2);
+    let later = lapse().await;
     let claimed = store.claim("w", &ALL, 10, LEASE, later).await.unwrap();
     assert!(claimed.iter().all(|n| n.in_doubt && n.attempts == 2));
     // Held for quiet hours, and given back unsent: neither may lose the doubt (it might have
@@ -327,10 +396,7 @@ async fn a_round_records_hundreds_of_mixed_outcomes_and_claims_in_one_transactio
         .collect();
     // One of them is not ours to record any more.
     outcomes.push((i64::MAX, Outcome::Released));
-    let (recorded, next) = store
-        .complete_and_claim("w", &outcomes, &ALL, 500, LEASE, now, false)
-        .await
-        .unwrap();
+    let (recorded, next) = complete_and_claim(store, "w", &outcomes, 500, now, false).await;
     assert_eq!(recorded, 600);
     assert_eq!(next.len(), 100, "the rest");
     assert!(next.iter().all(|n| n.location.is_none()));
@@ -360,6 +426,7 @@ async fn a_round_records_hundreds_of_mixed_outcomes_and_claims_in_one_transactio
             Outcome::Held { .. } | Outcome::Released => {
                 assert_eq!((row.status, row.attempts), (NoticeStatus::Pending, 0));
             }
+            other => unreachable!("not used here: {other:?}"),
         }
     }
     // The retries come back in doubt exactly when the attempt was.
@@ -386,12 +453,9 @@ async fn a_claim_knows_where_the_customer_lives(store: &Store) {
     let claimed = store.claim("w", &ALL, 10, LEASE, now()).await.unwrap();
     let at = claimed[0].location.unwrap();
     assert_eq!((at.lon(), at.lat()), (24.9414, 60.1710));
-    // Also through complete_and_claim when asked.
+    // Also through a round trip when asked.
     store.release("w").await.unwrap();
-    let (_, claimed) = store
-        .complete_and_claim("w", &[], &ALL, 10, LEASE, now(), true)
-        .await
-        .unwrap();
+    let (_, claimed) = complete_and_claim(store, "w", &[], 10, now(), true).await;
     assert_eq!(claimed.len(), 2);
     assert!(claimed.iter().all(|n| n.location.is_some()));
     let report = store.notice_report(incident).await.unwrap();
@@ -423,4 +487,263 @@ async fn next_due_is_the_earliest_waiting_notice(store: &Store) {
     assert_eq!((counts.due, counts.waiting), (0, 2));
     let counts = store.outbox_counts(&[Channel::Email], now).await.unwrap();
     assert_eq!(counts, Default::default());
+}
+
+/// A transition on the declared incident.
+async fn transition(store: &Store, id: IncidentId, event: EventKind, changes: IncidentChanges) {
+    let now = now();
+    store
+        .transition(
+            Transition {
+                id,
+                event,
+                changes,
+                actor: "test",
+                growth: None,
+                now,
+            },
+            &locale(now),
+        )
+        .await
+        .unwrap();
+}
+
+async fn the_hand_over_fences_a_closed_incident_and_gives_the_current_text(store: &Store) {
+    let incident = declared(store).await;
+    let now = now();
+    let claimed = store.claim("w", &ALL, 10, LEASE, now).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    // An update after the claim rewrites the text: the hand-over gives the new one.
+    transition(
+        store,
+        incident,
+        EventKind::Updated,
+        IncidentChanges {
+            cause: Some(outagecast_core::incident::Cause::parse("a collapsed culvert").unwrap()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let first = hand(store, "w", &[claimed[0].id], now).await;
+    assert_eq!(first.len(), 1);
+    assert_ne!(first[0].body, claimed[0].body, "rewritten since the claim");
+    assert!(first[0].body.contains("culvert"), "{}", first[0].body);
+    // Cancelled while the first is on the wire and the second only claimed: the second is
+    // withdrawn and can no longer be handed over; the first counts as told.
+    transition(
+        store,
+        incident,
+        EventKind::Cancelled,
+        IncidentChanges::default(),
+    )
+    .await;
+    assert!(
+        hand(store, "w", &[claimed[1].id], now).await.is_empty(),
+        "fenced"
+    );
+    let report = store.notice_report(incident).await.unwrap();
+    let row = |id| report.iter().find(|r| r.notice_id == id).unwrap();
+    assert_eq!(row(claimed[1].id).status, NoticeStatus::Superseded);
+    assert_eq!(
+        row(claimed[0].id).status,
+        NoticeStatus::Pending,
+        "on the wire"
+    );
+    let follow_ups: Vec<_> = report
+        .iter()
+        .filter(|r| r.event == EventKind::Cancelled)
+        .collect();
+    assert_eq!(
+        follow_ups.len(),
+        1,
+        "the one on the wire hears of the cancel"
+    );
+    assert_eq!(follow_ups[0].address, claimed[0].address);
+    // The first's send finishes after the cancel: recorded as sent. Its follow-up goes out.
+    assert_eq!(
+        store
+            .complete("w", &[(claimed[0].id, sent("SM1"))], now)
+            .await
+            .unwrap(),
+        1
+    );
+    let next = store.claim("w", &ALL, 10, LEASE, now).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].event, EventKind::Cancelled);
+    assert_eq!(
+        hand(store, "w", &[next[0].id], now).await.len(),
+        1,
+        "follow-ups pass"
+    );
+}
+
+async fn the_heartbeat_keeps_leases_and_a_dead_holders_lapse(store: &Store) {
+    declared(store).await;
+    let claimed = store.claim("w", &ALL, 10, SHORT, now()).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    tokio::time::sleep(SHORT / 2).await;
+    let renewed = store
+        .round_trip(RoundTrip {
+            owner: "w",
+            outcomes: &[],
+            hand: &[],
+            renew: true,
+            claim: None,
+            lease: SHORT,
+            now: now(),
+        })
+        .await
+        .unwrap()
+        .renewed;
+    assert_eq!(renewed, 2);
+    // Past the first lease, still held thanks to the heartbeat...
+    tokio::time::sleep(SHORT * 3 / 4).await;
+    assert!(
+        store
+            .claim("x", &ALL, 10, LEASE, now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // ...and once the heartbeats stop, taken over a lease after the last one.
+    let after = lapse().await;
+    assert_eq!(
+        store
+            .claim("x", &ALL, 10, LEASE, after)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+async fn a_resend_is_counted_as_a_possible_duplicate(store: &Store) {
+    let incident = declared(store).await;
+    let now = now();
+    let claimed = store.claim("w", &ALL, 10, LEASE, now).await.unwrap();
+    let outcomes = [
+        (
+            claimed[0].id,
+            Outcome::SentAgain {
+                provider_id: "SM9".into(),
+                segments: 1,
+            },
+        ),
+        (claimed[1].id, sent("SM8")),
+    ];
+    assert_eq!(store.complete("w", &outcomes, now).await.unwrap(), 2);
+    let counts = store.outbox_counts(&ALL, now).await.unwrap();
+    assert_eq!((counts.sent, counts.possible_duplicates), (2, 1));
+    let report = store.notice_report(incident).await.unwrap();
+    let row = |id| report.iter().find(|r| r.notice_id == id).unwrap();
+    assert!(row(claimed[0].id).possible_duplicate);
+    assert_eq!(row(claimed[0].id).status, NoticeStatus::Sent);
+    assert!(!row(claimed[1].id).possible_duplicate);
+}
+
+async fn a_deferred_notice_waits_unattempted_with_the_reason(store: &Store) {
+    let incident = declared(store).await;
+    let now = now();
+    let claimed = store.claim("w", &ALL, 10, LEASE, now).await.unwrap();
+    let probe = now + chrono::Duration::seconds(2);
+    let outcomes: Vec<_> = claimed
+        .iter()
+        .map(|n| {
+            (
+                n.id,
+                Outcome::Deferred {
+                    not_before: probe,
+                    reason: "HTTP 401: check OUTAGECAST_SMS_AUTH_TOKEN".into(),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(store.complete("w", &outcomes, now).await.unwrap(), 2);
+    let report = store.notice_report(incident).await.unwrap();
+    assert!(report.iter().all(|r| r.status == NoticeStatus::Pending
+        && r.attempts == 0
+        && r.last_error.as_deref() == Some("HTTP 401: check OUTAGECAST_SMS_AUTH_TOKEN")));
+    assert!(
+        store
+            .claim("w", &ALL, 10, LEASE, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim("w", &ALL, 10, LEASE, probe).await.unwrap();
+    assert!(again.iter().all(|n| n.attempts == 1 && !n.in_doubt));
+}
+
+async fn requeue_puts_only_failed_notices_back_and_is_audited(store: &Store) {
+    let incident = declared(store).await;
+    let now = now();
+    let claimed = store
+        .claim("w", &[Channel::Sms], 10, LEASE, now)
+        .await
+        .unwrap();
+    let outcomes = [
+        (
+            claimed[0].id,
+            Outcome::Failed {
+                reason: "gave up after 8 attempts: HTTP 503".into(),
+            },
+        ),
+        (claimed[1].id, sent("SM1")),
+    ];
+    store.complete("w", &outcomes, now).await.unwrap();
+    // The failed SMS fell back to A's email; fail that too.
+    let email = store
+        .claim("w", &[Channel::Email], 10, LEASE, now)
+        .await
+        .unwrap();
+    let failed = [(
+        email[0].id,
+        Outcome::Failed {
+            reason: "SMTP 550".into(),
+        },
+    )];
+    store.complete("w", &failed, now).await.unwrap();
+    let requeued = store
+        .requeue(Requeue {
+            incident,
+            channel: Some(Channel::Sms),
+            actor: "cli:operator",
+            now,
+        })
+        .await
+        .unwrap();
+    assert_eq!(requeued, 1, "only the failed SMS");
+    let again = store.claim("w", &ALL, 10, LEASE, now).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].id, again[0].attempts, again[0].in_doubt),
+        (claimed[0].id, 1, false)
+    );
+    let report = store.notice_report(incident).await.unwrap();
+    let row = report
+        .iter()
+        .find(|r| r.notice_id == claimed[0].id)
+        .unwrap();
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("requeued after: gave up after 8 attempts: HTTP 503")
+    );
+    let entry = &store.audit_log(10).await.unwrap()[0];
+    assert_eq!(
+        (entry.actor.as_str(), entry.action.as_str()),
+        ("cli:operator", "notices.requeue")
+    );
+    assert_eq!(entry.details["requeued"], 1);
+    // An unknown incident is an error, not zero.
+    assert!(
+        store
+            .requeue(Requeue {
+                incident: IncidentId(999_999),
+                channel: None,
+                actor: "cli:operator",
+                now,
+            })
+            .await
+            .is_err()
+    );
 }

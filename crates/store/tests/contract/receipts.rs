@@ -346,30 +346,66 @@ async fn opting_out_withdraws_waiting_notices_and_start_opts_back_in(store: &Sto
 }
 
 async fn a_notice_a_worker_holds_is_left_to_finish(store: &Store) {
-    let incident = declared(store).await;
+    // Two incidents, so the phone has two notices: one handed over to the provider (it may be
+    // on the wire), one only claimed.
+    let first = declared(store).await;
+    let second = declared(store).await;
     let now = now();
-    store
+    let claimed = store
         .claim("w1", &[Channel::Sms], 10, LEASE, now)
         .await
         .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let on_the_wire = claimed
+        .iter()
+        .find(|n| n.incident_id == first.0)
+        .unwrap()
+        .id;
+    let handed = store
+        .round_trip(outagecast_store::RoundTrip {
+            owner: "w1",
+            outcomes: &[],
+            hand: &[on_the_wire],
+            renew: false,
+            claim: None,
+            lease: LEASE,
+            now,
+        })
+        .await
+        .unwrap()
+        .handed;
+    assert_eq!(handed.len(), 1);
+    // STOP is honoured at once: the claimed one is withdrawn, the one on the wire finishes.
     assert_eq!(
         store
             .opt_out_and_withdraw(Channel::Sms, PHONE, "t", now)
             .await
             .unwrap(),
-        0
-    );
-    assert_eq!(notices(store, incident).await[0].1, NoticeStatus::Pending);
-    assert!(store.is_opted_out(Channel::Sms, PHONE).await.unwrap());
-    // Once its lease has run out, it is withdrawn.
-    let later = now + chrono::Duration::seconds(61);
-    assert_eq!(
-        store
-            .opt_out_and_withdraw(Channel::Sms, PHONE, "t", later)
-            .await
-            .unwrap(),
         1
     );
+    assert_eq!(notices(store, first).await[0].1, NoticeStatus::Pending);
+    assert_eq!(notices(store, second).await[0].1, NoticeStatus::Superseded);
+    assert!(store.is_opted_out(Channel::Sms, PHONE).await.unwrap());
+    // The worker cannot hand the withdrawn one over any more.
+    let other = claimed
+        .iter()
+        .find(|n| n.incident_id == second.0)
+        .unwrap()
+        .id;
+    let refused = store
+        .round_trip(outagecast_store::RoundTrip {
+            owner: "w1",
+            outcomes: &[],
+            hand: &[other],
+            renew: false,
+            claim: None,
+            lease: LEASE,
+            now,
+        })
+        .await
+        .unwrap()
+        .handed;
+    assert!(refused.is_empty());
 }
 
 async fn contact_language_finds_the_customer(store: &Store) {

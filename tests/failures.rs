@@ -161,7 +161,7 @@ async fn terminate(child: &mut Child) -> (std::process::ExitStatus, Duration) {
     (status, started.elapsed())
 }
 
-/// What a background command printed on stderr (after it exited).
+/// What a background command printed on stderr (read until it exited).
 async fn stderr_of(child: &mut Child) -> String {
     let mut text = String::new();
     if let Some(mut e) = child.stderr.take() {
@@ -169,6 +169,24 @@ async fn stderr_of(child: &mut Child) -> String {
         let _ = e.read_to_string(&mut text).await;
     }
     text
+}
+
+/// Keeps reading a background command's stderr (so a chatty log never fills the pipe and
+/// stalls it); the text so far.
+fn drain_stderr(child: &mut Child) -> Arc<std::sync::Mutex<String>> {
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    if let Some(e) = child.stderr.take() {
+        let log = Arc::clone(&log);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(e).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+    }
+    log
 }
 
 /// Waits for the gateway to have accepted `n` messages.
@@ -208,11 +226,13 @@ async fn kill_9_with_a_gateway_that_cannot_be_asked_tells_everyone_and_counts_th
             report["possible_duplicates"]
         );
         assert!(took < Duration::from_secs(120), "seed {seed}: within 120 s");
+        let possible = report["possible_duplicates"].as_u64().unwrap() as usize;
         assert!(twice <= N / 100, "seed {seed}: at most 1% twice ({twice})");
-        assert_eq!(
-            report["possible_duplicates"].as_u64().unwrap() as usize,
-            twice,
-            "seed {seed}: the report counts exactly the resends"
+        // Every real duplicate is among those counted; a resend whose first request never
+        // reached the gateway (killed on the wire) is counted too, and is at most the window.
+        assert!(
+            twice <= possible && possible <= 40,
+            "seed {seed}: {twice} twice, {possible} counted as possible duplicates"
         );
         assert_eq!(count(&report, "sms", "sent"), N as u64);
     }
@@ -288,19 +308,21 @@ async fn cancel_at_any_point_fences_the_outage_sms_and_follows_up_with_everyone_
 
 /// `serve` on port 0 with workers; the HTTP address.
 async fn serve(town: &Town, rate: u32) -> (Child, String) {
-    let mut child = town
-        .command(
-            &[
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--agi-listen",
-                "127.0.0.1:0",
-                "--lease",
-                "2",
-            ],
-            rate,
-        )
+    let mut cmd = town.command(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--agi-listen",
+            "127.0.0.1:0",
+            "--lease",
+            "2",
+        ],
+        rate,
+    );
+    // Twilio signs the URL it calls: serve checks webhooks against this address.
+    let mut child = cmd
+        .env("OUTAGECAST_PUBLIC_URL", "https://notify.example.fi")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -331,6 +353,7 @@ async fn refused_credentials_hold_the_notices_and_sending_resumes_by_itself_once
     // The provider has revoked the key this node is configured with.
     town.gateway.set_auth_token("revoked");
     let (mut child, http) = serve(&town, 1000).await;
+    let log = drain_stderr(&mut child);
     let client = reqwest::Client::new();
     let dispatch = format!("http://{http}/healthz/dispatch");
     let health = format!("http://{http}/healthz");
@@ -389,7 +412,8 @@ async fn refused_credentials_hold_the_notices_and_sending_resumes_by_itself_once
     let (status, took) = terminate(&mut child).await;
     assert!(status.success());
     assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
-    let log = stderr_of(&mut child).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = log.lock().unwrap().clone();
     let lines: Vec<_> = log
         .lines()
         .filter(|l| l.contains("refused the credentials") && l.contains("ERROR"))

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use outagecast_ivr::twiml::voice_response;
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::api::Auth;
+use crate::auth::{Auth, BearerAuthorized};
 use crate::{IvrState, Readiness};
 
 /// Twilio's webhook form is a few hundred bytes; nothing legitimate comes near this.
@@ -34,7 +34,7 @@ pub fn ivr_routes(state: IvrState, guard: Option<Auth>) -> Router {
     if let Some(auth) = guard {
         lookup_route = lookup_route.route_layer(axum::middleware::from_fn_with_state(
             auth,
-            crate::api::ivr_guard,
+            crate::auth::ivr_guard,
         ));
     }
     lookup_route
@@ -168,13 +168,17 @@ pub(crate) async fn lookup(
 pub(crate) async fn twilio_voice(
     State(state): State<IvrState>,
     uri: Uri,
+    bearer: Option<Extension<BearerAuthorized>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(signer) = &state.voice_signer {
+    if state.twilio.signer().is_some() {
         let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-        if !signer.verify(&uri, &headers, &params) {
-            return (StatusCode::FORBIDDEN, "bad X-Twilio-Signature\n").into_response();
+        if let Err(refused) = state
+            .twilio
+            .check(bearer.map(|b| b.0), &uri, &headers, &params)
+        {
+            return refused;
         }
     }
     // Read by hand rather than with axum's `Form`: a missing or odd content type must still

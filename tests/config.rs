@@ -311,6 +311,30 @@ fn config_check_hides_secrets() {
 }
 
 #[test]
+fn a_database_password_is_never_printed() {
+    let db = Db::new();
+    let dir = db.dir.path();
+    let url = "postgres://user:pw@127.0.0.1:1/x";
+    let file = db.file_str("outagecast.toml", &format!("database_url = \"{url}\"\n"));
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--agi-listen", "127.0.0.1:0"];
+    let runs: [(&[(&str, &str)], Vec<&str>); 3] = [
+        (&[], vec!["--config", &file, "config", "check"]),
+        (&[("OUTAGECAST_DATABASE_URL", url)], vec!["config", "check", "--json"]),
+        (&[], [&["--db", url][..], &serve[..]].concat()),
+    ];
+    for (env, args) in runs {
+        let out = run_in(dir, env, &args);
+        assert!(!out.status.success(), "{args:?} cannot open the database");
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            all.contains("postgres://user:***@127.0.0.1:1/x"),
+            "{args:?} names the database: {all}"
+        );
+        assert!(!all.contains("pw"), "{args:?} shows the password: {all}");
+    }
+}
+
+#[test]
 fn config_check_lists_every_problem_with_its_key_and_exits_non_zero() {
     let db = Db::new();
     let dir = db.dir.path();

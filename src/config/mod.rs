@@ -60,7 +60,6 @@ const LOGGING_KEYS: &[(&str, Option<&str>)] = &[
     ("OUTAGECAST_LOG_FORMAT", Some("text")),
 ];
 
-/// The file, once read (the first thing `main` does); [`lookup`] reads it.
 /// Every variable read through [`lookup`] rather than as a flag, with its default.
 fn lookup_keys() -> impl Iterator<Item = &'static (&'static str, Option<&'static str>)> {
     adapters::LOOKUP_KEYS
@@ -69,11 +68,12 @@ fn lookup_keys() -> impl Iterator<Item = &'static (&'static str, Option<&'static
         .chain(LOGGING_KEYS)
 }
 
+/// The file, once read (the first thing `main` does); [`lookup`] reads it.
 pub(crate) static FILE: OnceLock<ConfigFile> = OnceLock::new();
 
 /// A setting's value the way every reader outside clap should get it: the variable `name`
 /// (`OUTAGECAST_SMTP_URL`) if it is set, else the config file's key (`smtp_url`).
-/// Pass it to `SmsConfig::from_lookup`, `EmailSettings::from_lookup`,
+/// [`adapters`] passes it to `SmsConfig::from_lookup`, `EmailSettings::from_lookup`,
 /// `WebhookSettings::from_lookup`.
 pub fn lookup(name: &str) -> Option<String> {
     if let Some(v) = std::env::var_os(name) {

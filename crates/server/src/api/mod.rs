@@ -57,7 +57,7 @@ impl Default for ApiSettings {
 #[derive(Clone)]
 pub struct ApiState {
     engine: Arc<Engine>,
-    auth: Auth,
+    pub(crate) auth: Auth,
     settings: Arc<ApiSettings>,
 }
 

@@ -176,7 +176,10 @@ mod tests {
         let read = read.into_inner();
         assert!(read.len() >= 10, "{read:?}");
         for name in &read {
-            assert!(registered.contains(name.as_str()), "{name} is not in a KEYS list");
+            assert!(
+                registered.contains(name.as_str()),
+                "{name} is not in a KEYS list"
+            );
         }
     }
 
@@ -189,6 +192,7 @@ mod tests {
                 "OUTAGECAST_SMS_AUTH_TOKEN" => "sms-token-1234".to_string(),
                 "OUTAGECAST_UNSUBSCRIBE_SECRET" => "unsubscribe-secret-1234".to_string(),
                 "OUTAGECAST_PUBLIC_URL" => "https://notify.example.fi".to_string(),
+                "OUTAGECAST_SMS_BASE_URL" => "http://127.0.0.1:1".to_string(),
                 _ => "1".to_string(),
             })
         };

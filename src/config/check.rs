@@ -15,7 +15,10 @@ use serde_json::{Map, json};
 
 use super::file::Problem;
 use super::layer::{Invocation, Setting, check_value, settings};
-use super::{FILE, Reported, adapters, default_region, env_name, is_secret, key_of, log_filter, log_format, shown, templates, timezone};
+use super::{
+    FILE, Reported, adapters, default_region, env_name, is_secret, key_of, log_filter, log_format,
+    shown, templates, timezone,
+};
 use crate::cli::Cli;
 
 /// Where an effective value came from.

@@ -33,7 +33,10 @@ impl ConfigFile {
     /// Reads the file. An unreadable file or one that is not TOML is an error; keys that are
     /// not settings (named with the closest one) and values that are not scalars are
     /// problems, and those entries are left out.
-    pub(super) fn load(path: &Path, known: &BTreeSet<String>) -> Result<(ConfigFile, Vec<Problem>)> {
+    pub(super) fn load(
+        path: &Path,
+        known: &BTreeSet<String>,
+    ) -> Result<(ConfigFile, Vec<Problem>)> {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "--config (OUTAGECAST_CONFIG): cannot read {}",
@@ -156,7 +159,6 @@ fn closest<'a>(name: &str, known: &'a BTreeSet<String>) -> Option<&'a str> {
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k.as_str())
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -200,7 +200,6 @@ impl Invocation {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

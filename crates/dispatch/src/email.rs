@@ -263,7 +263,10 @@ impl SmtpEmail {
         let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url).map_err(|e| {
             DispatchError::Config {
                 field: "OUTAGECAST_SMTP_URL",
-                problem: format!("{} is not usable: {e}", redact_url(settings.smtp_url.expose())),
+                problem: format!(
+                    "{} is not usable: {e}",
+                    redact_url(settings.smtp_url.expose())
+                ),
             }
         })?;
         if tokio::runtime::Handle::try_current().is_err() {

@@ -191,8 +191,11 @@ impl TwilioSms {
         })?;
         let mut authorization = reqwest::header::HeaderValue::from_str(&format!(
             "Basic {}",
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", config.account_sid, config.auth_token.expose()))
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                config.account_sid,
+                config.auth_token.expose()
+            ))
         ))
         .map_err(|_| DispatchError::Config {
             field: "OUTAGECAST_SMS_AUTH_TOKEN",

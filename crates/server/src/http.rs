@@ -178,7 +178,7 @@ pub(crate) async fn twilio_voice(
             .twilio
             .check(bearer.map(|b| b.0), &uri, &headers, &params)
         {
-            return refused;
+            return refused.into_response();
         }
     }
     // Read by hand rather than with axum's `Form`: a missing or odd content type must still

@@ -34,8 +34,8 @@ use outagecast_ivr::twiml::MenuUrl;
 use outagecast_ivr::{Announcements, CallerIndex};
 
 pub use agi::{AgiSettings, serve_agi};
-pub use app::{Server, ServerConfig};
 pub use api::{ApiSettings, ApiState};
+pub use app::{Server, ServerConfig};
 pub use auth::{Auth, TwilioGuard, TwilioSigner};
 pub use follow::{IvrFollower, lookup_once};
 pub use http::{health_routes, ivr_routes};

@@ -233,8 +233,11 @@ async fn sms_status(
     headers: HeaderMap,
     Form(params): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refused) = app.twilio.check(bearer.map(|b| b.0), &uri, &headers, &params) {
-        return refused;
+    if let Err(refused) = app
+        .twilio
+        .check(bearer.map(|b| b.0), &uri, &headers, &params)
+    {
+        return refused.into_response();
     }
     let Some(sid) = param(&params, &["MessageSid", "SmsSid"]) else {
         return plain(StatusCode::BAD_REQUEST, "MessageSid is missing\n");
@@ -377,8 +380,11 @@ async fn sms_inbound(
     headers: HeaderMap,
     Form(params): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refused) = app.twilio.check(bearer.map(|b| b.0), &uri, &headers, &params) {
-        return refused;
+    if let Err(refused) = app
+        .twilio
+        .check(bearer.map(|b| b.0), &uri, &headers, &params)
+    {
+        return refused.into_response();
     }
     let body = param(&params, &["Body"]).unwrap_or_default();
     let Some(keyword) = keyword(body) else {

@@ -189,9 +189,7 @@ pub async fn webhook_bearer(
     match auth.caller(request.headers()).await {
         Ok(caller) => match caller.require(Action::Webhook) {
             Ok(_) => {
-                request
-                    .extensions_mut()
-                    .insert(BearerAuthorized);
+                request.extensions_mut().insert(BearerAuthorized);
                 next.run(request).await
             }
             Err(e) => e.into_response(),

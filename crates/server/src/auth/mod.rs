@@ -7,4 +7,4 @@ mod bearer;
 mod twilio;
 
 pub use bearer::{Auth, CACHE_TTL, Caller, ivr_guard, webhook_bearer};
-pub use twilio::{BearerAuthorized, TwilioGuard, TwilioSigner, twilio_signature};
+pub use twilio::{BadSignature, BearerAuthorized, TwilioGuard, TwilioSigner, twilio_signature};

@@ -121,23 +121,35 @@ impl TwilioGuard {
         self.signer.as_deref()
     }
 
-    /// `Ok` when the request may go on; otherwise the 403 to answer.
+    /// Whether the request may go on; [`BadSignature`] (a 403) when it may not.
     pub fn check(
         &self,
         bearer: Option<BearerAuthorized>,
         uri: &Uri,
         headers: &HeaderMap,
         params: &[(String, String)],
-    ) -> Result<(), Response> {
+    ) -> Result<(), BadSignature> {
         match &self.signer {
-            Some(signer) if bearer.is_none() && !signer.verify(uri, headers, params) => Err((
-                StatusCode::FORBIDDEN,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                "bad X-Twilio-Signature\n",
-            )
-                .into_response()),
+            Some(signer) if bearer.is_none() && !signer.verify(uri, headers, params) => {
+                Err(BadSignature)
+            }
             _ => Ok(()),
         }
+    }
+}
+
+/// A request that should have come from Twilio and is not signed as Twilio signs: 403.
+#[derive(Debug, Clone, Copy)]
+pub struct BadSignature;
+
+impl IntoResponse for BadSignature {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "bad X-Twilio-Signature\n",
+        )
+            .into_response()
     }
 }
 

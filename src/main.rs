@@ -121,9 +121,12 @@ async fn run(invocation: Invocation) -> Result<()> {
         Command::Template(cmd) => return template::run(&settings, cmd),
         _ => {}
     }
-    let engine = Engine::open(&cli.db, settings)
-        .await
-        .with_context(|| format!("--db: cannot open the database {:?}", cli.db))?;
+    let engine = Engine::open(&cli.db, settings).await.with_context(|| {
+        format!(
+            "--db: cannot open the database {:?}",
+            outagecast_core::secret::redact_url(&cli.db)
+        )
+    })?;
     let result = dispatch(&engine, cli.command).await;
     engine.close().await;
     result

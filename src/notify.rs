@@ -9,12 +9,9 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use outagecast_core::contact::Channel;
 use outagecast_core::incident::IncidentId;
-use outagecast_dispatch::email::{EmailSettings, SmtpEmail};
+use outagecast_core::secret::redact_url;
 use outagecast_dispatch::health::DispatchHealth;
-use outagecast_dispatch::sms::{SmsConfig, TwilioSms};
-use outagecast_dispatch::worker::{
-    Dispatcher, InDoubtPolicy, Progress, QuietHours, RunUntil, WorkerConfig,
-};
+use outagecast_dispatch::worker::{Progress, RunUntil};
 use outagecast_store::{Requeue, Store};
 use serde_json::json;
 
@@ -47,11 +44,11 @@ pub struct NotifyArgs {
 pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()> {
     let store = Store::open(db)
         .await
-        .with_context(|| format!("--db: cannot open the database {db:?}"))?;
-    let Some(dispatcher) = dispatcher(
+        .with_context(|| format!("--db: cannot open the database {:?}", redact_url(db)))?;
+    let Some(dispatcher) = crate::config::dispatcher(
         &store,
         settings,
-        &WorkerOptions {
+        &crate::config::WorkerOptions {
             batch: args.batch,
             concurrency: args.concurrency,
             lease: args.lease,
@@ -133,60 +130,6 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
         );
     }
     Ok(())
-}
-
-/// How the workers claim and pace (the flags of `notify run`, also `serve`'s).
-pub struct WorkerOptions<'a> {
-    /// Notices claimed at once.
-    pub batch: u32,
-    /// Sends in flight at once.
-    pub concurrency: usize,
-    /// Seconds a claim is held.
-    pub lease: f64,
-    /// Quiet hours (`21:00-08:00` or `off`).
-    pub quiet_hours: &'a str,
-}
-
-/// The dispatcher for the channels configured in the environment; `None` when none is.
-pub fn dispatcher(
-    store: &Store,
-    settings: &Settings,
-    opts: &WorkerOptions<'_>,
-) -> Result<Option<Dispatcher<TwilioSms, SmtpEmail>>> {
-    let sms_config = SmsConfig::from_lookup(crate::config::lookup)?;
-    let sms_timeout = sms_config.as_ref().map(|c| c.timeout);
-    let sms = sms_config
-        .map(|c| {
-            let rate = c.rate;
-            TwilioSms::new(c).map(|t| (t, rate))
-        })
-        .transpose()?;
-    let email = EmailSettings::from_lookup(crate::config::lookup)?
-        .map(|s| SmtpEmail::new(&s))
-        .transpose()?;
-    if sms.is_none() && email.is_none() {
-        return Ok(None);
-    }
-    let mut config = WorkerConfig::new(WorkerConfig::unique_owner());
-    config.in_doubt = InDoubtPolicy::parse(
-        &crate::config::lookup("OUTAGECAST_SMS_IN_DOUBT").unwrap_or_default(),
-    )?;
-    config.batch = opts.batch.max(1);
-    config.concurrency = opts.concurrency.max(1);
-    if !(opts.lease.is_finite() && opts.lease >= 1.0) {
-        bail!(
-            "--lease: {} is not a number of seconds of at least 1",
-            opts.lease
-        );
-    }
-    config.lease = Duration::from_secs_f64(opts.lease);
-    config.quiet_hours = QuietHours::parse(opts.quiet_hours)?;
-    config.timezone = settings.timezone;
-    if let Some(timeout) = sms_timeout {
-        // Five request timeouts: long after any request the provider was still handling.
-        config.in_doubt_settle = timeout * 5;
-    }
-    Ok(Some(Dispatcher::new(store.clone(), sms, email, config)))
 }
 
 /// A store call on the way in or out of `notify run`, bounded.

@@ -8,19 +8,15 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
-use outagecast_ivr::IndexSettings;
-use outagecast_ivr::twiml::MenuUrl;
 use std::sync::Arc;
 
-use outagecast_dispatch::webhooks::{TwilioSigner, WebhookSettings};
+use anyhow::{Context, Result};
+use outagecast_core::secret::redact_url;
 use outagecast_dispatch::worker::RunUntil;
-use outagecast_engine::Engine;
-use outagecast_server::{ApiSettings, ApiState, Auth, Listeners, ServeSettings};
+use outagecast_engine::{Engine, Settings};
+use outagecast_server::{Listeners, Server};
 use outagecast_store::Store;
 use tokio::net::TcpListener;
-
-use outagecast_engine::Settings;
 
 /// Flags of `serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,15 +64,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> {
-    let menu_url = args
-        .ivr_menu_url
-        .as_deref()
-        .filter(|u| !u.trim().is_empty())
-        .map(MenuUrl::parse)
-        .transpose()
-        .context("--ivr-menu-url")?;
-    let restored_grace =
-        IndexSettings::parse_grace(&args.ivr_restored_grace).context("--ivr-restored-grace")?;
+    let config = crate::config::server_config(settings, args)?;
     let http = TcpListener::bind(&args.listen).await.with_context(|| {
         format!(
             "--listen: cannot listen on {:?}; give a free HOST:PORT such as 127.0.0.1:8080",
@@ -91,58 +79,21 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
     })?;
     let store = Store::open(db)
         .await
-        .with_context(|| format!("--db: cannot open the database {db:?}"))?;
-    if menu_url.is_none() {
+        .with_context(|| format!("--db: cannot open the database {:?}", redact_url(db)))?;
+    if config.serve.menu_url.is_none() {
         tracing::warn!(
             "OUTAGECAST_IVR_MENU_URL is not set: Twilio calls end after the announcement \
              instead of going on to the main menu"
         );
     }
     let engine = Arc::new(Engine::with_store(store.clone(), settings.clone()).await?);
-    let auth = Auth::new(store.clone());
-    let api_state = ApiState::new(
-        engine,
-        auth.clone(),
-        ApiSettings {
-            confirm_threshold: args.confirm_threshold,
-            ..ApiSettings::default()
-        },
-    );
-    let (api, doc) = outagecast_server::api::api(api_state);
-    let doc = Arc::new(doc);
-    let webhook_settings = WebhookSettings::from_lookup(crate::config::lookup)?;
-    let voice_signer = match (
-        &webhook_settings.sms_auth_token,
-        &webhook_settings.public_url,
-    ) {
-        (Some(token), Some(url)) => Some(TwilioSigner {
-            auth_token: token.clone(),
-            public_url: url.clone(),
-        }),
-        _ => None,
-    };
-    let webhooks = outagecast_dispatch::webhooks::router(store.clone(), webhook_settings)?
-        .route_layer(axum::middleware::from_fn_with_state(
-            auth.clone(),
-            outagecast_server::api::webhook_bearer,
-        ));
-    let routes = api
-        .merge(webhooks)
-        .merge(outagecast_server::metrics::metrics_routes(store.clone()))
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || {
-                let doc = Arc::clone(&doc);
-                async move { axum::Json(doc.as_ref().clone()) }
-            }),
-        );
     let dispatcher = if args.no_workers {
         None
     } else {
-        crate::notify::dispatcher(
+        crate::config::dispatcher(
             &store,
             settings,
-            &crate::notify::WorkerOptions {
+            &crate::config::WorkerOptions {
                 batch: 200,
                 concurrency: 64,
                 lease: args.lease,
@@ -155,6 +106,11 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
             "no channel is configured (OUTAGECAST_SMS_* or OUTAGECAST_SMTP_URL): notices stay queued"
         );
     }
+    let mut config = config;
+    config.serve.dispatch_health = dispatcher.as_ref().map(|d| {
+        Arc::new(DispatchHealthSource(d.health())) as Arc<dyn outagecast_server::HealthSource>
+    });
+    let server = Server::new(store.clone(), engine, config)?;
     // Scripts and tests that ask for port 0 learn the real ports from these two lines.
     {
         let mut out = std::io::stdout().lock();
@@ -175,30 +131,11 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
         tracing::info!("shutting down: no new requests or claims; finishing sends in flight");
         let _ = stop_tx.send(true);
     });
-    let dispatch_health: Option<Arc<dyn outagecast_server::HealthSource>> =
-        dispatcher.as_ref().map(|d| {
-            Arc::new(DispatchHealthSource(d.health())) as Arc<dyn outagecast_server::HealthSource>
-        });
     let workers = dispatcher.map(|d| {
         let stop = stopped();
         tokio::spawn(async move { d.run(RunUntil::Shutdown, stop).await })
     });
-    let result = outagecast_server::run(
-        Listeners { http, agi },
-        store.clone(),
-        ServeSettings {
-            default_region: settings.default_region,
-            menu_url,
-            index: IndexSettings { restored_grace },
-            ivr_guard: Some(auth),
-            voice_signer,
-            dispatch_health,
-            ..ServeSettings::default()
-        },
-        routes,
-        stopped(),
-    )
-    .await;
+    let result = server.run(Listeners { http, agi }, stopped()).await;
     signal.abort();
     let worked = match workers {
         Some(w) => w.await.context("workers")?.context("workers"),
@@ -210,6 +147,7 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
 }
 
 /// The dispatcher's health as `/healthz` lists it: the store it writes to and each channel.
+#[derive(Debug)]
 struct DispatchHealthSource(Arc<outagecast_dispatch::health::DispatchHealth>);
 
 impl outagecast_server::HealthSource for DispatchHealthSource {

@@ -18,9 +18,12 @@ pub const SHOWN_ONCE: &str = "this is the only time the token is shown: store it
      (if it is lost, revoke it and create another)";
 
 pub async fn run(db: &str, actor: &str, command: &TokenCommand) -> Result<()> {
-    let store = Store::open(db)
-        .await
-        .with_context(|| format!("--db: cannot open the database {db:?}"))?;
+    let store = Store::open(db).await.with_context(|| {
+        format!(
+            "--db: cannot open the database {:?}",
+            outagecast_core::secret::redact_url(db)
+        )
+    })?;
     let result = match command {
         TokenCommand::Create { role, name, json } => create(&store, actor, role, name, *json).await,
         TokenCommand::List { json } => list(&store, *json).await,

@@ -7,24 +7,26 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use common::{Db, SAMPLE};
 use serde_json::Value;
 
 /// Runs the binary in `dir` with only the given `OUTAGECAST_*` variables (no `--db` added).
 fn run_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    command_in(dir, env, args).output().unwrap()
+}
+
+/// The command [`run_in`] runs, to start it without waiting.
+fn command_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outagecast"));
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("OUTAGECAST_") {
             cmd.env_remove(k);
         }
     }
-    cmd.current_dir(dir)
-        .envs(env.iter().copied())
-        .args(args)
-        .output()
-        .unwrap()
+    cmd.current_dir(dir).envs(env.iter().copied()).args(args);
+    cmd
 }
 
 fn stdout(out: &Output) -> String {
@@ -308,6 +310,49 @@ fn config_check_hides_secrets() {
         err.contains("smtp_url: ") && !err.contains("hunter2hunter2"),
         "{err}"
     );
+}
+
+#[test]
+fn a_database_password_is_never_printed() {
+    let db = Db::new();
+    let dir = db.dir.path();
+    let url = "postgres://user:pw@127.0.0.1:1/x";
+    let file = db.file_str("outagecast.toml", &format!("database_url = \"{url}\"\n"));
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--agi-listen",
+        "127.0.0.1:0",
+    ];
+    let with_url = [("OUTAGECAST_DATABASE_URL", url)];
+    let runs = [
+        (&[][..], vec!["--config", &file, "config", "check"]),
+        (&with_url[..], vec!["config", "check", "--json"]),
+        (&[][..], [&["--db", url][..], &serve[..]].concat()),
+    ];
+    // Started together: each waits out the driver's connect timeout before it gives up.
+    let started: Vec<_> = runs
+        .iter()
+        .map(|(env, args)| {
+            let child = command_in(dir, env, args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (args, child)
+        })
+        .collect();
+    for (args, child) in started {
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{args:?} cannot open the database");
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            all.contains("postgres://user:***@127.0.0.1:1/x"),
+            "{args:?} names the database: {all}"
+        );
+        assert!(!all.contains("pw"), "{args:?} shows the password: {all}");
+    }
 }
 
 #[test]

@@ -333,6 +333,8 @@ async fn serve(town: &Town, rate: u32) -> (Child, String) {
         .strip_prefix("http listening on ")
         .unwrap_or_else(|| panic!("{first:?}"))
         .to_string();
+    // Keep reading: a closed pipe would fail serve's next line to stdout.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, http)
 }
 

@@ -15,6 +15,7 @@ pub mod incident;
 pub mod ivr;
 pub mod message;
 pub mod notice;
+pub mod secret;
 pub mod sms;
 pub mod template;
 

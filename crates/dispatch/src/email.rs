@@ -22,6 +22,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use outagecast_core::contact::Channel;
+use outagecast_core::secret::{Secret, redact_url};
 use sha2::Sha256;
 
 use crate::DispatchError;
@@ -38,35 +39,34 @@ const MAX_TOKEN_LEN: usize = 1024;
 /// Domain separation for the unsubscribe MAC, so the key signs nothing else by accident.
 const TOKEN_CONTEXT: &[u8] = b"outagecast unsubscribe v1\0email\0";
 
-/// The email settings as given.
-#[derive(Clone)]
+/// The email settings as given. The URL may hold a password and the secret is a secret:
+/// both print as `***`.
+#[derive(Debug, Clone)]
 pub struct EmailSettings {
     /// `OUTAGECAST_SMTP_URL`.
-    pub smtp_url: String,
+    pub smtp_url: Secret<String>,
     /// `OUTAGECAST_EMAIL_FROM`.
     pub from: String,
     /// `OUTAGECAST_PUBLIC_URL`: the base of the unsubscribe link.
     pub public_url: String,
     /// `OUTAGECAST_UNSUBSCRIBE_SECRET`.
-    pub unsubscribe_secret: String,
+    pub unsubscribe_secret: Secret<String>,
     /// `OUTAGECAST_SMTP_TIMEOUT`: the whole of one message's SMTP exchange.
     pub timeout: Duration,
 }
 
-impl fmt::Debug for EmailSettings {
-    // The URL may hold a password and the secret is a secret.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmailSettings")
-            .field("smtp_url", &redact_url(&self.smtp_url))
-            .field("from", &self.from)
-            .field("public_url", &self.public_url)
-            .field("unsubscribe_secret", &"…")
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
 impl EmailSettings {
+    /// Every variable [`EmailSettings::from_lookup`] reads (none has a default). A new one
+    /// goes here and in `from_lookup`: the binary's config file and `config check` take their
+    /// keys from this list.
+    pub const KEYS: &[(&str, Option<&str>)] = &[
+        ("OUTAGECAST_SMTP_URL", None),
+        ("OUTAGECAST_EMAIL_FROM", None),
+        ("OUTAGECAST_PUBLIC_URL", None),
+        ("OUTAGECAST_UNSUBSCRIBE_SECRET", None),
+        ("OUTAGECAST_SMTP_TIMEOUT", Some("30")),
+    ];
+
     /// Reads the settings from the environment; `None` when `OUTAGECAST_SMTP_URL` is unset
     /// (email is off).
     pub fn from_env() -> Result<Option<Self>, DispatchError> {
@@ -103,7 +103,7 @@ impl EmailSettings {
         };
         Ok(Some(EmailSettings {
             timeout,
-            smtp_url,
+            smtp_url: smtp_url.into(),
             from: require(
                 "OUTAGECAST_EMAIL_FROM",
                 "give the sender, e.g. \"Helsinki Water <noreply@utility.fi>\"",
@@ -115,18 +115,9 @@ impl EmailSettings {
             unsubscribe_secret: require(
                 "OUTAGECAST_UNSUBSCRIBE_SECRET",
                 "give a random string of at least 16 characters to sign unsubscribe links",
-            )?,
+            )?
+            .into(),
         }))
-    }
-}
-
-/// The URL with any password hidden, for logs and errors.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://…@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -288,12 +279,15 @@ impl SmtpEmail {
                 ),
             })?;
         let public_url = public_base(&settings.public_url)?;
-        let key = UnsubscribeKey::new(&settings.unsubscribe_secret)?;
-        let url = lettre_url(&settings.smtp_url)?;
+        let key = UnsubscribeKey::new(settings.unsubscribe_secret.expose())?;
+        let url = lettre_url(settings.smtp_url.expose())?;
         let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url).map_err(|e| {
             DispatchError::Config {
                 field: "OUTAGECAST_SMTP_URL",
-                problem: format!("{} is not usable: {e}", redact_url(&settings.smtp_url)),
+                problem: format!(
+                    "{} is not usable: {e}",
+                    redact_url(settings.smtp_url.expose())
+                ),
             }
         })?;
         if tokio::runtime::Handle::try_current().is_err() {
@@ -433,7 +427,7 @@ fn footer(language: &str) -> (&'static str, &'static str) {
 }
 
 /// Escapes text for HTML element content and attribute values.
-pub(crate) fn escape_html(text: &str) -> String {
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         match c {

@@ -18,7 +18,6 @@ pub mod pace;
 pub mod retry;
 pub mod sms;
 pub mod transport;
-pub mod webhooks;
 pub mod worker;
 pub mod zone;
 

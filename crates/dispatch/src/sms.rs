@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use outagecast_core::contact::Channel;
+use outagecast_core::secret::Secret;
 use outagecast_core::sms::segments;
 use serde::Deserialize;
 
@@ -32,8 +33,8 @@ pub struct SmsConfig {
     pub base_url: String,
     /// Account sid (basic-auth user).
     pub account_sid: String,
-    /// Auth token (basic-auth password). Never logged.
-    pub auth_token: String,
+    /// Auth token (basic-auth password). Prints as `***`.
+    pub auth_token: Secret<String>,
     /// Sender.
     pub sender: Sender,
     /// Where delivery receipts go (`…/webhooks/sms/status`), if anywhere.
@@ -49,6 +50,20 @@ pub struct SmsConfig {
 }
 
 impl SmsConfig {
+    /// Every variable [`SmsConfig::from_lookup`] reads, with the default `config check` shows.
+    /// A new one goes here and in `from_lookup`, nowhere else: the binary's config file and
+    /// `config check` take their keys from this list.
+    pub const KEYS: &[(&str, Option<&str>)] = &[
+        ("OUTAGECAST_SMS_ACCOUNT_SID", None),
+        ("OUTAGECAST_SMS_AUTH_TOKEN", None),
+        ("OUTAGECAST_SMS_BASE_URL", Some("https://api.twilio.com")),
+        ("OUTAGECAST_SMS_FROM", None),
+        ("OUTAGECAST_SMS_LOOKUP", Some("on")),
+        ("OUTAGECAST_SMS_RATE", Some("10")),
+        ("OUTAGECAST_SMS_STATUS_CALLBACK", None),
+        ("OUTAGECAST_SMS_TIMEOUT", Some("10")),
+    ];
+
     /// Reads `OUTAGECAST_SMS_*` through `get` (the environment, or a config file layered on it).
     /// `Ok(None)` when no account sid is set: SMS is not configured.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
@@ -64,7 +79,7 @@ impl SmsConfig {
                         .into(),
                 })
         };
-        let auth_token = need("OUTAGECAST_SMS_AUTH_TOKEN")?;
+        let auth_token = Secret::new(need("OUTAGECAST_SMS_AUTH_TOKEN")?);
         let from = need("OUTAGECAST_SMS_FROM")?;
         let sender = if from.starts_with("MG") && from.len() == 34 {
             Sender::MessagingService(from)
@@ -84,8 +99,13 @@ impl SmsConfig {
                 )?,
             };
         let lookup = match get("OUTAGECAST_SMS_LOOKUP").as_deref().map(str::trim) {
-            None | Some("") | Some("on") => true,
-            Some("off") => false,
+            None | Some("") => true,
+            Some(v) if ["on", "true", "yes", "1"].contains(&v.to_ascii_lowercase().as_str()) => {
+                true
+            }
+            Some(v) if ["off", "false", "no", "0"].contains(&v.to_ascii_lowercase().as_str()) => {
+                false
+            }
             Some(other) => {
                 return Err(DispatchError::Config {
                     field: "OUTAGECAST_SMS_LOOKUP",
@@ -194,8 +214,11 @@ impl TwilioSms {
         })?;
         let mut authorization = reqwest::header::HeaderValue::from_str(&format!(
             "Basic {}",
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", config.account_sid, config.auth_token))
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                config.account_sid,
+                config.auth_token.expose()
+            ))
         ))
         .map_err(|_| DispatchError::Config {
             field: "OUTAGECAST_SMS_AUTH_TOKEN",

@@ -91,7 +91,7 @@ fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Received>) {
 
 fn settings(url: String) -> EmailSettings {
     EmailSettings {
-        smtp_url: url,
+        smtp_url: url.into(),
         from: "Helsinki Water <noreply@vesi.example.fi>".into(),
         public_url: "https://notify.example.fi".into(),
         unsubscribe_secret: SECRET.into(),

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use outagecast_ivr::twiml::voice_response;
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::api::Auth;
+use crate::auth::{Auth, BearerAuthorized};
 use crate::{IvrState, Readiness};
 
 /// Twilio's webhook form is a few hundred bytes; nothing legitimate comes near this.
@@ -36,7 +36,7 @@ pub fn ivr_routes(state: IvrState, guard: Option<Auth>) -> Router {
     if let Some(auth) = guard {
         lookup_route = lookup_route.route_layer(axum::middleware::from_fn_with_state(
             auth,
-            crate::api::ivr_guard,
+            crate::auth::ivr_guard,
         ));
     }
     lookup_route
@@ -65,7 +65,7 @@ pub fn health_routes(ready: Readiness, dispatch: Option<Arc<dyn HealthSource>>) 
 
 /// What the dispatcher tells the health routes (the binary adapts the dispatcher's own
 /// health to this, so the server needs no dispatcher).
-pub trait HealthSource: Send + Sync + 'static {
+pub trait HealthSource: Send + Sync + std::fmt::Debug + 'static {
     /// Each part's state now.
     fn components(&self) -> Vec<Component>;
 }
@@ -287,13 +287,17 @@ pub(crate) async fn lookup(
 pub(crate) async fn twilio_voice(
     State(state): State<IvrState>,
     uri: Uri,
+    bearer: Option<Extension<BearerAuthorized>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(signer) = &state.voice_signer {
+    if state.twilio.signer().is_some() {
         let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-        if !signer.verify(&uri, &headers, &params) {
-            return (StatusCode::FORBIDDEN, "bad X-Twilio-Signature\n").into_response();
+        if let Err(refused) = state
+            .twilio
+            .check(bearer.map(|b| b.0), &uri, &headers, &params)
+        {
+            return refused.into_response();
         }
     }
     // Read by hand rather than with axum's `Form`: a missing or odd content type must still

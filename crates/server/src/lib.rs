@@ -9,26 +9,34 @@
 //! - [`serve_agi`]: FastAGI sessions over TCP.
 //! - [`IvrFollower`]: loads the caller index from the store and keeps it current by polling
 //!   the store's change log, whichever process made the change.
-//! - [`run`]: all of the above together, as `outagecast serve` runs them.
+//! - [`auth`]: who may call, in one place: bearer tokens and Twilio's signature.
+//! - [`webhooks`]: what providers and customers send back (receipts, STOP/START/HELP,
+//!   unsubscribe).
+//! - [`Server`]: every route built from a typed [`ServerConfig`], as `outagecast serve` runs
+//!   it; [`run`]: the IVR front ends and `/healthz` beside given routes, on bound listeners.
 
 mod agi;
 pub mod api;
+mod app;
+pub mod auth;
 mod follow;
 mod http;
 pub mod metrics;
 mod run;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
 use outagecast_core::contact::Region;
-use outagecast_dispatch::webhooks::TwilioSigner;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_ivr::{Announcements, CallerIndex};
 
 pub use agi::{AgiSettings, serve_agi};
-pub use api::{ApiSettings, ApiState, Auth};
+pub use api::{ApiSettings, ApiState};
+pub use app::{Server, ServerConfig};
+pub use auth::{Auth, TwilioGuard, TwilioSigner};
 pub use follow::{IvrFollower, lookup_once};
 pub use http::{Component, ComponentState, HealthSource, health_routes, ivr_routes};
 pub use run::{Listeners, ServeSettings, run};
@@ -45,6 +53,17 @@ pub enum ServerError {
     /// A background task failed.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A setting is missing or malformed.
+    #[error("{field}: {problem}")]
+    Config {
+        /// The setting (environment variable or flag).
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// A setting shared with the dispatcher is malformed (the unsubscribe secret).
+    #[error(transparent)]
+    Dispatch(#[from] outagecast_dispatch::DispatchError),
 }
 
 /// Result alias for the server.
@@ -95,7 +114,7 @@ pub struct IvrState {
     default_region: Option<Region>,
     menu_url: Option<Arc<MenuUrl>>,
     ready: Readiness,
-    voice_signer: Option<Arc<TwilioSigner>>,
+    twilio: TwilioGuard,
     meters: LookupMeters,
 }
 
@@ -138,7 +157,7 @@ impl IvrState {
             default_region,
             menu_url: menu_url.map(Arc::new),
             ready,
-            voice_signer: None,
+            twilio: TwilioGuard::default(),
             meters: LookupMeters::register(),
         }
     }
@@ -146,7 +165,7 @@ impl IvrState {
     /// The same state, checking Twilio's signature on the voice webhook.
     #[must_use]
     pub fn with_voice_signer(mut self, signer: Option<TwilioSigner>) -> Self {
-        self.voice_signer = signer.map(Arc::new);
+        self.twilio = TwilioGuard::new(signer);
         self
     }
 

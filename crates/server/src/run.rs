@@ -7,14 +7,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::serve::ListenerExt;
 use outagecast_core::contact::Region;
-use outagecast_dispatch::webhooks::TwilioSigner;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_ivr::{CallerIndex, IndexSettings};
 use outagecast_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api::Auth;
+use crate::auth::{Auth, TwilioSigner};
 use crate::{
     AgiSettings, IvrFollower, IvrState, Readiness, Result, health_routes, ivr_routes, serve_agi,
 };
@@ -29,7 +28,7 @@ pub struct Listeners {
 }
 
 /// How the servers behave.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ServeSettings {
     /// Region for national caller numbers.
     pub default_region: Option<Region>,

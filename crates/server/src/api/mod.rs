@@ -6,7 +6,6 @@
 //! log as `token:<name>`. Errors are [`error::ErrorBody`] JSON.
 
 mod audit;
-pub mod auth;
 mod customers;
 pub mod error;
 mod incidents;
@@ -28,7 +27,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{Auth, Caller, ivr_guard, webhook_bearer};
+pub use crate::auth::{Auth, Caller};
 pub use error::{ApiError, ErrorBody};
 
 /// JSON request bodies are small; a customer upload is a file.
@@ -58,7 +57,7 @@ impl Default for ApiSettings {
 #[derive(Clone)]
 pub struct ApiState {
     engine: Arc<Engine>,
-    auth: Auth,
+    pub(crate) auth: Auth,
     settings: Arc<ApiSettings>,
 }
 

@@ -17,8 +17,9 @@ use chrono::Utc;
 use outagecast_core::auth::{Action, Role, TokenSecret};
 use outagecast_store::Store;
 
-use super::ApiState;
-use super::error::ApiError;
+use super::BearerAuthorized;
+use crate::api::ApiState;
+use crate::api::error::ApiError;
 
 /// How long a verified token (or "no tokens exist") is trusted without asking the store.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -188,9 +189,7 @@ pub async fn webhook_bearer(
     match auth.caller(request.headers()).await {
         Ok(caller) => match caller.require(Action::Webhook) {
             Ok(_) => {
-                request
-                    .extensions_mut()
-                    .insert(outagecast_dispatch::webhooks::BearerAuthorized);
+                request.extensions_mut().insert(BearerAuthorized);
                 next.run(request).await
             }
             Err(e) => e.into_response(),

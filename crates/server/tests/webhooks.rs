@@ -15,7 +15,8 @@ use outagecast_core::incident::{
 use outagecast_core::message::Locale;
 use outagecast_core::notice::{NoticeStatus, plan_recipients};
 use outagecast_dispatch::email::UnsubscribeKey;
-use outagecast_dispatch::webhooks::{WebhookSettings, router, twilio_signature};
+use outagecast_server::auth::twilio_signature;
+use outagecast_server::webhooks::{WebhookSettings, router};
 use outagecast_store::{Declaration, Outcome, ReportRow, Store};
 
 const TOKEN: &str = "twilio-auth-token";

@@ -112,10 +112,15 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
     });
     let server = Server::new(store.clone(), engine, config)?;
     // Scripts and tests that ask for port 0 learn the real ports from these two lines.
+    // One write, so a reader that stops after what it needs never sees half of it.
     {
+        let lines = format!(
+            "http listening on {}\nfastagi listening on {}\n",
+            http.local_addr()?,
+            agi.local_addr()?
+        );
         let mut out = std::io::stdout().lock();
-        writeln!(out, "http listening on {}", http.local_addr()?)?;
-        writeln!(out, "fastagi listening on {}", agi.local_addr()?)?;
+        out.write_all(lines.as_bytes())?;
         out.flush()?;
     }
     // One signal stops both the server and the workers.

@@ -307,3 +307,182 @@ async fn first_armed_phone(cluster: &Cluster, id: &str) -> String {
         .unwrap_or_else(|| panic!("no SMS recipient in {report}"))
         .to_string()
 }
+
+/// A cluster of this test's own (so that restarting it disturbs no other test), stopped when
+/// dropped.
+struct PrivateCluster {
+    state: tempfile::TempDir,
+    url: String,
+}
+
+impl PrivateCluster {
+    /// `None` when the tests have no PostgreSQL (a failure when `OUTAGECAST_REQUIRE_PG=1`).
+    fn start(test: &str) -> Option<Self> {
+        if std::env::var("OUTAGECAST_TEST_PG_URL").map_or(true, |u| u.is_empty()) {
+            assert!(
+                std::env::var("OUTAGECAST_REQUIRE_PG").as_deref() != Ok("1"),
+                "{test}: OUTAGECAST_REQUIRE_PG=1 but OUTAGECAST_TEST_PG_URL is not set"
+            );
+            return None;
+        }
+        let state = tempfile::tempdir().unwrap();
+        let out = Self::script(&state, &["start"]);
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        Some(PrivateCluster { state, url })
+    }
+
+    fn script(state: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
+        let out = std::process::Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/pg-test-cluster"
+        ))
+        .args(args)
+        .env("OUTAGECAST_PG_STATE", state.path().join("state"))
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "pg-test-cluster {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/pg-test-cluster"
+        ))
+        .arg("stop")
+        .env("OUTAGECAST_PG_STATE", self.state.path().join("state"))
+        .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_restart_mid_send_pauses_dispatch_and_it_resumes_by_itself() {
+    const N: usize = 1500;
+    const RATE: u32 = 400;
+    let Some(pg) = PrivateCluster::start("restart") else {
+        return;
+    };
+    let cluster = Cluster::start(pg.url.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("town.csv");
+    synthetic_csv(&csv, N);
+    cluster
+        .json(&["import", "customers", csv.to_str().unwrap(), "--json"])
+        .await;
+    let declared = cluster
+        .json(&[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst main",
+            "--circle",
+            "24.9414,60.1710,50",
+            "--confirm",
+            &N.to_string(),
+            "--json",
+        ])
+        .await;
+    let id = declared["id"].as_i64().unwrap().to_string();
+    let mut child = cluster
+        .standin
+        .command("+358480000000", RATE)
+        .env("OUTAGECAST_SMS_TIMEOUT", "2")
+        .env("OUTAGECAST_PUBLIC_URL", "https://notify.example.fi")
+        .args([
+            "--db",
+            &pg.url,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--agi-listen",
+            "127.0.0.1:0",
+            "--lease",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let http = first
+        .strip_prefix("http listening on ")
+        .unwrap()
+        .to_string();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let gateway = cluster.gateway.clone();
+    eventually(Duration::from_secs(30), "sending started", || async {
+        gateway.accepted() >= 300
+    })
+    .await;
+
+    // The database restarts (a failover, a minor upgrade): 3 s down, every session cut off.
+    let dispatch = format!("http://{http}/healthz/dispatch");
+    let watcher = tokio::spawn(async move {
+        let mut saw_503 = false;
+        let until = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < until && !saw_503 {
+            saw_503 = reqwest::get(&dispatch)
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 503);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        saw_503
+    });
+    let state = pg.state.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/pg-test-cluster"
+        ))
+        .args(["restart", "3"])
+        .env("OUTAGECAST_PG_STATE", state.join("state"))
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+    .await
+    .unwrap();
+    let back = Instant::now();
+    let at_restart = cluster.gateway.accepted();
+    eventually(
+        Duration::from_secs(10),
+        "sending resumes after the restart",
+        || async { gateway.accepted() > at_restart },
+    )
+    .await;
+    eprintln!(
+        "resumed {:?} after PostgreSQL was back ({at_restart} sent before)",
+        back.elapsed()
+    );
+    eventually(Duration::from_secs(60), "every notice sent", || async {
+        gateway.accepted() >= N
+    })
+    .await;
+    assert!(
+        watcher.await.unwrap(),
+        "/healthz/dispatch said 503 while the database was down"
+    );
+    let pid = child.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+    assert_eq!(cluster.gateway.duplicates(), 0, "nothing twice");
+    let report = cluster.json(&["incident", "report", &id, "--json"]).await;
+    assert_eq!(count(&report, "sms", "sent"), N as u64);
+}

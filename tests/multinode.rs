@@ -486,3 +486,77 @@ async fn a_postgresql_restart_mid_send_pauses_dispatch_and_it_resumes_by_itself(
     let report = cluster.json(&["incident", "report", &id, "--json"]).await;
     assert_eq!(count(&report, "sms", "sent"), N as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_and_a_gateway_that_cannot_be_asked_tell_everyone_when_one_is_killed() {
+    const N: usize = 5124;
+    let Some(db) = fresh_database("nolookup").await else {
+        return;
+    };
+    let cluster = Cluster::start(db).await;
+    cluster.gateway.set_lookup(false);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("town.csv");
+    synthetic_csv(&csv, N);
+    cluster
+        .json(&["import", "customers", csv.to_str().unwrap(), "--json"])
+        .await;
+    let declared = cluster
+        .json(&[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst main",
+            "--circle",
+            "24.9414,60.1710,50",
+            "--confirm",
+            &N.to_string(),
+            "--json",
+        ])
+        .await;
+    let id = declared["id"].as_i64().unwrap().to_string();
+    let mut a = cluster.node("+358480000001", true).await;
+    let b = cluster.node("+358480000002", true).await;
+    let gateway = cluster.gateway.clone();
+    eventually(Duration::from_secs(120), "a third sent", || async {
+        gateway.accepted() >= N / 3
+    })
+    .await;
+    a.child.start_kill().unwrap();
+    a.child.wait().await.unwrap();
+    let killed = Instant::now();
+    let told = || {
+        let mut phones = std::collections::HashSet::new();
+        for m in gateway.messages() {
+            phones.insert(m.to);
+        }
+        phones.len()
+    };
+    eventually(Duration::from_secs(120), "every phone told", || async {
+        told() >= N
+    })
+    .await;
+    eprintln!(
+        "every phone told {:?} after node A's SIGKILL",
+        killed.elapsed()
+    );
+    let report = loop {
+        let report = cluster.json(&["incident", "report", &id, "--json"]).await;
+        if count(&report, "sms", "sent") == N as u64 {
+            break report;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(120),
+            "every notice recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let twice = gateway.duplicates();
+    let possible = report["possible_duplicates"].as_u64().unwrap() as usize;
+    eprintln!("{twice} sent twice, {possible} counted as possible duplicates");
+    assert!(twice <= N / 100, "at most 1% twice ({twice})");
+    assert!(twice <= possible, "every duplicate is counted");
+    drop(b);
+}

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use tokio::process::{Child, Command};
 
 mod common;
 
-use common::{StandIn, count, eventually};
+use common::{StandIn, count, declare_town, eventually, spawn_serve, town_csv};
 
 /// One town: a database, the gateway stand-in, and the real binary.
 struct Town {
@@ -45,21 +45,9 @@ impl Town {
         town_csv(&csv, phones, emails);
         town.ok(&["import", "customers", csv.to_str().unwrap(), "--json"])
             .await;
-        let n = (phones + emails).to_string();
+        let declare = declare_town(phones + emails);
         let declared = town
-            .ok(&[
-                "incident",
-                "declare",
-                "--kind",
-                "water",
-                "--cause",
-                "burst main",
-                "--circle",
-                "24.9414,60.1710,50",
-                "--confirm",
-                &n,
-                "--json",
-            ])
+            .ok(&declare.iter().map(String::as_str).collect::<Vec<_>>())
             .await;
         assert_eq!(declared["notices"]["sms"], phones);
         (town, declared["id"].as_i64().unwrap().to_string())
@@ -121,25 +109,6 @@ impl Town {
         }
         out
     }
-}
-
-/// `phones` customers with distinct mobiles and `emails` email-only customers, all at one
-/// point in central Helsinki (every tenth is a priority customer).
-fn town_csv(path: &Path, phones: usize, emails: usize) {
-    let mut out = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
-    for i in 0..phones {
-        out.push_str(&format!(
-            "P-{i:06},24.9414,60.1710,Kaivokatu 1,+35848{:07},,fi,{}\n",
-            1_000_000 + i,
-            i % 10 == 0
-        ));
-    }
-    for i in 0..emails {
-        out.push_str(&format!(
-            "E-{i:06},24.9414,60.1710,Kaivokatu 1,,resident{i}@example.fi,fi,false\n"
-        ));
-    }
-    std::fs::write(path, out).unwrap();
 }
 
 /// SIGTERM; the exit status and how long it took.
@@ -321,21 +290,9 @@ async fn serve(town: &Town, rate: u32) -> (Child, String) {
         rate,
     );
     // Twilio signs the URL it calls: serve checks webhooks against this address.
-    let mut child = cmd
-        .env("OUTAGECAST_PUBLIC_URL", "https://notify.example.fi")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next_line().await.unwrap().unwrap();
-    let http = first
-        .strip_prefix("http listening on ")
-        .unwrap_or_else(|| panic!("{first:?}"))
-        .to_string();
-    // Keep reading: a closed pipe would fail serve's next line to stdout.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, http)
+    cmd.env("OUTAGECAST_PUBLIC_URL", "https://notify.example.fi")
+        .stderr(Stdio::piped());
+    spawn_serve(cmd).await
 }
 
 async fn status_of(client: &reqwest::Client, url: &str) -> (u16, Value) {

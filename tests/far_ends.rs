@@ -18,7 +18,7 @@ use tokio::process::{Child, Command};
 
 mod common;
 
-use common::{count, eventually};
+use common::{count, declare_town, eventually, town_csv};
 
 /// Where `scripts/test` installed the npm far ends, or `None` to skip.
 fn far_ends(test: &str) -> Option<PathBuf> {
@@ -81,45 +81,21 @@ async fn ok(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// `phones` mobiles and `emails` email-only customers at one spot, declared; the incident id.
+/// A town of `phones` mobiles and `emails` email-only customers, declared; the incident id.
 async fn declared(dir: &Path, env: &[(&str, String)], phones: usize, emails: usize) -> String {
-    let mut csv = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
-    for i in 0..phones {
-        csv.push_str(&format!(
-            "P-{i:05},24.9414,60.1710,Kaivokatu 1,+35848{:07},,fi,false\n",
-            1_000_000 + i
-        ));
-    }
-    for i in 0..emails {
-        csv.push_str(&format!(
-            "E-{i:05},24.9414,60.1710,Kaivokatu 1,,resident{i}@example.fi,fi,false\n"
-        ));
-    }
     let path = dir.join("town.csv");
-    std::fs::write(&path, csv).unwrap();
+    town_csv(&path, phones, emails);
     ok(
         dir,
         env,
         &["import", "customers", path.to_str().unwrap(), "--json"],
     )
     .await;
-    let n = (phones + emails).to_string();
+    let declare = declare_town(phones + emails);
     let declared = ok(
         dir,
         env,
-        &[
-            "incident",
-            "declare",
-            "--kind",
-            "water",
-            "--cause",
-            "burst main",
-            "--circle",
-            "24.9414,60.1710,50",
-            "--confirm",
-            &n,
-            "--json",
-        ],
+        &declare.iter().map(String::as_str).collect::<Vec<_>>(),
     )
     .await;
     declared["id"].as_i64().unwrap().to_string()

@@ -23,7 +23,7 @@ use tokio::process::{Child, Command};
 
 mod common;
 
-use common::{SAMPLE, StandIn, count, eventually};
+use common::{SAMPLE, StandIn, count, declare_town, eventually, spawn_serve, town_csv};
 
 /// A database of its own on the test cluster, or `None` when there is no cluster (a failure
 /// when `OUTAGECAST_REQUIRE_PG=1`).
@@ -308,6 +308,19 @@ async fn first_armed_phone(cluster: &Cluster, id: &str) -> String {
         .to_string()
 }
 
+/// Imports a town of `n` phones ([`town_csv`]) and declares a burst over it.
+async fn declared_town(cluster: &Cluster, dir: &std::path::Path, n: usize) -> Value {
+    let csv = dir.join("town.csv");
+    town_csv(&csv, n, 0);
+    cluster
+        .json(&["import", "customers", csv.to_str().unwrap(), "--json"])
+        .await;
+    let declare = declare_town(n);
+    cluster
+        .json(&declare.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+}
+
 /// A cluster of this test's own (so that restarting it disturbs no other test), stopped when
 /// dropped.
 struct PrivateCluster {
@@ -370,31 +383,10 @@ async fn a_postgresql_restart_mid_send_pauses_dispatch_and_it_resumes_by_itself(
     };
     let cluster = Cluster::start(pg.url.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("town.csv");
-    synthetic_csv(&csv, N);
-    cluster
-        .json(&["import", "customers", csv.to_str().unwrap(), "--json"])
-        .await;
-    let declared = cluster
-        .json(&[
-            "incident",
-            "declare",
-            "--kind",
-            "water",
-            "--cause",
-            "burst main",
-            "--circle",
-            "24.9414,60.1710,50",
-            "--confirm",
-            &N.to_string(),
-            "--json",
-        ])
-        .await;
+    let declared = declared_town(&cluster, dir.path(), N).await;
     let id = declared["id"].as_i64().unwrap().to_string();
-    let mut child = cluster
-        .standin
-        .command("+358480000000", RATE)
-        .env("OUTAGECAST_SMS_TIMEOUT", "2")
+    let mut cmd = cluster.standin.command("+358480000000", RATE);
+    cmd.env("OUTAGECAST_SMS_TIMEOUT", "2")
         .env("OUTAGECAST_PUBLIC_URL", "https://notify.example.fi")
         .args([
             "--db",
@@ -407,17 +399,8 @@ async fn a_postgresql_restart_mid_send_pauses_dispatch_and_it_resumes_by_itself(
             "--lease",
             "2",
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next_line().await.unwrap().unwrap();
-    let http = first
-        .strip_prefix("http listening on ")
-        .unwrap()
-        .to_string();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .stderr(Stdio::null());
+    let (mut child, http) = spawn_serve(cmd).await;
     let gateway = cluster.gateway.clone();
     eventually(Duration::from_secs(30), "sending started", || async {
         gateway.accepted() >= 300
@@ -496,26 +479,7 @@ async fn two_nodes_and_a_gateway_that_cannot_be_asked_tell_everyone_when_one_is_
     let cluster = Cluster::start(db).await;
     cluster.gateway.set_lookup(false);
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("town.csv");
-    synthetic_csv(&csv, N);
-    cluster
-        .json(&["import", "customers", csv.to_str().unwrap(), "--json"])
-        .await;
-    let declared = cluster
-        .json(&[
-            "incident",
-            "declare",
-            "--kind",
-            "water",
-            "--cause",
-            "burst main",
-            "--circle",
-            "24.9414,60.1710,50",
-            "--confirm",
-            &N.to_string(),
-            "--json",
-        ])
-        .await;
+    let declared = declared_town(&cluster, dir.path(), N).await;
     let id = declared["id"].as_i64().unwrap().to_string();
     let mut a = cluster.node("+358480000001", true).await;
     let b = cluster.node("+358480000002", true).await;

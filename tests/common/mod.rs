@@ -158,3 +158,58 @@ pub fn count(report: &Value, channel: &str, status: &str) -> u64 {
         .map(|c| c["count"].as_u64().unwrap())
         .sum()
 }
+
+/// A town of `phones` customers with a mobile each and `emails` with only an email, all at
+/// one point in central Helsinki (every tenth a priority customer), as a customer CSV.
+pub fn town_csv(path: &std::path::Path, phones: usize, emails: usize) {
+    let mut out = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
+    for i in 0..phones {
+        out.push_str(&format!(
+            "P-{i:06},24.9414,60.1710,Kaivokatu 1,+35848{:07},,fi,{}\n",
+            1_000_000 + i,
+            i % 10 == 0
+        ));
+    }
+    for i in 0..emails {
+        out.push_str(&format!(
+            "E-{i:06},24.9414,60.1710,Kaivokatu 1,,resident{i}@example.fi,fi,false\n"
+        ));
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// `incident declare` of a burst main over the whole town of [`town_csv`] (`n` customers,
+/// confirmed), with `--json`.
+pub fn declare_town(n: usize) -> Vec<String> {
+    [
+        "incident",
+        "declare",
+        "--kind",
+        "water",
+        "--cause",
+        "burst main",
+        "--circle",
+        "24.9414,60.1710,50",
+        "--confirm",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([n.to_string(), "--json".to_string()])
+    .collect()
+}
+
+/// Starts `serve` (already given `--listen 127.0.0.1:0` and its other flags) with stdout
+/// piped; returns the child and its HTTP address. Stdout keeps being read, so serve never
+/// meets a closed pipe.
+pub async fn spawn_serve(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let http = first
+        .strip_prefix("http listening on ")
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .to_string();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, http)
+}

@@ -14,117 +14,11 @@ use outagecast_core::area::LonLat;
 use outagecast_core::contact::{Channel, Language};
 use outagecast_core::incident::{EventKind, Severity};
 use outagecast_core::notice::NoticeStatus;
-use serde::Serialize;
 
-use crate::{Result, SqliteStore, StoreError, parse_opt_ts, stored, ts};
-
-/// A notice handed to one worker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClaimedNotice {
-    /// Notice id.
-    pub id: i64,
-    /// Incident id.
-    pub incident_id: i64,
-    /// The event this notice is for.
-    pub event: EventKind,
-    /// The incident's severity (severe and extreme bypass quiet hours).
-    pub severity: Severity,
-    /// SMS or email.
-    pub channel: Channel,
-    /// E.164 number or email address.
-    pub address: String,
-    /// Language of the text.
-    pub language: Language,
-    /// A priority customer's contact.
-    pub priority: bool,
-    /// Email subject.
-    pub subject: String,
-    /// The text.
-    pub body: String,
-    /// Attempts including this one.
-    pub attempts: u32,
-    /// An earlier attempt's outcome was never recorded: it may have reached the provider.
-    pub in_doubt: bool,
-    /// When it was planned.
-    pub created_at: DateTime<Utc>,
-    /// The service point of the (first) account behind it, for its local time; `None` when
-    /// no account is linked (an email fallback, a deleted customer).
-    pub location: Option<LonLat>,
-}
-
-/// The outcome of one claimed notice.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// The provider accepted it.
-    Sent {
-        /// The provider's message id.
-        provider_id: String,
-        /// SMS segments (1 for email).
-        segments: u32,
-    },
-    /// Try again at `not_before`.
-    Retry {
-        /// When.
-        not_before: DateTime<Utc>,
-        /// What went wrong.
-        reason: String,
-        /// The provider may have acted on the attempt (a timeout): ask before resending.
-        in_doubt: bool,
-    },
-    /// Give up. A failed SMS falls back to the email addresses of its accounts.
-    Failed {
-        /// The provider's reason.
-        reason: String,
-    },
-    /// Held back without an attempt (quiet hours) until `not_before`.
-    Held {
-        /// When.
-        not_before: DateTime<Utc>,
-    },
-    /// Given back unattempted (its lease ran short before it could be sent): due again at
-    /// once, as if this claim had not happened.
-    Released,
-}
-
-/// Outbox totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct OutboxCounts {
-    /// Pending and due now.
-    pub due: u64,
-    /// Pending but waiting: a retry's backoff or quiet hours.
-    pub waiting: u64,
-    /// Leased to a worker right now.
-    pub leased: u64,
-    /// Sent or delivered.
-    pub sent: u64,
-    /// Failed.
-    pub failed: u64,
-}
-
-/// One recipient's outcome, for reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReportRow {
-    /// Notice id.
-    pub notice_id: i64,
-    /// Event kind.
-    pub event: EventKind,
-    /// Channel.
-    pub channel: Channel,
-    /// Number or email address.
-    pub address: String,
-    /// Accounts that led to it, comma separated.
-    pub accounts: String,
-    /// Status.
-    pub status: NoticeStatus,
-    /// Attempts so far.
-    pub attempts: u32,
-    /// The provider's message id.
-    pub provider_id: Option<String>,
-    /// The last error or the provider's failure reason.
-    pub last_error: Option<String>,
-    /// When the provider accepted it.
-    pub sent_at: Option<DateTime<Utc>>,
-}
+use crate::model::outbox::{ClaimedNotice, OutboxCounts, Outcome, ReportRow};
+use crate::model::{stored, ts};
+use crate::sqlite::parse_opt_ts;
+use crate::{Result, SqliteStore, StoreError};
 
 type ClaimRow = (
     i64,
@@ -462,7 +356,7 @@ async fn claim_in(
                     body,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     in_doubt: in_doubt >= 2,
-                    created_at: crate::parse_ts(&created_at)?,
+                    created_at: crate::model::parse_ts(&created_at)?,
                     location: lon
                         .zip(lat)
                         .and_then(|(lon, lat)| LonLat::parse(lon, lat).ok()),
@@ -503,7 +397,7 @@ async fn complete_in(
         let n = write_outcomes(tx, owner, &now_s, &[outcome], COMPLETE_CHUNKS[0]).await?;
         recorded += n;
         if n == 1 {
-            fall_back_to_email(tx, outcome.0, &now_s).await?;
+            crate::ops::outbox::fall_back_to_email::<SqliteStore>(tx, outcome.0, now).await?;
         }
     }
     Ok(recorded)
@@ -599,31 +493,4 @@ async fn write_outcomes(
 fn channel_list(channels: &[Channel]) -> Result<String> {
     serde_json::to_string(&channels.iter().map(|c| c.as_str()).collect::<Vec<_>>())
         .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// A permanently failed SMS (a failed send here, or a failed delivery receipt in `receipts.rs`):
-/// tell the same accounts by email instead, where they have one, have not opted out, and are
-/// not already being emailed for this event. The early-receipt trigger in `0005_receipts.sql`
-/// repeats this rule in SQL, since a trigger cannot call Rust.
-pub(crate) async fn fall_back_to_email(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    notice_id: i64,
-    now: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO notices (incident_id, event_id, channel, address, language, priority, subject, body, created_at, updated_at)
-         SELECT DISTINCT n.incident_id, n.event_id, 'email', c.value, n.language, n.priority, n.subject, n.body, ?, ?
-         FROM notices n
-         JOIN notice_customers nc ON nc.notice_id = n.id
-         JOIN contacts c ON c.customer_id = nc.customer_id AND c.medium = 'email'
-         WHERE n.id = ? AND n.channel = 'sms'
-           AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = 'email' AND o.address = c.value)
-         ON CONFLICT (incident_id, event_id, channel, address) DO NOTHING",
-    )
-    .bind(now)
-    .bind(now)
-    .bind(notice_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

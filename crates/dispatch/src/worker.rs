@@ -21,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use outagecast_core::contact::Channel;
+use outagecast_store::ports::Outbox;
 use outagecast_store::{ClaimedNotice, Outcome, Store};
 use rand::RngExt;
 use tokio::task::JoinSet;
@@ -179,13 +180,13 @@ impl Transport for Unconfigured {
 }
 
 /// The dispatcher for one process: an SMS and an email transport, either optional.
-pub struct Dispatcher<S, E> {
-    core: Arc<Core<S, E>>,
+pub struct Dispatcher<S, E, O = Store> {
+    core: Arc<Core<S, E, O>>,
 }
 
 /// The dispatcher's parts, shared with the task that runs the loop.
-struct Core<S, E> {
-    store: Store,
+struct Core<S, E, O = Store> {
+    store: O,
     sms: Option<Arc<S>>,
     email: Option<Arc<E>>,
     sms_limiter: Option<Arc<Pacer>>,
@@ -207,14 +208,9 @@ struct Round {
 
 type RoundFuture<'a> = Pin<Box<dyn Future<Output = Result<Round>> + Send + 'a>>;
 
-impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
+impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E, O> {
     /// A dispatcher; `sms_rate` is the SMS account's segments per second.
-    pub fn new(
-        store: Store,
-        sms: Option<(S, u32)>,
-        email: Option<E>,
-        config: WorkerConfig,
-    ) -> Self {
+    pub fn new(store: O, sms: Option<(S, u32)>, email: Option<E>, config: WorkerConfig) -> Self {
         Dispatcher {
             core: Arc::new(Core::new(store, sms, email, config)),
         }
@@ -271,13 +267,8 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
     }
 }
 
-impl<S: Transport + 'static, E: Transport + 'static> Core<S, E> {
-    pub fn new(
-        store: Store,
-        sms: Option<(S, u32)>,
-        email: Option<E>,
-        config: WorkerConfig,
-    ) -> Self {
+impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Core<S, E, O> {
+    pub fn new(store: O, sms: Option<(S, u32)>, email: Option<E>, config: WorkerConfig) -> Self {
         let sms_limiter = sms.as_ref().and_then(|(_, rate)| {
             let rate = NonZeroU32::new(*rate)?;
             // A small burst keeps the measured rate close to the configured one over short

@@ -19,6 +19,7 @@ mod fixtures;
 mod model;
 mod ops;
 pub mod pg;
+pub mod ports;
 mod sqlite;
 mod store;
 

@@ -337,7 +337,7 @@ pub(crate) async fn prune_ivr_changes<B: Backend>(b: &B, before: DateTime<Utc>) 
     };
     let mut gone = None;
     for statement in B::IVR_PRUNE {
-        let n = B::execute(&mut tx, Sql::new(*statement).arg(upto)).await?;
+        let n = B::execute(&mut tx, Sql::new(statement).arg(upto)).await?;
         gone.get_or_insert(n);
     }
     B::execute(

@@ -41,8 +41,6 @@ fn area_json(draft: &IncidentDraft) -> Result<serde_json::Value> {
     serde_json::to_value(draft.area()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// The tables a large declaration fills.
-
 impl PgStore {
     /// Writes a declared incident, its event, the affected set, every planned notice and the
     /// IVR flags in one transaction: a failure anywhere leaves nothing behind.

@@ -305,6 +305,18 @@ fn check_schema_name(schema: &str) -> Result<()> {
     }
 }
 
+/// Writes an audit entry inside `tx` (for the scripts not yet written over [`Backend`]).
+pub(crate) async fn audit(
+    tx: &mut Transaction<'static, Postgres>,
+    actor: &str,
+    action: &str,
+    subject: Option<&str>,
+    details: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    crate::ops::audit::write::<PgStore>(tx, actor, action, subject, details, now).await
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod test_support {
@@ -347,16 +359,4 @@ pub(crate) mod test_support {
             assert!(check_schema_name(bad).is_err(), "{bad:?}");
         }
     }
-}
-
-/// Writes an audit entry inside `tx` (for the scripts not yet written over [`Backend`]).
-pub(crate) async fn audit(
-    tx: &mut Transaction<'static, Postgres>,
-    actor: &str,
-    action: &str,
-    subject: Option<&str>,
-    details: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    crate::ops::audit::write::<PgStore>(tx, actor, action, subject, details, now).await
 }

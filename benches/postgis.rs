@@ -23,6 +23,7 @@ use outagecast_core::area::{Area, Circle, Corridor, LonLat, PolygonArea};
 use outagecast_core::contact::{Language, PhoneKind, PhoneNumber};
 use outagecast_core::customer::{AccountId, Customer, CustomerId, CustomerParts};
 use outagecast_index::CustomerIndex;
+use outagecast_store::Store;
 use outagecast_store::pg::PgStore;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -226,7 +227,7 @@ fn main() {
         .block_on(PgStore::connect_schema(&url, &schema))
         .expect("connect to PostgreSQL");
     let existing = rt
-        .block_on(store.customer_count())
+        .block_on(Store::from(store.clone()).customer_count())
         .expect("count customers");
     if existing == CUSTOMERS as u64 {
         println!("reusing {CUSTOMERS} customers in schema {schema}");
@@ -243,7 +244,12 @@ fn main() {
         let generated = started.elapsed();
         let started = Instant::now();
         let summary = rt
-            .block_on(store.upsert_customers(&customers, "bench", "postgis.rs", chrono::Utc::now()))
+            .block_on(Store::from(store.clone()).upsert_customers(
+                &customers,
+                "bench",
+                "postgis.rs",
+                chrono::Utc::now(),
+            ))
             .expect("load the customers");
         assert_eq!(summary.inserted, CUSTOMERS);
         let loaded = started.elapsed();
@@ -260,8 +266,9 @@ fn main() {
         .expect("connect to PostgreSQL");
 
     let started = Instant::now();
-    let points: Vec<(CustomerId, LonLat)> =
-        rt.block_on(store.service_points()).expect("service points");
+    let points: Vec<(CustomerId, LonLat)> = rt
+        .block_on(Store::from(store.clone()).service_points())
+        .expect("service points");
     let read = started.elapsed();
     let started = Instant::now();
     let index = CustomerIndex::bulk_load(points);

@@ -33,6 +33,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use outagecast_core::contact::Channel;
+use outagecast_store::ports::Outbox;
 use outagecast_store::{
     ClaimRequest, ClaimedNotice, HandedNotice, Outcome, RoundTrip, RoundTripDone, Store, StoreError,
 };
@@ -258,23 +259,18 @@ impl Transport for Unconfigured {
 }
 
 /// The dispatcher for one process: an SMS and an email transport, either optional, each sent
-/// by its own lane.
-pub struct Dispatcher<S, E> {
-    sms: Option<Arc<Lane<S>>>,
-    email: Option<Arc<Lane<E>>>,
-    store: Store,
+/// by its own lane, over the outbox port `O` (the [`Store`] in production).
+pub struct Dispatcher<S, E, O = Store> {
+    sms: Option<Arc<Lane<S, O>>>,
+    email: Option<Arc<Lane<E, O>>>,
+    store: O,
     progress: Arc<Progress>,
     health: Arc<DispatchHealth>,
 }
 
-impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
+impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E, O> {
     /// A dispatcher; with SMS comes the account's segments per second.
-    pub fn new(
-        store: Store,
-        sms: Option<(S, u32)>,
-        email: Option<E>,
-        config: WorkerConfig,
-    ) -> Self {
+    pub fn new(store: O, sms: Option<(S, u32)>, email: Option<E>, config: WorkerConfig) -> Self {
         let config = Arc::new(config);
         let progress = Arc::new(Progress::default());
         let health = Arc::new(DispatchHealth::default());
@@ -385,8 +381,8 @@ impl<S: Transport + 'static, E: Transport + 'static> Dispatcher<S, E> {
         self.run(RunUntil::Empty, std::future::pending()).await
     }
 
-    /// The store the lanes use.
-    pub fn store(&self) -> &Store {
+    /// The outbox the lanes use.
+    pub fn store(&self) -> &O {
         &self.store
     }
 }
@@ -402,8 +398,8 @@ impl Drop for StopOnDrop<'_> {
 
 /// Runs a lane, restarting it after a panic (its sends were aborted with it; what it had
 /// handed over stays in doubt, what it had only claimed is released at the restart).
-async fn supervise<T: Transport + 'static>(
-    lane: Arc<Lane<T>>,
+async fn supervise<T: Transport + 'static, O: Outbox>(
+    lane: Arc<Lane<T, O>>,
     until: RunUntil,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -436,10 +432,10 @@ async fn supervise<T: Transport + 'static>(
 }
 
 /// What a lane is built from.
-struct LaneParts {
+struct LaneParts<O> {
     channel: Channel,
     pacer: Option<Arc<Pacer>>,
-    store: Store,
+    store: O,
     /// Every channel this process serves: a lane running until empty waits for all of them
     /// (a failed SMS can add an email).
     served: Vec<Channel>,
@@ -449,13 +445,13 @@ struct LaneParts {
 }
 
 /// One channel's worker.
-struct Lane<T> {
+struct Lane<T, O> {
     channel: Channel,
     /// The lease name: the process's owner and the channel.
     owner: String,
     transport: Arc<T>,
     pacer: Option<Arc<Pacer>>,
-    store: Store,
+    store: O,
     served: Vec<Channel>,
     config: Arc<WorkerConfig>,
     progress: Arc<Progress>,
@@ -530,8 +526,8 @@ struct RoundResult {
 
 type RoundFuture = Pin<Box<dyn Future<Output = RoundResult> + Send>>;
 
-impl<T: Transport + 'static> Lane<T> {
-    fn new(transport: T, parts: LaneParts) -> Self {
+impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
+    fn new(transport: T, parts: LaneParts<O>) -> Self {
         Lane {
             channel: parts.channel,
             owner: format!("{}:{}", parts.config.owner, parts.channel),

@@ -31,6 +31,7 @@ use outagecast_core::area::{Area, Circle, Corridor, LonLat, PolygonArea};
 use outagecast_core::contact::Language;
 use outagecast_core::customer::{CustomerId, RecordRules};
 use outagecast_index::CustomerIndex;
+use outagecast_store::Store;
 use outagecast_store::pg::PgStore;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -77,7 +78,9 @@ async fn load(url: &str, test: &str) -> Loaded {
         .subsec_nanos();
     let schema = format!("t_{test}_{}_{nanos}", std::process::id());
     let store = PgStore::connect_schema(url, &schema).await.unwrap();
-    store
+    // The operations every caller uses go through the one handle, `Store`.
+    let handle = Store::from(store.clone());
+    handle
         .upsert_customers(
             &parsed.customers,
             "test",
@@ -87,7 +90,7 @@ async fn load(url: &str, test: &str) -> Loaded {
         .await
         .unwrap();
     store.analyze().await.unwrap();
-    let points = store.service_points().await.unwrap();
+    let points = handle.service_points().await.unwrap();
     assert_eq!(points.len(), parsed.customers.len());
     let index = CustomerIndex::bulk_load(points.clone());
     Loaded {

@@ -17,15 +17,17 @@ use outagecast_core::notice::{ArmedNumber, EventId, Recipient};
 use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 
-use crate::incidents::{
+use crate::backend::{Arming, Backend, Bulk, FlagConflict};
+use crate::model::incidents::{
     IncidentParts, TransitionAudit, after_transition, check_transition, declare_audit,
     event_details, fresh_recipients, notice_count_rows, tells_the_told,
 };
-use crate::pg::audit::audit;
-use crate::pg::{BULK_ROWS, PgStore};
+use crate::model::stored;
+use crate::pg::PgStore;
+use crate::pg::audit;
 use crate::{
     Declaration, DeclareOutcome, IncidentSummary, NoticeCount, Provenance, Result, StoreError,
-    Transition, TransitionOutcome, stored,
+    Transition, TransitionOutcome,
 };
 
 /// Rows per `UNNEST` statement: large enough that per-statement costs vanish, small enough
@@ -38,9 +40,6 @@ const INCIDENT_COLUMNS: &str = "id, reference, kind, severity, cause, etr, area:
 fn area_json(draft: &IncidentDraft) -> Result<serde_json::Value> {
     serde_json::to_value(draft.area()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
-
-/// The tables a large declaration fills.
-const BULK_TABLES_DECLARE: &str = "notices, notice_customers, incident_customers, ivr_flags";
 
 impl PgStore {
     /// Writes a declared incident, its event, the affected set, every planned notice and the
@@ -118,7 +117,7 @@ impl PgStore {
             &d.plan.armed,
             wording,
             d.now,
-            Rearm::Refuse,
+            FlagConflict::Refuse,
         )
         .await?;
 
@@ -132,13 +131,19 @@ impl PgStore {
         )
         .await?;
         if let Some(p) = record {
-            crate::pg::provenance::record(&mut tx, incident_id, event_id, p, d.now).await?;
+            crate::ops::provenance::record::<PgStore>(
+                &mut tx,
+                incident_id,
+                Some(event_id),
+                p,
+                d.now,
+            )
+            .await?;
         }
         let incident = fetch_incident(&mut tx, incident_id).await?;
         tx.commit().await?;
-        if d.affected.len() >= BULK_ROWS {
-            self.refresh_statistics(BULK_TABLES_DECLARE).await;
-        }
+        self.after_bulk_write(Bulk::Declaration, d.affected.len())
+            .await;
         Ok(DeclareOutcome {
             incident,
             event_id,
@@ -260,7 +265,7 @@ impl PgStore {
                 &g.plan.armed,
                 wording,
                 now,
-                Rearm::Skip,
+                FlagConflict::Skip,
             )
             .await?;
         }
@@ -296,7 +301,8 @@ impl PgStore {
         )
         .await?;
         if let Some(p) = record {
-            crate::pg::provenance::record(&mut tx, t.id, event_id, p, now).await?;
+            crate::ops::provenance::record::<PgStore>(&mut tx, t.id, Some(event_id), p, now)
+                .await?;
         }
         let incident = fetch_incident(&mut tx, t.id).await?;
         tx.commit().await?;
@@ -304,9 +310,11 @@ impl PgStore {
             + superseded
             + rewritten
             + disarmed;
-        if written >= BULK_ROWS as u64 {
-            self.refresh_statistics(BULK_TABLES_DECLARE).await;
-        }
+        self.after_bulk_write(
+            Bulk::Declaration,
+            usize::try_from(written).unwrap_or(usize::MAX),
+        )
+        .await;
         Ok(TransitionOutcome {
             incident,
             event_id,
@@ -582,15 +590,6 @@ async fn insert_notices(
     Ok(counts)
 }
 
-/// How [`arm`] treats a number already armed for the incident.
-#[derive(Clone, Copy)]
-enum Rearm {
-    /// An error (a declaration arms each number once).
-    Refuse,
-    /// Left as it is (a grown area may reach numbers armed already).
-    Skip,
-}
-
 /// Arms `numbers` for the incident with the announcement in each caller's language.
 async fn arm(
     tx: &mut Transaction<'static, Postgres>,
@@ -599,43 +598,29 @@ async fn arm(
     numbers: &[ArmedNumber],
     wording: &dyn Wording,
     now: DateTime<Utc>,
-    rearm: Rearm,
+    conflict: FlagConflict,
 ) -> Result<()> {
-    if numbers.is_empty() {
-        return Ok(());
+    let mut texts = BTreeMap::new();
+    for n in numbers {
+        texts
+            .entry(n.language)
+            .or_insert_with(|| wording.announcement(draft, n.language));
     }
-    let mut langs = Vec::new();
-    let mut texts = Vec::new();
-    for lang in Language::ALL {
-        if numbers.iter().any(|n| n.language == lang) {
-            langs.push(lang.code());
-            texts.push(wording.announcement(draft, lang));
-        }
-    }
-    for chunk in numbers.chunks(CHUNK) {
-        let phones: Vec<&str> = chunk.iter().map(|n| n.e164.as_str()).collect();
-        let languages: Vec<&str> = chunk.iter().map(|n| n.language.code()).collect();
-        let on_conflict = match rearm {
-            Rearm::Refuse => "",
-            Rearm::Skip => " ON CONFLICT (phone, incident_id) DO NOTHING",
-        };
-        let sql = format!(
-            "INSERT INTO ivr_flags (phone, incident_id, language, announcement, armed_at)
-             SELECT u.phone, $1, u.lang, t.text, $2
-               FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS u(phone, lang, ord)
-               JOIN UNNEST($5::text[], $6::text[]) AS t(lang, text) ON t.lang = u.lang
-              ORDER BY u.ord{on_conflict}"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(incident.0)
-            .bind(now)
-            .bind(&phones)
-            .bind(&languages)
-            .bind(&langs)
-            .bind(&texts)
-            .execute(&mut **tx)
-            .await?;
-    }
+    let numbers: Vec<(&str, Language)> = numbers
+        .iter()
+        .map(|n| (n.e164.as_str(), n.language))
+        .collect();
+    PgStore::arm_flags(
+        tx,
+        Arming {
+            incident,
+            numbers: &numbers,
+            texts: &texts,
+            now,
+            conflict,
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -735,4 +720,26 @@ async fn rewrite_announcements(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+impl PgStore {
+    /// [`PgStore::declare`] recording `p` in the same transaction.
+    pub async fn declare_with(
+        &self,
+        d: Declaration<'_>,
+        wording: &dyn Wording,
+        p: &crate::Provenance,
+    ) -> Result<DeclareOutcome> {
+        self.declare_recorded(d, wording, Some(p)).await
+    }
+
+    /// [`PgStore::transition`] recording `p` in the same transaction.
+    pub async fn transition_with(
+        &self,
+        t: Transition<'_>,
+        wording: &dyn Wording,
+        p: &crate::Provenance,
+    ) -> Result<TransitionOutcome> {
+        self.transition_recorded(t, wording, Some(p)).await
+    }
 }

@@ -14,20 +14,23 @@
 //!   [`Area::contains`](outagecast_core::area::Area::contains) that tests use to cross-check
 //!   the in-memory R-tree and the `postgis` bench uses as the peer to beat.
 
-mod audit;
 mod customers;
 mod incidents;
 mod ivr;
 mod outbox;
-mod provenance;
+#[cfg(test)]
 mod receipts;
 mod select;
-mod tokens;
-mod zones;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgPool};
+use chrono::{DateTime, Utc};
+use outagecast_core::customer::Customer;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow, Postgres};
+use sqlx::query::Query;
+use sqlx::{Column, Connection, PgPool, Row, Transaction, TypeInfo};
 
+use crate::backend::{
+    Arg, Arming, Backend, Bulk, ContactInsert, Record, Sql, plain_columns, sqlx_plumbing,
+};
 use crate::{Result, StoreError};
 
 /// The notification channel PostgreSQL triggers raise when the IVR change log grows
@@ -38,7 +41,9 @@ pub const IVR_CHANNEL: &str = "outagecast_ivr";
 pub const CUSTOMERS_CHANNEL: &str = "outagecast_customers";
 
 /// The tables a customer import fills.
-pub(crate) const CUSTOMER_TABLES: &str = "customers, contacts";
+const CUSTOMER_TABLES: &str = "customers, contacts";
+/// The tables a declaration (or a grown area) fills.
+const DECLARATION_TABLES: &str = "notices, notice_customers, incident_customers, ivr_flags";
 
 /// Rows written at once from which the statistics are refreshed at once (see
 /// [`PgStore::refresh_statistics`]).
@@ -169,6 +174,117 @@ impl PgStore {
     }
 }
 
+/// `sql` as a sqlx query with its arguments bound the PostgreSQL way.
+fn bind(sql: Sql<'_>) -> Query<'static, Postgres, PgArguments> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.text));
+    for arg in sql.args {
+        q = match arg {
+            Arg::I64(v) => q.bind(v),
+            Arg::F64(v) => q.bind(v),
+            Arg::Bool(v) => q.bind(v),
+            Arg::Text(v) => q.bind(v.map(|s| s.into_owned())),
+            Arg::Time(v) => q.bind(v),
+            Arg::Json(v) => q.bind(sqlx::types::Json(v.into_owned())),
+            Arg::Ints(v) => q.bind(v),
+            Arg::Texts(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+impl Backend for PgStore {
+    const BYTEWISE: &'static str = " COLLATE \"C\"";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const CUSTOMER_CHUNK: usize = customers::CHUNK;
+    const IVR_LAST: &'static str = ivr::IVR_LAST;
+    const IVR_CHANGES_IN_RANGE: &'static str = ivr::IVR_CHANGES_IN_RANGE;
+    const IVR_PRUNE_UPTO: &'static str = ivr::IVR_PRUNE_UPTO;
+    const IVR_PRUNE: &'static [&'static str] = ivr::IVR_PRUNE;
+
+    sqlx_plumbing!(Postgres, PgConnection, PgRow);
+
+    async fn begin(&self) -> Result<Self::Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn snapshot(&self) -> Result<Self::Tx> {
+        Ok(self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?)
+    }
+
+    fn in_list(n: usize) -> String {
+        format!("= ANY(${n})")
+    }
+
+    async fn hold_provider_ids(tx: &mut PgConnection) -> Result<bool> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(outbox::EARLY_RECEIPT_LOCK)
+            .execute(tx)
+            .await?;
+        Ok(true)
+    }
+
+    async fn upsert_customer_rows(
+        c: &mut PgConnection,
+        chunk: &[&Customer],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, i64, bool)>> {
+        customers::upsert_customer_rows(c, chunk, now).await
+    }
+
+    async fn insert_contacts(c: &mut PgConnection, contacts: &[ContactInsert<'_>]) -> Result<()> {
+        customers::insert_contacts(c, contacts).await
+    }
+
+    async fn arm_flags(c: &mut PgConnection, a: Arming<'_>) -> Result<u64> {
+        ivr::arm_flags(c, a).await
+    }
+
+    async fn after_bulk_write(&self, tables: Bulk, rows: usize) {
+        if rows >= BULK_ROWS {
+            self.refresh_statistics(match tables {
+                Bulk::Customers => CUSTOMER_TABLES,
+                Bulk::Declaration => DECLARATION_TABLES,
+            })
+            .await;
+        }
+    }
+}
+
+/// PostgreSQL's integers come in three widths (`smallint` for flags, `integer` for counts,
+/// `bigint` for ids); the scripts read them all as `i64`.
+fn pg_int(row: &PgRow, col: usize) -> Result<Option<i64>> {
+    Ok(match row.columns()[col].type_info().name() {
+        "INT2" => row.try_get::<Option<i16>, _>(col)?.map(i64::from),
+        "INT4" => row.try_get::<Option<i32>, _>(col)?.map(i64::from),
+        _ => row.try_get(col)?,
+    })
+}
+
+impl Record for PgRow {
+    plain_columns!();
+
+    fn i64(&self, col: usize) -> Result<i64> {
+        pg_int(self, col)?.ok_or_else(|| StoreError::Corrupt(format!("NULL in column {col}")))
+    }
+    fn opt_i64(&self, col: usize) -> Result<Option<i64>> {
+        pg_int(self, col)
+    }
+    fn time(&self, col: usize) -> Result<DateTime<Utc>> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_time(&self, col: usize) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.try_get(col)?)
+    }
+    fn json(&self, col: usize) -> Result<serde_json::Value> {
+        Ok(self
+            .try_get::<sqlx::types::Json<serde_json::Value>, _>(col)?
+            .0)
+    }
+}
+
 fn check_schema_name(schema: &str) -> Result<()> {
     let ok = !schema.is_empty()
         && schema.len() <= 63
@@ -187,6 +303,18 @@ fn check_schema_name(schema: &str) -> Result<()> {
             ),
         })
     }
+}
+
+/// Writes an audit entry inside `tx` (for the scripts not yet written over [`Backend`]).
+pub(crate) async fn audit(
+    tx: &mut Transaction<'static, Postgres>,
+    actor: &str,
+    action: &str,
+    subject: Option<&str>,
+    details: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    crate::ops::audit::write::<PgStore>(tx, actor, action, subject, details, now).await
 }
 
 #[cfg(test)]

@@ -33,10 +33,12 @@ use outagecast_core::incident::{EventKind, IncidentId, Severity};
 use outagecast_core::notice::NoticeStatus;
 use sqlx::{PgExecutor, Postgres, Transaction};
 
+use crate::model::outbox::requeue_details;
+use crate::model::stored;
 use crate::pg::PgStore;
 use crate::{
     ClaimedNotice, HandedNotice, OutboxCounts, Outcome, ReportRow, Requeue, Result, RoundTrip,
-    RoundTripDone, StoreError, stored,
+    RoundTripDone, StoreError,
 };
 
 /// The advisory lock that orders recording a sent SMS against a delivery receipt that arrives
@@ -289,12 +291,12 @@ impl PgStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        crate::pg::audit::audit(
+        crate::pg::audit(
             &mut tx,
             q.actor,
             "notices.requeue",
             Some(&format!("incident:{}", q.incident)),
-            &crate::outbox::requeue_details(&q, n),
+            &requeue_details(&q, n),
             q.now,
         )
         .await?;
@@ -469,7 +471,7 @@ async fn complete_in(
     recorded += failed_now.len();
     for (id, _) in failed {
         if failed_now.remove(id) {
-            fall_back_to_email(tx, *id, now).await?;
+            crate::ops::outbox::fall_back_to_email::<PgStore>(tx, *id, now).await?;
         }
     }
     Ok(u64::try_from(recorded).unwrap_or(u64::MAX))
@@ -516,35 +518,6 @@ async fn write_outcomes(
         .fetch_all(&mut **tx)
         .await?;
     Ok(recorded.into_iter().map(|(id,)| id).collect())
-}
-
-/// A permanently failed SMS (a failed send here, or a failed delivery receipt in
-/// `receipts.rs`): tell the same accounts by email instead, where they have one, have not
-/// opted out, and are not already being emailed for this event. The SQLite store's rule; the
-/// early-receipt trigger repeats it in SQL.
-pub(super) async fn fall_back_to_email(
-    tx: &mut Transaction<'static, Postgres>,
-    notice_id: i64,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO notices (incident_id, event_id, channel, address, language, priority,
-                              subject, body, created_at, updated_at)
-         SELECT DISTINCT n.incident_id, n.event_id, 'email', c.value, n.language, n.priority,
-                n.subject, n.body, $2::timestamptz, $2::timestamptz
-           FROM notices n
-           JOIN notice_customers nc ON nc.notice_id = n.id
-           JOIN contacts c ON c.customer_id = nc.customer_id AND c.medium = 'email'
-          WHERE n.id = $1 AND n.channel = 'sms'
-            AND NOT EXISTS (SELECT 1 FROM opt_outs o
-                             WHERE o.channel = 'email' AND o.address = c.value)
-         ON CONFLICT (incident_id, event_id, channel, address) DO NOTHING",
-    )
-    .bind(notice_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -20,283 +20,14 @@ use outagecast_core::area::LonLat;
 use outagecast_core::contact::{Channel, Language};
 use outagecast_core::incident::{EventKind, Severity};
 use outagecast_core::notice::NoticeStatus;
-use serde::Serialize;
 
-use crate::{Result, SqliteStore, StoreError, parse_opt_ts, stored, ts};
-
-/// A notice handed to one worker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClaimedNotice {
-    /// Notice id.
-    pub id: i64,
-    /// Incident id.
-    pub incident_id: i64,
-    /// The event this notice is for.
-    pub event: EventKind,
-    /// The incident's severity (severe and extreme bypass quiet hours).
-    pub severity: Severity,
-    /// SMS or email.
-    pub channel: Channel,
-    /// E.164 number or email address.
-    pub address: String,
-    /// Language of the text.
-    pub language: Language,
-    /// A priority customer's contact.
-    pub priority: bool,
-    /// Email subject.
-    pub subject: String,
-    /// The text.
-    pub body: String,
-    /// Attempts including this one.
-    pub attempts: u32,
-    /// An earlier attempt was handed to the provider and its outcome never recorded: it may
-    /// have reached the provider.
-    pub in_doubt: bool,
-    /// When it was planned.
-    pub created_at: DateTime<Utc>,
-    /// The service point of the (first) account behind it, for its local time; `None` when
-    /// no account is linked (an email fallback, a deleted customer).
-    pub location: Option<LonLat>,
-}
-
-/// The outcome of one claimed notice.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// The provider accepted it.
-    Sent {
-        /// The provider's message id.
-        provider_id: String,
-        /// SMS segments (1 for email).
-        segments: u32,
-    },
-    /// Sent again after an in-doubt attempt that the provider could not be asked about (the
-    /// `resend` policy): accepted, and counted as a possible duplicate.
-    SentAgain {
-        /// The provider's message id.
-        provider_id: String,
-        /// SMS segments (1 for email).
-        segments: u32,
-    },
-    /// Try again at `not_before`.
-    Retry {
-        /// When.
-        not_before: DateTime<Utc>,
-        /// What went wrong.
-        reason: String,
-        /// The provider may have acted on the attempt (a timeout): ask before resending.
-        in_doubt: bool,
-    },
-    /// Give up. A failed SMS falls back to the email addresses of its accounts.
-    Failed {
-        /// The provider's reason.
-        reason: String,
-    },
-    /// Held back without an attempt (quiet hours) until `not_before`.
-    Held {
-        /// When.
-        not_before: DateTime<Utc>,
-    },
-    /// Given back unattempted (its lease ran short before it could be sent): due again at
-    /// once, as if this claim had not happened.
-    Released,
-    /// Given back unattempted because the provider, not the recipient, is failing (refused
-    /// credentials, an unknown account, no connection): waits until `not_before` with the
-    /// reason shown, and the attempt is not counted.
-    Deferred {
-        /// When the channel is probed again.
-        not_before: DateTime<Utc>,
-        /// What the provider said, and the setting to fix.
-        reason: String,
-    },
-    /// Not handed over: its incident closed (cancelled or restored) after the claim, so the
-    /// notice is withdrawn (`superseded`) unsent.
-    Withdrawn,
-}
-
-impl Outcome {
-    /// The kind number the outcome statements use (see `complete_sql`).
-    pub(crate) fn kind(&self) -> i16 {
-        match self {
-            Outcome::Sent { .. } => 1,
-            Outcome::Retry { .. } => 2,
-            Outcome::Failed { .. } => 3,
-            Outcome::Held { .. } => 4,
-            Outcome::Released => 5,
-            Outcome::Deferred { .. } => 6,
-            Outcome::Withdrawn => 7,
-            Outcome::SentAgain { .. } => 8,
-        }
-    }
-
-    /// The outcome as the statements' columns: (kind, provider id, segments, not before,
-    /// reason, in doubt).
-    pub(crate) fn columns(&self) -> OutcomeColumns<'_> {
-        let mut c = OutcomeColumns {
-            kind: self.kind(),
-            provider_id: None,
-            segments: None,
-            not_before: None,
-            reason: None,
-            in_doubt: false,
-        };
-        match self {
-            Outcome::Sent {
-                provider_id,
-                segments,
-            }
-            | Outcome::SentAgain {
-                provider_id,
-                segments,
-            } => {
-                c.provider_id = Some(provider_id.as_str());
-                c.segments = Some(i32::try_from(*segments).unwrap_or(i32::MAX));
-            }
-            Outcome::Retry {
-                not_before,
-                reason,
-                in_doubt,
-            } => {
-                c.not_before = Some(*not_before);
-                c.reason = Some(reason.as_str());
-                c.in_doubt = *in_doubt;
-            }
-            Outcome::Failed { reason } => c.reason = Some(reason.as_str()),
-            Outcome::Held { not_before } => c.not_before = Some(*not_before),
-            Outcome::Deferred { not_before, reason } => {
-                c.not_before = Some(*not_before);
-                c.reason = Some(reason.as_str());
-            }
-            Outcome::Released | Outcome::Withdrawn => {}
-        }
-        c
-    }
-}
-
-/// One outcome as the columns of the outcome statements (both backends).
-pub(crate) struct OutcomeColumns<'a> {
-    pub(crate) kind: i16,
-    pub(crate) provider_id: Option<&'a str>,
-    pub(crate) segments: Option<i32>,
-    pub(crate) not_before: Option<DateTime<Utc>>,
-    pub(crate) reason: Option<&'a str>,
-    pub(crate) in_doubt: bool,
-}
-
-/// A notice handed over to its provider: the text as it stands at that moment (an update may
-/// have rewritten it since the claim).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandedNotice {
-    /// Notice id.
-    pub id: i64,
-    /// Email subject.
-    pub subject: String,
-    /// The text to send.
-    pub body: String,
-}
-
-/// What a claim asks for.
-#[derive(Debug, Clone, Copy)]
-pub struct ClaimRequest<'a> {
-    /// The channels served.
-    pub channels: &'a [Channel],
-    /// The most notices to lease.
-    pub limit: u32,
-    /// Whether to look up each notice's service point (for quiet hours in local time).
-    pub locate: bool,
-}
-
-/// One round trip of a dispatcher with the outbox, in one transaction, in this order: record
-/// `outcomes`, renew the holder's leases (`renew`), hand over `hand`, then claim.
-#[derive(Debug, Clone, Copy)]
-pub struct RoundTrip<'a> {
-    /// The lease holder.
-    pub owner: &'a str,
-    /// Finished notices.
-    pub outcomes: &'a [(i64, Outcome)],
-    /// Notices about to be sent: marked in doubt if still pending, leased to `owner`, and
-    /// their incident has not closed since (else left out of the answer).
-    pub hand: &'a [i64],
-    /// Extend every lease `owner` holds to `now + lease` (the heartbeat).
-    pub renew: bool,
-    /// New notices to lease, if any.
-    pub claim: Option<ClaimRequest<'a>>,
-    /// How long leases (new and renewed) last.
-    pub lease: Duration,
-    /// The clock.
-    pub now: DateTime<Utc>,
-}
-
-/// What a [`RoundTrip`] did.
-#[derive(Debug, Clone, Default)]
-pub struct RoundTripDone {
-    /// Outcomes recorded (those of notices `owner` still held).
-    pub recorded: u64,
-    /// Leases renewed.
-    pub renewed: u64,
-    /// The notices handed over, with their texts; a notice asked for and missing here must
-    /// not be sent.
-    pub handed: Vec<HandedNotice>,
-    /// Newly leased notices, priority first.
-    pub claimed: Vec<ClaimedNotice>,
-}
-
-/// Which failed notices an operator puts back in the queue (`notify requeue`).
-#[derive(Debug, Clone)]
-pub struct Requeue<'a> {
-    /// The incident.
-    pub incident: outagecast_core::incident::IncidentId,
-    /// Only this channel, or every channel.
-    pub channel: Option<Channel>,
-    /// Who (for the audit log).
-    pub actor: &'a str,
-    /// When.
-    pub now: DateTime<Utc>,
-}
-
-/// Outbox totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct OutboxCounts {
-    /// Pending and due now.
-    pub due: u64,
-    /// Pending but waiting: a retry's backoff or quiet hours.
-    pub waiting: u64,
-    /// Leased to a worker right now.
-    pub leased: u64,
-    /// Sent or delivered.
-    pub sent: u64,
-    /// Failed.
-    pub failed: u64,
-    /// Sent again after an in-doubt attempt the provider could not be asked about.
-    pub possible_duplicates: u64,
-}
-
-/// One recipient's outcome, for reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReportRow {
-    /// Notice id.
-    pub notice_id: i64,
-    /// Event kind.
-    pub event: EventKind,
-    /// Channel.
-    pub channel: Channel,
-    /// Number or email address.
-    pub address: String,
-    /// Accounts that led to it, comma separated.
-    pub accounts: String,
-    /// Status.
-    pub status: NoticeStatus,
-    /// Attempts so far.
-    pub attempts: u32,
-    /// The provider's message id.
-    pub provider_id: Option<String>,
-    /// The last error or the provider's failure reason.
-    pub last_error: Option<String>,
-    /// When the provider accepted it.
-    pub sent_at: Option<DateTime<Utc>>,
-    /// Sent again after an in-doubt attempt the provider could not be asked about: the
-    /// recipient may have it twice.
-    pub possible_duplicate: bool,
-}
+use crate::model::outbox::{
+    ClaimedNotice, HandedNotice, OutboxCounts, Outcome, ReportRow, Requeue, RoundTrip,
+    RoundTripDone, requeue_details,
+};
+use crate::model::{stored, ts};
+use crate::sqlite::parse_opt_ts;
+use crate::{Result, SqliteStore, StoreError};
 
 type ClaimRow = (
     i64,
@@ -493,7 +224,7 @@ impl SqliteStore {
     /// reason kept behind "requeued after:". Returns how many; audited.
     pub async fn requeue(&self, q: Requeue<'_>) -> Result<u64> {
         let mut tx = self.write_tx().await?;
-        crate::incidents::fetch_incident(&mut tx, q.incident).await?;
+        crate::sqlite::incidents::fetch_incident(&mut tx, q.incident).await?;
         let now = ts(q.now);
         let n = sqlx::query(
             "UPDATE notices SET status = 'pending', attempts = 0, in_doubt = 0, not_before = NULL,
@@ -507,7 +238,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        crate::audit(
+        crate::sqlite::audit(
             &mut tx,
             q.actor,
             "notices.requeue",
@@ -704,7 +435,7 @@ async fn claim_in(
                     body,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     in_doubt: in_doubt != 0,
-                    created_at: crate::parse_ts(&created_at)?,
+                    created_at: crate::model::parse_ts(&created_at)?,
                     location: lon
                         .zip(lat)
                         .and_then(|(lon, lat)| LonLat::parse(lon, lat).ok()),
@@ -745,7 +476,7 @@ async fn complete_in(
         let n = write_outcomes(tx, owner, &now_s, &[outcome], COMPLETE_CHUNKS[0]).await?;
         recorded += n;
         if n == 1 {
-            fall_back_to_email(tx, outcome.0, &now_s).await?;
+            crate::ops::outbox::fall_back_to_email::<SqliteStore>(tx, outcome.0, now).await?;
         }
     }
     Ok(recorded)
@@ -803,42 +534,7 @@ fn lease_end(now: DateTime<Utc>, lease: Duration) -> String {
     ts(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5)))
 }
 
-/// The audit details of a requeue (both backends).
-pub(crate) fn requeue_details(q: &Requeue<'_>, requeued: u64) -> serde_json::Value {
-    serde_json::json!({
-        "channel": q.channel.map(|c| c.as_str()),
-        "requeued": requeued,
-    })
-}
-
 fn channel_list(channels: &[Channel]) -> Result<String> {
     serde_json::to_string(&channels.iter().map(|c| c.as_str()).collect::<Vec<_>>())
         .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// A permanently failed SMS (a failed send here, or a failed delivery receipt in `receipts.rs`):
-/// tell the same accounts by email instead, where they have one, have not opted out, and are
-/// not already being emailed for this event. The early-receipt trigger in `0005_receipts.sql`
-/// repeats this rule in SQL, since a trigger cannot call Rust.
-pub(crate) async fn fall_back_to_email(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    notice_id: i64,
-    now: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO notices (incident_id, event_id, channel, address, language, priority, subject, body, created_at, updated_at)
-         SELECT DISTINCT n.incident_id, n.event_id, 'email', c.value, n.language, n.priority, n.subject, n.body, ?, ?
-         FROM notices n
-         JOIN notice_customers nc ON nc.notice_id = n.id
-         JOIN contacts c ON c.customer_id = nc.customer_id AND c.medium = 'email'
-         WHERE n.id = ? AND n.channel = 'sms'
-           AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = 'email' AND o.address = c.value)
-         ON CONFLICT (incident_id, event_id, channel, address) DO NOTHING",
-    )
-    .bind(now)
-    .bind(now)
-    .bind(notice_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

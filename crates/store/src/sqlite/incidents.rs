@@ -3,122 +3,24 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use outagecast_core::area::Area;
 use outagecast_core::contact::{Channel, Language};
 use outagecast_core::customer::{AccountId, CustomerId};
-use outagecast_core::incident::{
-    Cause, DraftParts, EventKind, Incident, IncidentChanges, IncidentDraft, IncidentId,
-    IncidentKind, IncidentStatus, Severity,
-};
+use outagecast_core::incident::{EventKind, Incident, IncidentDraft, IncidentId};
 use outagecast_core::message::Wording;
-use outagecast_core::notice::{EventId, NoticeStatus, Recipient, RecipientPlan};
-use serde::Serialize;
+use outagecast_core::notice::{EventId, Recipient};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use crate::{Result, SqliteStore, StoreError, audit, parse_opt_ts, parse_ts, stored, ts};
+use crate::model::incidents::{
+    Declaration, DeclareOutcome, IncidentParts, IncidentSummary, NoticeCount, Transition,
+    TransitionAudit, TransitionOutcome, after_transition, check_transition, declare_audit,
+    event_details, fresh_recipients, notice_count_rows, tells_the_told,
+};
+use crate::model::{parse_ts, stored, ts};
+use crate::sqlite::{audit, parse_opt_ts};
+use crate::{Result, SqliteStore, StoreError};
 
 /// Rows per multi-row INSERT: well under SQLite's bound-variable limit at 10 columns a row.
 const CHUNK: usize = 500;
-
-/// Everything a declaration writes, planned by the caller from the index and the core.
-#[derive(Debug, Clone, Copy)]
-pub struct Declaration<'a> {
-    /// What was declared.
-    pub draft: &'a IncidentDraft,
-    /// The affected customers, as the index selected them.
-    pub affected: &'a [CustomerId],
-    /// Who is told over which channel, and which numbers are armed.
-    pub plan: &'a RecipientPlan,
-    /// Who declared it (for the audit log).
-    pub actor: &'a str,
-    /// When.
-    pub now: DateTime<Utc>,
-}
-
-/// What a declaration wrote.
-#[derive(Debug, Clone, Serialize)]
-pub struct DeclareOutcome {
-    /// The new incident.
-    pub incident: Incident,
-    /// Its `declared` event.
-    pub event_id: EventId,
-    /// Notices planned, per channel.
-    pub notices: BTreeMap<Channel, u64>,
-    /// Phone numbers armed in the IVR.
-    pub armed: u64,
-}
-
-/// An update, restore or cancel.
-#[derive(Debug, Clone)]
-pub struct Transition<'a> {
-    /// Which incident.
-    pub id: IncidentId,
-    /// `Updated`, `Restored` or `Cancelled`.
-    pub event: EventKind,
-    /// For `Updated`: what changes.
-    pub changes: IncidentChanges,
-    /// Who (for the audit log).
-    pub actor: &'a str,
-    /// When.
-    pub now: DateTime<Utc>,
-    /// For an `Updated` with a new area: the customers it adds and who they are told through.
-    pub growth: Option<Growth<'a>>,
-}
-
-/// Customers a grown area adds, planned by the caller from the index and the core.
-#[derive(Debug, Clone, Copy)]
-pub struct Growth<'a> {
-    /// Customers in the new area that were not affected before.
-    pub added: &'a [CustomerId],
-    /// Their recipients and numbers; contacts this incident already has notices for are
-    /// skipped, so a phone shared with an earlier-affected account is not told twice.
-    pub plan: &'a RecipientPlan,
-}
-
-/// What a transition wrote.
-#[derive(Debug, Clone, Serialize)]
-pub struct TransitionOutcome {
-    /// The incident after the transition.
-    pub incident: Incident,
-    /// The new event.
-    pub event_id: EventId,
-    /// Follow-up notices planned, per channel: only to contacts already told.
-    pub notices: BTreeMap<Channel, u64>,
-    /// Pending notices of earlier events withdrawn because the incident closed.
-    pub superseded: u64,
-    /// Pending notices of earlier events rewritten with the new details.
-    pub rewritten: u64,
-    /// IVR flags cleared.
-    pub disarmed: u64,
-    /// Customers a grown area added.
-    pub added_customers: u64,
-    /// Notices to the newly affected, per channel (declared wording).
-    pub added_notices: BTreeMap<Channel, u64>,
-}
-
-/// Outbox counts for one channel and status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct NoticeCount {
-    /// Channel.
-    pub channel: Channel,
-    /// Status.
-    pub status: NoticeStatus,
-    /// How many.
-    pub count: u64,
-}
-
-/// An incident with its headline numbers, for lists.
-#[derive(Debug, Clone, Serialize)]
-pub struct IncidentSummary {
-    /// The incident.
-    pub incident: Incident,
-    /// Customers in the area at declaration.
-    pub affected_customers: u64,
-    /// Phone numbers armed now.
-    pub armed_numbers: u64,
-    /// Outbox counts.
-    pub notices: Vec<NoticeCount>,
-}
 
 type IncidentRow = (
     i64,
@@ -167,165 +69,6 @@ fn incident_from_row(r: IncidentRow) -> Result<Incident> {
     .into_incident()
 }
 
-/// An incident row with its times decoded, as either backend reads it; `area` is JSON text.
-/// (PostgreSQL decodes it straight from a row.)
-#[derive(sqlx::FromRow)]
-pub(crate) struct IncidentParts {
-    pub(crate) id: i64,
-    pub(crate) reference: Option<String>,
-    pub(crate) kind: String,
-    pub(crate) severity: String,
-    pub(crate) cause: String,
-    pub(crate) etr: Option<DateTime<Utc>>,
-    pub(crate) area: String,
-    pub(crate) status: String,
-    pub(crate) expires_at: Option<DateTime<Utc>>,
-    pub(crate) declared_at: DateTime<Utc>,
-    pub(crate) updated_at: DateTime<Utc>,
-}
-
-impl IncidentParts {
-    /// The incident, refusing damaged values.
-    pub(crate) fn into_incident(self) -> Result<Incident> {
-        let id = self.id;
-        let area: Area = serde_json::from_str(&self.area)
-            .map_err(|e| StoreError::Corrupt(format!("incident {id} area: {e}")))?;
-        // Rebuilt as of its declaration so the "ETR in the future" rule holds as it did then.
-        let draft = IncidentDraft::new(
-            DraftParts {
-                kind: stored(&self.kind, IncidentKind::parse)?,
-                severity: stored(&self.severity, Severity::parse)?,
-                cause: stored(&self.cause, Cause::parse)?,
-                etr: None,
-                reference: self.reference,
-                area,
-                expires_at: None,
-            },
-            self.declared_at,
-        )
-        .map_err(|e| StoreError::Corrupt(format!("incident {id}: {e}")))?;
-        Ok(Incident {
-            id: IncidentId(id),
-            draft: draft.with_stored_times(self.etr, self.expires_at),
-            status: stored(&self.status, IncidentStatus::parse)?,
-            declared_at: self.declared_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-/// The audit details of a declaration.
-pub(crate) fn declare_audit(
-    d: &Declaration<'_>,
-    notices: &BTreeMap<Channel, u64>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "kind": d.draft.kind().as_str(),
-        "severity": d.draft.severity().as_str(),
-        "cause": d.draft.cause().as_str(),
-        "reference": d.draft.reference(),
-        "area": d.draft.area().describe(),
-        "affected_customers": d.affected.len(),
-        "notices": notices,
-        "armed_numbers": d.plan.armed.len(),
-    })
-}
-
-/// Refuses `Declared` as a transition.
-pub(crate) fn check_transition(t: &Transition<'_>) -> Result<()> {
-    if t.event == EventKind::Declared {
-        return Err(StoreError::Rule(outagecast_core::CoreError::invalid(
-            "event",
-            "declare creates a new incident; it is not a transition",
-        )));
-    }
-    Ok(())
-}
-
-/// The status and details `before` has after `t`, or the rule that refuses it.
-pub(crate) fn after_transition(
-    before: &Incident,
-    t: &Transition<'_>,
-) -> Result<(IncidentStatus, IncidentDraft)> {
-    let status = before.status.after(t.event)?;
-    let draft = if t.event == EventKind::Updated {
-        before.draft.with_changes(&t.changes, t.now)?
-    } else {
-        before.draft.clone()
-    };
-    Ok((status, draft))
-}
-
-/// The details stored on a transition's event.
-pub(crate) fn event_details(draft: &IncidentDraft) -> serde_json::Value {
-    serde_json::json!({
-        "etr": draft.etr().map(ts),
-        "cause": draft.cause().as_str(),
-        "severity": draft.severity().as_str(),
-    })
-}
-
-/// Recipients of a grown area's plan that this incident has no notice for yet.
-pub(crate) fn fresh_recipients(
-    known: &std::collections::HashSet<(String, String)>,
-    plan: &RecipientPlan,
-) -> Vec<Recipient> {
-    plan.recipients
-        .iter()
-        .filter(|r| !known.contains(&(r.channel.as_str().to_string(), r.address.clone())))
-        .cloned()
-        .collect()
-}
-
-/// Whether `t` is news to the contacts already told: a change of shape alone is news only to
-/// the newly affected.
-pub(crate) fn tells_the_told(t: &Transition<'_>) -> bool {
-    let only_area = t.event == EventKind::Updated
-        && t.changes.etr.is_none()
-        && t.changes.cause.is_none()
-        && t.changes.severity.is_none();
-    !only_area
-}
-
-/// What a transition wrote, before the incident is read back: for the audit log.
-pub(crate) struct TransitionAudit<'a> {
-    pub(crate) before: &'a Incident,
-    pub(crate) status: IncidentStatus,
-    pub(crate) draft: &'a IncidentDraft,
-    pub(crate) notices: &'a BTreeMap<Channel, u64>,
-    pub(crate) superseded: u64,
-    pub(crate) disarmed: u64,
-    pub(crate) added_customers: u64,
-    pub(crate) added_notices: &'a BTreeMap<Channel, u64>,
-}
-
-impl TransitionAudit<'_> {
-    /// The audit action of `event`.
-    pub(crate) fn action(event: EventKind) -> &'static str {
-        match event {
-            EventKind::Updated => "incident.update",
-            EventKind::Restored => "incident.restore",
-            _ => "incident.cancel",
-        }
-    }
-
-    /// The audit details.
-    pub(crate) fn details(&self) -> serde_json::Value {
-        let (before, status, draft) = (self.before, self.status, self.draft);
-        serde_json::json!({
-            "before": { "status": before.status.as_str(), "etr": before.draft.etr().map(ts),
-                        "cause": before.draft.cause().as_str(), "severity": before.draft.severity().as_str() },
-            "after": { "status": status.as_str(), "etr": draft.etr().map(ts),
-                       "cause": draft.cause().as_str(), "severity": draft.severity().as_str() },
-            "follow_up_notices": self.notices,
-            "superseded": self.superseded,
-            "disarmed": self.disarmed,
-            "added_customers": self.added_customers,
-            "added_notices": self.added_notices,
-        })
-    }
-}
-
 impl SqliteStore {
     /// Writes a declared incident, its event, the affected set, every planned notice and the
     /// IVR flags in one transaction: a failure anywhere leaves nothing behind.
@@ -343,7 +86,7 @@ impl SqliteStore {
         &self,
         d: Declaration<'_>,
         wording: &dyn Wording,
-        record: Option<&crate::provenance::Provenance>,
+        record: Option<&crate::Provenance>,
     ) -> Result<DeclareOutcome> {
         let mut tx = self.write_tx().await?;
         let now = ts(d.now);
@@ -426,7 +169,14 @@ impl SqliteStore {
         )
         .await?;
         if let Some(p) = record {
-            crate::provenance::record(&mut tx, incident_id, event_id, p, d.now).await?;
+            crate::ops::provenance::record::<SqliteStore>(
+                &mut tx,
+                incident_id,
+                Some(event_id),
+                p,
+                d.now,
+            )
+            .await?;
         }
         let incident = fetch_incident(&mut tx, incident_id).await?;
         tx.commit().await?;
@@ -459,7 +209,7 @@ impl SqliteStore {
         &self,
         t: Transition<'_>,
         wording: &dyn Wording,
-        record: Option<&crate::provenance::Provenance>,
+        record: Option<&crate::Provenance>,
     ) -> Result<TransitionOutcome> {
         check_transition(&t)?;
         let mut tx = self.write_tx().await?;
@@ -595,7 +345,8 @@ impl SqliteStore {
         )
         .await?;
         if let Some(p) = record {
-            crate::provenance::record(&mut tx, t.id, event_id, p, t.now).await?;
+            crate::ops::provenance::record::<SqliteStore>(&mut tx, t.id, Some(event_id), p, t.now)
+                .await?;
         }
         let incident = fetch_incident(&mut tx, t.id).await?;
         tx.commit().await?;
@@ -702,18 +453,6 @@ impl SqliteStore {
         .await?;
         Ok(u64::try_from(n).unwrap_or_default())
     }
-}
-
-pub(crate) fn notice_count_rows(rows: Vec<(String, String, i64)>) -> Result<Vec<NoticeCount>> {
-    rows.into_iter()
-        .map(|(ch, st, n)| {
-            Ok(NoticeCount {
-                channel: stored(&ch, Channel::parse)?,
-                status: stored(&st, NoticeStatus::parse)?,
-                count: u64::try_from(n).unwrap_or_default(),
-            })
-        })
-        .collect()
 }
 
 impl SqliteStore {
@@ -958,4 +697,26 @@ async fn rewrite_announcements(
         .await?;
     }
     Ok(())
+}
+
+impl SqliteStore {
+    /// [`SqliteStore::declare`] recording `p` in the same transaction.
+    pub async fn declare_with(
+        &self,
+        d: Declaration<'_>,
+        wording: &dyn Wording,
+        p: &crate::Provenance,
+    ) -> Result<DeclareOutcome> {
+        self.declare_recorded(d, wording, Some(p)).await
+    }
+
+    /// [`SqliteStore::transition`] recording `p` in the same transaction.
+    pub async fn transition_with(
+        &self,
+        t: Transition<'_>,
+        wording: &dyn Wording,
+        p: &crate::Provenance,
+    ) -> Result<TransitionOutcome> {
+        self.transition_recorded(t, wording, Some(p)).await
+    }
 }

@@ -1,0 +1,59 @@
+//! Fixtures shared by the unit tests of both backends: customers at Kaivokatu, a water
+//! incident, Helsinki wording.
+
+use chrono::{DateTime, Utc};
+use outagecast_core::area::{Area, Circle, LonLat};
+use outagecast_core::contact::Language;
+use outagecast_core::customer::{Customer, CustomerRecord, RecordRules};
+use outagecast_core::incident::{Cause, DraftParts, IncidentDraft, IncidentKind, Severity};
+use outagecast_core::message::Locale;
+
+/// An English-speaking customer at Kaivokatu 1; `phone` and `email` may list several
+/// values separated by `;`.
+pub fn customer(account: &str, phone: &str, email: &str) -> Customer {
+    customer_at(account, "24.9414", phone, email)
+}
+
+/// [`customer`] at longitude `lon` on Kaivokatu's latitude.
+pub fn customer_at(account: &str, lon: &str, phone: &str, email: &str) -> Customer {
+    CustomerRecord {
+        account_id: account.into(),
+        lon: lon.into(),
+        lat: "60.1710".into(),
+        address: "Kaivokatu 1, Helsinki".into(),
+        phone: phone.into(),
+        email: email.into(),
+        language: "en".into(),
+        priority: "false".into(),
+    }
+    .parse(RecordRules {
+        default_region: None,
+        default_language: Language::Fi,
+    })
+    .unwrap()
+}
+
+/// A burst water main around Kaivokatu, fixed in three hours.
+pub fn water_draft(now: DateTime<Utc>) -> IncidentDraft {
+    IncidentDraft::new(
+        DraftParts {
+            kind: IncidentKind::Water,
+            severity: Severity::Moderate,
+            cause: Cause::parse("burst water main").unwrap(),
+            etr: Some(now + chrono::Duration::hours(3)),
+            reference: None,
+            area: Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 500.0).unwrap()),
+            expires_at: None,
+        },
+        now,
+    )
+    .unwrap()
+}
+
+/// Helsinki wording at `now`.
+pub fn locale(now: DateTime<Utc>) -> Locale {
+    Locale {
+        zone: chrono_tz::Europe::Helsinki,
+        now,
+    }
+}

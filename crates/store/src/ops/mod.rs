@@ -1,0 +1,12 @@
+//! The transaction scripts, written once over [`Backend`](crate::backend::Backend): each
+//! function is one store operation with its domain rules and its order of statements; the
+//! backend only says how a statement is bound and read.
+
+pub(crate) mod audit;
+pub(crate) mod customers;
+pub(crate) mod ivr;
+pub(crate) mod outbox;
+pub(crate) mod provenance;
+pub(crate) mod receipts;
+pub(crate) mod tokens;
+pub(crate) mod zones;

@@ -1,5 +1,5 @@
-//! `outagecast notify run`: the dispatcher in the foreground, with progress, and
-//! `outagecast incident report`: what happened to every notice of an incident.
+//! `outagecast notify run`: the dispatcher in the foreground, with progress (`incident
+//! report` is in `commands`, over the engine).
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
-use outagecast_core::incident::IncidentId;
 use outagecast_dispatch::email::{EmailSettings, SmtpEmail};
 use outagecast_dispatch::sms::{SmsConfig, TwilioSms};
 use outagecast_dispatch::worker::{Dispatcher, Progress, QuietHours, RunUntil, WorkerConfig};
@@ -227,58 +226,4 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-}
-
-/// `incident report ID [--json] [--csv FILE]`.
-pub async fn report(
-    store: &Store,
-    id: &str,
-    json_out: bool,
-    csv: Option<&std::path::Path>,
-) -> Result<()> {
-    let id = IncidentId::parse(id)?;
-    let incident = store.incident(id).await?;
-    let summary = store.summary(incident).await?;
-    let rows = store.notice_report(id).await?;
-    if let Some(path) = csv {
-        let mut w = csv::Writer::from_path(path)
-            .with_context(|| format!("--csv: cannot write {}", path.display()))?;
-        for row in &rows {
-            w.serialize(row)?;
-        }
-        w.flush()?;
-    }
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "id": id.0,
-                "label": id.label(),
-                "status": summary.incident.status,
-                "affected_customers": summary.affected_customers,
-                "counts": summary.notices,
-                "recipients": rows,
-            }))?
-        );
-        return Ok(());
-    }
-    println!(
-        "{} {} — {} affected customers, {} notices",
-        id.label(),
-        summary.incident.status,
-        summary.affected_customers,
-        rows.len()
-    );
-    for n in &summary.notices {
-        println!(
-            "  {:<5} {:<10} {}",
-            n.channel.as_str(),
-            n.status.as_str(),
-            n.count
-        );
-    }
-    if let Some(path) = csv {
-        println!("per-recipient outcomes written to {}", path.display());
-    }
-    Ok(())
 }

@@ -176,6 +176,15 @@ pub enum IncidentCommand {
         /// Metres each side of the --corridor line.
         #[arg(long, value_name = "METRES")]
         buffer: Option<f64>,
+        /// A new area adding more customers than the threshold: repeat the exact count it adds.
+        #[arg(long, value_name = "N")]
+        confirm: Option<u64>,
+        /// Customers a new area may add before --confirm N is needed.
+        #[arg(long, value_name = "N", env = "OUTAGECAST_CONFIRM_THRESHOLD", default_value_t = outagecast_engine::rails::DEFAULT_CONFIRM_THRESHOLD)]
+        confirm_threshold: u64,
+        /// Accept a new area that holds no customers.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Mark the service restored: tells those told, disarms the IVR.
     Restore(IdArgs),

@@ -6,22 +6,22 @@ use std::io::{BufReader, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use outagecast_core::area::{Area, Circle};
 use outagecast_core::contact::Channel;
 use outagecast_core::geojson;
-use outagecast_core::incident::{
-    Cause, DraftParts, EventKind, IncidentChanges, IncidentDraft, IncidentId, IncidentKind,
-    Severity, parse_time,
-};
+use outagecast_core::incident::{Cause, EventKind, IncidentId, IncidentKind, Severity, parse_time};
 use outagecast_core::ivr::IvrAnswer;
-use outagecast_store::{IncidentSummary, TransitionOutcome};
+use outagecast_core::notice::NoticeStatus;
 use serde_json::json;
 
 use crate::cli::{DeclareArgs, IdArgs};
 use crate::import::read_customers;
-use outagecast_engine::views::{DeclaredView, IncidentView, SelectionView, TransitionView};
-use outagecast_engine::{Engine, Selection};
+use outagecast_engine::views::IncidentView;
+use outagecast_engine::{
+    DeclareRequest, Engine, IncidentDetails, Rails, Selection, Spelling, Transitioned,
+    UpdateRequest,
+};
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
 pub(crate) fn emit(text: &str) -> Result<()> {
@@ -126,44 +126,41 @@ pub fn area_from_flags(
     }))
 }
 
-/// Builds the draft from the declare/preview flags; every error names its flag.
-pub fn draft_from_args(
-    args: &DeclareArgs,
-    area: Area,
-    now: DateTime<Utc>,
-) -> Result<IncidentDraft> {
-    let etr = args
-        .etr
-        .as_deref()
-        .map(|t| parse_time(t, "--etr"))
-        .transpose()?;
-    let expires_at = args
-        .expires
-        .as_deref()
-        .map(|t| parse_time(t, "--expires"))
-        .transpose()?;
-    Ok(IncidentDraft::new(
-        DraftParts {
-            kind: IncidentKind::parse(args.kind.as_deref().context(
-                "--kind: say which service is out: water, power, gas, heating, telecom or sewer",
-            )?)?,
-            severity: Severity::parse(args.severity.as_deref().unwrap_or("moderate"))?,
-            cause: Cause::parse(
-                args.cause
-                    .as_deref()
-                    .context("--cause: say what happened, e.g. \"burst water main\"")?,
-            )?,
-            etr,
-            reference: args.reference.clone(),
-            area,
-            expires_at,
-        },
-        now,
-    )?)
+/// The incident's details from the declare/preview flags; every error names its flag.
+pub fn details_from_args(args: &DeclareArgs) -> Result<IncidentDetails> {
+    Ok(IncidentDetails {
+        kind: IncidentKind::parse(args.kind.as_deref().context(
+            "--kind: say which service is out: water, power, gas, heating, telecom or sewer",
+        )?)?,
+        severity: Severity::parse(args.severity.as_deref().unwrap_or("moderate"))?,
+        cause: Cause::parse(
+            args.cause
+                .as_deref()
+                .context("--cause: say what happened, e.g. \"burst water main\"")?,
+        )?,
+        etr: args
+            .etr
+            .as_deref()
+            .map(|t| parse_time(t, "--etr"))
+            .transpose()?,
+        reference: args.reference.clone(),
+        expires_at: args
+            .expires
+            .as_deref()
+            .map(|t| parse_time(t, "--expires"))
+            .transpose()?,
+    })
 }
 
-pub(crate) fn selection_json(selection: &Selection) -> serde_json::Value {
-    json!(SelectionView::of(selection))
+/// The engine's declaration request from the declare/preview flags.
+fn declare_request(engine: &Engine, args: &DeclareArgs) -> Result<DeclareRequest> {
+    Ok(DeclareRequest {
+        actor: engine.settings().actor.clone(),
+        details: details_from_args(args)?,
+        area: crate::areas::spec(args)?,
+        rails: crate::areas::rails(args),
+        now: Utc::now(),
+    })
 }
 
 pub(crate) fn selection_lines(selection: &Selection) -> String {
@@ -195,42 +192,13 @@ pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
     if args.ingest.cap.is_some() {
         return crate::cap::run(engine, args, false).await;
     }
-    let now = Utc::now();
-    let built = crate::areas::area(engine, args).await?;
-    let draft = draft_from_args(args, built.area.clone(), now)?;
-    let selection = engine.select(draft.area()).await?;
-    let count = selection.customers.len() as u64;
-    let lon_lat = crate::areas::LON_LAT;
-    if let Some(why) = crate::areas::refusal(
-        engine,
-        &args.ingest,
-        args.allow_empty,
-        draft.area(),
-        count,
-        lon_lat,
-    )
-    .await?
-    {
-        bail!(why);
-    }
-    let provenance = built.provenance();
-    let (selection, outcome) = engine
-        .declare_selected(
-            &engine.settings().actor,
-            &draft,
-            selection,
-            provenance.as_ref(),
-            now,
-        )
+    let declared = engine
+        .declare(declare_request(engine, args)?, &Spelling::CLI)
         .await?;
-    let incident = &outcome.incident;
     if args.json {
-        return emit_json(&json!(DeclaredView::of(
-            &outcome,
-            &selection,
-            built.source.clone()
-        )));
+        return emit_json(&json!(declared.view()));
     }
+    let incident = &declared.outcome.incident;
     emit(&format!(
         "declared incident {} ({}, {}): {}\n  area: {}{}\n{}",
         incident.id.label(),
@@ -238,8 +206,12 @@ pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
         incident.draft.severity(),
         incident.draft.cause().as_str(),
         incident.draft.area().describe(),
-        built.source.map(|s| format!(" ({s})")).unwrap_or_default(),
-        selection_lines(&selection)
+        declared
+            .area_source
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default(),
+        selection_lines(&declared.selection)
     ))
 }
 
@@ -247,28 +219,10 @@ pub async fn preview(engine: &Engine, args: &DeclareArgs) -> Result<()> {
     if args.ingest.cap.is_some() {
         return crate::cap::run(engine, args, true).await;
     }
-    let now = Utc::now();
-    let built = crate::areas::area(engine, args).await?;
-    let draft = draft_from_args(args, built.area.clone(), now)?;
-    let selection = engine.select(draft.area()).await?;
-    let count = selection.customers.len() as u64;
-    let lon_lat = crate::areas::LON_LAT;
-    let refused = crate::areas::refusal(
-        engine,
-        &args.ingest,
-        args.allow_empty,
-        draft.area(),
-        count,
-        lon_lat,
-    )
-    .await?;
-    crate::areas::print_preview(
-        &draft,
-        built.source.as_deref(),
-        &selection,
-        refused,
-        args.json,
-    )
+    let preview = engine
+        .preview(declare_request(engine, args)?, &Spelling::CLI)
+        .await?;
+    crate::areas::print_preview(&preview, args.json)
 }
 
 pub(crate) fn merge(target: &mut serde_json::Value, extra: serde_json::Value) {
@@ -277,41 +231,34 @@ pub(crate) fn merge(target: &mut serde_json::Value, extra: serde_json::Value) {
     }
 }
 
-fn summary_json(s: &IncidentSummary) -> serde_json::Value {
-    json!(IncidentView::of(s))
-}
-
-fn summary_line(s: &IncidentSummary) -> String {
-    let i = &s.incident;
-    let pending: u64 = s
+fn summary_line(v: &IncidentView) -> String {
+    let i = &v.head;
+    let pending: u64 = v
         .notices
         .iter()
-        .filter(|n| n.status == outagecast_core::notice::NoticeStatus::Pending)
+        .filter(|n| n.status == NoticeStatus::Pending)
         .map(|n| n.count)
         .sum();
     format!(
         "{:<8} {:<9} {:<8} {:<9} {:>6} affected {:>6} armed {:>6} pending  {}{}",
-        i.id.label(),
+        i.label,
         i.status,
-        i.draft.kind(),
-        i.draft.severity(),
-        s.affected_customers,
-        s.armed_numbers,
+        i.kind,
+        i.severity,
+        v.affected_customers,
+        v.armed_numbers,
         pending,
-        i.draft.cause().as_str(),
-        i.draft
-            .etr()
+        i.cause,
+        i.etr
             .map(|t| format!(" (ETR {})", t.to_rfc3339()))
             .unwrap_or_default()
     )
 }
 
 pub async fn list(engine: &Engine, all: bool, json: bool) -> Result<()> {
-    let incidents = engine.store().incidents(all).await?;
+    let incidents = engine.incidents(all).await?;
     if json {
-        return emit_json(
-            &json!({ "incidents": incidents.iter().map(summary_json).collect::<Vec<_>>() }),
-        );
+        return emit_json(&json!({ "incidents": incidents }));
     }
     if incidents.is_empty() {
         return emit(if all {
@@ -320,127 +267,173 @@ pub async fn list(engine: &Engine, all: bool, json: bool) -> Result<()> {
             "no active incidents (--all lists closed ones)"
         });
     }
-    for s in &incidents {
-        emit(&summary_line(s))?;
+    for v in &incidents {
+        emit(&summary_line(v))?;
     }
     Ok(())
 }
 
 pub async fn show(engine: &Engine, args: &IdArgs) -> Result<()> {
     let id = IncidentId::parse(&args.id)?;
-    let incident = engine.store().incident(id).await?;
-    let summary = engine.store().summary(incident).await?;
-    let accounts = engine.store().affected_accounts(id).await?;
     // Where it came from: zone, address or CAP alert, and CAP's fields (see crate::cap).
-    let origin = engine.store().origin(id).await?;
+    let detail = engine.incident_detail(id).await?;
     if args.json {
-        let mut v = summary_json(&summary);
-        merge(
-            &mut v,
-            json!({ "affected_account_ids": accounts, "origin": origin }),
-        );
-        return emit_json(&v);
+        return emit_json(&json!(detail));
     }
-    let i = &summary.incident;
+    let v = &detail.incident;
+    let i = &v.head;
     let mut out = format!(
         "{} {} ({}, {}): {}\n  reference: {}\n  area: {}\n  declared: {}\n  ETR: {}\n  affected customers: {}\n  phone numbers armed: {}\n  notices:",
-        i.id.label(),
+        i.label,
         i.status,
-        i.draft.kind(),
-        i.draft.severity(),
-        i.draft.cause().as_str(),
-        i.draft.reference().unwrap_or("-"),
-        i.draft.area().describe(),
+        i.kind,
+        i.severity,
+        i.cause,
+        i.reference.as_deref().unwrap_or("-"),
+        i.area.describe(),
         i.declared_at.to_rfc3339(),
-        i.draft
-            .etr()
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_else(|| "-".into()),
-        summary.affected_customers,
-        summary.armed_numbers,
+        i.etr.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into()),
+        v.affected_customers,
+        v.armed_numbers,
     );
-    if summary.notices.is_empty() {
+    if v.notices.is_empty() {
         out.push_str(" none");
     }
+    let origin = &detail.origin;
     if let Some(source) = &origin.area_source {
         out.push_str(&format!("\n  area from: {source}"));
     }
     if let Some(headline) = &origin.headline {
         out.push_str(&format!("\n  CAP headline: {headline}"));
     }
-    for n in &summary.notices {
+    for n in &v.notices {
         out.push_str(&format!("\n    {} {}: {}", n.channel, n.status, n.count));
     }
     emit(&out)
 }
 
-pub async fn transition(
-    engine: &Engine,
-    args: &IdArgs,
-    event: EventKind,
-    changes: IncidentChanges,
-) -> Result<()> {
+/// What `incident update` asks for, as parsed flags.
+pub struct UpdateFlags<'a> {
+    pub etr: Option<&'a str>,
+    pub cause: Option<&'a str>,
+    pub severity: Option<&'a str>,
+    pub area: Option<Area>,
+    pub rails: Rails,
+}
+
+pub async fn update(engine: &Engine, args: &IdArgs, flags: UpdateFlags<'_>) -> Result<()> {
     let id = IncidentId::parse(&args.id)?;
-    let outcome = engine
-        .transition(&engine.settings().actor, id, event, changes, Utc::now())
+    let req = UpdateRequest {
+        actor: engine.settings().actor.clone(),
+        id,
+        etr: flags.etr.map(|t| parse_time(t, "--etr")).transpose()?,
+        cause: flags.cause.map(Cause::parse).transpose()?,
+        severity: flags.severity.map(Severity::parse).transpose()?,
+        area: flags.area.map(outagecast_engine::AreaSpec::Shape),
+        rails: flags.rails,
+        now: Utc::now(),
+    };
+    let done = engine.update(req, &Spelling::CLI).await?;
+    print_transition(&done, EventKind::Updated, args.json)
+}
+
+pub async fn restore(engine: &Engine, args: &IdArgs) -> Result<()> {
+    let id = IncidentId::parse(&args.id)?;
+    let done = engine
+        .restore(&engine.settings().actor, id, Utc::now())
         .await?;
-    if args.json {
-        return emit_json(&transition_json(&outcome));
+    print_transition(&done, EventKind::Restored, args.json)
+}
+
+pub async fn cancel(engine: &Engine, args: &IdArgs) -> Result<()> {
+    let id = IncidentId::parse(&args.id)?;
+    let done = engine
+        .cancel(&engine.settings().actor, id, Utc::now())
+        .await?;
+    print_transition(&done, EventKind::Cancelled, args.json)
+}
+
+fn print_transition(done: &Transitioned, event: EventKind, json: bool) -> Result<()> {
+    let view = done.view();
+    if json {
+        return emit_json(&json!(view));
     }
-    let i = &outcome.incident;
     emit(&format!(
         "incident {} is {}\n  follow-up notices: {} sms, {} email (only to those already told)\n  unsent earlier notices {}: {}\n  IVR numbers disarmed: {}",
-        i.id.label(),
-        i.status,
-        outcome.notices.get(&Channel::Sms).copied().unwrap_or(0),
-        outcome.notices.get(&Channel::Email).copied().unwrap_or(0),
+        view.label,
+        view.status,
+        view.notices.sms,
+        view.notices.email,
         if event == EventKind::Updated {
             "rewritten with the new details"
         } else {
             "withdrawn"
         },
         if event == EventKind::Updated {
-            outcome.rewritten
+            view.rewritten
         } else {
-            outcome.superseded
+            view.superseded
         },
-        outcome.disarmed
+        view.disarmed
     ))?;
-    if outcome.added_customers > 0 {
+    if view.added_customers > 0 {
         emit(&format!(
             "  the new area adds {} customers: {} sms, {} email (told as newly affected)",
-            outcome.added_customers,
-            outcome
-                .added_notices
-                .get(&Channel::Sms)
-                .copied()
-                .unwrap_or(0),
-            outcome
-                .added_notices
-                .get(&Channel::Email)
-                .copied()
-                .unwrap_or(0),
+            view.added_customers, view.added_notices.sms, view.added_notices.email,
+        ))?;
+    }
+    if view.left_customers > 0 {
+        emit(&format!(
+            "  the new area no longer holds {} customers affected before",
+            view.left_customers
         ))?;
     }
     Ok(())
 }
 
-pub(crate) fn transition_json(o: &TransitionOutcome) -> serde_json::Value {
-    json!(TransitionView::of(o))
-}
-
-pub fn changes_from_args(
-    etr: Option<&str>,
-    cause: Option<&str>,
-    severity: Option<&str>,
-    area: Option<Area>,
-) -> Result<IncidentChanges> {
-    Ok(IncidentChanges {
-        area,
-        etr: etr.map(|t| parse_time(t, "--etr")).transpose()?,
-        cause: cause.map(Cause::parse).transpose()?,
-        severity: severity.map(Severity::parse).transpose()?,
-    })
+/// `incident report ID [--json] [--csv FILE]`.
+pub async fn report(engine: &Engine, id: &str, json_out: bool, csv: Option<&Path>) -> Result<()> {
+    let id = IncidentId::parse(id)?;
+    let report = engine.report(id).await?;
+    if let Some(path) = csv {
+        let mut w = csv::Writer::from_path(path)
+            .with_context(|| format!("--csv: cannot write {}", path.display()))?;
+        for row in &report.recipients {
+            w.serialize(row)?;
+        }
+        w.flush()?;
+    }
+    if json_out {
+        return emit_json(&json!(report));
+    }
+    emit(&format!(
+        "{} {} — {} affected customers, {} notices",
+        report.label,
+        report.status,
+        report.affected_customers,
+        report.recipients.len()
+    ))?;
+    for n in &report.counts {
+        emit(&format!(
+            "  {:<5} {:<10} {}",
+            n.channel.as_str(),
+            n.status.as_str(),
+            n.count
+        ))?;
+    }
+    if report.possible_duplicates > 0 {
+        emit(&format!(
+            "  {} sent again after a crash with no way to ask the provider: possibly twice",
+            report.possible_duplicates
+        ))?;
+    }
+    if let Some(path) = csv {
+        emit(&format!(
+            "per-recipient outcomes written to {}",
+            path.display()
+        ))?;
+    }
+    Ok(())
 }
 
 pub fn ivr_text(raw: &str, a: &IvrAnswer) -> String {
@@ -461,14 +454,7 @@ pub async fn ivr_lookup(engine: &Engine, number: &str, grace: &str, json: bool) 
         restored_grace: outagecast_ivr::IndexSettings::parse_grace(grace)
             .context("--ivr-restored-grace")?,
     };
-    let a = outagecast_server::lookup_once(
-        engine.store(),
-        number,
-        engine.settings().default_region,
-        settings,
-        Utc::now(),
-    )
-    .await?;
+    let a = outagecast_server::lookup_once(engine, number, settings, Utc::now()).await?;
     if json {
         return emit_json(&serde_json::to_value(&a)?);
     }

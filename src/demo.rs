@@ -8,13 +8,13 @@ use chrono::{DurationRound, TimeDelta, Utc};
 use outagecast_core::area::{Area, Circle};
 use outagecast_core::contact::{Channel, Region};
 use outagecast_core::customer::Customer;
-use outagecast_core::incident::{
-    Cause, DraftParts, EventKind, IncidentChanges, IncidentDraft, IncidentKind, Severity,
-};
+use outagecast_core::incident::{Cause, IncidentKind, Severity};
 
 use crate::commands::ivr_text;
 use crate::import::read_customers;
-use outagecast_engine::{Engine, Rails, Settings, Spelling};
+use outagecast_engine::{
+    AreaSpec, DeclareRequest, Engine, IncidentDetails, Rails, Settings, Spelling,
+};
 
 /// The sample customer base, generated from OpenStreetMap (ODbL; see data/README.md).
 const SAMPLE: &str = include_str!("../data/helsinki/customers.csv");
@@ -58,24 +58,25 @@ pub async fn run() -> Result<()> {
     let etr = (now + TimeDelta::hours(3))
         .duration_round(TimeDelta::minutes(15))
         .unwrap_or(now + TimeDelta::hours(3));
-    let draft = IncidentDraft::new(
-        DraftParts {
+    let request = DeclareRequest {
+        actor: "demo".into(),
+        details: IncidentDetails {
             kind: IncidentKind::Water,
             severity: Severity::Moderate,
             cause: Cause::parse("burst water main on Kaivokatu")?,
             etr: Some(etr),
             reference: Some("WO-2026-0412".into()),
-            area: Area::Circle(Circle::new(site.location(), 250.0)?),
             expires_at: None,
         },
+        area: AreaSpec::Shape(Area::Circle(Circle::new(site.location(), 250.0)?)),
+        rails: Rails::default(),
         now,
-    )?;
+    };
     let started = Instant::now();
-    let (selection, outcome) = engine
-        .declare("demo", &draft, &Rails::default(), &Spelling::CLI, now)
-        .await?;
+    let declared = engine.declare(request, &Spelling::CLI).await?;
     let elapsed = started.elapsed();
-    let id = outcome.incident.id;
+    let selection = &declared.selection;
+    let id = declared.outcome.incident.id;
     println!(
         "2. declared {} within 250 m of {} in {} ms:",
         id.label(),
@@ -97,8 +98,7 @@ pub async fn run() -> Result<()> {
         selection.plan.armed.len()
     );
     if let Some((_, _, priority, body)) = engine
-        .store()
-        .pending_notices(id)
+        .queued_notices(id)
         .await?
         .into_iter()
         .find(|(ch, ..)| *ch == Channel::Sms)
@@ -129,13 +129,12 @@ pub async fn run() -> Result<()> {
         .iter()
         .find_map(|(_, c)| c.phones().first())
         .map(|p| p.e164().to_string());
-    let unaffected_phone = unaffected_number(&parsed.customers, &selection);
+    let unaffected_phone = unaffected_number(&parsed.customers, selection);
     println!("\n3. a caller dials in; the IVR asks outagecast:");
     for number in affected_phone.iter().chain(unaffected_phone.iter()) {
         let answer = outagecast_server::lookup_once(
-            engine.store(),
+            &engine,
             number,
-            settings.default_region,
             outagecast_ivr::IndexSettings::default(),
             Utc::now(),
         )
@@ -143,15 +142,7 @@ pub async fn run() -> Result<()> {
         println!("   {}", ivr_text(number, &answer).replace('\n', "\n   "));
     }
 
-    let restored = engine
-        .transition(
-            "demo",
-            id,
-            EventKind::Restored,
-            IncidentChanges::default(),
-            Utc::now(),
-        )
-        .await?;
+    let restored = engine.restore("demo", id, Utc::now()).await?.outcome;
     println!(
         "\n4. the main is fixed: {} is {}; {} IVR numbers disarmed",
         id.label(),
@@ -170,9 +161,8 @@ pub async fn run() -> Result<()> {
     );
     if let Some(number) = &affected_phone {
         let answer = outagecast_server::lookup_once(
-            engine.store(),
+            &engine,
             number,
-            settings.default_region,
             outagecast_ivr::IndexSettings::default(),
             Utc::now(),
         )
@@ -233,6 +223,7 @@ async fn dispatch(engine: &Engine, gw: &DemoGateway) -> Result<u64> {
         timeout: std::time::Duration::from_secs(5),
     })?;
     let dispatcher: Dispatcher<TwilioSms, Unconfigured> = Dispatcher::new(
+        // The dispatcher's port is the store itself (the outbox), not a use case.
         engine.store().clone(),
         Some((sms, 1000)),
         None,

@@ -19,7 +19,6 @@ mod zones;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use outagecast_core::incident::{EventKind, IncidentChanges};
 
 use crate::cli::{Cli, Command, ConfigCommand, ImportCommand, IncidentCommand, IvrCommand};
 use crate::config::Invocation;
@@ -151,6 +150,9 @@ async fn dispatch(engine: &Engine, command: Command) -> Result<()> {
                 polygon,
                 corridor,
                 buffer,
+                confirm,
+                confirm_threshold,
+                allow_empty,
             } => {
                 let area = commands::area_from_flags(
                     circle.as_deref(),
@@ -158,29 +160,23 @@ async fn dispatch(engine: &Engine, command: Command) -> Result<()> {
                     corridor.as_deref(),
                     buffer,
                 )?;
-                let changes = commands::changes_from_args(
-                    etr.as_deref(),
-                    cause.as_deref(),
-                    severity.as_deref(),
+                let flags = commands::UpdateFlags {
+                    etr: etr.as_deref(),
+                    cause: cause.as_deref(),
+                    severity: severity.as_deref(),
                     area,
-                )?;
-                commands::transition(engine, &id, EventKind::Updated, changes).await
+                    rails: outagecast_engine::Rails {
+                        allow_empty,
+                        confirm,
+                        confirm_threshold,
+                    },
+                };
+                commands::update(engine, &id, flags).await
             }
-            IncidentCommand::Restore(id) => {
-                commands::transition(engine, &id, EventKind::Restored, IncidentChanges::default())
-                    .await
-            }
-            IncidentCommand::Cancel(id) => {
-                commands::transition(
-                    engine,
-                    &id,
-                    EventKind::Cancelled,
-                    IncidentChanges::default(),
-                )
-                .await
-            }
+            IncidentCommand::Restore(id) => commands::restore(engine, &id).await,
+            IncidentCommand::Cancel(id) => commands::cancel(engine, &id).await,
             IncidentCommand::Report { id, csv } => {
-                notify::report(engine.store(), &id.id, id.json, csv.as_deref()).await
+                commands::report(engine, &id.id, id.json, csv.as_deref()).await
             }
         },
         Command::Zones(cmd) => zones::run(engine, cmd).await,

@@ -1,5 +1,5 @@
-//! `outagecast notify run`: the dispatcher in the foreground, with progress, and
-//! `outagecast incident report`: what happened to every notice of an incident.
+//! `outagecast notify run`: the dispatcher in the foreground, with progress (`incident
+//! report` is in `commands`, over the engine).
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -267,67 +267,6 @@ pub async fn requeue(db: &str, actor: &str, args: &RequeueArgs) -> Result<()> {
             "{}: {requeued} failed notice(s) due again; `outagecast notify run` or `serve` sends them",
             incident.label()
         );
-    }
-    Ok(())
-}
-
-/// `incident report ID [--json] [--csv FILE]`.
-pub async fn report(
-    store: &Store,
-    id: &str,
-    json_out: bool,
-    csv: Option<&std::path::Path>,
-) -> Result<()> {
-    let id = IncidentId::parse(id)?;
-    let incident = store.incident(id).await?;
-    let summary = store.summary(incident).await?;
-    let rows = store.notice_report(id).await?;
-    if let Some(path) = csv {
-        let mut w = csv::Writer::from_path(path)
-            .with_context(|| format!("--csv: cannot write {}", path.display()))?;
-        for row in &rows {
-            w.serialize(row)?;
-        }
-        w.flush()?;
-    }
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "id": id.0,
-                "label": id.label(),
-                "status": summary.incident.status,
-                "affected_customers": summary.affected_customers,
-                "counts": summary.notices,
-                "possible_duplicates": rows.iter().filter(|r| r.possible_duplicate).count(),
-                "recipients": rows,
-            }))?
-        );
-        return Ok(());
-    }
-    println!(
-        "{} {} — {} affected customers, {} notices",
-        id.label(),
-        summary.incident.status,
-        summary.affected_customers,
-        rows.len()
-    );
-    for n in &summary.notices {
-        println!(
-            "  {:<5} {:<10} {}",
-            n.channel.as_str(),
-            n.status.as_str(),
-            n.count
-        );
-    }
-    let possible = rows.iter().filter(|r| r.possible_duplicate).count();
-    if possible > 0 {
-        println!(
-            "  {possible} sent again after a crash with no way to ask the provider: possibly twice"
-        );
-    }
-    if let Some(path) = csv {
-        println!("per-recipient outcomes written to {}", path.display());
     }
     Ok(())
 }

@@ -7,8 +7,9 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
-use outagecast_core::auth::{Role, TokenSecret};
-use outagecast_store::{Store, TokenInfo};
+use outagecast_core::auth::Role;
+use outagecast_engine::Tokens;
+use outagecast_store::TokenInfo;
 use serde_json::json;
 
 use crate::cli::TokenCommand;
@@ -18,31 +19,30 @@ pub const SHOWN_ONCE: &str = "this is the only time the token is shown: store it
      (if it is lost, revoke it and create another)";
 
 pub async fn run(db: &str, actor: &str, command: &TokenCommand) -> Result<()> {
-    let store = Store::open(db).await.with_context(|| {
+    let tokens = Tokens::open(db).await.with_context(|| {
         format!(
             "--db: cannot open the database {:?}",
             outagecast_core::secret::redact_url(db)
         )
     })?;
     let result = match command {
-        TokenCommand::Create { role, name, json } => create(&store, actor, role, name, *json).await,
-        TokenCommand::List { json } => list(&store, *json).await,
-        TokenCommand::Revoke { name, json } => revoke(&store, actor, name, *json).await,
+        TokenCommand::Create { role, name, json } => {
+            create(&tokens, actor, role, name, *json).await
+        }
+        TokenCommand::List { json } => list(&tokens, *json).await,
+        TokenCommand::Revoke { name, json } => revoke(&tokens, actor, name, *json).await,
     };
-    store.close().await;
+    tokens.close().await;
     result
 }
 
-async fn create(store: &Store, actor: &str, role: &str, name: &str, json: bool) -> Result<()> {
+async fn create(tokens: &Tokens, actor: &str, role: &str, name: &str, json: bool) -> Result<()> {
     let role = Role::parse(role).map_err(|e| anyhow::anyhow!("--{e}"))?;
-    let mut bytes = [0u8; 32];
-    // The thread-local generator is a CSPRNG seeded from the operating system.
-    rand::fill(&mut bytes[..]);
-    let secret = TokenSecret::generate(bytes);
-    let info = store
-        .create_token(name, role, &secret, actor, Utc::now())
+    let created = tokens
+        .create(name, role, actor, Utc::now())
         .await
         .map_err(|e| anyhow::anyhow!("{}", flag_named(&e.to_string())))?;
+    let (info, secret) = (created.info, created.secret);
     let mut out = std::io::stdout().lock();
     if json {
         let mut value = serde_json::to_value(&info)?;
@@ -67,8 +67,8 @@ fn flag_named(message: &str) -> String {
     }
 }
 
-async fn list(store: &Store, json: bool) -> Result<()> {
-    let tokens = store.tokens().await?;
+async fn list(tokens: &Tokens, json: bool) -> Result<()> {
+    let tokens = tokens.list().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&tokens)?);
         return Ok(());
@@ -107,9 +107,9 @@ async fn list(store: &Store, json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn revoke(store: &Store, actor: &str, name: &str, json: bool) -> Result<()> {
+async fn revoke(tokens: &Tokens, actor: &str, name: &str, json: bool) -> Result<()> {
     let now = Utc::now();
-    let info = store.revoke_token(name, actor, now).await?;
+    let info = tokens.revoke(name, actor, now).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else if info.revoked_at == Some(now) {

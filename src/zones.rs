@@ -48,63 +48,41 @@ pub async fn run(engine: &Engine, cmd: ZonesCommand) -> Result<()> {
 async fn import(engine: &Engine, file: &Path, name_property: &str, json: bool) -> Result<()> {
     let text = crate::areas::read(file, "FILE")?;
     let zones = zones_from_geojson(&text, "FILE", name_property)?;
-    let summary = engine
+    let imported = engine
         .import_zones(
             &engine.settings().actor,
             &zones,
             &file.display().to_string(),
         )
         .await?;
-    let counts: Vec<(String, usize)> = zones
-        .iter()
-        .map(|z| z.name.to_string())
-        .zip(engine.counts(zones.iter().map(|z| &z.area)).await?)
-        .collect();
     if json {
-        return emit_json(&json!({
-            "imported": zones.len(),
-            "inserted": summary.inserted,
-            "updated": summary.updated,
-            "zones": counts.iter().map(|(n, c)| json!({"name": n, "customers": c})).collect::<Vec<_>>(),
-        }));
+        return emit_json(&json!(imported));
     }
     emit(&format!(
         "imported {} zones ({} new, {} updated)",
-        zones.len(),
-        summary.inserted,
-        summary.updated
+        imported.imported, imported.inserted, imported.updated
     ))?;
-    for (name, count) in counts {
-        emit(&format!("  {name}: {count} customers"))?;
+    for z in &imported.zones {
+        emit(&format!("  {}: {} customers", z.name, z.customers))?;
     }
     Ok(())
 }
 
 async fn list(engine: &Engine, json: bool) -> Result<()> {
-    let zones = engine.store().zones().await?;
-    let counts = engine.counts(zones.iter().map(|z| &z.area)).await?;
+    let zones = engine.zones().await?;
     if json {
-        return emit_json(&json!({
-            "zones": zones.iter().zip(&counts).map(|(z, count)| json!({
-                "name": z.name,
-                "customers": count,
-                "area": z.area,
-                "properties": z.properties,
-                "source": z.source,
-                "imported_at": z.imported_at,
-            })).collect::<Vec<_>>(),
-        }));
+        return emit_json(&json!({ "zones": zones }));
     }
     if zones.is_empty() {
         return emit(
             "no zones; import them with `outagecast zones import FILE.geojson --name-property PROP`",
         );
     }
-    for (z, count) in zones.iter().zip(&counts) {
+    for z in &zones {
         emit(&format!(
             "{:<24} {:>7} customers  {}  (from {}, {})",
             z.name,
-            count,
+            z.customers,
             z.area.describe(),
             z.source,
             z.imported_at.format("%Y-%m-%d %H:%M")

@@ -647,3 +647,70 @@ async fn sigterm_mid_dispatch_loses_nothing_and_sends_nothing_twice() {
     assert_eq!(app.gateway.duplicates(), 0);
     app.stop().await;
 }
+
+/// Issue #14: the CLI and the API declare through the same engine method, so the same request
+/// gives the same incident, the same notices and the same IVR flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_and_the_api_declare_the_same_incident_for_the_same_request() {
+    let mut app = spawn_app().await;
+    app.serve(1000).await;
+    let from_cli = app
+        .cli(&[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst water main",
+            "--etr",
+            "2099-01-01T15:00:00+02:00",
+            "--circle",
+            "24.9384,60.1699,400",
+            "--json",
+        ])
+        .await;
+    let body = json!({"kind": "water", "cause": "burst water main",
+                      "etr": "2099-01-01T15:00:00+02:00", "area": circle(), "radius_m": 400});
+    let (status, from_api) = app
+        .call(
+            Method::POST,
+            "/v1/incidents",
+            Some(Role::Operator),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{from_api}");
+    let same = |v: &Value| {
+        let mut v = v.clone();
+        for key in ["id", "label", "declared_at"] {
+            v.as_object_mut().unwrap().remove(key);
+        }
+        v
+    };
+    assert_eq!(same(&from_cli), same(&from_api));
+    assert!(from_cli["affected_customers"].as_u64().unwrap() > 10);
+    // The same notices (by channel and address) and the same numbers armed in the IVR.
+    let notices = |report: &Value| {
+        let mut rows: Vec<(String, String)> = report["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["channel"].to_string(), r["address"].to_string()))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let (cli_id, api_id) = (from_cli["id"].to_string(), from_api["id"].to_string());
+    let cli_report = app.cli(&["incident", "report", &cli_id, "--json"]).await;
+    let api_report = app.cli(&["incident", "report", &api_id, "--json"]).await;
+    assert!(!notices(&cli_report).is_empty());
+    assert_eq!(notices(&cli_report), notices(&api_report));
+    let cli_shown = app.cli(&["incident", "show", &cli_id, "--json"]).await;
+    let api_shown = app.cli(&["incident", "show", &api_id, "--json"]).await;
+    assert_eq!(cli_shown["armed_numbers"], api_shown["armed_numbers"]);
+    assert_eq!(
+        cli_shown["affected_account_ids"],
+        api_shown["affected_account_ids"]
+    );
+    app.stop().await;
+}

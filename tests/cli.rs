@@ -415,3 +415,118 @@ fn demo_runs_the_whole_flow() {
     assert!(stdout.contains("nothing to announce"), "{stdout}");
     assert!(stdout.contains("is restored"), "{stdout}");
 }
+
+/// Issue #13 item 7: an update that grows the area passes the declare rails, the
+/// confirmation on the customers it adds; the threshold comes from the flag or
+/// `OUTAGECAST_CONFIRM_THRESHOLD`; shrinking back says how many leave.
+#[test]
+fn an_update_growing_the_area_confirms_the_customers_it_adds() {
+    let db = Db::with_sample();
+    let small = "24.9414,60.1710,100";
+    let grown = "24.9414,60.1710,1500";
+    let declared = db.json(&[
+        "incident",
+        "declare",
+        "--kind",
+        "water",
+        "--cause",
+        "burst main",
+        "--circle",
+        small,
+    ]);
+    let id = declared["id"].to_string();
+    let before = declared["affected_customers"].as_u64().unwrap();
+    let total = db.json(&[
+        "incident",
+        "preview",
+        "--kind",
+        "water",
+        "--cause",
+        "burst main",
+        "--circle",
+        grown,
+    ])["affected_customers"]
+        .as_u64()
+        .unwrap();
+    // Same centre: the small circle lies inside the grown one.
+    let added = total - before;
+    assert!(added > 10, "the grown circle adds customers: {added}");
+    let threshold = (added - 1).to_string();
+    let err = db.fails(&[
+        "incident",
+        "update",
+        &id,
+        "--circle",
+        grown,
+        "--confirm-threshold",
+        &threshold,
+    ]);
+    assert!(
+        err.contains(&format!("adds {added} customers"))
+            && err.contains(&format!("--confirm {added}")),
+        "{err}"
+    );
+    let wrong = (added + 1).to_string();
+    let err = db.fails(&[
+        "incident",
+        "update",
+        &id,
+        "--circle",
+        grown,
+        "--confirm-threshold",
+        &threshold,
+        "--confirm",
+        &wrong,
+    ]);
+    assert!(err.contains("does not match"), "{err}");
+    // The environment variable sets the threshold as the flag does.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outagecast"))
+        .env("OUTAGECAST_CONFIRM_THRESHOLD", &threshold)
+        .arg("--db")
+        .arg(db.path())
+        .args(["incident", "update", &id, "--circle", grown])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "refused under the variable's threshold"
+    );
+    assert!(
+        stderr.contains(&format!("confirmation threshold of {threshold}")),
+        "{stderr}"
+    );
+    // Nothing was written by the refusals.
+    assert_eq!(
+        db.json(&["incident", "show", &id])["affected_customers"].as_u64(),
+        Some(before)
+    );
+    let confirmed = added.to_string();
+    let updated = db.json(&[
+        "incident",
+        "update",
+        &id,
+        "--circle",
+        grown,
+        "--confirm-threshold",
+        &threshold,
+        "--confirm",
+        &confirmed,
+    ]);
+    assert_eq!(
+        updated["added_customers"].as_u64(),
+        Some(added),
+        "{updated}"
+    );
+    assert_eq!(updated["left_customers"].as_u64(), Some(0));
+    let shrunk = db.json(&["incident", "update", &id, "--circle", small]);
+    assert_eq!(shrunk["left_customers"].as_u64(), Some(added), "{shrunk}");
+    let text = db.ok(&[
+        "incident",
+        "update",
+        &id,
+        "--etr",
+        "2099-01-01T18:00:00+02:00",
+    ]);
+    assert!(text.contains("is updated"), "{text}");
+}

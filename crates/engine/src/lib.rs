@@ -5,7 +5,12 @@
 //! whole when customers change, in this process or (seen through the store's customers
 //! generation) in another one.
 
+pub mod area;
+pub mod cap;
+pub mod incidents;
 pub mod rails;
+pub mod registry;
+pub mod tokens;
 pub mod views;
 
 use std::collections::HashSet;
@@ -15,19 +20,23 @@ use chrono_tz::Tz;
 use outagecast_core::CoreError;
 use outagecast_core::area::Area;
 use outagecast_core::contact::{Channel, Language, Region};
-use outagecast_core::customer::{AccountId, Customer, CustomerId, RecordRules};
-use outagecast_core::incident::{EventKind, IncidentChanges, IncidentDraft, IncidentId};
+use outagecast_core::customer::{Customer, CustomerId, RecordRules};
+use outagecast_core::incident::{EventKind, IncidentDraft, IncidentId};
 use outagecast_core::message::{Locale, MessageText, Wording};
 use outagecast_core::notice::{RecipientPlan, plan_recipients};
 use outagecast_core::template::Templates;
 use outagecast_index::CustomerIndex;
-use outagecast_store::{
-    Declaration, DeclareOutcome, Growth, ImportSummary, Provenance, Store, StoreError, Transition,
-    TransitionOutcome,
-};
+use outagecast_ingest::IngestError;
+use outagecast_store::{Store, StoreError};
 use std::sync::{Arc, RwLock};
 
-pub use rails::{Rails, Refusal, Spelling};
+pub use area::{AreaSpec, DEFAULT_ADDRESS_RADIUS_M, Geocoding, ResolvedArea};
+pub use cap::{CapOutcome, CapOverrides, CapRequest, CapView, FollowUp};
+pub use incidents::{
+    DeclareRequest, Declared, IncidentDetails, Preview, Transitioned, UpdateRequest,
+};
+pub use rails::{Counted, Rails, Refusal, Spelling};
+pub use tokens::{CreatedToken, Tokens};
 
 /// Everything an engine operation can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +47,21 @@ pub enum EngineError {
     /// An input was invalid.
     #[error(transparent)]
     Rule(#[from] CoreError),
+    /// An area, an address or a CAP alert was invalid.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The geocoding service failed.
+    #[error("address: {0}")]
+    Geocoder(#[from] outagecast_nominatim::NominatimError),
+    /// An input named by the front end does not fit what is stored (an unknown zone, a CAP
+    /// message applied already); the message is in the front end's words.
+    #[error("{message}")]
+    Invalid {
+        /// The input at fault.
+        field: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// A safety rail refused the declaration; the message is in the front end's words.
     #[error("{message}")]
     Refused {
@@ -180,7 +204,7 @@ impl Engine {
 
     /// The index, rebuilt first if customers changed since it was built (an import by another
     /// process: the store's customers generation moved).
-    async fn current_index(&self) -> Result<Arc<CustomerIndex>> {
+    pub(crate) async fn current_index(&self) -> Result<Arc<CustomerIndex>> {
         let generation = self.store.customers_generation().await?;
         {
             let held = self.index.read().unwrap_or_else(|e| e.into_inner());
@@ -191,7 +215,7 @@ impl Engine {
         self.reload_index().await
     }
 
-    async fn reload_index(&self) -> Result<Arc<CustomerIndex>> {
+    pub(crate) async fn reload_index(&self) -> Result<Arc<CustomerIndex>> {
         let loaded = load_index(&self.store).await?;
         let index = Arc::clone(&loaded.index);
         let mut held = self.index.write().unwrap_or_else(|e| e.into_inner());
@@ -202,7 +226,8 @@ impl Engine {
         Ok(index)
     }
 
-    /// The store, for read-only queries the CLI prints directly.
+    /// The store, for the parts that take the store itself as their port (the dispatcher
+    /// and the IVR follower): no use case goes through here.
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -212,65 +237,10 @@ impl Engine {
         &self.settings
     }
 
-    /// Imports parsed customers, rebuilds the index and re-arms the IVR of live incidents.
-    pub async fn import(
-        &self,
-        actor: &str,
-        customers: &[Customer],
-        source: &str,
-    ) -> Result<ImportSummary> {
-        let summary = self
-            .store
-            .upsert_customers(customers, actor, source, Utc::now())
-            .await?;
-        // A re-import may move service points; rebuilding from the store is simplest and
-        // takes well under a second for a city.
-        self.reload_index().await?;
-        self.rearm_ivr(actor, Utc::now()).await?;
-        Ok(summary)
-    }
-
-    /// Imports named zones (replacing ones of the same name), recording `source`.
-    pub async fn import_zones(
-        &self,
-        actor: &str,
-        zones: &[outagecast_ingest::zone::Zone],
-        source: &str,
-    ) -> Result<outagecast_store::ZoneImportSummary> {
-        let keys: Vec<String> = zones.iter().map(|z| z.name.key()).collect();
-        let records: Vec<outagecast_store::ZoneRecord<'_>> = zones
-            .iter()
-            .zip(&keys)
-            .map(|(z, key)| outagecast_store::ZoneRecord {
-                name: z.name.as_str(),
-                key,
-                area: &z.area,
-                properties: &z.properties,
-            })
-            .collect();
-        Ok(self
-            .store
-            .upsert_zones(&records, actor, source, Utc::now())
-            .await?)
-    }
-
-    /// Deletes a customer (their unsent notices are withdrawn, their numbers disarmed).
-    /// `false` when there was no such account.
-    pub async fn delete_customer(&self, actor: &str, account: &AccountId) -> Result<bool> {
-        let deleted = self
-            .store
-            .delete_customer(account, actor, Utc::now())
-            .await?;
-        if deleted {
-            self.reload_index().await?;
-        }
-        Ok(deleted)
-    }
-
     /// Brings the IVR flags of every live incident in line with the customers now in its area:
     /// after an import a customer may have moved in or out, changed number or language. A
     /// running `serve` follows through the store's change log.
-    async fn rearm_ivr(&self, actor: &str, now: DateTime<Utc>) -> Result<()> {
+    pub(crate) async fn rearm_ivr(&self, actor: &str, now: DateTime<Utc>) -> Result<()> {
         for summary in self.store.incidents(false).await? {
             let incident = summary.incident;
             if !incident.is_live(now) {
@@ -312,55 +282,6 @@ impl Engine {
         }))
     }
 
-    /// Declares an incident: selection, the rails, then notices and IVR flags written in one
-    /// transaction. A refusal is explained in `spelling`'s words.
-    pub async fn declare(
-        &self,
-        actor: &str,
-        draft: &IncidentDraft,
-        rails: &Rails,
-        spelling: &Spelling,
-        now: DateTime<Utc>,
-    ) -> Result<(Selection, DeclareOutcome)> {
-        let selection = self.select(draft.area()).await?;
-        let count = selection.customers.len() as u64;
-        if let Some(refusal) = self.refusal(draft.area(), count, rails).await? {
-            return Err(EngineError::Refused {
-                message: refusal.explain(spelling),
-                refusal,
-            });
-        }
-        self.declare_selected(actor, draft, selection, None, now)
-            .await
-    }
-
-    /// Declares an incident on a selection already made (and checked with
-    /// [`Engine::refusal`]), recording where it came from when `provenance` is given, in the
-    /// same transaction.
-    pub async fn declare_selected(
-        &self,
-        actor: &str,
-        draft: &IncidentDraft,
-        selection: Selection,
-        provenance: Option<&Provenance>,
-        now: DateTime<Utc>,
-    ) -> Result<(Selection, DeclareOutcome)> {
-        let ids: Vec<CustomerId> = selection.customers.iter().map(|(i, _)| *i).collect();
-        let declaration = Declaration {
-            draft,
-            affected: &ids,
-            plan: &selection.plan,
-            actor,
-            now,
-        };
-        let wording = self.settings.wording(now);
-        let outcome = match provenance {
-            Some(p) => self.store.declare_with(declaration, &wording, p).await?,
-            None => self.store.declare(declaration, &wording).await?,
-        };
-        Ok((selection, outcome))
-    }
-
     /// How many customers `area` holds (the index alone, nothing loaded).
     pub async fn count(&self, area: &Area) -> Result<usize> {
         Ok(self.current_index().await?.count(area))
@@ -373,66 +294,6 @@ impl Engine {
     ) -> Result<Vec<usize>> {
         let index = self.current_index().await?;
         Ok(areas.into_iter().map(|a| index.count(a)).collect())
-    }
-
-    /// Updates, restores or cancels an incident. A new area on an update tells only the
-    /// customers it adds.
-    pub async fn transition(
-        &self,
-        actor: &str,
-        id: IncidentId,
-        event: EventKind,
-        changes: IncidentChanges,
-        now: DateTime<Utc>,
-    ) -> Result<TransitionOutcome> {
-        self.transition_with(actor, id, event, changes, None, now)
-            .await
-    }
-
-    /// [`Engine::transition`], recording the message behind it (a CAP Update or Cancel) in
-    /// the same transaction when `provenance` is given.
-    pub async fn transition_with(
-        &self,
-        actor: &str,
-        id: IncidentId,
-        event: EventKind,
-        changes: IncidentChanges,
-        provenance: Option<&Provenance>,
-        now: DateTime<Utc>,
-    ) -> Result<TransitionOutcome> {
-        let grown = match (&changes.area, event) {
-            (Some(area), EventKind::Updated) => {
-                let before: HashSet<CustomerId> =
-                    self.store.affected_ids(id).await?.into_iter().collect();
-                let selection = self.select(area).await?;
-                let added: Vec<(CustomerId, Customer)> = selection
-                    .customers
-                    .into_iter()
-                    .filter(|(i, _)| !before.contains(i))
-                    .collect();
-                let opted_out = self.store.opt_outs().await?;
-                let refs: Vec<(CustomerId, &Customer)> =
-                    added.iter().map(|(i, c)| (*i, c)).collect();
-                let plan = plan_recipients(&refs, |ch, addr| {
-                    opted_out.contains(&(ch, addr.to_string()))
-                });
-                Some((added.iter().map(|(i, _)| *i).collect::<Vec<_>>(), plan))
-            }
-            _ => None,
-        };
-        let transition = Transition {
-            id,
-            event,
-            changes,
-            actor,
-            now,
-            growth: grown.as_ref().map(|(added, plan)| Growth { added, plan }),
-        };
-        let wording = self.settings.wording(now);
-        Ok(match provenance {
-            Some(p) => self.store.transition_with(transition, &wording, p).await?,
-            None => self.store.transition(transition, &wording).await?,
-        })
     }
 
     /// Closes the store cleanly.

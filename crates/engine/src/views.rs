@@ -6,16 +6,18 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use outagecast_core::area::Area;
 use outagecast_core::contact::Channel;
+use outagecast_core::contact::Language;
 use outagecast_core::incident::{Incident, IncidentKind, IncidentStatus, Severity};
 use outagecast_core::notice::NoticeStatus;
-use outagecast_store::{DeclareOutcome, IncidentSummary, TransitionOutcome};
+use outagecast_store::{
+    DeclareOutcome, IncidentOrigin, IncidentSummary, ReportRow, StoredZone, TransitionOutcome,
+};
 use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::Selection;
 
 /// Notices per channel.
-#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct ChannelCounts {
     /// SMS notices.
     pub sms: u64,
@@ -34,7 +36,7 @@ impl ChannelCounts {
 }
 
 /// Who an area holds and who would be told.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SelectionView {
     /// Customers inside the area.
     pub affected_customers: usize,
@@ -77,20 +79,18 @@ impl SelectionView {
 }
 
 /// Notices of one channel in one status.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NoticeCountView {
     /// `sms` or `email`.
-    #[schema(value_type = String)]
     pub channel: Channel,
     /// `pending`, `sent`, `delivered`, `failed`, `superseded`, ...
-    #[schema(value_type = String)]
     pub status: NoticeStatus,
     /// How many.
     pub count: u64,
 }
 
 /// What every view of an incident starts with.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct IncidentHead {
     /// Numeric id.
     pub id: i64,
@@ -99,13 +99,10 @@ pub struct IncidentHead {
     /// The operator's own reference.
     pub reference: Option<String>,
     /// water, power, gas, heating, telecom or sewer.
-    #[schema(value_type = String)]
     pub kind: IncidentKind,
     /// minor, moderate, severe or extreme.
-    #[schema(value_type = String)]
     pub severity: Severity,
     /// declared, updated, restored or cancelled.
-    #[schema(value_type = String)]
     pub status: IncidentStatus,
     /// What happened.
     pub cause: String,
@@ -114,7 +111,6 @@ pub struct IncidentHead {
     /// When the incident stops being announced by itself.
     pub expires_at: Option<DateTime<Utc>>,
     /// The area, as GeoJSON (circles and corridors carry `radius_m` / `buffer_m`).
-    #[schema(value_type = Object)]
     pub area: Area,
     /// Declared.
     pub declared_at: DateTime<Utc>,
@@ -140,7 +136,7 @@ impl IncidentHead {
 }
 
 /// An incident with its headline numbers.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct IncidentView {
     /// The incident.
     #[serde(flatten)]
@@ -177,7 +173,7 @@ impl IncidentView {
 }
 
 /// What a declaration wrote.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DeclaredView {
     /// The incident.
     #[serde(flatten)]
@@ -204,24 +200,21 @@ impl DeclaredView {
 }
 
 /// What an update, restore or cancel wrote.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TransitionView {
     /// Numeric id.
     pub id: i64,
     /// `INC-<id>`.
     pub label: String,
     /// The status now.
-    #[schema(value_type = String)]
     pub status: IncidentStatus,
     /// Estimated time of restoration now.
     pub etr: Option<DateTime<Utc>>,
     /// What happened.
     pub cause: String,
     /// The severity now.
-    #[schema(value_type = String)]
     pub severity: Severity,
     /// The new event's id.
-    #[schema(value_type = i64)]
     pub event_id: outagecast_core::notice::EventId,
     /// Follow-up notices, only to contacts already told.
     pub notices: ChannelCounts,
@@ -235,11 +228,14 @@ pub struct TransitionView {
     pub added_customers: u64,
     /// Notices to them.
     pub added_notices: ChannelCounts,
+    /// Customers affected before whom a shrunk area no longer holds.
+    pub left_customers: u64,
 }
 
 impl TransitionView {
-    /// The view of a transition.
-    pub fn of(o: &TransitionOutcome) -> Self {
+    /// The view of a transition; `left_customers` were affected before and are outside the
+    /// new area.
+    pub fn of(o: &TransitionOutcome, left_customers: u64) -> Self {
         TransitionView {
             id: o.incident.id.0,
             label: o.incident.id.label(),
@@ -254,6 +250,140 @@ impl TransitionView {
             disarmed: o.disarmed,
             added_customers: o.added_customers,
             added_notices: ChannelCounts::from_map(&o.added_notices),
+            left_customers,
         }
     }
+}
+
+/// One language's SMS text for a declaration.
+#[derive(Debug, Clone, Serialize)]
+pub struct SmsTextView {
+    /// fi, sv or en.
+    pub language: Language,
+    /// The text (the incident's number is not known yet: `INC-0` stands in for it).
+    pub text: String,
+    /// GSM-7 or UCS-2.
+    pub encoding: &'static str,
+    /// Segments per message.
+    pub segments: u32,
+    /// SMS recipients in this language.
+    pub recipients: u64,
+}
+
+/// Why declaring would be refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusedView {
+    /// The field at fault.
+    pub field: &'static str,
+    /// What is wrong and how to fix it, in the front end's words.
+    pub message: String,
+}
+
+/// What declaring would do; nothing is written.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewView {
+    /// The area, as GeoJSON.
+    pub area: Area,
+    /// How the area was given, when not as a plain shape.
+    pub area_source: Option<String>,
+    /// Notices that would be planned, per channel.
+    pub notices: ChannelCounts,
+    /// SMS segments the declaration would send in all.
+    pub sms_segments: u64,
+    /// The SMS text per language, with its encoding and segments.
+    pub sms_texts: Vec<SmsTextView>,
+    /// Up to ten affected addresses.
+    pub sample_addresses: Vec<String>,
+    /// Distinct affected addresses.
+    pub distinct_addresses: usize,
+    /// Why declaring would be refused, if it would.
+    pub refused: Option<RefusedView>,
+    /// Who is affected.
+    #[serde(flatten)]
+    pub selection: SelectionView,
+}
+
+/// One incident with who it affects and where it came from (`incident show`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentDetail {
+    /// The incident and its counts.
+    #[serde(flatten)]
+    pub incident: IncidentView,
+    /// The affected accounts.
+    pub affected_account_ids: Vec<String>,
+    /// Zone, address or CAP alert, and CAP's fields.
+    pub origin: IncidentOrigin,
+}
+
+/// Counts by channel and status, and every recipient's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportView {
+    /// Numeric id.
+    pub id: i64,
+    /// `INC-<id>`.
+    pub label: String,
+    /// The status.
+    pub status: IncidentStatus,
+    /// Customers in the area.
+    pub affected_customers: u64,
+    /// Notices by channel and status.
+    pub counts: Vec<NoticeCountView>,
+    /// Notices sent again after a crash because the provider could not be asked whether it
+    /// had them: those recipients may have the message twice.
+    pub possible_duplicates: u64,
+    /// One row per notice: channel, address, accounts, status, attempts, provider id, error.
+    pub recipients: Vec<ReportRow>,
+}
+
+/// A zone with the customers it holds now.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneView {
+    /// Its name.
+    pub name: String,
+    /// Customers inside it now.
+    pub customers: usize,
+    /// Its area, as GeoJSON.
+    pub area: Area,
+    /// The feature's properties as imported.
+    pub properties: serde_json::Value,
+    /// Where it came from.
+    pub source: String,
+    /// When it was imported.
+    pub imported_at: DateTime<Utc>,
+}
+
+impl ZoneView {
+    /// The view of a stored zone holding `customers`.
+    pub fn of(z: StoredZone, customers: usize) -> Self {
+        ZoneView {
+            name: z.name,
+            customers,
+            area: z.area,
+            properties: z.properties,
+            source: z.source,
+            imported_at: z.imported_at,
+        }
+    }
+}
+
+/// A zone just imported and the customers it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneCountView {
+    /// Its name.
+    pub name: String,
+    /// Customers inside it now.
+    pub customers: usize,
+}
+
+/// What a zone import wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZonesImportedView {
+    /// Zones in the file.
+    pub imported: usize,
+    /// New zones.
+    pub inserted: u64,
+    /// Zones of the same name replaced.
+    pub updated: u64,
+    /// Each zone with its customers.
+    pub zones: Vec<ZoneCountView>,
 }

@@ -173,21 +173,21 @@ impl IvrFollower {
     }
 }
 
-/// What the IVR front ends would tell `raw` at `now`, read straight from the store (no
-/// running server needed): the same index code on a snapshot of this one number, so the
-/// command line and the front ends cannot disagree (the "restored" grace included).
+/// What the IVR front ends would tell `raw` at `now`, read through the engine (no running
+/// server needed): the same index code on a snapshot of this one number, so the command line
+/// and the front ends cannot disagree (the "restored" grace included).
 pub async fn lookup_once(
-    store: &Store,
+    engine: &outagecast_engine::Engine,
     raw: &str,
-    default_region: Option<outagecast_core::contact::Region>,
     settings: outagecast_ivr::IndexSettings,
     now: DateTime<Utc>,
 ) -> Result<outagecast_core::ivr::IvrAnswer> {
+    let default_region = engine.settings().default_region;
     let Some(caller) = outagecast_core::ivr::normalise_caller(raw, default_region) else {
         return Ok(outagecast_core::ivr::answer(None, vec![]));
     };
     let closed_since = now - settings.restored_grace.unwrap_or_default();
-    let snapshot = store.ivr_snapshot_for(&caller, now, closed_since).await?;
+    let snapshot = engine.ivr_snapshot_for(&caller, now, closed_since).await?;
     let index = CallerIndex::new(settings);
     index.replace_all(
         snapshot.incidents.iter().map(incident_info).collect(),

@@ -50,6 +50,9 @@ pub enum ServerError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] outagecast_store::StoreError),
+    /// An engine use case failed.
+    #[error(transparent)]
+    Engine(#[from] outagecast_engine::EngineError),
     /// A background task failed.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

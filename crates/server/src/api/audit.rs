@@ -67,8 +67,7 @@ pub(super) async fn list(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state
         .engine
-        .store()
-        .audit_page(AuditQuery {
+        .audit(AuditQuery {
             after_id: q.after,
             limit,
             actor: q.actor,

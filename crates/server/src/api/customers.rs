@@ -161,7 +161,6 @@ pub(super) async fn list(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let page = state
         .engine
-        .store()
         .customers_page(q.after.as_deref(), limit)
         .await?;
     let customers: Vec<CustomerView> = page.iter().map(|(_, c)| CustomerView::of(c)).collect();
@@ -188,8 +187,8 @@ pub(super) async fn get(
 ) -> Result<Json<CustomerView>, ApiError> {
     allowed(&caller, Action::ReadCustomers)?;
     let id = account(&account_id)?;
-    match state.engine.store().customer_by_account(&id).await? {
-        Some((_, c)) => Ok(Json(CustomerView::of(&c))),
+    match state.engine.customer(&id).await? {
+        Some(c) => Ok(Json(CustomerView::of(&c))),
         None => Err(ApiError::not_found(format!(
             "no customer has the account id {account_id:?}"
         ))),

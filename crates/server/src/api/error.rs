@@ -140,6 +140,10 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Store(s) => s.into(),
             EngineError::Rule(c) => c.into(),
+            EngineError::Ingest(e) => e.into(),
+            EngineError::Invalid { field, message } => ApiError::invalid(field, message),
+            // The API geocodes offline; a geocoding service failing is the server's problem.
+            EngineError::Geocoder(e) => ApiError::internal(&e),
             EngineError::Refused { refusal, message } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message)
                     .at(refusal.field())

@@ -1,6 +1,6 @@
-//! `/v1/incidents`: declare (and preview), list, get, update, restore, cancel, report.
-
-use std::collections::BTreeMap;
+//! `/v1/incidents`: declare (and preview), list, get, update, restore, cancel, report. Each
+//! handler parses the body into the engine's typed request, calls the one engine method and
+//! maps the engine's view to the schema type below or in `super::schema`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,31 +8,26 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use outagecast_core::area::{Area, Circle};
+use outagecast_core::area::Area;
 use outagecast_core::auth::Action;
-use outagecast_core::contact::{Channel, Language};
+use outagecast_core::contact::Language;
 use outagecast_core::incident::{
-    Cause, DraftParts, EventKind, IncidentChanges, IncidentDraft, IncidentId, IncidentKind,
-    IncidentStatus, Severity, parse_time,
+    Cause, IncidentId, IncidentKind, IncidentStatus, Severity, parse_time,
 };
-use outagecast_core::message::Wording;
-use outagecast_core::sms::{Encoding, segments};
-use outagecast_engine::views::{
-    ChannelCounts, DeclaredView, IncidentView, SelectionView, TransitionView,
+use outagecast_engine::{
+    AreaSpec, DeclareRequest as EngineDeclare, Geocoding, IncidentDetails, Rails, Spelling,
+    UpdateRequest as EngineUpdate,
 };
-use outagecast_engine::{Engine, Rails, Selection, Spelling};
-use outagecast_ingest::geocode::{Gazetteer, pick};
 use outagecast_ingest::geojson::Sizes;
-use outagecast_ingest::zone::ZoneName;
-use outagecast_store::{Provenance, ReportRow};
+use outagecast_store::ReportRow;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use super::schema::{
+    ChannelCounts, DeclaredView, IncidentView, NoticeCountView, SelectionView, TransitionView,
+};
 use super::{ApiQuery, ApiState, Caller, allowed, json_body};
-
-/// Radius around a geocoded `address` when `radius_m` is not given.
-const DEFAULT_ADDRESS_RADIUS_M: f64 = 300.0;
 
 /// What to declare. The area is given one way: `area` (GeoJSON), `zone` or `address`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -109,11 +104,8 @@ struct AreaInput<'a> {
     address: Option<&'a str>,
 }
 
-/// The area, and how it was given when not as a plain shape.
-async fn resolve_area(
-    engine: &Engine,
-    input: AreaInput<'_>,
-) -> Result<Option<(Area, Option<String>)>, ApiError> {
+/// The engine's area request, if an area was given; resolving it is the engine's.
+fn area_spec(input: AreaInput<'_>) -> Result<Option<AreaSpec>, ApiError> {
     let given = [
         input.area.is_some(),
         input.zone.is_some(),
@@ -126,41 +118,25 @@ async fn resolve_area(
         ));
     }
     if let Some(geojson) = input.area {
-        let text = geojson.to_string();
-        let sizes = Sizes {
-            radius_m: input.radius_m,
-            buffer_m: input.buffer_m,
-        };
-        let area = outagecast_ingest::geojson::area(&text, "area", sizes)?;
-        return Ok(Some((area, None)));
+        return Ok(Some(AreaSpec::GeoJson {
+            text: geojson.to_string(),
+            sizes: Sizes {
+                radius_m: input.radius_m,
+                buffer_m: input.buffer_m,
+            },
+            source: None,
+        }));
     }
     if let Some(name) = input.zone {
-        let name = ZoneName::parse(name, "zone")?;
-        let Some(zone) = engine.store().zone(&name.key()).await? else {
-            return Err(ApiError::invalid(
-                "zone",
-                format!(
-                    "zone: no zone is named {:?}; GET /v1/zones lists the imported ones",
-                    name.as_str()
-                ),
-            ));
-        };
-        return Ok(Some((zone.area, Some(format!("zone {}", zone.name)))));
+        return Ok(Some(AreaSpec::Zone(name.to_string())));
     }
     if let Some(query) = input.address {
-        let gazetteer = Gazetteer::new(engine.store().address_points().await?);
-        let found = pick("address", query, gazetteer.search(query))?;
-        let radius = input.radius_m.unwrap_or(DEFAULT_ADDRESS_RADIUS_M);
-        let circle =
-            Circle::new(found.point, radius).map_err(|e| e.renamed("radius", "radius_m"))?;
-        return Ok(Some((
-            Area::Circle(circle),
-            Some(format!(
-                "address {query:?}: {} ({:.0}% match)",
-                found.label,
-                found.confidence * 100.0
-            )),
-        )));
+        // The API geocodes offline, against the customers' addresses only.
+        return Ok(Some(AreaSpec::Address {
+            query: query.to_string(),
+            radius_m: input.radius_m,
+            geocoding: Geocoding::default(),
+        }));
     }
     Ok(None)
 }
@@ -169,48 +145,43 @@ fn time(text: Option<&str>, field: &str) -> Result<Option<DateTime<Utc>>, ApiErr
     Ok(text.map(|t| parse_time(t, field)).transpose()?)
 }
 
-/// The draft, its area's source, and the rails the operator set.
-async fn draft(
+/// The engine's declaration request for a body.
+fn declare_request(
     state: &ApiState,
+    actor: String,
     req: &DeclareRequest,
-    now: DateTime<Utc>,
-) -> Result<(IncidentDraft, Option<String>, Rails), ApiError> {
-    let (area, source) = resolve_area(
-        &state.engine,
-        AreaInput {
-            area: req.area.as_ref(),
-            radius_m: req.radius_m,
-            buffer_m: req.buffer_m,
-            zone: req.zone.as_deref(),
-            address: req.address.as_deref(),
-        },
-    )
-    .await?
+) -> Result<EngineDeclare, ApiError> {
+    let area = area_spec(AreaInput {
+        area: req.area.as_ref(),
+        radius_m: req.radius_m,
+        buffer_m: req.buffer_m,
+        zone: req.zone.as_deref(),
+        address: req.address.as_deref(),
+    })?
     .ok_or_else(|| {
         ApiError::invalid(
             "area",
             "area: say where: \"area\" (GeoJSON), \"zone\" or \"address\"",
         )
     })?;
-    let draft = IncidentDraft::new(
-        DraftParts {
+    Ok(EngineDeclare {
+        actor,
+        details: IncidentDetails {
             kind: IncidentKind::parse(&req.kind)?,
             severity: Severity::parse(req.severity.as_deref().unwrap_or("moderate"))?,
             cause: Cause::parse(&req.cause)?,
             etr: time(req.etr.as_deref(), "etr")?,
             reference: req.reference.clone(),
-            area,
             expires_at: time(req.expires_at.as_deref(), "expires_at")?,
         },
-        now,
-    )
-    .map_err(|e| e.renamed("--etr", "etr").renamed("--expires", "expires_at"))?;
-    let rails = Rails {
-        allow_empty: req.allow_empty,
-        confirm: req.confirm,
-        confirm_threshold: state.settings.confirm_threshold,
-    };
-    Ok((draft, source, rails))
+        area,
+        rails: Rails {
+            allow_empty: req.allow_empty,
+            confirm: req.confirm,
+            confirm_threshold: state.settings.confirm_threshold,
+        },
+        now: Utc::now(),
+    })
 }
 
 /// One language's SMS text for the declaration.
@@ -263,63 +234,32 @@ pub struct PreviewView {
     pub selection: SelectionView,
 }
 
-fn preview_view(
-    state: &ApiState,
-    draft: &IncidentDraft,
-    source: Option<String>,
-    selection: &Selection,
-    refused: Option<RefusedView>,
-    now: DateTime<Utc>,
-) -> PreviewView {
-    let mut addresses: Vec<&str> = selection
-        .customers
-        .iter()
-        .map(|(_, c)| c.address())
-        .collect();
-    addresses.sort_unstable();
-    addresses.dedup();
-    let mut per_language: BTreeMap<Language, u64> = BTreeMap::new();
-    for r in selection
-        .plan
-        .recipients
-        .iter()
-        .filter(|r| r.channel == Channel::Sms)
-    {
-        *per_language.entry(r.language).or_default() += 1;
-    }
-    let wording = state.engine.settings().wording(now);
-    let sms_texts: Vec<SmsTextView> = per_language
-        .into_iter()
-        .map(|(language, recipients)| {
-            let text = wording
-                .notice(IncidentId(0), draft, EventKind::Declared, language)
-                .body;
-            let cost = segments(&text);
-            SmsTextView {
-                language,
-                encoding: match cost.encoding {
-                    Encoding::Gsm7 => "GSM-7",
-                    Encoding::Ucs2 => "UCS-2",
-                },
-                segments: cost.count,
-                recipients,
-                text,
-            }
-        })
-        .collect();
-    PreviewView {
-        area: draft.area().clone(),
-        area_source: source,
-        notices: SelectionView::notices(selection),
-        sms_segments: sms_texts
-            .iter()
-            .map(|t| u64::from(t.segments) * t.recipients)
-            .sum(),
-        sms_texts,
-        sample_addresses: addresses.iter().take(10).map(|a| a.to_string()).collect(),
-        distinct_addresses: addresses.len(),
-        refused,
-        selection: SelectionView::of(selection),
+impl From<outagecast_engine::views::PreviewView> for PreviewView {
+    fn from(v: outagecast_engine::views::PreviewView) -> Self {
+        PreviewView {
+            area: v.area,
+            area_source: v.area_source,
+            notices: v.notices.into(),
+            sms_segments: v.sms_segments,
+            sms_texts: v
+                .sms_texts
+                .into_iter()
+                .map(|t| SmsTextView {
+                    language: t.language,
+                    text: t.text,
+                    encoding: t.encoding,
+                    segments: t.segments,
+                    recipients: t.recipients,
+                })
+                .collect(),
+            sample_addresses: v.sample_addresses,
+            distinct_addresses: v.distinct_addresses,
+            refused: v.refused.map(|r| RefusedView {
+                field: r.field,
+                message: r.message,
+            }),
+            selection: v.selection.into(),
+        }
     }
 }
 
@@ -341,29 +281,11 @@ pub(super) async fn declare(
 ) -> Result<(StatusCode, Json<DeclaredView>), ApiError> {
     let actor = allowed(&caller, Action::Declare)?;
     let req: DeclareRequest = json_body(&body)?;
-    let now = Utc::now();
-    let (draft, source, rails) = draft(&state, &req, now).await?;
-    let selection = state.engine.select(draft.area()).await?;
-    let count = selection.customers.len() as u64;
-    if let Some(refusal) = state.engine.refusal(draft.area(), count, &rails).await? {
-        return Err(outagecast_engine::EngineError::Refused {
-            message: refusal.explain(&Spelling::API),
-            refusal,
-        }
-        .into());
-    }
-    let provenance = source.as_ref().map(|s| Provenance {
-        area_source: Some(s.clone()),
-        cap: None,
-    });
-    let (selection, outcome) = state
+    let declared = state
         .engine
-        .declare_selected(&actor, &draft, selection, provenance.as_ref(), now)
+        .declare(declare_request(&state, actor, &req)?, &Spelling::API)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(DeclaredView::of(&outcome, &selection, source)),
-    ))
+    Ok((StatusCode::CREATED, Json(declared.view().into())))
 }
 
 /// What declaring would do: the affected count, a sample of addresses, the notices and SMS
@@ -380,23 +302,13 @@ pub(super) async fn preview(
     caller: Caller,
     body: Bytes,
 ) -> Result<Json<PreviewView>, ApiError> {
-    allowed(&caller, Action::ReadIncidents)?;
+    let actor = allowed(&caller, Action::ReadIncidents)?;
     let req: DeclareRequest = json_body(&body)?;
-    let now = Utc::now();
-    let (draft, source, rails) = draft(&state, &req, now).await?;
-    let selection = state.engine.select(draft.area()).await?;
-    let count = selection.customers.len() as u64;
-    let refused = state
+    let preview = state
         .engine
-        .refusal(draft.area(), count, &rails)
-        .await?
-        .map(|r| RefusedView {
-            field: r.field(),
-            message: r.explain(&Spelling::API),
-        });
-    Ok(Json(preview_view(
-        &state, &draft, source, &selection, refused, now,
-    )))
+        .preview(declare_request(&state, actor, &req)?, &Spelling::API)
+        .await?;
+    Ok(Json(preview.view.into()))
 }
 
 /// Filters and pages for the incident list.
@@ -448,14 +360,13 @@ pub(super) async fn list(
     let include_closed = q.all || status.is_some_and(|s| !s.is_active());
     let mut incidents: Vec<IncidentView> = state
         .engine
-        .store()
         .incidents(include_closed)
         .await?
-        .iter()
-        .filter(|s| status.is_none_or(|st| s.incident.status == st))
-        .filter(|s| kind.is_none_or(|k| s.incident.draft.kind() == k))
-        .filter(|s| q.before.is_none_or(|b| s.incident.id.0 < b))
-        .map(IncidentView::of)
+        .into_iter()
+        .filter(|v| status.is_none_or(|st| v.head.status == st))
+        .filter(|v| kind.is_none_or(|k| v.head.kind == k))
+        .filter(|v| q.before.is_none_or(|b| v.head.id < b))
+        .map(IncidentView::from)
         .collect();
     incidents.sort_by_key(|v| std::cmp::Reverse(v.head.id));
     let next = (incidents.len() > limit).then(|| incidents[limit - 1].head.id);
@@ -480,9 +391,7 @@ pub(super) async fn get(
 ) -> Result<Json<IncidentView>, ApiError> {
     allowed(&caller, Action::ReadIncidents)?;
     let id = incident_id(&id)?;
-    let store = state.engine.store();
-    let summary = store.summary(store.incident(id).await?).await?;
-    Ok(Json(IncidentView::of(&summary)))
+    Ok(Json(state.engine.incident(id).await?.into()))
 }
 
 /// Update the ETR, cause, severity or area. Those already told hear the new details; a grown
@@ -503,69 +412,39 @@ pub(super) async fn update(
     let actor = allowed(&caller, Action::Declare)?;
     let id = incident_id(&id)?;
     let req: UpdateRequest = json_body(&body)?;
-    let area = resolve_area(
-        &state.engine,
-        AreaInput {
-            area: req.area.as_ref(),
-            radius_m: req.radius_m,
-            buffer_m: req.buffer_m,
-            zone: req.zone.as_deref(),
-            address: req.address.as_deref(),
-        },
-    )
-    .await?
-    .map(|(area, _)| area);
-    if let Some(area) = &area {
-        // A grown area passes the same rails as a declaration.
-        let count = state.engine.count(area).await? as u64;
-        let rails = Rails {
-            allow_empty: req.allow_empty,
-            confirm: req.confirm,
-            confirm_threshold: state.settings.confirm_threshold,
-        };
-        if let Some(refusal) = state.engine.refusal(area, count, &rails).await? {
-            return Err(outagecast_engine::EngineError::Refused {
-                message: refusal.explain(&Spelling::API),
-                refusal,
-            }
-            .into());
-        }
-    }
-    let changes = IncidentChanges {
+    let area = area_spec(AreaInput {
+        area: req.area.as_ref(),
+        radius_m: req.radius_m,
+        buffer_m: req.buffer_m,
+        zone: req.zone.as_deref(),
+        address: req.address.as_deref(),
+    })?;
+    let update = EngineUpdate {
+        actor,
+        id,
         etr: time(req.etr.as_deref(), "etr")?,
         cause: req.cause.as_deref().map(Cause::parse).transpose()?,
         severity: req.severity.as_deref().map(Severity::parse).transpose()?,
         area,
+        rails: Rails {
+            allow_empty: req.allow_empty,
+            confirm: req.confirm,
+            confirm_threshold: state.settings.confirm_threshold,
+        },
+        now: Utc::now(),
     };
-    if changes.etr.is_none()
-        && changes.cause.is_none()
-        && changes.severity.is_none()
-        && changes.area.is_none()
+    if update.etr.is_none()
+        && update.cause.is_none()
+        && update.severity.is_none()
+        && update.area.is_none()
     {
         return Err(ApiError::invalid(
             "body",
             "body: nothing to change; give etr, cause, severity or a new area",
         ));
     }
-    transition(&state, &actor, id, EventKind::Updated, changes).await
-}
-
-async fn transition(
-    state: &ApiState,
-    actor: &str,
-    id: IncidentId,
-    event: EventKind,
-    changes: IncidentChanges,
-) -> Result<Json<TransitionView>, ApiError> {
-    let outcome = state
-        .engine
-        .transition(actor, id, event, changes, Utc::now())
-        .await
-        .map_err(|e| match e {
-            outagecast_engine::EngineError::Rule(c) => ApiError::from(c),
-            other => ApiError::from(other),
-        })?;
-    Ok(Json(TransitionView::of(&outcome)))
+    let done = state.engine.update(update, &Spelling::API).await?;
+    Ok(Json(done.view().into()))
 }
 
 /// Restore: those told hear it is fixed; unsent notices are withdrawn; the IVR disarms.
@@ -581,14 +460,8 @@ pub(super) async fn restore(
 ) -> Result<Json<TransitionView>, ApiError> {
     let actor = allowed(&caller, Action::Declare)?;
     let id = incident_id(&id)?;
-    transition(
-        &state,
-        &actor,
-        id,
-        EventKind::Restored,
-        IncidentChanges::default(),
-    )
-    .await
+    let done = state.engine.restore(&actor, id, Utc::now()).await?;
+    Ok(Json(done.view().into()))
 }
 
 /// Cancel (declared by mistake): those told hear so; unsent notices are withdrawn.
@@ -604,14 +477,8 @@ pub(super) async fn cancel(
 ) -> Result<Json<TransitionView>, ApiError> {
     let actor = allowed(&caller, Action::Declare)?;
     let id = incident_id(&id)?;
-    transition(
-        &state,
-        &actor,
-        id,
-        EventKind::Cancelled,
-        IncidentChanges::default(),
-    )
-    .await
+    let done = state.engine.cancel(&actor, id, Utc::now()).await?;
+    Ok(Json(done.view().into()))
 }
 
 /// The report's format.
@@ -635,7 +502,10 @@ pub struct ReportView {
     /// Customers in the area.
     pub affected_customers: u64,
     /// Notices by channel and status.
-    pub counts: Vec<outagecast_engine::views::NoticeCountView>,
+    pub counts: Vec<NoticeCountView>,
+    /// Notices sent again after a crash because the provider could not be asked whether it had
+    /// them: those recipients may have the message twice.
+    pub possible_duplicates: u64,
     /// One row per notice: channel, address, accounts, status, attempts, provider id, error.
     #[schema(value_type = Vec<Object>)]
     pub recipients: Vec<ReportRow>,
@@ -656,25 +526,21 @@ pub(super) async fn report(
 ) -> Result<Response, ApiError> {
     allowed(&caller, Action::ReadIncidents)?;
     let id = incident_id(&id)?;
-    let store = state.engine.store();
-    let summary = store.summary(store.incident(id).await?).await?;
-    let rows = store.notice_report(id).await?;
+    let report = state.engine.report(id).await?;
     match q.format.as_deref().unwrap_or("json") {
-        "json" => {
-            let view = IncidentView::of(&summary);
-            Ok(Json(ReportView {
-                id: id.0,
-                label: id.label(),
-                status: summary.incident.status,
-                affected_customers: summary.affected_customers,
-                counts: view.notices,
-                recipients: rows,
-            })
-            .into_response())
-        }
+        "json" => Ok(Json(ReportView {
+            id: report.id,
+            label: report.label,
+            status: report.status,
+            affected_customers: report.affected_customers,
+            counts: report.counts.into_iter().map(Into::into).collect(),
+            possible_duplicates: report.possible_duplicates,
+            recipients: report.recipients,
+        })
+        .into_response()),
         "csv" => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            for row in &rows {
+            for row in &report.recipients {
                 w.serialize(row).map_err(|e| ApiError::internal(&e))?;
             }
             let bytes = w.into_inner().map_err(|e| ApiError::internal(&e))?;

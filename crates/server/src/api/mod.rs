@@ -10,6 +10,7 @@ mod customers;
 pub mod error;
 mod incidents;
 mod progress;
+mod schema;
 mod zones;
 
 use std::sync::Arc;

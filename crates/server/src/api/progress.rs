@@ -4,12 +4,12 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use super::schema::IncidentView;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use outagecast_core::auth::Action;
 use outagecast_core::incident::IncidentId;
-use outagecast_engine::views::IncidentView;
 
 use super::error::{ApiError, ErrorBody};
 use super::{ApiState, Caller, allowed};
@@ -30,7 +30,7 @@ pub(super) async fn progress(
     allowed(&caller, Action::ReadIncidents)?;
     let id = IncidentId::parse(&id).map_err(|e| ApiError::from(e).at("id"))?;
     // 404 now rather than an empty stream.
-    state.engine.store().incident(id).await?;
+    state.engine.incident(id).await?;
     let interval = state.settings.progress_interval;
     let stream = futures_util::stream::unfold(
         (state, None::<String>, false),
@@ -44,19 +44,13 @@ pub(super) async fn progress(
                     tokio::time::sleep(interval).await;
                 }
                 first = false;
-                let store = state.engine.store();
-                let summary = match store.incident(id).await {
-                    Ok(incident) => store.summary(incident).await,
-                    Err(e) => Err(e),
-                };
-                let summary = match summary {
-                    Ok(s) => s,
+                let view: IncidentView = match state.engine.incident(id).await {
+                    Ok(v) => v.into(),
                     Err(e) => {
                         tracing::warn!(error = %e, incident = id.0, "progress stream: store read failed");
                         continue;
                     }
                 };
-                let view = IncidentView::of(&summary);
                 let data = serde_json::to_string(&view).unwrap_or_default();
                 if last.as_deref() == Some(data.as_str()) {
                     continue;

@@ -48,14 +48,14 @@ pub(super) async fn upload(
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::invalid("body", "body: GeoJSON must be UTF-8"))?;
     let zones = zones_from_geojson(text, "body", q.name_property.as_deref().unwrap_or("name"))?;
-    let summary = state
+    let imported = state
         .engine
         .import_zones(&actor, &zones, "api upload")
         .await?;
     Ok(Json(ZoneUploadView {
-        imported: zones.len(),
-        inserted: summary.inserted,
-        updated: summary.updated,
+        imported: imported.imported,
+        inserted: imported.inserted,
+        updated: imported.updated,
     }))
 }
 
@@ -94,15 +94,15 @@ pub(super) async fn list(
     caller: Caller,
 ) -> Result<Json<ZoneList>, ApiError> {
     allowed(&caller, Action::ReadIncidents)?;
-    let zones = state.engine.store().zones().await?;
-    let counts = state.engine.counts(zones.iter().map(|z| &z.area)).await?;
     Ok(Json(ZoneList {
-        zones: zones
+        zones: state
+            .engine
+            .zones()
+            .await?
             .into_iter()
-            .zip(counts)
-            .map(|(z, customers)| ZoneView {
+            .map(|z| ZoneView {
                 name: z.name,
-                customers,
+                customers: z.customers,
                 area: z.area,
                 properties: z.properties,
                 source: z.source,

@@ -407,11 +407,11 @@ async fn a_postgresql_restart_mid_send_pauses_dispatch_and_it_resumes_by_itself(
     })
     .await;
 
-    // The database restarts (a failover, a minor upgrade): 3 s down, every session cut off.
+    // The database restarts (a failover, a minor upgrade): 4 s down, every session cut off.
     let dispatch = format!("http://{http}/healthz/dispatch");
     let watcher = tokio::spawn(async move {
         let mut saw_503 = false;
-        let until = Instant::now() + Duration::from_secs(8);
+        let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until && !saw_503 {
             saw_503 = reqwest::get(&dispatch)
                 .await
@@ -426,7 +426,7 @@ async fn a_postgresql_restart_mid_send_pauses_dispatch_and_it_resumes_by_itself(
             env!("CARGO_MANIFEST_DIR"),
             "/scripts/pg-test-cluster"
         ))
-        .args(["restart", "3"])
+        .args(["restart", "4"])
         .env("OUTAGECAST_PG_STATE", state.join("state"))
         .output()
         .unwrap();

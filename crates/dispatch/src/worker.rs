@@ -509,6 +509,9 @@ const PROBE_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::f
 /// The first wait after the store fails, and the longest (dispatch resumes within this of the
 /// store coming back).
 const STORE_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
+/// A round with the store that has not answered in this long is reported as a store problem
+/// (the database locked, restarting or unreachable: its calls wait before they fail).
+const STORE_STALL: Duration = Duration::from_secs(2);
 /// How long the last recording and the release may take on the way out.
 const FINAL_WRITE: Duration = Duration::from_millis(1500);
 /// Time kept between the longest send and the end of its lease for recording the outcome.
@@ -578,6 +581,9 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
         let mut handed: HashSet<i64> = HashSet::new();
         let mut handing = 0usize;
         let mut round: Option<RoundFuture> = None;
+        // When the running round started, and whether it was reported as stalled.
+        let mut round_since = Instant::now();
+        let mut stalled = false;
         let mut circuit = Circuit::Closed;
         let mut store_backoff: Option<(Instant, Duration)> = None;
         let mut stopping: Option<Instant> = None;
@@ -686,6 +692,7 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
                         next_heartbeat = now + heartbeat;
                     }
                     round = Some(self.round(std::mem::take(&mut done), hand, renew, claim));
+                    round_since = now;
                 } else if idle {
                     if let Some(_deadline) = stopping {
                         break;
@@ -749,7 +756,7 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
                     let RoundResult { mut outcomes, hand, renew, claimed_at, asked, done: result } = finished;
                     match result {
                         Ok(d) => {
-                            if store_backoff.take().is_some() {
+                            if store_backoff.take().is_some() || std::mem::take(&mut stalled) {
                                 info!(channel = %self.channel, "the store takes the dispatcher's writes again; resuming");
                                 self.health.store_ok();
                             }
@@ -816,6 +823,18 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
                 () = tokio::time::sleep_until(wake_store.unwrap_or(now)), if round.is_none() && wake_store.is_some_and(|at| at > now) => {}
                 () = sleep_until_opt(circuit_wake(&circuit)), if round.is_none() && circuit_wake(&circuit).is_some_and(|at| at > now) => {}
                 () = tokio::time::sleep_until(stopping.unwrap_or(now)), if stopping.is_some_and(|d| d > now) && !sends.is_empty() => {}
+                () = tokio::time::sleep_until(round_since + STORE_STALL), if round.is_some() && !stalled => {
+                    stalled = true;
+                    warn!(
+                        channel = %self.channel,
+                        "the store has not answered the dispatcher for {} s; notices wait",
+                        STORE_STALL.as_secs()
+                    );
+                    self.health.store_failing(
+                        &format!("the store has not answered for {} s (locked, restarting or unreachable)", STORE_STALL.as_secs()),
+                        (self.config.clock)(),
+                    );
+                }
             }
         }
         self.finish(round, sends, done, waiting).await

@@ -331,9 +331,6 @@ async fn complete_in<B: Backend>(
     outcomes: &[(i64, Outcome)],
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    if outcomes.is_empty() {
-        return Ok(0);
-    }
     if outcomes
         .iter()
         .any(|(_, o)| matches!(o, Outcome::Sent { .. } | Outcome::SentAgain { .. }))

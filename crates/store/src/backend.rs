@@ -15,13 +15,15 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::DerefMut;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use outagecast_core::contact::Language;
+use outagecast_core::contact::{Channel, Language};
 use outagecast_core::customer::Customer;
 use outagecast_core::incident::IncidentId;
 
 use crate::Result;
+use crate::model::outbox::Outcome;
 
 /// One argument of a statement, as the scripts know it.
 #[derive(Debug, Clone)]
@@ -153,6 +155,7 @@ pub(crate) trait Record {
     fn i64(&self, col: usize) -> Result<i64>;
     fn opt_i64(&self, col: usize) -> Result<Option<i64>>;
     fn f64(&self, col: usize) -> Result<f64>;
+    fn opt_f64(&self, col: usize) -> Result<Option<f64>>;
     fn bool(&self, col: usize) -> Result<bool>;
     fn text(&self, col: usize) -> Result<String>;
     fn opt_text(&self, col: usize) -> Result<Option<String>>;
@@ -218,6 +221,30 @@ pub(crate) struct Arming<'a> {
     pub conflict: FlagConflict,
 }
 
+/// A claim of due notices for [`Backend::claim`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimQuery<'a> {
+    pub owner: &'a str,
+    /// Not empty.
+    pub channels: &'a [Channel],
+    /// More than 0.
+    pub limit: u32,
+    pub lease: Duration,
+    pub now: DateTime<Utc>,
+    /// Whether to read the first account's service point too.
+    pub locate: bool,
+}
+
+/// Outcomes to record for [`Backend::write_outcomes`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutcomeWrite<'a> {
+    /// Only notices leased to it change.
+    pub owner: &'a str,
+    /// Each notice's id with its outcome.
+    pub outcomes: &'a [&'a (i64, Outcome)],
+    pub now: DateTime<Utc>,
+}
+
 /// What a database must offer the transaction scripts.
 ///
 /// The general statements run on a connection (`Self::Conn`), which is either a pooled
@@ -244,6 +271,12 @@ pub(crate) trait Backend: Sync {
     /// The statements that delete the change log up to the cursor `$1`; the first says how
     /// many entries went.
     const IVR_PRUNE: &'static [&'static str];
+
+    /// The hand-over (`crate::ops::outbox`): `$1` now, `$2` the owner, `$3` the ids (a list
+    /// argument). Marks in doubt the notices still pending and leased to the owner whose
+    /// incident is open or that belong to its last event; returns `id, subject, body` of each.
+    /// On PostgreSQL the incident rows are read `FOR SHARE`, the fence against a transition.
+    const HAND_OVER: &'static str;
 
     type Conn: Send;
     type Tx: DerefMut<Target = Self::Conn> + Send;
@@ -293,6 +326,27 @@ pub(crate) trait Backend: Sync {
     /// Writes the flags of `a`; returns how many it wrote.
     async fn arm_flags(c: &mut Self::Conn, a: Arming<'_>) -> Result<u64>;
 
+    /// The time leases are measured against in a statement whose argument `$now_arg` is the
+    /// caller's now: that argument on SQLite, the database's clock `now()` on PostgreSQL (so
+    /// that nodes whose clocks disagree never take each other's notices over early or late).
+    fn lease_clock(now_arg: usize) -> String;
+    /// Appends the end of a lease of `lease` taken at `now`, on the clock of
+    /// [`Backend::lease_clock`].
+    fn push_lease_end<'a>(sql: &mut Sql<'a>, now: DateTime<Utc>, lease: Duration);
+    /// The claim: one statement that leases the due notices of `q` and returns them (in any
+    /// order) as `id, incident_id, event kind, severity, channel, address, language, priority,
+    /// subject, body, attempts, in_doubt, created_at, lon, lat`. It counts the attempt and
+    /// leaves `in_doubt` as it is. On PostgreSQL it skips rows other claims hold locked.
+    fn claim(q: ClaimQuery<'_>) -> Sql<'_>;
+
+    /// Before a transaction stores provider ids (records sent outcomes): PostgreSQL takes the
+    /// early-receipt lock shared (see [`Backend::hold_provider_ids`]); SQLite does nothing.
+    async fn storing_provider_ids(tx: &mut Self::Conn) -> Result<()>;
+    /// Records the outcomes of `w` (not empty) of notices still pending and leased to its
+    /// owner; returns the ids recorded. Held, released, deferred and withdrawn notices were
+    /// not attempted: the attempt is not counted and their doubt stays as it was.
+    async fn write_outcomes(tx: &mut Self::Conn, w: OutcomeWrite<'_>) -> Result<Vec<i64>>;
+
     /// Exactly one row.
     async fn fetch_one(c: &mut Self::Conn, sql: Sql<'_>) -> Result<Self::Row> {
         Self::fetch_optional(c, sql)
@@ -338,6 +392,9 @@ pub(crate) use sqlx_plumbing;
 macro_rules! plain_columns {
     () => {
         fn f64(&self, col: usize) -> Result<f64> {
+            Ok(self.try_get(col)?)
+        }
+        fn opt_f64(&self, col: usize) -> Result<Option<f64>> {
             Ok(self.try_get(col)?)
         }
         fn bool(&self, col: usize) -> Result<bool> {

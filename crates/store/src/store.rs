@@ -214,6 +214,24 @@ run! {
     fn is_opted_out(&self, channel: Channel, address: &str) -> Result<bool> = ops::receipts::is_opted_out;
     /// The preferred language of a customer with this phone number or email address.
     fn contact_language(&self, address: &str) -> Result<Option<Language>> = ops::receipts::contact_language;
+    /// Leases up to `limit` due notices on `channels` to `owner` for `lease`, priority first
+    /// then oldest; safe to run on any number of nodes at once.
+    fn claim(&self, owner: &str, channels: &[Channel], limit: u32, lease: Duration, now: DateTime<Utc>) -> Result<Vec<ClaimedNotice>> = ops::outbox::claim;
+    /// Records the outcomes of `owner`'s claimed notices in one transaction (those whose lease
+    /// it lost are ignored); how many were recorded. A failed SMS falls back to email.
+    fn complete(&self, owner: &str, outcomes: &[(i64, Outcome)], now: DateTime<Utc>) -> Result<u64> = ops::outbox::complete;
+    /// The dispatcher's round trip: record, renew, hand over and claim in one transaction.
+    fn round_trip(&self, r: RoundTrip<'_>) -> Result<RoundTripDone> = ops::outbox::round_trip;
+    /// Puts an incident's failed notices back in the queue; how many; audited.
+    fn requeue(&self, q: Requeue<'_>) -> Result<u64> = ops::outbox::requeue;
+    /// Gives `owner`'s leases back (on shutdown), keeping their in-doubt marks.
+    fn release(&self, owner: &str) -> Result<u64> = ops::outbox::release;
+    /// Outbox totals on `channels` at `now`.
+    fn outbox_counts(&self, channels: &[Channel], now: DateTime<Utc>) -> Result<OutboxCounts> = ops::outbox::outbox_counts;
+    /// The earliest time a waiting notice becomes due, if any.
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>> = ops::outbox::next_due;
+    /// Every notice of an incident with its outcome, in id order (accounts in customer id order).
+    fn notice_report(&self, incident: IncidentId) -> Result<Vec<ReportRow>> = ops::outbox::notice_report;
     /// Where an incident came from.
     fn origin(&self, id: IncidentId) -> Result<IncidentOrigin> = ops::provenance::origin;
 }
@@ -286,14 +304,6 @@ delegate! {
     fn affected_ids(&self, id: IncidentId) -> Result<Vec<CustomerId>>;
     fn affected_accounts(&self, id: IncidentId) -> Result<Vec<AccountId>>;
     fn pending_notices(&self, id: IncidentId) -> Result<Vec<(Channel, String, bool, String)>>;
-    fn claim(&self, owner: &str, channels: &[Channel], limit: u32, lease: Duration, now: DateTime<Utc>) -> Result<Vec<ClaimedNotice>>;
-    fn complete(&self, owner: &str, outcomes: &[(i64, Outcome)], now: DateTime<Utc>) -> Result<u64>;
-    fn round_trip(&self, r: RoundTrip<'_>) -> Result<RoundTripDone>;
-    fn requeue(&self, q: Requeue<'_>) -> Result<u64>;
-    fn release(&self, owner: &str) -> Result<u64>;
-    fn outbox_counts(&self, channels: &[Channel], now: DateTime<Utc>) -> Result<OutboxCounts>;
-    fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
-    fn notice_report(&self, incident: outagecast_core::incident::IncidentId) -> Result<Vec<ReportRow>>;
     fn declare_with(&self, d: Declaration<'_>, wording: &dyn Wording, p: &Provenance) -> Result<DeclareOutcome>;
     fn transition_with(&self, t: Transition<'_>, wording: &dyn Wording, p: &Provenance) -> Result<TransitionOutcome>;
 }

@@ -291,3 +291,9 @@ pub(crate) fn requeue_details(q: &Requeue<'_>, requeued: u64) -> serde_json::Val
         "requeued": requeued,
     })
 }
+
+/// When a lease of `lease` taken or renewed at `now` ends, on the caller's clock (SQLite's;
+/// PostgreSQL keeps leases on its own).
+pub(crate) fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5))
+}

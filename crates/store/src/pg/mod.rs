@@ -22,6 +22,8 @@ mod outbox;
 mod receipts;
 mod select;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use outagecast_core::customer::Customer;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow, Postgres};
@@ -29,7 +31,8 @@ use sqlx::query::Query;
 use sqlx::{Column, Connection, PgPool, Row, Transaction, TypeInfo};
 
 use crate::backend::{
-    Arg, Arming, Backend, Bulk, ContactInsert, Record, Sql, plain_columns, sqlx_plumbing,
+    Arg, Arming, Backend, Bulk, ClaimQuery, ContactInsert, OutcomeWrite, Record, Sql,
+    plain_columns, sqlx_plumbing,
 };
 use crate::{Result, StoreError};
 
@@ -200,6 +203,7 @@ impl Backend for PgStore {
     const IVR_CHANGES_IN_RANGE: &'static str = ivr::IVR_CHANGES_IN_RANGE;
     const IVR_PRUNE_UPTO: &'static str = ivr::IVR_PRUNE_UPTO;
     const IVR_PRUNE: &'static [&'static str] = ivr::IVR_PRUNE;
+    const HAND_OVER: &'static str = outbox::HAND_SQL;
 
     sqlx_plumbing!(Postgres, PgConnection, PgRow);
 
@@ -250,6 +254,32 @@ impl Backend for PgStore {
             })
             .await;
         }
+    }
+
+    fn lease_clock(_now_arg: usize) -> String {
+        "now()".into()
+    }
+
+    fn push_lease_end<'a>(sql: &mut Sql<'a>, _now: DateTime<Utc>, lease: Duration) {
+        sql.push("now() + make_interval(secs => ")
+            .push_arg(lease.as_secs_f64())
+            .push(")");
+    }
+
+    fn claim(q: ClaimQuery<'_>) -> Sql<'_> {
+        outbox::claim(q)
+    }
+
+    async fn storing_provider_ids(tx: &mut PgConnection) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(outbox::EARLY_RECEIPT_LOCK)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn write_outcomes(tx: &mut PgConnection, w: OutcomeWrite<'_>) -> Result<Vec<i64>> {
+        outbox::write_outcomes(tx, w).await
     }
 }
 

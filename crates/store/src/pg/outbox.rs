@@ -1,15 +1,9 @@
-//! The outbox as several dispatchers on several engine nodes see it: claim due notices under a
-//! lease with `FOR UPDATE SKIP LOCKED`, so that concurrent claimers never take the same notice
-//! and never wait for each other.
-//!
-//! The semantics are `SqliteStore::claim`'s: pending, due (`not_before` passed), not leased
-//! (or the lease expired), on the asked channels, priority first then oldest; a claim leases
-//! the notice to `owner` for `lease` and counts the attempt. Leases are on one clock, the
-//! database's (`now()`): nodes whose clocks disagree never take each other's notices over
-//! early or late. (`not_before`, quiet hours and retries stay on the caller's clock.) A notice that was handed
-//! over to a provider and whose outcome was never recorded comes back with `in_doubt` set, so
-//! the worker asks the provider (or applies the in-doubt policy) before sending again. The
-//! hand-over is the fence against a cancel or restore, as on SQLite.
+//! The outbox statements PostgreSQL says its own way (the scripts are in
+//! `crate::ops::outbox`), for several dispatchers on several engine nodes: the claim with
+//! `FOR UPDATE SKIP LOCKED`, so that concurrent claimers never take the same notice and never
+//! wait for each other; leases on one clock, the database's (`now()`); the hand-over reading
+//! the incident rows `FOR SHARE`; outcomes written from arrays (`UNNEST`); and the advisory
+//! lock that orders recording a sent SMS against a receipt that arrives before it.
 //!
 //! Why no notice goes to two claimers: the inner `SELECT … FOR UPDATE SKIP LOCKED` locks the
 //! rows it picks until the claiming transaction commits, and a concurrent claim skips locked
@@ -17,29 +11,15 @@
 //! version (READ COMMITTED re-evaluates `FOR UPDATE` rows), finds its lease current and
 //! leaves it.
 //!
-//! Recording outcomes is SQLite's `complete` too: only notices still pending and leased to
-//! `owner` change, so a node whose lease expired and was reclaimed cannot overwrite the new
-//! holder's result (an update waiting on the new holder's claim re-checks `lease_owner` once
-//! that commits). Held and released notices get their attempt back and keep the doubt they
-//! had before the claim; a failed SMS falls back to email.
-
-use std::collections::HashSet;
-use std::time::Duration;
+//! Recording outcomes changes only notices still pending and leased to `owner`, so a node
+//! whose lease expired and was reclaimed cannot overwrite the new holder's result (an update
+//! waiting on the new holder's claim re-checks `lease_owner` once that commits).
 
 use chrono::{DateTime, Utc};
-use outagecast_core::area::LonLat;
-use outagecast_core::contact::{Channel, Language};
-use outagecast_core::incident::{EventKind, IncidentId, Severity};
-use outagecast_core::notice::NoticeStatus;
-use sqlx::{PgExecutor, Postgres, Transaction};
+use sqlx::postgres::PgConnection;
 
-use crate::model::outbox::requeue_details;
-use crate::model::stored;
-use crate::pg::PgStore;
-use crate::{
-    ClaimedNotice, HandedNotice, OutboxCounts, Outcome, ReportRow, Requeue, Result, RoundTrip,
-    RoundTripDone, StoreError,
-};
+use crate::Result;
+use crate::backend::{ClaimQuery, OutcomeWrite, Sql};
 
 /// The advisory lock that orders recording a sent SMS against a delivery receipt that arrives
 /// before it: `complete` holds it shared while it stores provider ids, `record_receipt` takes
@@ -49,54 +29,6 @@ use crate::{
 /// looked before the receipt was visible) and wait forever. The key is arbitrary (ASCII
 /// "oc-recpt").
 pub(super) const EARLY_RECEIPT_LOCK: i64 = 0x6f63_2d72_6563_7074;
-
-/// A claimed notice as the claim returns it.
-#[derive(sqlx::FromRow)]
-struct ClaimRow {
-    id: i64,
-    incident_id: i64,
-    event: Option<String>,
-    severity: Option<String>,
-    channel: String,
-    address: String,
-    language: String,
-    priority: bool,
-    subject: String,
-    body: String,
-    attempts: i32,
-    in_doubt: i16,
-    created_at: DateTime<Utc>,
-    lon: Option<f64>,
-    lat: Option<f64>,
-}
-
-impl ClaimRow {
-    fn into_notice(self) -> Result<ClaimedNotice> {
-        let id = self.id;
-        let missing = |what: &str| StoreError::Corrupt(format!("notice {id} has no {what}"));
-        let event = self.event.ok_or_else(|| missing("event"))?;
-        let severity = self.severity.ok_or_else(|| missing("incident"))?;
-        Ok(ClaimedNotice {
-            id,
-            incident_id: self.incident_id,
-            event: stored(&event, EventKind::parse)?,
-            severity: stored(&severity, Severity::parse)?,
-            channel: stored(&self.channel, Channel::parse)?,
-            address: self.address,
-            language: stored(&self.language, Language::parse)?,
-            priority: self.priority,
-            subject: self.subject,
-            body: self.body,
-            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
-            in_doubt: self.in_doubt != 0,
-            created_at: self.created_at,
-            location: self
-                .lon
-                .zip(self.lat)
-                .and_then(|(lon, lat)| LonLat::parse(lon, lat).ok()),
-        })
-    }
-}
 
 /// The claim: `$1` owner, `$2` the lease in seconds, `$3` now, `$4` channels, `$5` limit, `$6` whether
 /// to look up the first account's service point (a phone shared by several accounts is one
@@ -129,11 +61,22 @@ const CLAIM_SQL: &str = "WITH picked AS MATERIALIZED (
            n.channel, n.address, n.language, n.priority, n.subject, n.body, n.attempts,
            n.in_doubt, n.created_at, loc.lon, loc.lat";
 
+/// The claim statement of `q` ([`CLAIM_SQL`]).
+pub(super) fn claim(q: ClaimQuery<'_>) -> Sql<'_> {
+    Sql::new(CLAIM_SQL)
+        .arg(q.owner)
+        .arg(q.lease.as_secs_f64())
+        .arg(q.now)
+        .arg(q.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>())
+        .arg(i64::from(q.limit))
+        .arg(q.locate)
+}
+
 /// Records outcomes given as parallel arrays: `$1` ids, `$2` kinds ([`Outcome::kind`]),
 /// `$3` provider ids, `$4` segments, `$5` not-before times, `$6` reasons, `$7` in doubt (0/1);
 /// `$8` now, `$9` the owner. Returns the ids recorded.
 ///
-/// The semantics are SQLite's `complete_sql`: held, released, deferred and withdrawn notices
+/// Held, released, deferred and withdrawn notices
 /// were not attempted, so the attempt is not counted and their doubt stays as it was. Only
 /// notices still pending and leased to the owner change: an update that meets a row another
 /// node has just reclaimed waits for that claim and re-checks `lease_owner` on the row's new
@@ -163,13 +106,13 @@ const COMPLETE_SQL: &str = "WITH o AS (
      WHERE notices.id = o.id AND notices.lease_owner = $9 AND notices.status = 'pending'
  RETURNING notices.id";
 
-/// The hand-over: `$1` now, `$2` the owner, `$3` the ids. The fence of SQLite's `HAND_SQL`:
+/// The hand-over: `$1` now, `$2` the owner, `$3` the ids. The fence:
 /// only notices still pending and leased to the owner, while their incident is open or the
 /// notice belongs to its last event. The incident rows are read under `FOR SHARE`, so a
 /// transition that closes the incident (it locks the row `FOR UPDATE`) either commits first
 /// (and this sees the closed status) or waits for this hand-over to commit (and then sees the
 /// notices in doubt, so it tells them too).
-const HAND_SQL: &str = "WITH open AS MATERIALIZED (
+pub(super) const HAND_SQL: &str = "WITH open AS MATERIALIZED (
         SELECT i.id, i.status, (SELECT MAX(e.id) FROM incident_events e WHERE e.incident_id = i.id) AS last_event
           FROM incidents i
          WHERE i.id IN (SELECT incident_id FROM notices WHERE id = ANY($3::int8[]))
@@ -181,312 +124,10 @@ const HAND_SQL: &str = "WITH open AS MATERIALIZED (
        AND (open.status IN ('declared', 'updated') OR n.event_id = open.last_event)
  RETURNING n.id, n.subject, n.body";
 
-/// One report row as read.
-#[derive(sqlx::FromRow)]
-struct ReportRecord {
-    id: i64,
-    event: String,
-    channel: String,
-    address: String,
-    accounts: Option<String>,
-    status: String,
-    attempts: i32,
-    provider_id: Option<String>,
-    last_error: Option<String>,
-    sent_at: Option<DateTime<Utc>>,
-    possible_duplicate: bool,
-}
-
-impl PgStore {
-    /// Leases up to `limit` due notices on `channels` to `owner` for `lease`, priority first
-    /// then oldest, and marks them in doubt: one statement, safe to run on any number of
-    /// nodes at once (see the module documentation). Returned priority first, then by id.
-    pub async fn claim(
-        &self,
-        owner: &str,
-        channels: &[Channel],
-        limit: u32,
-        lease: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<ClaimedNotice>> {
-        claim_in(&self.pool, owner, channels, limit, lease, now, true).await
-    }
-
-    /// Records the outcomes of `owner`'s claimed notices in one transaction. Outcomes for
-    /// notices whose lease `owner` no longer holds are ignored (another worker has them);
-    /// returns how many were recorded. A failed SMS falls back to email, as on SQLite.
-    pub async fn complete(
-        &self,
-        owner: &str,
-        outcomes: &[(i64, Outcome)],
-        now: DateTime<Utc>,
-    ) -> Result<u64> {
-        if outcomes.is_empty() {
-            return Ok(0);
-        }
-        let mut tx = self.pool.begin().await?;
-        let recorded = complete_in(&mut tx, owner, outcomes, now).await?;
-        tx.commit().await?;
-        Ok(recorded)
-    }
-
-    /// The dispatcher's round trip ([`RoundTrip`]): record, renew, hand over and claim in
-    /// one transaction, as on SQLite.
-    pub async fn round_trip(&self, r: RoundTrip<'_>) -> Result<RoundTripDone> {
-        let claim = r.claim.filter(|c| !c.channels.is_empty() && c.limit > 0);
-        if r.outcomes.is_empty() && r.hand.is_empty() && !r.renew && claim.is_none() {
-            return Ok(RoundTripDone::default());
-        }
-        let mut tx = self.pool.begin().await?;
-        let mut done = RoundTripDone {
-            recorded: complete_in(&mut tx, r.owner, r.outcomes, r.now).await?,
-            ..RoundTripDone::default()
-        };
-        if r.renew {
-            done.renewed = sqlx::query(
-                "UPDATE notices SET lease_expires_at = now() + make_interval(secs => $1)
-                  WHERE lease_owner = $2 AND status = 'pending'",
-            )
-            .bind(r.lease.as_secs_f64())
-            .bind(r.owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        if !r.hand.is_empty() {
-            let rows: Vec<(i64, String, String)> = sqlx::query_as(HAND_SQL)
-                .bind(r.now)
-                .bind(r.owner)
-                .bind(r.hand)
-                .fetch_all(&mut *tx)
-                .await?;
-            done.handed = rows
-                .into_iter()
-                .map(|(id, subject, body)| HandedNotice { id, subject, body })
-                .collect();
-        }
-        if let Some(c) = claim {
-            done.claimed = claim_in(
-                &mut *tx, r.owner, c.channels, c.limit, r.lease, r.now, c.locate,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done)
-    }
-
-    /// Puts an incident's failed notices back in the queue, as on SQLite; audited.
-    pub async fn requeue(&self, q: Requeue<'_>) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        crate::pg::incidents::fetch_incident(&mut tx, q.incident).await?;
-        let n = sqlx::query(
-            "UPDATE notices SET status = 'pending', attempts = 0, in_doubt = 0, not_before = NULL,
-                    lease_owner = NULL, lease_expires_at = NULL, updated_at = $1,
-                    last_error = 'requeued after: ' || COALESCE(last_error, 'a failure')
-              WHERE incident_id = $2 AND status = 'failed' AND ($3::text IS NULL OR channel = $3)",
-        )
-        .bind(q.now)
-        .bind(q.incident.0)
-        .bind(q.channel.map(|c| c.as_str()))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        crate::pg::audit(
-            &mut tx,
-            q.actor,
-            "notices.requeue",
-            Some(&format!("incident:{}", q.incident)),
-            &requeue_details(&q, n),
-            q.now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    /// Gives `owner`'s leases back (on shutdown), so other workers need not wait for expiry.
-    /// Their in-doubt mark stays: they were claimed, so they may have been sent.
-    pub async fn release(&self, owner: &str) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE notices SET lease_owner = NULL, lease_expires_at = NULL
-             WHERE lease_owner = $1 AND status = 'pending'",
-        )
-        .bind(owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
-    }
-
-    /// Outbox totals on `channels` at `now`.
-    pub async fn outbox_counts(
-        &self,
-        channels: &[Channel],
-        now: DateTime<Utc>,
-    ) -> Result<OutboxCounts> {
-        let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-        let (due, waiting, leased, sent, failed, dups): (i64, i64, i64, i64, i64, i64) =
-            sqlx::query_as(
-                "SELECT
-               COUNT(*) FILTER (WHERE status = 'pending'
-                                  AND (not_before IS NULL OR not_before <= $1)
-                                  AND (lease_expires_at IS NULL OR lease_expires_at < now())),
-               COUNT(*) FILTER (WHERE status = 'pending' AND not_before > $1),
-               COUNT(*) FILTER (WHERE status = 'pending' AND lease_expires_at >= now()),
-               COUNT(*) FILTER (WHERE status IN ('sent', 'delivered')),
-               COUNT(*) FILTER (WHERE status = 'failed'),
-               COUNT(*) FILTER (WHERE possible_duplicate)
-             FROM notices WHERE channel = ANY($2::text[])",
-            )
-            .bind(now)
-            .bind(&channels)
-            .fetch_one(&self.pool)
-            .await?;
-        let u = |n: i64| u64::try_from(n).unwrap_or_default();
-        Ok(OutboxCounts {
-            due: u(due),
-            waiting: u(waiting),
-            leased: u(leased),
-            sent: u(sent),
-            failed: u(failed),
-            possible_duplicates: u(dups),
-        })
-    }
-
-    /// The earliest time a waiting notice becomes due, if any.
-    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let (t,): (Option<DateTime<Utc>>,) =
-            sqlx::query_as("SELECT MIN(not_before) FROM notices WHERE status = 'pending'")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(t)
-    }
-
-    /// Every notice of an incident with its outcome, in id order. The accounts are listed in
-    /// customer id order.
-    pub async fn notice_report(&self, incident: IncidentId) -> Result<Vec<ReportRow>> {
-        let rows: Vec<ReportRecord> = sqlx::query_as(
-            // Set-based (one aggregate joined back) rather than a subquery per notice, so the
-            // plan stays linear whatever the statistics say.
-            "WITH accounts AS (
-                 SELECT nc.notice_id,
-                        string_agg(c.account_id, ',' ORDER BY nc.customer_id) AS accounts
-                   FROM notices n2
-                   JOIN notice_customers nc ON nc.notice_id = n2.id
-                   JOIN customers c ON c.id = nc.customer_id
-                  WHERE n2.incident_id = $1
-                  GROUP BY nc.notice_id)
-             SELECT n.id, e.kind AS event, n.channel, n.address, a.accounts,
-                    n.status, n.attempts, n.provider_id, n.last_error, n.sent_at,
-                    n.possible_duplicate
-               FROM notices n
-               JOIN incident_events e ON e.id = n.event_id
-               LEFT JOIN accounts a ON a.notice_id = n.id
-              WHERE n.incident_id = $1 ORDER BY n.id",
-        )
-        .bind(incident.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ReportRow {
-                    notice_id: r.id,
-                    event: stored(&r.event, EventKind::parse)?,
-                    channel: stored(&r.channel, Channel::parse)?,
-                    address: r.address,
-                    accounts: r.accounts.unwrap_or_default(),
-                    status: stored(&r.status, NoticeStatus::parse)?,
-                    attempts: u32::try_from(r.attempts).unwrap_or_default(),
-                    provider_id: r.provider_id,
-                    last_error: r.last_error,
-                    sent_at: r.sent_at,
-                    possible_duplicate: r.possible_duplicate,
-                })
-            })
-            .collect()
-    }
-}
-
-async fn claim_in<'e>(
-    db: impl PgExecutor<'e>,
-    owner: &str,
-    channels: &[Channel],
-    limit: u32,
-    lease: Duration,
-    now: DateTime<Utc>,
-    locate: bool,
-) -> Result<Vec<ClaimedNotice>> {
-    if channels.is_empty() || limit == 0 {
-        return Ok(vec![]);
-    }
-    let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-    let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
-        .bind(owner)
-        .bind(lease.as_secs_f64())
-        .bind(now)
-        .bind(&channels)
-        .bind(i64::from(limit))
-        .bind(locate)
-        .fetch_all(db)
-        .await?;
-    let mut claimed = rows
-        .into_iter()
-        .map(ClaimRow::into_notice)
-        .collect::<Result<Vec<_>>>()?;
-    // RETURNING gives no order; hand them out priority first, then oldest.
-    claimed.sort_unstable_by_key(|n| (!n.priority, n.id));
-    Ok(claimed)
-}
-
-/// Records `outcomes` for `owner` inside `tx`: everything but failures in one statement, then
-/// the failures, each recorded one falling back to email (only a failure this call records
-/// falls back), in the order given, as on SQLite.
-async fn complete_in(
-    tx: &mut Transaction<'static, Postgres>,
-    owner: &str,
-    outcomes: &[(i64, Outcome)],
-    now: DateTime<Utc>,
-) -> Result<u64> {
-    if outcomes.is_empty() {
-        return Ok(0);
-    }
-    if outcomes
-        .iter()
-        .any(|(_, o)| matches!(o, Outcome::Sent { .. } | Outcome::SentAgain { .. }))
-    {
-        // Before any row is touched, so that waiting for it never holds a row lock.
-        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-            .bind(EARLY_RECEIPT_LOCK)
-            .execute(&mut **tx)
-            .await?;
-    }
-    type Refs<'a> = Vec<&'a (i64, Outcome)>;
-    let (failed, rest): (Refs<'_>, Refs<'_>) = outcomes
-        .iter()
-        .partition(|(_, o)| matches!(o, Outcome::Failed { .. }));
-    let mut recorded = write_outcomes(tx, owner, &rest, now).await?.len();
-    let mut failed_now: HashSet<i64> = write_outcomes(tx, owner, &failed, now)
-        .await?
-        .into_iter()
-        .collect();
-    recorded += failed_now.len();
-    for (id, _) in failed {
-        if failed_now.remove(id) {
-            crate::ops::outbox::fall_back_to_email::<PgStore>(tx, *id, now).await?;
-        }
-    }
-    Ok(u64::try_from(recorded).unwrap_or(u64::MAX))
-}
-
-/// Writes `rows` with [`COMPLETE_SQL`]; returns the ids recorded.
-async fn write_outcomes(
-    tx: &mut Transaction<'static, Postgres>,
-    owner: &str,
-    rows: &[&(i64, Outcome)],
-    now: DateTime<Utc>,
-) -> Result<Vec<i64>> {
-    if rows.is_empty() {
-        return Ok(vec![]);
-    }
+/// Writes the outcomes of `w` with [`COMPLETE_SQL`], as parallel arrays; returns the ids
+/// recorded.
+pub(super) async fn write_outcomes(tx: &mut PgConnection, w: OutcomeWrite<'_>) -> Result<Vec<i64>> {
+    let rows = w.outcomes;
     let n = rows.len();
     let mut ids = Vec::with_capacity(n);
     let mut kinds: Vec<i16> = Vec::with_capacity(n);
@@ -513,9 +154,9 @@ async fn write_outcomes(
         .bind(&nbs)
         .bind(&errs)
         .bind(&doubts)
-        .bind(now)
-        .bind(owner)
-        .fetch_all(&mut **tx)
+        .bind(w.now)
+        .bind(w.owner)
+        .fetch_all(tx)
         .await?;
     Ok(recorded.into_iter().map(|(id,)| id).collect())
 }
@@ -523,9 +164,17 @@ async fn write_outcomes(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::*;
-    use crate::pg::test_support::{schema_name, url};
     use std::collections::HashSet;
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use outagecast_core::contact::Channel;
+    use outagecast_core::incident::{EventKind, Severity};
+
+    use crate::ops::outbox::{claim, complete, release, round_trip};
+    use crate::pg::PgStore;
+    use crate::pg::test_support::{schema_name, url};
+    use crate::{Outcome, RoundTrip};
 
     const ALL: [Channel; 2] = [Channel::Sms, Channel::Email];
 
@@ -533,8 +182,9 @@ mod tests {
     /// every 3rd an email, the rest SMS.
     /// Hands `ids` over for `owner`.
     async fn hand_over(store: &PgStore, owner: &str, ids: &[i64], now: DateTime<Utc>) {
-        let done = store
-            .round_trip(RoundTrip {
+        let done = round_trip(
+            store,
+            RoundTrip {
                 owner,
                 outcomes: &[],
                 hand: ids,
@@ -542,9 +192,10 @@ mod tests {
                 claim: None,
                 lease: Duration::from_secs(60),
                 now,
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(done.handed.len(), ids.len());
     }
 
@@ -598,7 +249,7 @@ mod tests {
         // Leases run on the database's clock: a's is short, so that it lapses during the test.
         let short = Duration::from_millis(800);
 
-        let a = store.claim("a", &ALL, 5, short, now).await.unwrap();
+        let a = claim(&store, "a", &ALL, 5, short, now).await.unwrap();
         // Priority notices are 7, 14, 21, 28; then the oldest, 1.
         assert_eq!(
             a.iter().map(|n| n.id).collect::<Vec<_>>(),
@@ -609,8 +260,7 @@ mod tests {
         assert_eq!(a[0].severity, Severity::Moderate);
 
         // Email only: the next due email (3), not what a holds.
-        let b = store
-            .claim("b", &[Channel::Email], 1, lease, now)
+        let b = claim(&store, "b", &[Channel::Email], 1, lease, now)
             .await
             .unwrap();
         assert_eq!(b.iter().map(|n| n.id).collect::<Vec<_>>(), vec![3]);
@@ -621,7 +271,7 @@ mod tests {
             .execute(&store.pool)
             .await
             .unwrap();
-        let c = store.claim("c", &ALL, 1, lease, now).await.unwrap();
+        let c = claim(&store, "c", &ALL, 1, lease, now).await.unwrap();
         assert_eq!(c[0].id, 4);
 
         // a hands 7 over and dies; after its lease, d gets a's notices back on their second
@@ -629,7 +279,7 @@ mod tests {
         hand_over(&store, "a", &[7], now).await;
         tokio::time::sleep(short + Duration::from_millis(200)).await;
         let later = Utc::now();
-        let d = store.claim("d", &ALL, 5, lease, later).await.unwrap();
+        let d = claim(&store, "d", &ALL, 5, lease, later).await.unwrap();
         assert_eq!(
             d.iter().map(|n| n.id).collect::<Vec<_>>(),
             vec![7, 14, 21, 28, 1]
@@ -639,8 +289,8 @@ mod tests {
                 .all(|n| n.in_doubt == (n.id == 7) && n.attempts == 2)
         );
 
-        assert_eq!(store.release("d").await.unwrap(), 5);
-        let again = store.claim("e", &ALL, 1, lease, later).await.unwrap();
+        assert_eq!(release(&store, "d").await.unwrap(), 5);
+        let again = claim(&store, "e", &ALL, 1, lease, later).await.unwrap();
         assert_eq!(again[0].id, 7, "released leases are claimable at once");
         assert!(again[0].in_doubt, "releasing keeps the in-doubt mark");
         store.drop_schema().await.unwrap();
@@ -668,18 +318,17 @@ mod tests {
                 workers.push(tokio::spawn(async move {
                     let mut got = Vec::new();
                     loop {
-                        let batch = store
-                            .claim(&owner, &ALL, 7, Duration::from_secs(300), now)
+                        let batch = claim(&store, &owner, &ALL, 7, Duration::from_secs(300), now)
                             .await
                             .unwrap();
                         if batch.is_empty() {
                             // Skipped rows may have been locked by a claim that is still
                             // committing: one more look after it settles.
                             tokio::time::sleep(Duration::from_millis(50)).await;
-                            let batch = store
-                                .claim(&owner, &ALL, 7, Duration::from_secs(300), now)
-                                .await
-                                .unwrap();
+                            let batch =
+                                claim(&store, &owner, &ALL, 7, Duration::from_secs(300), now)
+                                    .await
+                                    .unwrap();
                             if batch.is_empty() {
                                 return (owner, got);
                             }
@@ -735,7 +384,7 @@ mod tests {
         with_notices(&old, N, now).await;
         let lease = Duration::from_secs(60);
         let short = Duration::from_millis(800);
-        let mine = old.claim("old", &ALL, 1000, short, now).await.unwrap();
+        let mine = claim(&old, "old", &ALL, 1000, short, now).await.unwrap();
         assert_eq!(mine.len() as i64, N);
         let ids: Vec<i64> = mine.iter().map(|n| n.id).collect();
         hand_over(&old, "old", &ids, now).await;
@@ -750,7 +399,7 @@ mod tests {
                 let owner = format!("new{k}");
                 let mut recorded = 0;
                 loop {
-                    let batch = store.claim(&owner, &ALL, 10, lease, later).await.unwrap();
+                    let batch = claim(&store, &owner, &ALL, 10, lease, later).await.unwrap();
                     if batch.is_empty() {
                         store.close().await;
                         return recorded;
@@ -769,7 +418,7 @@ mod tests {
                             )
                         })
                         .collect();
-                    let n = store.complete(&owner, &sent, later).await.unwrap();
+                    let n = complete(&store, &owner, &sent, later).await.unwrap();
                     assert_eq!(n, sent.len() as u64, "{owner} holds what it claimed");
                     recorded += n;
                 }
@@ -788,7 +437,7 @@ mod tests {
             .collect();
         let mut by_old = 0;
         for chunk in stale.chunks(20) {
-            by_old += old.complete("old", chunk, later).await.unwrap();
+            by_old += complete(&old, "old", chunk, later).await.unwrap();
         }
         let mut by_new = 0;
         for r in reclaimers {

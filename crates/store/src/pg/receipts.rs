@@ -8,6 +8,7 @@ mod tests {
 
     use crate::Outcome;
     use crate::model::receipts::{Receipt, ReceiptOutcome};
+    use crate::ops::outbox::complete;
     use crate::ops::receipts::record_receipt;
     use crate::pg::PgStore;
     use crate::pg::test_support::{schema_name, url};
@@ -61,7 +62,7 @@ mod tests {
                 )];
                 let provider_id = format!("SM{id}");
                 let (recorded, receipt) = tokio::join!(
-                    d.complete("w", &sent, now),
+                    complete(&d, "w", &sent, now),
                     record_receipt(&w, &provider_id, &Receipt::Delivered, now)
                 );
                 assert_eq!(recorded.unwrap(), 1);

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::model::outbox::lease_end;
 use chrono::{DateTime, Utc};
 use outagecast_core::customer::Customer;
 use sqlx::query::Query;
@@ -21,7 +22,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::backend::{
-    Arg, Arming, Backend, Bulk, ContactInsert, Record, Sql, plain_columns, sqlx_plumbing,
+    Arg, Arming, Backend, Bulk, ClaimQuery, ContactInsert, OutcomeWrite, Record, Sql,
+    plain_columns, sqlx_plumbing,
 };
 use crate::model::{parse_ts, ts};
 use crate::{Result, StoreError};
@@ -111,6 +113,7 @@ impl Backend for SqliteStore {
     const IVR_CHANGES_IN_RANGE: &'static str = ivr::IVR_CHANGES_IN_RANGE;
     const IVR_PRUNE_UPTO: &'static str = ivr::IVR_PRUNE_UPTO;
     const IVR_PRUNE: &'static [&'static str] = ivr::IVR_PRUNE;
+    const HAND_OVER: &'static str = outbox::HAND_SQL;
 
     sqlx_plumbing!(Sqlite, SqliteConnection, SqliteRow);
 
@@ -151,6 +154,27 @@ impl Backend for SqliteStore {
     }
 
     async fn after_bulk_write(&self, _tables: Bulk, _rows: usize) {}
+
+    fn lease_clock(now_arg: usize) -> String {
+        format!("${now_arg}")
+    }
+
+    fn push_lease_end<'a>(sql: &mut Sql<'a>, now: DateTime<Utc>, lease: Duration) {
+        sql.push_arg(lease_end(now, lease));
+    }
+
+    fn claim(q: ClaimQuery<'_>) -> Sql<'_> {
+        outbox::claim(q)
+    }
+
+    async fn storing_provider_ids(_tx: &mut SqliteConnection) -> Result<()> {
+        // The one writer already orders a `complete` against a receipt.
+        Ok(())
+    }
+
+    async fn write_outcomes(tx: &mut SqliteConnection, w: OutcomeWrite<'_>) -> Result<Vec<i64>> {
+        outbox::write_outcomes(tx, w).await
+    }
 }
 
 impl Record for SqliteRow {
@@ -179,7 +203,7 @@ impl Record for SqliteRow {
 mod customers;
 pub(crate) mod incidents;
 mod ivr;
-pub(crate) mod outbox;
+mod outbox;
 #[cfg(test)]
 mod receipts;
 #[cfg(test)]

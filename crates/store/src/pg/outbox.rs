@@ -146,6 +146,16 @@ pub(super) async fn write_outcomes(tx: &mut PgConnection, w: OutcomeWrite<'_>) -
         errs.push(c.reason);
         doubts.push(i16::from(c.in_doubt));
     }
+    // Lock the rows in id order first: an UPDATE … FROM UNNEST locks them in whatever order
+    // its plan visits them, and two nodes recording overlapping notices (a stale holder and
+    // the one that took its leases over) then deadlock. One order for every writer cannot.
+    // (Claims skip locked rows and never wait.)
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sqlx::query("SELECT id FROM notices WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&sorted)
+        .execute(&mut *tx)
+        .await?;
     let recorded: Vec<(i64,)> = sqlx::query_as(COMPLETE_SQL)
         .bind(&ids)
         .bind(&kinds)

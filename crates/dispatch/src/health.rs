@@ -85,10 +85,6 @@ impl HealthReport {
     }
 }
 
-fn up(ok: bool) -> f64 {
-    if ok { 1.0 } else { 0.0 }
-}
-
 impl DispatchHealth {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // Every update is one assignment: a panic elsewhere leaves consistent data.
@@ -137,7 +133,7 @@ impl DispatchHealth {
     /// The store takes writes again.
     pub fn store_ok(&self) {
         self.state().store = None;
-        metrics::gauge!("outagecast_dispatch_store_up").set(up(true));
+        metrics::gauge!("outagecast_dispatch_store_up").set(1.0);
     }
 
     /// A lane was restarted after a panic.

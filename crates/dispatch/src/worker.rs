@@ -263,7 +263,6 @@ impl Transport for Unconfigured {
 pub struct Dispatcher<S, E, O = Store> {
     sms: Option<Arc<Lane<S, O>>>,
     email: Option<Arc<Lane<E, O>>>,
-    store: O,
     progress: Arc<Progress>,
     health: Arc<DispatchHealth>,
 }
@@ -307,7 +306,6 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E,
         Dispatcher {
             sms,
             email,
-            store,
             progress,
             health,
         }
@@ -379,11 +377,6 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E,
     /// Claims, sends and records until nothing is due (for tests and one-shot use).
     pub async fn drain(&self) -> Result<()> {
         self.run(RunUntil::Empty, std::future::pending()).await
-    }
-
-    /// The outbox the lanes use.
-    pub fn store(&self) -> &O {
-        &self.store
     }
 }
 

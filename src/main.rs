@@ -50,7 +50,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(invocation)) {
+    let outcome = runtime.block_on(run(invocation));
+    // Dropping a runtime waits for every blocking task (a big import, a heavy selection) to
+    // return; a stopped command must not: what is still running is abandoned within a second.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         // Already printed, one line per problem.
         Err(e) if e.is::<config::Reported>() => ExitCode::FAILURE,

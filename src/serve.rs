@@ -61,6 +61,47 @@ pub struct ServeArgs {
     /// over (a crashed node's notices are taken over this long after its last heartbeat).
     #[arg(long, default_value_t = 20.0)]
     pub lease: f64,
+    /// Seconds a client has to send a request's headers; also how long an idle kept-alive
+    /// connection stays open.
+    #[arg(
+        long,
+        env = "OUTAGECAST_HTTP_HEADER_TIMEOUT",
+        default_value_t = 30.0,
+        value_name = "SECS"
+    )]
+    pub http_header_timeout: f64,
+    /// Seconds a request may take to be answered (503 after); streams already answering go on.
+    #[arg(
+        long,
+        env = "OUTAGECAST_HTTP_REQUEST_TIMEOUT",
+        default_value_t = 60.0,
+        value_name = "SECS"
+    )]
+    pub http_request_timeout: f64,
+    /// HTTP connections open at once; more wait to be accepted.
+    #[arg(
+        long,
+        env = "OUTAGECAST_HTTP_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        value_name = "N"
+    )]
+    pub http_max_connections: usize,
+    /// Seconds a FastAGI peer may stay silent when its environment or a reply is due.
+    #[arg(
+        long,
+        env = "OUTAGECAST_AGI_IDLE_TIMEOUT",
+        default_value_t = 2.0,
+        value_name = "SECS"
+    )]
+    pub agi_idle_timeout: f64,
+    /// FastAGI sessions at once; more wait to be accepted.
+    #[arg(
+        long,
+        env = "OUTAGECAST_AGI_MAX_SESSIONS",
+        default_value_t = 4096,
+        value_name = "N"
+    )]
+    pub agi_max_sessions: usize,
 }
 
 pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> {

@@ -46,7 +46,13 @@ struct Serve {
 
 impl Serve {
     fn start(db: &Path) -> Serve {
+        Serve::start_with(db, &[])
+    }
+
+    /// `serve` with extra settings in its environment.
+    fn start_with(db: &Path, env: &[(&str, &str)]) -> Serve {
         let mut child = outagecast(db)
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--listen",
@@ -414,4 +420,91 @@ fn the_command_line_lookup_honours_the_restored_grace() {
     let within = lookup("1h");
     assert_eq!(within["incidents"][0]["status"], "restored", "{within}");
     assert!(within["announcement"].as_str().is_some(), "{within}");
+}
+
+/// Reads from `stream` until the server closes it; how long that took.
+fn until_closed(stream: &mut TcpStream, within: Duration) -> Duration {
+    let start = Instant::now();
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => {}
+            // A reset is a close too; a timeout is the failure this is about.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return start.elapsed(),
+            Err(e) => panic!("still open after {:?}: {e}", start.elapsed()),
+        }
+    }
+}
+
+/// One FastAGI call (the environment, each reply answered): how long it took.
+fn timed_agi(serve: &Serve) -> Duration {
+    let start = Instant::now();
+    let vars = serve.agi("+358401234567");
+    assert_eq!(vars["OUTAGECAST_ARMED"], "0", "{vars:?}");
+    start.elapsed()
+}
+
+#[test]
+fn slow_and_idle_clients_are_closed_and_do_not_hold_up_a_call() {
+    let (_dir, db) = db();
+    cli(&db, &["import", "customers", SAMPLE]);
+    // A short header timeout so the test is quick; the default (30 s) is the same code.
+    let serve = Serve::start_with(&db, &[("OUTAGECAST_HTTP_HEADER_TIMEOUT", "1")]);
+
+    // Half a request (no blank line after the headers): closed after the header timeout,
+    // while other clients are served.
+    let mut half = TcpStream::connect(&serve.http).unwrap();
+    write!(half, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    assert_eq!(
+        http_request(&serve.http, "GET /healthz HTTP/1.1", "").0,
+        200
+    );
+    let took = until_closed(&mut half, Duration::from_secs(5));
+    assert!(
+        took < Duration::from_secs(3),
+        "half-sent request open {took:?}"
+    );
+
+    // A kept-alive connection that goes quiet after its answer is closed the same way.
+    let mut idle = TcpStream::connect(&serve.http).unwrap();
+    write!(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let took = until_closed(&mut idle, Duration::from_secs(5));
+    assert!(
+        took < Duration::from_secs(3),
+        "idle keep-alive open {took:?}"
+    );
+
+    // 2,000 FastAGI connections that never speak do not delay a real call by 100 ms.
+    let mut baseline: Vec<Duration> = (0..5).map(|_| timed_agi(&serve)).collect();
+    baseline.sort();
+    let idle_agi: Vec<TcpStream> = (0..2000)
+        .map(|_| TcpStream::connect(&serve.agi).unwrap())
+        .collect();
+    let mut loaded: Vec<Duration> = (0..5).map(|_| timed_agi(&serve)).collect();
+    loaded.sort();
+    let (before, during) = (baseline[2], loaded[2]);
+    eprintln!("FastAGI call: median {before:?} alone, {during:?} beside 2,000 idle connections");
+    assert!(
+        during < before + Duration::from_millis(100),
+        "a call took {during:?} beside idle connections, {before:?} alone"
+    );
+    // The idle ones are closed after the AGI idle timeout (2 s by default).
+    let mut last = idle_agi.into_iter().last().unwrap();
+    let took = until_closed(&mut last, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(4), "idle FastAGI open {took:?}");
+
+    // SIGTERM with a half-sent request open still ends serve promptly (stop asserts < 10 s).
+    let mut hold = TcpStream::connect(&serve.http).unwrap();
+    write!(
+        hold,
+        "POST /v1/incidents HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{"
+    )
+    .unwrap();
+    serve.stop();
+    drop(hold);
 }

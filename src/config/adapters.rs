@@ -19,7 +19,7 @@ use outagecast_engine::Settings;
 use outagecast_ivr::IndexSettings;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_server::webhooks::WebhookSettings;
-use outagecast_server::{ApiSettings, ServeSettings, ServerConfig};
+use outagecast_server::{AgiSettings, ApiSettings, HttpLimits, ServeSettings, ServerConfig};
 use outagecast_store::Store;
 
 use super::lookup;
@@ -89,13 +89,7 @@ pub fn worker_config(
     config.in_doubt = InDoubtPolicy::parse(&super::lookup(IN_DOUBT_KEY).unwrap_or_default())?;
     config.batch = opts.batch.max(1);
     config.concurrency = opts.concurrency.max(1);
-    if !(opts.lease.is_finite() && opts.lease >= 1.0) {
-        bail!(
-            "--lease: {} is not a number of seconds of at least 1",
-            opts.lease
-        );
-    }
-    config.lease = Duration::from_secs_f64(opts.lease);
+    config.lease = seconds("--lease", opts.lease, 1.0)?;
     config.quiet_hours = QuietHours::parse(opts.quiet_hours)?;
     config.timezone = timezone;
     if let Some(sms) = sms {
@@ -143,6 +137,20 @@ pub fn server_config(settings: &Settings, args: &ServeArgs) -> Result<ServerConf
             default_region: settings.default_region,
             menu_url: menu_url(args.ivr_menu_url.as_deref())?,
             index: index_settings(&args.ivr_restored_grace)?,
+            http: HttpLimits {
+                header_read_timeout: seconds(
+                    "--http-header-timeout",
+                    args.http_header_timeout,
+                    0.1,
+                )?,
+                request_timeout: seconds("--http-request-timeout", args.http_request_timeout, 0.1)?,
+                max_connections: at_least_one("--http-max-connections", args.http_max_connections)?,
+            },
+            agi: AgiSettings {
+                idle_timeout: seconds("--agi-idle-timeout", args.agi_idle_timeout, 0.1)?,
+                max_sessions: at_least_one("--agi-max-sessions", args.agi_max_sessions)?,
+                ..AgiSettings::default()
+            },
             ..ServeSettings::default()
         },
         api: ApiSettings {
@@ -151,6 +159,23 @@ pub fn server_config(settings: &Settings, args: &ServeArgs) -> Result<ServerConf
         },
         webhooks: webhooks()?,
     })
+}
+
+/// A duration flag: a finite number of seconds from `min` to a day (a timeout of 0 would
+/// close everything at once).
+fn seconds(flag: &str, secs: f64, min: f64) -> Result<Duration> {
+    if !(secs.is_finite() && (min..=86_400.0).contains(&secs)) {
+        bail!("{flag}: {secs} is not a number of seconds from {min} to 86400");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A cap flag: at least 1.
+fn at_least_one(flag: &str, n: usize) -> Result<usize> {
+    if n == 0 {
+        bail!("{flag}: 0 would refuse every connection; give at least 1");
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -2,16 +2,15 @@
 //! `outagecast_ivr::agi`.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use outagecast_ivr::agi::{Session, Step};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::IvrState;
+use crate::listen::accept_until;
 
 /// Limits on FastAGI sessions.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +18,11 @@ pub struct AgiSettings {
     /// The longest a session may take from connect to the last reply. Asterisk answers each
     /// command in microseconds; a session still open after this is stalled or not Asterisk.
     pub session_timeout: Duration,
+    /// The longest the peer may stay silent when a reply or its environment is due. Asterisk
+    /// sends its environment as it connects and answers each command at once, so a silent peer
+    /// is not a call: it is closed long before the session timeout, and a flood of idle
+    /// connections frees its slots within this.
+    pub idle_timeout: Duration,
     /// Sessions served at once; further connections wait to be accepted.
     pub max_sessions: usize,
 }
@@ -27,7 +31,10 @@ impl Default for AgiSettings {
     fn default() -> Self {
         AgiSettings {
             session_timeout: Duration::from_secs(10),
-            max_sessions: 1024,
+            idle_timeout: Duration::from_secs(2),
+            // Sessions are a few hundred bytes each: room for a flood of idle connections
+            // (closed after `idle_timeout`) beside the real calls.
+            max_sessions: 4096,
         }
     }
 }
@@ -40,42 +47,27 @@ pub async fn serve_agi(
     settings: AgiSettings,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(settings.max_sessions.max(1)));
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
-    loop {
-        // Reap finished sessions so the set does not grow with every call ever served.
-        while sessions.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (stream, _) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving the sessions that
-                    // are open, and try again shortly rather than spinning.
-                    tracing::warn!(error = %e, "FastAGI: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+    accept_until(
+        &listener,
+        settings.max_sessions,
+        shutdown,
+        &mut sessions,
+        "FastAGI",
+        |stream, _peer| {
+            let state = state.clone();
+            Some(async move {
+                let session = session(stream, &state, settings.idle_timeout);
+                match tokio::time::timeout(settings.session_timeout, session).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!(error = %e, "FastAGI session ended early"),
+                    Err(_) => tracing::debug!("FastAGI session timed out"),
                 }
-            },
-        };
-        let state = state.clone();
-        sessions.spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(settings.session_timeout, session(stream, &state)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(error = %e, "FastAGI session ended early"),
-                Err(_) => tracing::debug!("FastAGI session timed out"),
-            }
-        });
-    }
+            })
+        },
+    )
+    .await;
     drop(listener);
     while sessions.join_next().await.is_some() {}
     Ok(())
@@ -87,9 +79,15 @@ enum SessionError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Protocol(#[from] outagecast_ivr::IvrError),
+    #[error("the peer sent nothing for {0:?}")]
+    Idle(Duration),
 }
 
-async fn session(mut stream: TcpStream, state: &IvrState) -> Result<(), SessionError> {
+async fn session(
+    mut stream: TcpStream,
+    state: &IvrState,
+    idle_timeout: Duration,
+) -> Result<(), SessionError> {
     // Each command waits for its reply: without this, Nagle's algorithm would hold every
     // command back for the peer's delayed ACK.
     stream.set_nodelay(true)?;
@@ -97,7 +95,10 @@ async fn session(mut stream: TcpStream, state: &IvrState) -> Result<(), SessionE
     let mut buf = vec![0u8; 4096];
     loop {
         match session.step() {
-            Step::Read => match stream.read(&mut buf).await? {
+            Step::Read => match tokio::time::timeout(idle_timeout, stream.read(&mut buf))
+                .await
+                .map_err(|_| SessionError::Idle(idle_timeout))??
+            {
                 0 => session.closed(),
                 n => session.received(&buf[..n]),
             },

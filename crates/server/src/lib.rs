@@ -21,6 +21,7 @@ mod app;
 pub mod auth;
 mod follow;
 mod http;
+mod listen;
 pub mod metrics;
 mod run;
 pub mod webhooks;
@@ -39,6 +40,7 @@ pub use app::{Server, ServerConfig};
 pub use auth::{Auth, TwilioGuard, TwilioSigner};
 pub use follow::{IvrFollower, lookup_once};
 pub use http::{Component, ComponentState, HealthSource, health_routes, ivr_routes};
+pub use listen::{HttpLimits, serve_http};
 pub use run::{Listeners, ServeSettings, run};
 
 /// Everything that can stop a server.

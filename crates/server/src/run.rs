@@ -1,11 +1,10 @@
 //! Everything `outagecast serve` runs, started on listeners the caller bound.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use outagecast_core::contact::Region;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_ivr::{CallerIndex, IndexSettings};
@@ -14,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{Auth, TwilioSigner};
+use crate::listen::{HttpLimits, serve_http};
 use crate::{
     AgiSettings, IvrFollower, IvrState, Readiness, Result, health_routes, ivr_routes, serve_agi,
 };
@@ -41,6 +41,8 @@ pub struct ServeSettings {
     pub poll_interval: Duration,
     /// FastAGI limits.
     pub agi: AgiSettings,
+    /// HTTP limits: header read and request timeouts, the connection cap.
+    pub http: HttpLimits,
     /// Tokens guarding the IVR lookup (once any exists); `None` leaves it open.
     pub ivr_guard: Option<Auth>,
     /// Checks Twilio's signature on the voice webhook; `None` accepts unsigned calls.
@@ -58,6 +60,7 @@ impl Default for ServeSettings {
             index: IndexSettings::default(),
             poll_interval: Duration::from_millis(200),
             agi: AgiSettings::default(),
+            http: HttpLimits::default(),
             ivr_guard: None,
             voice_signer: None,
             dispatch_health: None,
@@ -65,7 +68,9 @@ impl Default for ServeSettings {
     }
 }
 
-/// How long in-flight requests and sessions get to finish after shutdown is asked for.
+/// How long in-flight requests and sessions get to finish after shutdown is asked for: with
+/// the dispatcher's own bounded stop beside it, SIGTERM ends `serve` within 10 s whatever the
+/// clients do.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// Serves HTTP and FastAGI until `shutdown` completes, then stops accepting, lets requests in
@@ -107,17 +112,13 @@ pub async fn run(
             settings.dispatch_health.clone(),
         ))
         .merge(routes);
-    let http_listener = listeners.http.tap_io(|tcp| {
-        // Small request/response exchanges on kept-alive connections: send at once.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let http = tokio::spawn(
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(stopped())
-            .into_future(),
-    );
+    let http = tokio::spawn(serve_http(
+        listeners.http,
+        app,
+        settings.http,
+        stopped(),
+        DRAIN_TIMEOUT,
+    ));
     let agi = tokio::spawn(serve_agi(listeners.agi, state, settings.agi, stopped()));
 
     tokio::pin!(shutdown);
@@ -135,7 +136,8 @@ pub async fn run(
     };
 
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+    // serve_http bounds its own drain; the margin covers the AGI sessions' timeout.
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), async {
         let http = http.await;
         let agi = agi.await;
         (http, agi)
@@ -143,7 +145,7 @@ pub async fn run(
     .await;
     match drained {
         Ok((http, agi)) => {
-            http??;
+            http?;
             agi??;
         }
         Err(_) => tracing::warn!("shutdown: connections still open after the drain timeout"),

@@ -298,6 +298,7 @@ fn settings(grace: Option<TimeDelta>) -> ServeSettings {
         poll_interval: Duration::from_millis(50),
         agi: AgiSettings {
             session_timeout: Duration::from_millis(500),
+            idle_timeout: Duration::from_millis(300),
             max_sessions: 16,
         },
         ..ServeSettings::default()

@@ -62,6 +62,16 @@ impl Setup {
 
     /// `notify run --until-empty` with extra environment (e.g. SMTP settings).
     async fn notify_with(&self, rate: u32, timeout: f64, env: &[(&str, String)]) -> Value {
+        self.notify_logged(rate, timeout, env).await.0
+    }
+
+    /// `notify run --until-empty`: its JSON summary and its log (stderr).
+    async fn notify_logged(
+        &self,
+        rate: u32,
+        timeout: f64,
+        env: &[(&str, String)],
+    ) -> (Value, String) {
         let mut cmd = self.command(
             &["notify", "run", "--until-empty", "--json", "--lease", "2"],
             rate,
@@ -71,12 +81,9 @@ impl Setup {
             cmd.env(k, v);
         }
         let out = cmd.output().await.unwrap();
-        assert!(
-            out.status.success(),
-            "notify: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "notify: {log}");
+        (serde_json::from_slice(&out.stdout).unwrap(), log)
     }
 }
 
@@ -142,6 +149,7 @@ async fn faults_end_sent_or_failed_with_no_duplicates_at_the_configured_rate() {
         slow_every: 13,
         slow_by: Duration::from_millis(1500),
         accept_then_hang_every: 97,
+        unreachable_every: 17,
     })
     .await;
     s.json(&["import", "customers", SAMPLE, "--json"]).await;
@@ -162,7 +170,12 @@ async fn faults_end_sent_or_failed_with_no_duplicates_at_the_configured_rate() {
     let planned = declared["notices"]["sms"].as_u64().unwrap();
     let rate = 150;
     // A 1 s timeout: the slow (1.5 s) and hanging answers become in-doubt sends.
-    s.notify(rate, 1.0).await;
+    let (_, log) = s.notify_logged(rate, 1.0, &[]).await;
+    // The unreachable numbers fail one notice each, and the log names no customer: the
+    // provider's message quotes the number, the WARN line masks it.
+    assert!(log.contains("failed permanently"), "{log}");
+    assert!(log.contains("[phone]"), "{log}");
+    assert!(!log.contains("+358"), "a phone number in the log: {log}");
     let report = s.json(&["incident", "report", &id, "--json"]).await;
     assert_eq!(count(&report, "sms", "pending"), 0, "every notice ended");
     assert_eq!(

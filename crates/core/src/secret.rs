@@ -4,6 +4,10 @@
 //!
 //! [`redact_url`] hides the password in a URL's userinfo (`postgres://u:***@host/db`), for
 //! URLs that are shown but may carry credentials (database and SMTP URLs).
+//!
+//! [`WithoutContacts`] prints a text (a provider's or mail server's error) with every phone
+//! number and email address in it masked, for log lines at INFO and WARN, which name notices
+//! and customers by id only.
 
 use std::fmt;
 
@@ -95,9 +99,117 @@ fn url_password_span(url: &str) -> Option<(usize, usize)> {
     (colon + 1 < at).then_some((authority_start + colon + 1, authority_start + at))
 }
 
+/// Shows a text with the phone numbers (a run of 7 or more digits, with a leading `+` and
+/// single spaces, dashes or dots between digits) as `[phone]` and email addresses (a word with
+/// an `@` and a dot after it) as `[email]`. Provider errors quote the recipient ("The 'To'
+/// number +358401234567 is not a valid phone number", "550 <anna@example.fi>: unknown user");
+/// log lines must not.
+///
+/// ```
+/// use outagecast_core::secret::WithoutContacts;
+/// assert_eq!(
+///     WithoutContacts("21211: The 'To' number +358 40 123 4567 is not valid").to_string(),
+///     "21211: The 'To' number [phone] is not valid"
+/// );
+/// assert_eq!(
+///     WithoutContacts("550 5.1.1 <anna.k@example.fi>: Recipient address rejected").to_string(),
+///     "550 5.1.1 <[email]>: Recipient address rejected"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct WithoutContacts<'a>(pub &'a str);
+
+impl fmt::Display for WithoutContacts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0;
+        // `shown`: how much of `text` is written; `i`: where the scan is.
+        let mut shown = 0;
+        let mut i = 0;
+        while i < text.len() {
+            let masked = match phone_len(&text[i..]) {
+                Some(len) => Some((i, i + len, "[phone]")),
+                None => email_span(text, i).map(|(start, end)| (start.max(shown), end, "[email]")),
+            };
+            match masked {
+                Some((start, end, mask)) => {
+                    f.write_str(&text[shown..start])?;
+                    f.write_str(mask)?;
+                    (i, shown) = (end, end);
+                }
+                None => i += text[i..].chars().next().map_or(1, char::len_utf8),
+            }
+        }
+        f.write_str(&text[shown..])
+    }
+}
+
+/// The length of a phone number at the start of `text`, if one starts there.
+fn phone_len(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = usize::from(bytes.first() == Some(&b'+'));
+    let (mut digits, mut end) = (0, 0);
+    while let Some(&c) = bytes.get(i) {
+        match c {
+            b'0'..=b'9' => {
+                digits += 1;
+                i += 1;
+                end = i;
+            }
+            b' ' | b'-' | b'.'
+                if digits > 0 && end == i && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) =>
+            {
+                i += 1;
+            }
+            _ => break,
+        }
+    }
+    (digits >= 7).then_some(end)
+}
+
+fn is_email_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+/// At an `@` (index `at`) with a local part before it and a dotted domain after it: the
+/// address's byte range.
+fn email_span(text: &str, at: usize) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(at) != Some(&b'@') {
+        return None;
+    }
+    let mut start = at;
+    while start > 0 && is_email_char(bytes[start - 1]) {
+        start -= 1;
+    }
+    let mut end = at + 1;
+    while end < bytes.len() && is_email_char(bytes[end]) {
+        end += 1;
+    }
+    // A full stop after the address ends the sentence, not the domain.
+    let domain = text[at + 1..end].trim_end_matches('.');
+    (start < at && domain.contains('.')).then_some((start, at + 1 + domain.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contacts_are_masked_and_the_rest_kept() {
+        let shown = |t: &str| WithoutContacts(t).to_string();
+        assert_eq!(
+            shown("no contacts, code 21610 at 12:30"),
+            "no contacts, code 21610 at 12:30"
+        );
+        assert_eq!(shown("+358401234567"), "[phone]");
+        assert_eq!(shown("to 040-123 4567."), "to [phone].");
+        assert_eq!(shown("a@b"), "a@b");
+        assert_eq!(shown("mail anna@example.fi."), "mail [email].");
+        assert_eq!(shown("x <b.c+d@mail.example.fi>, y"), "x <[email]>, y");
+        assert_eq!(shown("Müller +358401234567 ß"), "Müller [phone] ß");
+        assert_eq!(shown("@@ @x.fi"), "@@ @x.fi");
+        assert_eq!(shown("+3584012345678@x.fi"), "[phone][email]");
+    }
 
     #[test]
     fn secrets_print_as_stars_everywhere() {

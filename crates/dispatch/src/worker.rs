@@ -33,6 +33,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use outagecast_core::contact::Channel;
+use outagecast_core::secret::WithoutContacts;
 use outagecast_store::ports::Outbox;
 use outagecast_store::{
     ClaimRequest, ClaimedNotice, HandedNotice, Outcome, RoundTrip, RoundTripDone, Store, StoreError,
@@ -1378,7 +1379,8 @@ async fn deliver<T: Transport>(
             after,
             in_doubt,
         } => {
-            warn!(%reason, "will retry");
+            // Provider errors quote the recipient; the log names the notice (the span) only.
+            warn!(reason = %WithoutContacts(&reason), "will retry");
             // A timeout says nothing of the provider's health; a 429 or 5xx is an answer.
             let signal = if in_doubt {
                 Signal::NotAsked
@@ -1388,7 +1390,7 @@ async fn deliver<T: Transport>(
             (retry(attempt, config, reason, after, in_doubt), signal)
         }
         SendOutcome::Permanent { reason } => {
-            warn!(%reason, "failed permanently");
+            warn!(reason = %WithoutContacts(&reason), "failed permanently");
             (Outcome::Failed { reason }, Signal::Answered)
         }
         SendOutcome::ProviderDown { reason } => {

@@ -38,6 +38,9 @@ pub struct Faults {
     pub slow_by: Duration,
     /// Every nth POST is recorded, then left hanging for `slow_by` before answering.
     pub accept_then_hang_every: u64,
+    /// Every nth POST is refused as Twilio refuses a number it cannot reach (400, code 21614,
+    /// the number quoted in the message).
+    pub unreachable_every: u64,
 }
 
 /// A recorded message.
@@ -290,11 +293,20 @@ async fn send(
     let valid_to = form.to.len() > 8
         && form.to.starts_with('+')
         && form.to[1..].bytes().all(|b| b.is_ascii_digit());
+    // Twilio quotes the number in these messages; so does the stand-in, so that tests see
+    // what a log line would show.
     if !valid_to {
         return api_error(
             StatusCode::BAD_REQUEST,
             21211,
-            "The 'To' number is not a valid phone number.",
+            &format!("The 'To' number {} is not a valid phone number.", form.to),
+        );
+    }
+    if every(f.unreachable_every, i) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            21614,
+            &format!("'To' number {} is not a valid mobile number", form.to),
         );
     }
     if form.from.is_empty() && form.messaging_service_sid.is_empty() {

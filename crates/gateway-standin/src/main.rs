@@ -29,6 +29,9 @@ struct Args {
     /// Every nth request is recorded, then left hanging for --slow-ms before the answer.
     #[arg(long, default_value_t = 0)]
     accept_then_hang_every: u64,
+    /// Every nth request is refused as a number that cannot be reached (21614).
+    #[arg(long, default_value_t = 0)]
+    unreachable_every: u64,
     /// Answer the message list with 404, like a gateway that cannot be asked what it took.
     #[arg(long)]
     no_lookup: bool,
@@ -53,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
             slow_every: args.slow_every,
             slow_by: Duration::from_millis(args.slow_ms),
             accept_then_hang_every: args.accept_then_hang_every,
+            unreachable_every: args.unreachable_every,
         },
     );
     gateway.set_lookup(!args.no_lookup);

@@ -46,12 +46,14 @@ use outagecast_core::CoreError;
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be opened, read or written.
+    /// The database could not be opened, read or written. (Not marked as the error's source:
+    /// its text is already in the message, and sqlx's errors repeat their own source's text,
+    /// so a printed chain would say the same thing up to four times.)
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// A domain rule refused the operation (e.g. restoring a cancelled incident).
     #[error(transparent)]
     Rule(#[from] CoreError),
@@ -78,6 +80,18 @@ pub enum StoreError {
     /// A stored value could not be read back; the database was edited by hand or is damaged.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
 }
 
 /// Result alias for the store.

@@ -124,6 +124,7 @@ async fn declared(now: DateTime<Utc>, severity: Severity) -> (Store, tempfile::T
                 plan: &plan,
                 actor: "test",
                 now,
+                provenance: None,
             },
             &Locale {
                 zone: chrono_tz::Europe::Helsinki,

@@ -28,11 +28,11 @@ use chrono::{DateTime, Utc};
 use outagecast_core::customer::Customer;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow, Postgres};
 use sqlx::query::Query;
-use sqlx::{Column, Connection, PgPool, Row, Transaction, TypeInfo};
+use sqlx::{Column, Connection, PgPool, Row, TypeInfo};
 
 use crate::backend::{
-    Arg, Arming, Backend, Bulk, ClaimQuery, ContactInsert, OutcomeWrite, Record, Sql,
-    plain_columns, sqlx_plumbing,
+    Arg, Arming, Backend, Bulk, ClaimQuery, ContactInsert, Links, NoticeInsert, OutcomeWrite,
+    Record, Sql, plain_columns, sqlx_plumbing,
 };
 use crate::{Result, StoreError};
 
@@ -246,6 +246,17 @@ impl Backend for PgStore {
         ivr::arm_flags(c, a).await
     }
 
+    async fn insert_notices(
+        c: &mut PgConnection,
+        n: NoticeInsert<'_>,
+    ) -> Result<Vec<(i64, String, String)>> {
+        incidents::insert_notices(c, n).await
+    }
+
+    async fn insert_links(c: &mut PgConnection, l: Links<'_>) -> Result<u64> {
+        incidents::insert_links(c, l).await
+    }
+
     async fn after_bulk_write(&self, tables: Bulk, rows: usize) {
         if rows >= BULK_ROWS {
             self.refresh_statistics(match tables {
@@ -333,18 +344,6 @@ fn check_schema_name(schema: &str) -> Result<()> {
             ),
         })
     }
-}
-
-/// Writes an audit entry inside `tx` (for the scripts not yet written over [`Backend`]).
-pub(crate) async fn audit(
-    tx: &mut Transaction<'static, Postgres>,
-    actor: &str,
-    action: &str,
-    subject: Option<&str>,
-    details: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    crate::ops::audit::write::<PgStore>(tx, actor, action, subject, details, now).await
 }
 
 #[cfg(test)]

@@ -88,8 +88,11 @@ mod tests {
             actor: "test",
             now,
             growth: None,
+            provenance: None,
         };
-        other.transition(t, &locale(now)).await.unwrap();
+        crate::ops::incidents::transition(&other, t, &locale(now))
+            .await
+            .unwrap();
         let IvrPoll::Changed(c) = ivr_changes(&store, cursor).await.unwrap() else {
             panic!("the other pool's change is in the log");
         };

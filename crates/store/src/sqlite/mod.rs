@@ -22,8 +22,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::backend::{
-    Arg, Arming, Backend, Bulk, ClaimQuery, ContactInsert, OutcomeWrite, Record, Sql,
-    plain_columns, sqlx_plumbing,
+    Arg, Arming, Backend, Bulk, ClaimQuery, ContactInsert, Links, NoticeInsert, OutcomeWrite,
+    Record, Sql, plain_columns, sqlx_plumbing,
 };
 use crate::model::{parse_ts, ts};
 use crate::{Result, StoreError};
@@ -153,6 +153,17 @@ impl Backend for SqliteStore {
         ivr::arm_flags(c, a).await
     }
 
+    async fn insert_notices(
+        c: &mut SqliteConnection,
+        n: NoticeInsert<'_>,
+    ) -> Result<Vec<(i64, String, String)>> {
+        incidents::insert_notices(c, n).await
+    }
+
+    async fn insert_links(c: &mut SqliteConnection, l: Links<'_>) -> Result<u64> {
+        incidents::insert_links(c, l).await
+    }
+
     async fn after_bulk_write(&self, _tables: Bulk, _rows: usize) {}
 
     fn lease_clock(now_arg: usize) -> String {
@@ -201,7 +212,7 @@ impl Record for SqliteRow {
 }
 
 mod customers;
-pub(crate) mod incidents;
+mod incidents;
 mod ivr;
 mod outbox;
 #[cfg(test)]
@@ -209,23 +220,6 @@ mod receipts;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod test_support;
-
-/// Parses optional [`ts`] text.
-pub(crate) fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
-    s.as_deref().map(parse_ts).transpose()
-}
-
-/// Writes an audit entry inside `tx` (for the scripts not yet written over [`Backend`]).
-pub(crate) async fn audit(
-    tx: &mut Transaction<'static, Sqlite>,
-    actor: &str,
-    action: &str,
-    subject: Option<&str>,
-    details: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    crate::ops::audit::write::<SqliteStore>(tx, actor, action, subject, details, now).await
-}
 
 // The public behaviour of the store is in the contract suite (crates/store/tests/contract), run
 // on both stores; what is left here looks at SQLite's files.

@@ -46,16 +46,17 @@ pub async fn declare_with(
 ) -> Result<DeclareOutcome> {
     let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
     let draft = water_draft(now);
-    store
-        .declare(
-            Declaration {
-                draft: &draft,
-                affected: &ids,
-                plan,
-                actor: "test",
-                now,
-            },
-            &locale(now),
-        )
-        .await
+    crate::ops::incidents::declare(
+        store,
+        Declaration {
+            draft: &draft,
+            affected: &ids,
+            plan,
+            actor: "test",
+            now,
+            provenance: None,
+        },
+        &locale(now),
+    )
+    .await
 }

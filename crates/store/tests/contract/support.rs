@@ -175,6 +175,7 @@ pub async fn declare_with(
                 plan,
                 actor: "test",
                 now,
+                provenance: None,
             },
             &locale(now),
         )

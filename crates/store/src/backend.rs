@@ -470,3 +470,54 @@ macro_rules! plain_columns {
     };
 }
 pub(crate) use plain_columns;
+
+/// The constants and hooks both backends write under the same names in their own modules
+/// (`customers`, `ivr`, `incidents`, `outbox` next to the calling `mod.rs`), forwarded alike.
+macro_rules! module_hooks {
+    ($conn:ty) => {
+        const CUSTOMER_CHUNK: usize = customers::CUSTOMER_CHUNK;
+        const IVR_LAST: &'static str = ivr::IVR_LAST;
+        const IVR_CHANGES_IN_RANGE: &'static str = ivr::IVR_CHANGES_IN_RANGE;
+        const IVR_PRUNE_UPTO: &'static str = ivr::IVR_PRUNE_UPTO;
+        const IVR_PRUNE: &'static [&'static str] = ivr::IVR_PRUNE;
+        const HAND_OVER: &'static str = outbox::HAND_SQL;
+
+        async fn upsert_customer_rows(
+            c: &mut $conn,
+            chunk: &[&outagecast_core::customer::Customer],
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::Result<Vec<(String, i64, bool)>> {
+            customers::upsert_customer_rows(c, chunk, now).await
+        }
+
+        async fn insert_contacts(
+            c: &mut $conn,
+            contacts: &[$crate::backend::ContactInsert<'_>],
+        ) -> $crate::Result<()> {
+            customers::insert_contacts(c, contacts).await
+        }
+
+        async fn arm_flags(c: &mut $conn, a: $crate::backend::Arming<'_>) -> $crate::Result<u64> {
+            ivr::arm_flags(c, a).await
+        }
+
+        async fn insert_notices(
+            c: &mut $conn,
+            n: $crate::backend::NoticeInsert<'_>,
+        ) -> $crate::Result<Vec<(i64, String, String)>> {
+            incidents::insert_notices(c, n).await
+        }
+
+        async fn insert_links(c: &mut $conn, l: $crate::backend::Links<'_>) -> $crate::Result<u64> {
+            incidents::insert_links(c, l).await
+        }
+
+        async fn write_outcomes(
+            tx: &mut $conn,
+            w: $crate::backend::OutcomeWrite<'_>,
+        ) -> $crate::Result<Vec<i64>> {
+            outbox::write_outcomes(tx, w).await
+        }
+    };
+}
+pub(crate) use module_hooks;

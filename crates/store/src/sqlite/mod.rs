@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use crate::model::outbox::lease_end;
 use chrono::{DateTime, Utc};
-use outagecast_core::customer::Customer;
 use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
@@ -22,8 +21,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::backend::{
-    Arg, Arming, Backend, Bulk, ClaimQuery, ContactInsert, Links, NoticeInsert, OutcomeWrite,
-    Record, Sql, plain_columns, sqlx_plumbing,
+    Arg, Backend, Bulk, ClaimQuery, Record, Sql, module_hooks, plain_columns, sqlx_plumbing,
 };
 use crate::model::{parse_ts, ts};
 use crate::{Result, StoreError};
@@ -108,12 +106,6 @@ fn bind(sql: Sql<'_>) -> Query<'static, Sqlite, SqliteArguments> {
 impl Backend for SqliteStore {
     const BYTEWISE: &'static str = "";
     const LOCK_ROWS: &'static str = "";
-    const CUSTOMER_CHUNK: usize = customers::UPSERT_CHUNK;
-    const IVR_LAST: &'static str = ivr::IVR_LAST;
-    const IVR_CHANGES_IN_RANGE: &'static str = ivr::IVR_CHANGES_IN_RANGE;
-    const IVR_PRUNE_UPTO: &'static str = ivr::IVR_PRUNE_UPTO;
-    const IVR_PRUNE: &'static [&'static str] = ivr::IVR_PRUNE;
-    const HAND_OVER: &'static str = outbox::HAND_SQL;
 
     sqlx_plumbing!(Sqlite, SqliteConnection, SqliteRow);
 
@@ -134,35 +126,7 @@ impl Backend for SqliteStore {
         Ok(false)
     }
 
-    async fn upsert_customer_rows(
-        c: &mut SqliteConnection,
-        chunk: &[&Customer],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(String, i64, bool)>> {
-        customers::upsert_customer_rows(c, chunk, now).await
-    }
-
-    async fn insert_contacts(
-        c: &mut SqliteConnection,
-        contacts: &[ContactInsert<'_>],
-    ) -> Result<()> {
-        customers::insert_contacts(c, contacts).await
-    }
-
-    async fn arm_flags(c: &mut SqliteConnection, a: Arming<'_>) -> Result<u64> {
-        ivr::arm_flags(c, a).await
-    }
-
-    async fn insert_notices(
-        c: &mut SqliteConnection,
-        n: NoticeInsert<'_>,
-    ) -> Result<Vec<(i64, String, String)>> {
-        incidents::insert_notices(c, n).await
-    }
-
-    async fn insert_links(c: &mut SqliteConnection, l: Links<'_>) -> Result<u64> {
-        incidents::insert_links(c, l).await
-    }
+    module_hooks!(SqliteConnection);
 
     async fn after_bulk_write(&self, _tables: Bulk, _rows: usize) {}
 
@@ -181,10 +145,6 @@ impl Backend for SqliteStore {
     async fn storing_provider_ids(_tx: &mut SqliteConnection) -> Result<()> {
         // The one writer already orders a `complete` against a receipt.
         Ok(())
-    }
-
-    async fn write_outcomes(tx: &mut SqliteConnection, w: OutcomeWrite<'_>) -> Result<Vec<i64>> {
-        outbox::write_outcomes(tx, w).await
     }
 }
 

@@ -287,12 +287,10 @@ impl Engine {
             plan: &selection.plan,
             actor,
             now,
+            provenance: provenance.as_ref(),
         };
         let wording = self.settings.wording(now);
-        Ok(match &provenance {
-            Some(p) => self.store.declare_with(declaration, &wording, p).await?,
-            None => self.store.declare(declaration, &wording).await?,
-        })
+        Ok(self.store.declare(declaration, &wording).await?)
     }
 
     /// Who `area` would add to incident `id` and who would leave it.
@@ -442,12 +440,10 @@ impl Engine {
                 added: &g.added,
                 plan: &g.plan,
             }),
+            provenance,
         };
         let wording = self.settings.wording(now);
-        let outcome = match provenance {
-            Some(p) => self.store.transition_with(transition, &wording, p).await?,
-            None => self.store.transition(transition, &wording).await?,
-        };
+        let outcome = self.store.transition(transition, &wording).await?;
         Ok(Transitioned {
             outcome,
             left_customers,

@@ -104,6 +104,7 @@ async fn store_with_incident(path: &std::path::Path) -> (Store, IncidentId) {
                 plan: &plan,
                 actor: "test",
                 now,
+                provenance: None,
             },
             &locale(now),
         )
@@ -381,6 +382,7 @@ async fn every_front_end_answers_and_follows_another_process() {
                 actor: "test",
                 now,
                 growth: None,
+                provenance: None,
             },
             &locale(now),
         )
@@ -531,6 +533,7 @@ async fn a_server_that_lost_track_of_the_change_log_reloads() {
                 actor: "test",
                 now,
                 growth: None,
+                provenance: None,
             },
             &locale(now),
         )

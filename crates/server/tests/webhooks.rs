@@ -98,6 +98,7 @@ impl Harness {
                     plan: &plan,
                     actor: "test",
                     now,
+                    provenance: None,
                 },
                 &Locale {
                     zone: chrono_tz::Europe::Helsinki,

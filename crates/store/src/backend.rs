@@ -21,6 +21,8 @@ use chrono::{DateTime, Utc};
 use outagecast_core::contact::{Channel, Language};
 use outagecast_core::customer::Customer;
 use outagecast_core::incident::IncidentId;
+use outagecast_core::message::MessageText;
+use outagecast_core::notice::{EventId, Recipient};
 
 use crate::Result;
 use crate::model::outbox::Outcome;
@@ -221,6 +223,57 @@ pub(crate) struct Arming<'a> {
     pub conflict: FlagConflict,
 }
 
+/// The notices of one incident event to insert, all at `now` (see [`Backend::insert_notices`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NoticeInsert<'a> {
+    pub incident: IncidentId,
+    pub event: EventId,
+    /// One notice each; no two share a channel and address.
+    pub recipients: &'a [Recipient],
+    /// The subject and body in every language.
+    pub texts: &'a BTreeMap<Language, MessageText>,
+    pub now: DateTime<Utc>,
+}
+
+/// A table of id pairs that [`Backend::insert_links`] fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkTable {
+    /// `incident_customers (incident_id, customer_id)`: the affected set.
+    Affected,
+    /// `notice_customers (notice_id, customer_id)`: the accounts that led to a notice.
+    NoticeCustomers,
+}
+
+impl LinkTable {
+    /// The table with its two columns, for an `INSERT INTO`.
+    pub(crate) fn columns(self) -> &'static str {
+        match self {
+            LinkTable::Affected => "incident_customers (incident_id, customer_id)",
+            LinkTable::NoticeCustomers => "notice_customers (notice_id, customer_id)",
+        }
+    }
+}
+
+/// Id pairs to insert (see [`Backend::insert_links`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Links<'a> {
+    pub table: LinkTable,
+    pub rows: &'a [(i64, i64)],
+    /// Skip a pair that is there already (a grown area), instead of refusing it.
+    pub skip_known: bool,
+}
+
+impl Links<'_> {
+    /// The `ON CONFLICT` clause of the insert.
+    pub(crate) fn clause(&self) -> &'static str {
+        if self.skip_known {
+            " ON CONFLICT DO NOTHING"
+        } else {
+            ""
+        }
+    }
+}
+
 /// A claim of due notices for [`Backend::claim`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClaimQuery<'a> {
@@ -325,6 +378,14 @@ pub(crate) trait Backend: Sync {
 
     /// Writes the flags of `a`; returns how many it wrote.
     async fn arm_flags(c: &mut Self::Conn, a: Arming<'_>) -> Result<u64>;
+    /// Inserts the notices of `n`, however many; returns `id, channel, address` of each, in
+    /// any order.
+    async fn insert_notices(
+        c: &mut Self::Conn,
+        n: NoticeInsert<'_>,
+    ) -> Result<Vec<(i64, String, String)>>;
+    /// Inserts the pairs of `l`, however many; returns how many were new.
+    async fn insert_links(c: &mut Self::Conn, l: Links<'_>) -> Result<u64>;
 
     /// The time leases are measured against in a statement whose argument `$now_arg` is the
     /// caller's now: that argument on SQLite, the database's clock `now()` on PostgreSQL (so
@@ -409,3 +470,54 @@ macro_rules! plain_columns {
     };
 }
 pub(crate) use plain_columns;
+
+/// The constants and hooks both backends write under the same names in their own modules
+/// (`customers`, `ivr`, `incidents`, `outbox` next to the calling `mod.rs`), forwarded alike.
+macro_rules! module_hooks {
+    ($conn:ty) => {
+        const CUSTOMER_CHUNK: usize = customers::CUSTOMER_CHUNK;
+        const IVR_LAST: &'static str = ivr::IVR_LAST;
+        const IVR_CHANGES_IN_RANGE: &'static str = ivr::IVR_CHANGES_IN_RANGE;
+        const IVR_PRUNE_UPTO: &'static str = ivr::IVR_PRUNE_UPTO;
+        const IVR_PRUNE: &'static [&'static str] = ivr::IVR_PRUNE;
+        const HAND_OVER: &'static str = outbox::HAND_SQL;
+
+        async fn upsert_customer_rows(
+            c: &mut $conn,
+            chunk: &[&outagecast_core::customer::Customer],
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::Result<Vec<(String, i64, bool)>> {
+            customers::upsert_customer_rows(c, chunk, now).await
+        }
+
+        async fn insert_contacts(
+            c: &mut $conn,
+            contacts: &[$crate::backend::ContactInsert<'_>],
+        ) -> $crate::Result<()> {
+            customers::insert_contacts(c, contacts).await
+        }
+
+        async fn arm_flags(c: &mut $conn, a: $crate::backend::Arming<'_>) -> $crate::Result<u64> {
+            ivr::arm_flags(c, a).await
+        }
+
+        async fn insert_notices(
+            c: &mut $conn,
+            n: $crate::backend::NoticeInsert<'_>,
+        ) -> $crate::Result<Vec<(i64, String, String)>> {
+            incidents::insert_notices(c, n).await
+        }
+
+        async fn insert_links(c: &mut $conn, l: $crate::backend::Links<'_>) -> $crate::Result<u64> {
+            incidents::insert_links(c, l).await
+        }
+
+        async fn write_outcomes(
+            tx: &mut $conn,
+            w: $crate::backend::OutcomeWrite<'_>,
+        ) -> $crate::Result<Vec<i64>> {
+            outbox::write_outcomes(tx, w).await
+        }
+    };
+}
+pub(crate) use module_hooks;

@@ -1,12 +1,16 @@
-//! Fixtures shared by the unit tests of both backends: customers at Kaivokatu, a water
-//! incident, Helsinki wording.
+//! Fixtures shared by the unit tests of both backends and the contract suite
+//! (`tests/contract/support.rs` includes this file): customers at Kaivokatu, a water incident,
+//! Helsinki wording, seeding and declaring through [`Store`]. It names the store crate as
+//! `outagecast_store` so that it reads the same from inside the crate and from its tests.
 
 use chrono::{DateTime, Utc};
 use outagecast_core::area::{Area, Circle, LonLat};
 use outagecast_core::contact::Language;
-use outagecast_core::customer::{Customer, CustomerRecord, RecordRules};
+use outagecast_core::customer::{Customer, CustomerId, CustomerRecord, RecordRules};
 use outagecast_core::incident::{Cause, DraftParts, IncidentDraft, IncidentKind, Severity};
 use outagecast_core::message::Locale;
+use outagecast_core::notice::RecipientPlan;
+use outagecast_store::{Declaration, DeclareOutcome, Result, Store};
 
 /// An English-speaking customer at Kaivokatu 1; `phone` and `email` may list several
 /// values separated by `;`.
@@ -56,4 +60,44 @@ pub fn locale(now: DateTime<Utc>) -> Locale {
         zone: chrono_tz::Europe::Helsinki,
         now,
     }
+}
+
+/// Stores `customers` and reads them back with their ids.
+pub async fn seed(store: &Store, customers: &[Customer]) -> Vec<(CustomerId, Customer)> {
+    store
+        .upsert_customers(customers, "test", "t.csv", Utc::now())
+        .await
+        .unwrap();
+    let ids: Vec<CustomerId> = store
+        .service_points()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    store.customers(&ids).await.unwrap()
+}
+
+/// Declares [`water_draft`] affecting every customer in `loaded`, told through `plan`.
+pub async fn declare_with(
+    store: &Store,
+    loaded: &[(CustomerId, Customer)],
+    plan: &RecipientPlan,
+    now: DateTime<Utc>,
+) -> Result<DeclareOutcome> {
+    let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
+    let draft = water_draft(now);
+    store
+        .declare(
+            Declaration {
+                draft: &draft,
+                affected: &ids,
+                plan,
+                actor: "test",
+                now,
+                provenance: None,
+            },
+            &locale(now),
+        )
+        .await
 }

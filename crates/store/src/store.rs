@@ -234,6 +234,30 @@ run! {
     fn notice_report(&self, incident: IncidentId) -> Result<Vec<ReportRow>> = ops::outbox::notice_report;
     /// Where an incident came from.
     fn origin(&self, id: IncidentId) -> Result<IncidentOrigin> = ops::provenance::origin;
+    /// Writes a declared incident, its event, the affected set, every planned notice, the IVR
+    /// flags and its provenance in one transaction.
+    fn declare(&self, d: Declaration<'_>, wording: &dyn Wording) -> Result<DeclareOutcome> = ops::incidents::declare;
+    /// Applies an update (with area growth), restore or cancel in one transaction, following
+    /// up only with the contacts already told.
+    fn transition(&self, t: Transition<'_>, wording: &dyn Wording) -> Result<TransitionOutcome> = ops::incidents::transition;
+    /// One incident.
+    fn incident(&self, id: IncidentId) -> Result<Incident> = ops::incidents::incident;
+    /// Incidents with their counts, newest first; only active ones unless `include_closed`.
+    fn incidents(&self, include_closed: bool) -> Result<Vec<IncidentSummary>> = ops::incidents::incidents;
+    /// An incident with its counts.
+    fn summary(&self, incident: Incident) -> Result<IncidentSummary> = ops::incidents::summary;
+    /// Outbox counts of an incident by channel and status.
+    fn notice_counts(&self, id: IncidentId) -> Result<Vec<NoticeCount>> = ops::incidents::notice_counts;
+    /// Every notice of every incident, by channel and status (for metrics).
+    fn notice_totals(&self) -> Result<Vec<NoticeCount>> = ops::incidents::notice_totals;
+    /// Incidents declared or updated and not expired at `now`.
+    fn active_incident_count(&self, now: DateTime<Utc>) -> Result<u64> = ops::incidents::active_incident_count;
+    /// Ids of the customers the incident affects (selected at declaration or added since).
+    fn affected_ids(&self, id: IncidentId) -> Result<Vec<CustomerId>> = ops::incidents::affected_ids;
+    /// Account ids of the customers the incident affects, sorted bytewise.
+    fn affected_accounts(&self, id: IncidentId) -> Result<Vec<AccountId>> = ops::incidents::affected_accounts;
+    /// Pending notices of an incident in claim order: `(channel, address, priority, body)`.
+    fn pending_notices(&self, id: IncidentId) -> Result<Vec<(Channel, String, bool, String)>> = ops::incidents::pending_notices;
 }
 
 impl Store {
@@ -271,39 +295,4 @@ impl Store {
         })
         .await
     }
-}
-
-/// Writes `impl Store` with one method per listed operation, each passing its arguments to
-/// the backend's method of the same name.
-macro_rules! delegate {
-    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
-        impl Store {
-            $(
-                #[doc = concat!("[`SqliteStore::", stringify!($name), "`] or [`PgStore::", stringify!($name), "`], whichever this store is.")]
-                #[allow(clippy::too_many_arguments)]
-                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    match self {
-                        Store::Sqlite(s) => s.$name($($arg),*).await,
-                        Store::Postgres(p) => p.$name($($arg),*).await,
-                    }
-                }
-            )*
-        }
-    };
-}
-
-delegate! {
-    fn declare(&self, d: Declaration<'_>, wording: &dyn Wording) -> Result<DeclareOutcome>;
-    fn transition(&self, t: Transition<'_>, wording: &dyn Wording) -> Result<TransitionOutcome>;
-    fn incident(&self, id: IncidentId) -> Result<Incident>;
-    fn incidents(&self, include_closed: bool) -> Result<Vec<IncidentSummary>>;
-    fn summary(&self, incident: Incident) -> Result<IncidentSummary>;
-    fn notice_counts(&self, id: IncidentId) -> Result<Vec<NoticeCount>>;
-    fn notice_totals(&self) -> Result<Vec<NoticeCount>>;
-    fn active_incident_count(&self, now: DateTime<Utc>) -> Result<u64>;
-    fn affected_ids(&self, id: IncidentId) -> Result<Vec<CustomerId>>;
-    fn affected_accounts(&self, id: IncidentId) -> Result<Vec<AccountId>>;
-    fn pending_notices(&self, id: IncidentId) -> Result<Vec<(Channel, String, bool, String)>>;
-    fn declare_with(&self, d: Declaration<'_>, wording: &dyn Wording, p: &Provenance) -> Result<DeclareOutcome>;
-    fn transition_with(&self, t: Transition<'_>, wording: &dyn Wording, p: &Provenance) -> Result<TransitionOutcome>;
 }

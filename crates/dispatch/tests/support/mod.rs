@@ -110,6 +110,7 @@ pub async fn declared(now: DateTime<Utc>, severity: Severity) -> (Store, tempfil
                 plan: &plan,
                 actor: "test",
                 now,
+                provenance: None,
             },
             &Locale {
                 zone: chrono_tz::Europe::Helsinki,

@@ -15,7 +15,9 @@ use outagecast_core::incident::{
 use outagecast_core::notice::{EventId, NoticeStatus, Recipient, RecipientPlan};
 use serde::Serialize;
 
-use crate::model::{stored, ts};
+use crate::backend::Record;
+use crate::model::provenance::Provenance;
+use crate::model::{count, stored, ts};
 use crate::{Result, StoreError};
 
 /// Everything a declaration writes, planned by the caller from the index and the core.
@@ -31,6 +33,8 @@ pub struct Declaration<'a> {
     pub actor: &'a str,
     /// When.
     pub now: DateTime<Utc>,
+    /// Where it came from (a CAP alert, an area's source), recorded in the same transaction.
+    pub provenance: Option<&'a Provenance>,
 }
 
 /// What a declaration wrote.
@@ -61,6 +65,8 @@ pub struct Transition<'a> {
     pub now: DateTime<Utc>,
     /// For an `Updated` with a new area: the customers it adds and who they are told through.
     pub growth: Option<Growth<'a>>,
+    /// The message that caused it (a CAP update or cancel), recorded in the same transaction.
+    pub provenance: Option<&'a Provenance>,
 }
 
 /// Customers a grown area adds, planned by the caller from the index and the core.
@@ -118,26 +124,46 @@ pub struct IncidentSummary {
     pub notices: Vec<NoticeCount>,
 }
 
-/// An incident row with its times decoded, as either backend reads it; `area` is JSON text.
-/// (PostgreSQL decodes it straight from a row.)
-#[derive(sqlx::FromRow)]
-pub(crate) struct IncidentParts {
-    pub(crate) id: i64,
-    pub(crate) reference: Option<String>,
-    pub(crate) kind: String,
-    pub(crate) severity: String,
-    pub(crate) cause: String,
-    pub(crate) etr: Option<DateTime<Utc>>,
-    pub(crate) area: String,
-    pub(crate) status: String,
-    pub(crate) expires_at: Option<DateTime<Utc>>,
-    pub(crate) declared_at: DateTime<Utc>,
-    pub(crate) updated_at: DateTime<Utc>,
+/// The columns [`incident_from_record`] reads, in order; `area` as JSON text on both backends
+/// (PostgreSQL keeps it as `jsonb`), so both decode the same text the same way.
+pub(crate) const INCIDENT_COLUMNS: &str = "id, reference, kind, severity, cause, etr, CAST(area AS TEXT) AS area, status, expires_at, declared_at, updated_at";
+
+/// The incident of a row of [`INCIDENT_COLUMNS`], refusing damaged values.
+pub(crate) fn incident_from_record(r: &impl Record) -> Result<Incident> {
+    IncidentParts {
+        id: r.i64(0)?,
+        reference: r.opt_text(1)?,
+        kind: r.text(2)?,
+        severity: r.text(3)?,
+        cause: r.text(4)?,
+        etr: r.opt_time(5)?,
+        area: r.text(6)?,
+        status: r.text(7)?,
+        expires_at: r.opt_time(8)?,
+        declared_at: r.time(9)?,
+        updated_at: r.time(10)?,
+    }
+    .into_incident()
+}
+
+/// An incident row with its times decoded; `area` is JSON text.
+struct IncidentParts {
+    id: i64,
+    reference: Option<String>,
+    kind: String,
+    severity: String,
+    cause: String,
+    etr: Option<DateTime<Utc>>,
+    area: String,
+    status: String,
+    expires_at: Option<DateTime<Utc>>,
+    declared_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 impl IncidentParts {
     /// The incident, refusing damaged values.
-    pub(crate) fn into_incident(self) -> Result<Incident> {
+    fn into_incident(self) -> Result<Incident> {
         let id = self.id;
         let area: Area = serde_json::from_str(&self.area)
             .map_err(|e| StoreError::Corrupt(format!("incident {id} area: {e}")))?;
@@ -277,14 +303,11 @@ impl TransitionAudit<'_> {
     }
 }
 
-pub(crate) fn notice_count_rows(rows: Vec<(String, String, i64)>) -> Result<Vec<NoticeCount>> {
-    rows.into_iter()
-        .map(|(ch, st, n)| {
-            Ok(NoticeCount {
-                channel: stored(&ch, Channel::parse)?,
-                status: stored(&st, NoticeStatus::parse)?,
-                count: u64::try_from(n).unwrap_or_default(),
-            })
-        })
-        .collect()
+/// One row of `channel, status, COUNT(*)`.
+pub(crate) fn notice_count(r: &impl Record) -> Result<NoticeCount> {
+    Ok(NoticeCount {
+        channel: stored(&r.text(0)?, Channel::parse)?,
+        status: stored(&r.text(1)?, NoticeStatus::parse)?,
+        count: count(r.i64(2)?),
+    })
 }

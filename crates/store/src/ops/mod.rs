@@ -4,6 +4,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod customers;
+pub(crate) mod incidents;
 pub(crate) mod ivr;
 pub(crate) mod outbox;
 pub(crate) mod provenance;

@@ -9,7 +9,7 @@ use crate::{Result, StoreError};
 
 /// Customers are written this many to a statement: large enough that per-statement costs
 /// vanish, small enough that the arrays stay a few megabytes.
-pub(super) const CHUNK: usize = 20_000;
+pub(super) const CUSTOMER_CHUNK: usize = 20_000;
 
 pub(super) async fn upsert_customer_rows(
     c: &mut PgConnection,

@@ -25,14 +25,12 @@ mod select;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use outagecast_core::customer::Customer;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow, Postgres};
 use sqlx::query::Query;
-use sqlx::{Column, Connection, PgPool, Row, Transaction, TypeInfo};
+use sqlx::{Column, Connection, PgPool, Row, TypeInfo};
 
 use crate::backend::{
-    Arg, Arming, Backend, Bulk, ClaimQuery, ContactInsert, OutcomeWrite, Record, Sql,
-    plain_columns, sqlx_plumbing,
+    Arg, Backend, Bulk, ClaimQuery, Record, Sql, module_hooks, plain_columns, sqlx_plumbing,
 };
 use crate::{Result, StoreError};
 
@@ -198,12 +196,6 @@ fn bind(sql: Sql<'_>) -> Query<'static, Postgres, PgArguments> {
 impl Backend for PgStore {
     const BYTEWISE: &'static str = " COLLATE \"C\"";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
-    const CUSTOMER_CHUNK: usize = customers::CHUNK;
-    const IVR_LAST: &'static str = ivr::IVR_LAST;
-    const IVR_CHANGES_IN_RANGE: &'static str = ivr::IVR_CHANGES_IN_RANGE;
-    const IVR_PRUNE_UPTO: &'static str = ivr::IVR_PRUNE_UPTO;
-    const IVR_PRUNE: &'static [&'static str] = ivr::IVR_PRUNE;
-    const HAND_OVER: &'static str = outbox::HAND_SQL;
 
     sqlx_plumbing!(Postgres, PgConnection, PgRow);
 
@@ -230,21 +222,7 @@ impl Backend for PgStore {
         Ok(true)
     }
 
-    async fn upsert_customer_rows(
-        c: &mut PgConnection,
-        chunk: &[&Customer],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(String, i64, bool)>> {
-        customers::upsert_customer_rows(c, chunk, now).await
-    }
-
-    async fn insert_contacts(c: &mut PgConnection, contacts: &[ContactInsert<'_>]) -> Result<()> {
-        customers::insert_contacts(c, contacts).await
-    }
-
-    async fn arm_flags(c: &mut PgConnection, a: Arming<'_>) -> Result<u64> {
-        ivr::arm_flags(c, a).await
-    }
+    module_hooks!(PgConnection);
 
     async fn after_bulk_write(&self, tables: Bulk, rows: usize) {
         if rows >= BULK_ROWS {
@@ -276,10 +254,6 @@ impl Backend for PgStore {
             .execute(tx)
             .await?;
         Ok(())
-    }
-
-    async fn write_outcomes(tx: &mut PgConnection, w: OutcomeWrite<'_>) -> Result<Vec<i64>> {
-        outbox::write_outcomes(tx, w).await
     }
 }
 
@@ -333,18 +307,6 @@ fn check_schema_name(schema: &str) -> Result<()> {
             ),
         })
     }
-}
-
-/// Writes an audit entry inside `tx` (for the scripts not yet written over [`Backend`]).
-pub(crate) async fn audit(
-    tx: &mut Transaction<'static, Postgres>,
-    actor: &str,
-    action: &str,
-    subject: Option<&str>,
-    details: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    crate::ops::audit::write::<PgStore>(tx, actor, action, subject, details, now).await
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::sqlite::SqliteStore;
 
 /// Customers per upsert statement: 8 values a row, 4,000 bound variables, well under
 /// SQLite's limit of 32,766.
-pub(super) const UPSERT_CHUNK: usize = 500;
+pub(super) const CUSTOMER_CHUNK: usize = 500;
 /// Contacts per insert statement: 5 values a row.
 const CONTACT_CHUNK: usize = 1_000;
 

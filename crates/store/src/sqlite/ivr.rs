@@ -56,9 +56,10 @@ mod tests {
     use chrono::Utc;
     use outagecast_core::incident::IncidentStatus;
 
+    use crate::fixtures::{customer, declare_with, locale};
     use crate::ops::ivr::{ivr_changes, ivr_snapshot};
     use crate::sqlite::SqliteStore;
-    use crate::sqlite::test_support::{customer, declare_with, locale, seeded};
+    use crate::sqlite::test_support::seeded;
     use crate::{IvrPoll, Transition};
     use outagecast_core::customer::{Customer, CustomerId};
     use outagecast_core::incident::{EventKind, IncidentChanges};
@@ -70,7 +71,7 @@ mod tests {
         let refs: Vec<(CustomerId, &Customer)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
         let now = Utc::now();
         let plan = plan_recipients(&refs, |_, _| false);
-        let id = declare_with(&store, &loaded, &plan, now)
+        let id = declare_with(&store.clone().into(), &loaded, &plan, now)
             .await
             .unwrap()
             .incident
@@ -88,8 +89,11 @@ mod tests {
             actor: "test",
             now,
             growth: None,
+            provenance: None,
         };
-        other.transition(t, &locale(now)).await.unwrap();
+        crate::ops::incidents::transition(&other, t, &locale(now))
+            .await
+            .unwrap();
         let IvrPoll::Changed(c) = ivr_changes(&store, cursor).await.unwrap() else {
             panic!("the other pool's change is in the log");
         };

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use crate::model::outbox::lease_end;
 use chrono::{DateTime, Utc};
-use outagecast_core::customer::Customer;
 use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
@@ -22,8 +21,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::backend::{
-    Arg, Arming, Backend, Bulk, ClaimQuery, ContactInsert, OutcomeWrite, Record, Sql,
-    plain_columns, sqlx_plumbing,
+    Arg, Backend, Bulk, ClaimQuery, Record, Sql, module_hooks, plain_columns, sqlx_plumbing,
 };
 use crate::model::{parse_ts, ts};
 use crate::{Result, StoreError};
@@ -108,12 +106,6 @@ fn bind(sql: Sql<'_>) -> Query<'static, Sqlite, SqliteArguments> {
 impl Backend for SqliteStore {
     const BYTEWISE: &'static str = "";
     const LOCK_ROWS: &'static str = "";
-    const CUSTOMER_CHUNK: usize = customers::UPSERT_CHUNK;
-    const IVR_LAST: &'static str = ivr::IVR_LAST;
-    const IVR_CHANGES_IN_RANGE: &'static str = ivr::IVR_CHANGES_IN_RANGE;
-    const IVR_PRUNE_UPTO: &'static str = ivr::IVR_PRUNE_UPTO;
-    const IVR_PRUNE: &'static [&'static str] = ivr::IVR_PRUNE;
-    const HAND_OVER: &'static str = outbox::HAND_SQL;
 
     sqlx_plumbing!(Sqlite, SqliteConnection, SqliteRow);
 
@@ -134,24 +126,7 @@ impl Backend for SqliteStore {
         Ok(false)
     }
 
-    async fn upsert_customer_rows(
-        c: &mut SqliteConnection,
-        chunk: &[&Customer],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(String, i64, bool)>> {
-        customers::upsert_customer_rows(c, chunk, now).await
-    }
-
-    async fn insert_contacts(
-        c: &mut SqliteConnection,
-        contacts: &[ContactInsert<'_>],
-    ) -> Result<()> {
-        customers::insert_contacts(c, contacts).await
-    }
-
-    async fn arm_flags(c: &mut SqliteConnection, a: Arming<'_>) -> Result<u64> {
-        ivr::arm_flags(c, a).await
-    }
+    module_hooks!(SqliteConnection);
 
     async fn after_bulk_write(&self, _tables: Bulk, _rows: usize) {}
 
@@ -170,10 +145,6 @@ impl Backend for SqliteStore {
     async fn storing_provider_ids(_tx: &mut SqliteConnection) -> Result<()> {
         // The one writer already orders a `complete` against a receipt.
         Ok(())
-    }
-
-    async fn write_outcomes(tx: &mut SqliteConnection, w: OutcomeWrite<'_>) -> Result<Vec<i64>> {
-        outbox::write_outcomes(tx, w).await
     }
 }
 
@@ -201,7 +172,7 @@ impl Record for SqliteRow {
 }
 
 mod customers;
-pub(crate) mod incidents;
+mod incidents;
 mod ivr;
 mod outbox;
 #[cfg(test)]
@@ -209,23 +180,6 @@ mod receipts;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod test_support;
-
-/// Parses optional [`ts`] text.
-pub(crate) fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
-    s.as_deref().map(parse_ts).transpose()
-}
-
-/// Writes an audit entry inside `tx` (for the scripts not yet written over [`Backend`]).
-pub(crate) async fn audit(
-    tx: &mut Transaction<'static, Sqlite>,
-    actor: &str,
-    action: &str,
-    subject: Option<&str>,
-    details: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    crate::ops::audit::write::<SqliteStore>(tx, actor, action, subject, details, now).await
-}
 
 // The public behaviour of the store is in the contract suite (crates/store/tests/contract), run
 // on both stores; what is left here looks at SQLite's files.

@@ -1,12 +1,9 @@
-//! Fixtures of the SQLite unit tests: a store on a fresh file, seeded, with a declaration.
-
-use chrono::{DateTime, Utc};
+//! Fixtures of the SQLite unit tests: a store on a fresh file, seeded (the rest is in
+//! `crate::fixtures`, shared with the contract suite).
 
 use outagecast_core::customer::{Customer, CustomerId};
-use outagecast_core::notice::RecipientPlan;
 
-pub use crate::fixtures::{customer, locale, water_draft};
-use crate::{Declaration, DeclareOutcome, Result, SqliteStore};
+use crate::{SqliteStore, Store};
 
 /// A store on a fresh file in a temporary directory (kept alive by the returned guard).
 pub async fn fresh() -> (SqliteStore, tempfile::TempDir) {
@@ -22,40 +19,6 @@ pub async fn seeded(
     customers: &[Customer],
 ) -> (SqliteStore, tempfile::TempDir, Vec<(CustomerId, Customer)>) {
     let (store, dir) = fresh().await;
-    crate::ops::customers::upsert_customers(&store, customers, "test", "t.csv", Utc::now())
-        .await
-        .unwrap();
-    let ids: Vec<CustomerId> = crate::ops::customers::service_points(&store)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    let loaded = crate::ops::customers::customers(&store, &ids)
-        .await
-        .unwrap();
+    let loaded = crate::fixtures::seed(&Store::from(store.clone()), customers).await;
     (store, dir, loaded)
-}
-
-/// Declares [`water_draft`] affecting every customer in `loaded`, told through `plan`.
-pub async fn declare_with(
-    store: &SqliteStore,
-    loaded: &[(CustomerId, Customer)],
-    plan: &RecipientPlan,
-    now: DateTime<Utc>,
-) -> Result<DeclareOutcome> {
-    let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
-    let draft = water_draft(now);
-    store
-        .declare(
-            Declaration {
-                draft: &draft,
-                affected: &ids,
-                plan,
-                actor: "test",
-                now,
-            },
-            &locale(now),
-        )
-        .await
 }

@@ -64,6 +64,7 @@ fn transition(id: IncidentId, event: EventKind, now: DateTime<Utc>) -> Transitio
         actor: "test",
         growth: None,
         now,
+        provenance: None,
     }
 }
 
@@ -176,6 +177,7 @@ async fn a_failed_declaration_leaves_nothing_behind(store: &Store) {
                 plan: &plan,
                 actor: "test",
                 now,
+                provenance: None,
             },
             &locale(now),
         )

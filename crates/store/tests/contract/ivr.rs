@@ -55,6 +55,7 @@ async fn transition(store: &Store, id: IncidentId, event: EventKind, now: DateTi
         actor: "test",
         now,
         growth: None,
+        provenance: None,
     };
     store.transition(t, &locale(now)).await.unwrap();
 }

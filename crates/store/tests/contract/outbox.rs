@@ -501,6 +501,7 @@ async fn transition(store: &Store, id: IncidentId, event: EventKind, changes: In
                 actor: "test",
                 growth: None,
                 now,
+                provenance: None,
             },
             &locale(now),
         )

@@ -55,17 +55,16 @@ async fn a_cap_message_is_recorded_once_with_its_incident(store: &Store) {
     let plan = plan_recipients(&refs, |_, _| false);
     let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
     let draft = water_draft(now);
+    let alert = cap("HSY-1", "Alert", now);
     let d = Declaration {
         draft: &draft,
         affected: &ids,
         plan: &plan,
         actor: "test",
         now,
+        provenance: Some(&alert),
     };
-    let out = store
-        .declare_with(d, &locale(now), &cap("HSY-1", "Alert", now))
-        .await
-        .unwrap();
+    let out = store.declare(d, &locale(now)).await.unwrap();
     let id = out.incident.id;
     let found = store
         .cap_incidents(&[
@@ -104,10 +103,7 @@ async fn a_cap_message_is_recorded_once_with_its_incident(store: &Store) {
     // The same message again: the UNIQUE key refuses it and the whole declaration is undone.
     let before = counts(store).await;
     let audits = store.audit_log(100).await.unwrap().len();
-    let err = store
-        .declare_with(d, &locale(now), &cap("HSY-1", "Alert", now))
-        .await
-        .unwrap_err();
+    let err = store.declare(d, &locale(now)).await.unwrap_err();
     assert!(matches!(err, StoreError::Database(_)), "{err}");
     assert_eq!(counts(store).await, before);
     assert_eq!(store.audit_log(100).await.unwrap().len(), audits);
@@ -158,6 +154,7 @@ async fn a_cap_message_is_recorded_once_with_its_incident(store: &Store) {
                 actor: "test",
                 growth: None,
                 now,
+                provenance: None,
             },
             &locale(now),
         )
@@ -187,7 +184,7 @@ async fn a_transition_records_its_message(store: &Store) {
     let mut update = cap("HSY-U", "Update", now);
     update.area_source = None;
     let t = store
-        .transition_with(
+        .transition(
             Transition {
                 id,
                 event: EventKind::Updated,
@@ -198,9 +195,9 @@ async fn a_transition_records_its_message(store: &Store) {
                 actor: "test",
                 growth: None,
                 now,
+                provenance: Some(&update),
             },
             &locale(now),
-            &update,
         )
         .await
         .unwrap();
@@ -220,7 +217,7 @@ async fn a_transition_records_its_message(store: &Store) {
 
     // The same message again is refused and the transition undone.
     let err = store
-        .transition_with(
+        .transition(
             Transition {
                 id,
                 event: EventKind::Cancelled,
@@ -228,9 +225,9 @@ async fn a_transition_records_its_message(store: &Store) {
                 actor: "test",
                 growth: None,
                 now,
+                provenance: Some(&update),
             },
             &locale(now),
-            &update,
         )
         .await
         .unwrap_err();

@@ -1,17 +1,16 @@
-//! Fixtures for the contract suite: a fresh store on either backend, a few customers at
-//! Kaivokatu, a water incident.
+//! Fixtures for the contract suite: a fresh store on either backend, and the crate's own
+//! fixtures (a few customers at Kaivokatu, a water incident, seeding, declaring).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use chrono::{DateTime, Utc};
-use outagecast_core::area::{Area, Circle, LonLat};
-use outagecast_core::contact::Language;
-use outagecast_core::customer::{Customer, CustomerId, CustomerRecord, RecordRules};
-use outagecast_core::incident::{Cause, DraftParts, IncidentDraft, IncidentKind, Severity};
-use outagecast_core::message::Locale;
-use outagecast_core::notice::RecipientPlan;
 use outagecast_store::pg::PgStore;
-use outagecast_store::{Declaration, DeclareOutcome, Result, SqliteStore, Store};
+use outagecast_store::{SqliteStore, Store};
+
+// The unit tests' fixtures, one file for both (each suite uses only some of it).
+#[allow(dead_code)]
+#[path = "../../src/fixtures.rs"]
+mod fixtures;
+pub use fixtures::{customer, declare_with, locale, seed, water_draft};
 
 /// A store under test and what keeps it alive (its temporary directory).
 pub struct Fresh {
@@ -95,88 +94,4 @@ macro_rules! contract {
             )*
         }
     };
-}
-
-/// An English-speaking customer at Kaivokatu 1; `phone` and `email` may list several values
-/// separated by `;`.
-pub fn customer(account: &str, phone: &str, email: &str) -> Customer {
-    CustomerRecord {
-        account_id: account.into(),
-        lon: "24.9414".into(),
-        lat: "60.1710".into(),
-        address: "Kaivokatu 1, Helsinki".into(),
-        phone: phone.into(),
-        email: email.into(),
-        language: "en".into(),
-        priority: "false".into(),
-    }
-    .parse(RecordRules {
-        default_region: None,
-        default_language: Language::Fi,
-    })
-    .unwrap()
-}
-
-/// A burst water main around Kaivokatu, fixed in three hours.
-pub fn water_draft(now: DateTime<Utc>) -> IncidentDraft {
-    IncidentDraft::new(
-        DraftParts {
-            kind: IncidentKind::Water,
-            severity: Severity::Moderate,
-            cause: Cause::parse("burst water main").unwrap(),
-            etr: Some(now + chrono::Duration::hours(3)),
-            reference: None,
-            area: Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 500.0).unwrap()),
-            expires_at: None,
-        },
-        now,
-    )
-    .unwrap()
-}
-
-/// Helsinki wording at `now`.
-pub fn locale(now: DateTime<Utc>) -> Locale {
-    Locale {
-        zone: chrono_tz::Europe::Helsinki,
-        now,
-    }
-}
-
-/// Stores `customers` and reads them back with their ids.
-pub async fn seed(store: &Store, customers: &[Customer]) -> Vec<(CustomerId, Customer)> {
-    store
-        .upsert_customers(customers, "test", "t.csv", Utc::now())
-        .await
-        .unwrap();
-    let ids: Vec<CustomerId> = store
-        .service_points()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    store.customers(&ids).await.unwrap()
-}
-
-/// Declares [`water_draft`] affecting every customer in `loaded`, told through `plan`.
-pub async fn declare_with(
-    store: &Store,
-    loaded: &[(CustomerId, Customer)],
-    plan: &RecipientPlan,
-    now: DateTime<Utc>,
-) -> Result<DeclareOutcome> {
-    let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
-    let draft = water_draft(now);
-    store
-        .declare(
-            Declaration {
-                draft: &draft,
-                affected: &ids,
-                plan,
-                actor: "test",
-                now,
-            },
-            &locale(now),
-        )
-        .await
 }

@@ -61,6 +61,14 @@ pub struct ServeArgs {
     /// over (a crashed node's notices are taken over this long after its last heartbeat).
     #[arg(long, default_value_t = 20.0)]
     pub lease: f64,
+    /// Let the SMS webhooks and the voice webhook take requests with neither Twilio's signature
+    /// nor a webhook-role token: anyone could then opt customers out. For a lab only.
+    #[arg(
+        long,
+        env = "OUTAGECAST_INSECURE_WEBHOOKS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub insecure_webhooks: bool,
 }
 
 pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> {

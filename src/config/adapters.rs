@@ -19,7 +19,7 @@ use outagecast_engine::Settings;
 use outagecast_ivr::IndexSettings;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_server::webhooks::WebhookSettings;
-use outagecast_server::{ApiSettings, ServeSettings, ServerConfig};
+use outagecast_server::{ApiSettings, ServeSettings, ServerConfig, Unsigned};
 use outagecast_store::Store;
 
 use super::lookup;
@@ -149,7 +149,14 @@ pub fn server_config(settings: &Settings, args: &ServeArgs) -> Result<ServerConf
             confirm_threshold: args.confirm_threshold,
             ..ApiSettings::default()
         },
-        webhooks: webhooks()?,
+        webhooks: WebhookSettings {
+            unsigned: if args.insecure_webhooks {
+                Unsigned::AcceptInsecure
+            } else {
+                Unsigned::Refuse
+            },
+            ..webhooks()?
+        },
     })
 }
 

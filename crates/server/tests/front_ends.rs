@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use outagecast_core::area::{Area, Circle, LonLat};
+use outagecast_core::auth::{Role, TokenSecret};
 use outagecast_core::contact::Language;
 use outagecast_core::customer::{Customer, CustomerId, CustomerRecord, RecordRules};
 use outagecast_core::incident::{
@@ -120,10 +121,27 @@ struct Server {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<outagecast_server::Result<()>>,
     client: reqwest::Client,
+    /// An `ivr`-role token (the lookup) and a `webhook`-role one (the voice webhook, as the
+    /// Basic password of Twilio's webhook URL): the routes are closed without them.
+    ivr: String,
+    webhook: String,
 }
 
 impl Server {
     async fn start(store: Store, settings: ServeSettings) -> Server {
+        let (ivr, webhook) = (
+            TokenSecret::generate([1; 32]),
+            TokenSecret::generate([2; 32]),
+        );
+        for (name, role, secret) in [
+            ("phone-system", Role::Ivr, &ivr),
+            ("twilio", Role::Webhook, &webhook),
+        ] {
+            store
+                .create_token(name, role, secret, "test", Utc::now())
+                .await
+                .unwrap();
+        }
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let agi = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (http_addr, agi_addr) = (http.local_addr().unwrap(), agi.local_addr().unwrap());
@@ -145,6 +163,8 @@ impl Server {
             stop: Some(stop),
             task,
             client: reqwest::Client::new(),
+            ivr: ivr.expose().to_string(),
+            webhook: webhook.expose().to_string(),
         };
         server
             .eventually(Duration::from_secs(5), "/healthz answers 200", || async {
@@ -170,6 +190,7 @@ impl Server {
         let r = self
             .client
             .get(format!("http://{}/v1/ivr/lookup", self.http))
+            .bearer_auth(&self.ivr)
             .query(&[("caller", caller)])
             .send()
             .await
@@ -182,6 +203,7 @@ impl Server {
         let r = self
             .client
             .post(format!("http://{}/v1/ivr/twilio/voice", self.http))
+            .basic_auth("twilio", Some(&self.webhook))
             .form(&[("From", from), ("To", "+35898765432"), ("CallSid", "CA123")])
             .send()
             .await
@@ -425,6 +447,7 @@ async fn bad_input_gets_nothing_to_announce_and_bad_peers_are_dropped() {
         let r = server
             .client
             .get(format!("http://{}/v1/ivr/lookup{query}", server.http))
+            .bearer_auth(&server.ivr)
             .send()
             .await
             .unwrap();
@@ -438,16 +461,65 @@ async fn bad_input_gets_nothing_to_announce_and_bad_peers_are_dropped() {
             "http://{}/v1/ivr/lookup?caller=+358481111111",
             server.http
         ))
+        .bearer_auth(&server.ivr)
         .send()
         .await
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["armed"], true);
+
+    // Closed without a token, whatever the caller; each refusal says how to get in.
+    let no_token = server
+        .client
+        .get(format!(
+            "http://{}/v1/ivr/lookup?caller={AFFECTED}",
+            server.http
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 401);
+    assert!(no_token.text().await.unwrap().contains("--role ivr"));
+    let wrong_role = server
+        .client
+        .get(format!(
+            "http://{}/v1/ivr/lookup?caller={AFFECTED}",
+            server.http
+        ))
+        .bearer_auth(&server.webhook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_role.status(), 403);
+    let form = [("From", AFFECTED), ("CallSid", "CA1")];
+    let voice = |auth: Option<&str>| {
+        let r = server
+            .client
+            .post(format!("http://{}/v1/ivr/twilio/voice", server.http))
+            .form(&form);
+        match auth {
+            Some(token) => r.basic_auth("twilio", Some(token)),
+            None => r,
+        }
+        .send()
+    };
+    let unsigned = voice(None).await.unwrap();
+    assert_eq!(unsigned.status(), 401, "unsigned, no token");
+    assert!(unsigned.headers().contains_key("www-authenticate"));
+    assert!(
+        unsigned
+            .text()
+            .await
+            .unwrap()
+            .contains("OUTAGECAST_SMS_AUTH_TOKEN")
+    );
+    assert_eq!(voice(Some(&server.ivr)).await.unwrap().status(), 403);
 
     // Twilio without a form, or with nonsense: still TwiML.
     for body in ["", "From=", "From=client%3Aalice", "\u{0}\u{1}garbage&&=="] {
         let r = server
             .client
             .post(format!("http://{}/v1/ivr/twilio/voice", server.http))
+            .basic_auth("twilio", Some(&server.webhook))
             .body(body)
             .send()
             .await

@@ -23,7 +23,7 @@ use outagecast_core::auth::Action;
 use outagecast_engine::Engine;
 use serde::de::DeserializeOwned;
 use utoipa::openapi::OpenApi as OpenApiDoc;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -108,6 +108,26 @@ impl Modify for BearerAuth {
                     ))
                     .build(),
             ),
+        );
+        // The routes Twilio calls: its signature, or a webhook-role token as the password of
+        // the webhook URL (Twilio cannot send a bearer header).
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "Any user name; a webhook-role token as the password (https://twilio:TOKEN@host/path)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "twilio_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Twilio-Signature",
+                "Twilio's HMAC-SHA1 over the URL and parameters, with OUTAGECAST_SMS_AUTH_TOKEN",
+            ))),
         );
     }
 }

@@ -69,6 +69,15 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub insecure_webhooks: bool,
+    /// The largest customer or zone file one API request may upload, in bytes (other bodies:
+    /// 2 MB at most).
+    #[arg(
+        long,
+        env = "OUTAGECAST_IMPORT_MAX_BYTES",
+        default_value_t = outagecast_server::api::MAX_UPLOAD_BYTES,
+        value_name = "BYTES"
+    )]
+    pub import_max_bytes: usize,
 }
 
 pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> {

@@ -147,6 +147,7 @@ pub fn server_config(settings: &Settings, args: &ServeArgs) -> Result<ServerConf
         },
         api: ApiSettings {
             confirm_threshold: args.confirm_threshold,
+            import_max_bytes: args.import_max_bytes,
             ..ApiSettings::default()
         },
         webhooks: WebhookSettings {

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Extension, Form, OriginalUri, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Form, OriginalUri, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,6 +40,9 @@ use crate::auth::{Auth, BearerAuthorized, TwilioGuard, TwilioSigner, Unsigned, w
 /// Who changed an opt-out, in the audit log.
 const SOURCE_SMS: &str = "sms:inbound";
 const SOURCE_EMAIL: &str = "email:unsubscribe";
+
+/// The largest webhook body read (Twilio's forms are well under 2 KB).
+const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
 
 /// The longest provider message id accepted (Twilio's are 34 characters).
 const MAX_SID_LEN: usize = 128;
@@ -173,6 +176,8 @@ impl Webhooks {
             .route("/webhooks/sms/status", post(sms_status))
             .route("/webhooks/sms/inbound", post(sms_inbound))
             .route_layer(axum::middleware::from_fn_with_state(auth, webhook_token))
+            // Twilio's forms are a few hundred bytes.
+            .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
             // The unsubscribe link carries its own HMAC token: no other credential.
             .route(
                 "/unsubscribe",

@@ -37,6 +37,10 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub agi_listen: String,
+    /// A separate address for `/metrics` without a token, for the scraper only (on the main
+    /// listener `/metrics` needs an admin token).
+    #[arg(long, env = "OUTAGECAST_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Where Twilio calls go after the announcement: the main menu's URL, or a path.
     #[arg(long, env = "OUTAGECAST_IVR_MENU_URL", value_name = "URL")]
     pub ivr_menu_url: Option<String>,
@@ -94,6 +98,14 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
             args.agi_listen
         )
     })?;
+    let metrics = match args.metrics_listen.as_deref().filter(|a| !a.trim().is_empty()) {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "--metrics-listen: cannot listen on {addr:?}; give a free HOST:PORT such as 127.0.0.1:9464"
+            )
+        })?),
+        None => None,
+    };
     let store = Store::open(db)
         .await
         .with_context(|| format!("--db: cannot open the database {:?}", redact_url(db)))?;
@@ -127,12 +139,20 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
     config.serve.dispatch_health = dispatcher.as_ref().map(|d| {
         Arc::new(DispatchHealthSource(d.health())) as Arc<dyn outagecast_server::HealthSource>
     });
-    let server = Server::new(store.clone(), engine, config)?;
+    let mut server = Server::new(store.clone(), engine, config)?;
+    let metrics_line = match metrics {
+        Some(listener) => {
+            let line = format!("metrics listening on {}\n", listener.local_addr()?);
+            server = server.with_metrics_listener(listener);
+            line
+        }
+        None => String::new(),
+    };
     // Scripts and tests that ask for port 0 learn the real ports from these two lines.
     // One write, so a reader that stops after what it needs never sees half of it.
     {
         let lines = format!(
-            "http listening on {}\nfastagi listening on {}\n",
+            "http listening on {}\nfastagi listening on {}\n{metrics_line}",
             http.local_addr()?,
             agi.local_addr()?
         );

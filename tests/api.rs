@@ -325,10 +325,11 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
         "a header and one row per notice (emails stay queued: no SMTP here)"
     );
 
-    // Metrics see it.
+    // Metrics see it (beside the API, with the admin token).
     let metrics = app
         .client
         .get(format!("http://{}/metrics", app.http))
+        .bearer_auth(&app.tokens[&Role::Admin])
         .send()
         .await
         .unwrap()
@@ -342,6 +343,7 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
         "{metrics}"
     );
     assert!(metrics.contains("outagecast_active_incidents 1"));
+    assert!(metrics.contains("outagecast_store_up 1"), "{metrics}");
     assert!(metrics.contains("outagecast_ivr_lookups_total"));
 
     // Restore tells only those told; the audit log names the token.
@@ -540,6 +542,7 @@ async fn every_route_against_every_role() {
             None,
             Action::IvrLookup,
         ),
+        (Method::GET, "/metrics", None, Action::ReadMetrics),
     ];
     for (method, path, body, action) in &routes {
         let (status, err) = app.call(method.clone(), path, None, body.as_ref()).await;

@@ -447,7 +447,8 @@ fn the_command_line_lookup_honours_the_restored_grace() {
 /// Closed by default: a fresh `serve` with no SMS settings starts (an IVR-only deployment),
 /// says at start which inbound routes are closed and how to open them, and refuses the lookup
 /// and the voice webhook without a token; `--insecure-webhooks` opens the voice webhook (and
-/// says so loudly, at start and on `/healthz`), never the lookup.
+/// says so loudly, at start and on `/healthz`), never the lookup. `/metrics` needs an admin
+/// token, except on `--metrics-listen`.
 #[test]
 fn inbound_routes_are_closed_by_default_and_insecure_webhooks_says_so() {
     let (_dir, db) = db();
@@ -461,7 +462,8 @@ fn inbound_routes_are_closed_by_default_and_insecure_webhooks_says_so() {
             "127.0.0.1:0",
         ]);
         if insecure {
-            cmd.env("OUTAGECAST_INSECURE_WEBHOOKS", "1");
+            cmd.env("OUTAGECAST_INSECURE_WEBHOOKS", "1")
+                .env("OUTAGECAST_METRICS_LISTEN", "127.0.0.1:0");
         }
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -474,6 +476,13 @@ fn inbound_routes_are_closed_by_default_and_insecure_webhooks_says_so() {
             .strip_prefix("http listening on ")
             .unwrap()
             .to_string();
+        let _agi = lines.next().unwrap().unwrap();
+        let metrics = insecure.then(|| {
+            let line = lines.next().unwrap().unwrap();
+            line.strip_prefix("metrics listening on ")
+                .unwrap()
+                .to_string()
+        });
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         eventually(Duration::from_secs(10), "/healthz is 200", || {
             http_request(&http, "GET /healthz HTTP/1.1", "", "").0 == 200
@@ -489,6 +498,13 @@ fn inbound_routes_are_closed_by_default_and_insecure_webhooks_says_so() {
             "",
             "From=%2B358401234567",
         );
+        // /metrics needs an admin token beside the API; none on a listener of its own.
+        assert_eq!(http_request(&http, "GET /metrics HTTP/1.1", "", "").0, 401);
+        if let Some(metrics) = &metrics {
+            let (status, text) = http_request(metrics, "GET /metrics HTTP/1.1", "", "");
+            assert_eq!(status, 200, "{text}");
+            assert!(text.contains("outagecast_store_up 1"), "{text}");
+        }
         let _ = child.kill();
         let _ = child.wait();
         let mut log = String::new();

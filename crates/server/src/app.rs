@@ -3,12 +3,13 @@
 //! and `/healthz`. The binary builds a [`ServerConfig`] and calls [`Server::new`]; it builds
 //! no routes itself.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 use axum::Router;
 use outagecast_engine::Engine;
 use outagecast_store::Store;
+use tokio::net::TcpListener;
 
 use crate::api::{ApiSettings, ApiState};
 use crate::auth::{Auth, INSECURE_WARNING};
@@ -34,6 +35,7 @@ pub struct Server {
     store: Store,
     settings: ServeSettings,
     routes: Router,
+    metrics: Option<TcpListener>,
 }
 
 impl Server {
@@ -47,10 +49,10 @@ impl Server {
         settings.voice_guard = webhooks.guard();
         let (api, doc) = crate::api::api(ApiState::new(engine, auth.clone(), config.api));
         let doc = Arc::new(doc);
-        let webhooks = webhooks.router(store.clone(), auth);
+        let webhooks = webhooks.router(store.clone(), auth.clone());
         let routes = api
             .merge(webhooks)
-            .merge(crate::metrics::metrics_routes(store.clone()))
+            .merge(crate::metrics::guarded_metrics_routes(store.clone(), auth))
             .route(
                 "/openapi.json",
                 axum::routing::get(move || {
@@ -62,7 +64,16 @@ impl Server {
             store,
             settings,
             routes,
+            metrics: None,
         })
+    }
+
+    /// The same server, also answering `/metrics` without a token on `listener` (bound by the
+    /// caller on an address only the scraper reaches: `serve --metrics-listen`).
+    #[must_use]
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics = Some(listener);
+        self
     }
 
     /// Serves on `listeners` until `shutdown` completes (see [`run`]), after one log line per
@@ -71,7 +82,25 @@ impl Server {
         for line in self.closed_routes().await {
             tracing::warn!("{line}");
         }
-        run(listeners, self.store, self.settings, self.routes, shutdown).await
+        let Some(listener) = self.metrics else {
+            return run(listeners, self.store, self.settings, self.routes, shutdown).await;
+        };
+        // One shutdown for both: the metrics listener stops when the main server is told to.
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let metrics = tokio::spawn(
+            axum::serve(listener, crate::metrics::metrics_routes(self.store.clone()))
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.wait_for(|stop| *stop).await;
+                })
+                .into_future(),
+        );
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        let served = run(listeners, self.store, self.settings, self.routes, shutdown).await;
+        metrics.await??;
+        served
     }
 
     /// What is closed to whom, for the start-up lines: the routes Twilio calls when no

@@ -41,6 +41,15 @@ pub struct ServeArgs {
     /// listener `/metrics` needs an admin token).
     #[arg(long, env = "OUTAGECAST_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// A network (CIDR) or address FastAGI peers may connect from; repeat for several (the
+    /// variable: comma-separated). Default: loopback only.
+    #[arg(
+        long,
+        env = "OUTAGECAST_AGI_ALLOW",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub agi_allow: Vec<String>,
     /// Where Twilio calls go after the announcement: the main menu's URL, or a path.
     #[arg(long, env = "OUTAGECAST_IVR_MENU_URL", value_name = "URL")]
     pub ivr_menu_url: Option<String>,

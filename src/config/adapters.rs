@@ -19,7 +19,9 @@ use outagecast_engine::Settings;
 use outagecast_ivr::IndexSettings;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_server::webhooks::WebhookSettings;
-use outagecast_server::{ApiSettings, ServeSettings, ServerConfig, Unsigned};
+use outagecast_server::{
+    AgiAllow, AgiSettings, ApiSettings, ServeSettings, ServerConfig, Unsigned,
+};
 use outagecast_store::Store;
 
 use super::lookup;
@@ -143,6 +145,10 @@ pub fn server_config(settings: &Settings, args: &ServeArgs) -> Result<ServerConf
             default_region: settings.default_region,
             menu_url: menu_url(args.ivr_menu_url.as_deref())?,
             index: index_settings(&args.ivr_restored_grace)?,
+            agi: AgiSettings {
+                allow: AgiAllow::parse(&args.agi_allow)?,
+                ..AgiSettings::default()
+            },
             ..ServeSettings::default()
         },
         api: ApiSettings {

@@ -33,7 +33,7 @@ use outagecast_core::contact::Region;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_ivr::{Announcements, CallerIndex};
 
-pub use agi::{AgiSettings, serve_agi};
+pub use agi::{AgiAllow, AgiSettings, serve_agi};
 pub use api::{ApiSettings, ApiState};
 pub use app::{Server, ServerConfig};
 pub use auth::{Auth, TwilioGuard, TwilioSigner, Unsigned};

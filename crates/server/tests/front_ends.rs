@@ -321,6 +321,7 @@ fn settings(grace: Option<TimeDelta>) -> ServeSettings {
         agi: AgiSettings {
             session_timeout: Duration::from_millis(500),
             max_sessions: 16,
+            ..AgiSettings::default()
         },
         ..ServeSettings::default()
     }
@@ -619,5 +620,32 @@ async fn a_server_that_lost_track_of_the_change_log_reloads() {
         )
         .await;
     assert_eq!(server.get_status("/healthz").await, 200);
+    server.stop().await;
+}
+
+/// FastAGI takes peers from `--agi-allow` only (loopback by default): a peer outside it is
+/// closed at once, before it is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastagi_closes_peers_outside_the_allowlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store_with_incident(&dir.path().join("ivr.db")).await;
+    let mut only_elsewhere = settings(None);
+    only_elsewhere.agi.allow = outagecast_server::AgiAllow::parse(&["10.0.0.0/8"]).unwrap();
+    let server = Server::start(store, only_elsewhere).await;
+    let mut s = TcpStream::connect(server.agi).await.unwrap();
+    let _ = s
+        .write_all(format!("agi_network: yes\nagi_callerid: {AFFECTED}\n\n").as_bytes())
+        .await;
+    let mut rest = Vec::new();
+    let started = Instant::now();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut rest))
+        .await
+        .expect("closed, not left waiting");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
     server.stop().await;
 }

@@ -615,7 +615,12 @@ async fn every_route_against_every_role() {
     }
     // Open without a token: health, the API's description, and the unsubscribe link (its own
     // HMAC token; off here, without OUTAGECAST_UNSUBSCRIBE_SECRET).
-    for path in ["/healthz", "/openapi.json", "/unsubscribe?token=x"] {
+    for path in [
+        "/healthz",
+        "/healthz/dispatch",
+        "/openapi.json",
+        "/unsubscribe?token=x",
+    ] {
         let status = app
             .client
             .get(format!("http://{}{path}", app.http))
@@ -697,6 +702,40 @@ async fn an_upload_from_a_role_that_may_not_import_is_refused_while_it_is_sent()
         err["message"].as_str().unwrap().contains("2097152 bytes"),
         "{err}"
     );
+    // The same without a length (chunked): cut at the limit as it arrives, the same JSON.
+    let stream = tokio::net::TcpStream::connect(&app.http).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST /v1/incidents/preview HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        app.http,
+        app.tokens[&Role::Operator]
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+        for _ in 0..64 {
+            if write.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    while !String::from_utf8_lossy(&answer).contains("\"field\"") {
+        let n = tokio::time::timeout(Duration::from_secs(30), read.read(&mut buf))
+            .await
+            .expect("an answer within 30 s")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    writer.abort();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"field\":\"body\""), "{answer}");
     app.stop().await;
 }
 

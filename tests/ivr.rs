@@ -511,6 +511,11 @@ fn inbound_routes_are_closed_by_default_and_insecure_webhooks_says_so() {
         stderr.read_to_string(&mut log).unwrap();
         assert!(log.contains("closed: /v1/ivr/lookup"), "{log}");
         assert!(log.contains("outagecast token create --role ivr"), "{log}");
+        assert_eq!(
+            log.contains("closed: /metrics needs an admin token"),
+            metrics.is_none(),
+            "{log}"
+        );
         if insecure {
             assert_eq!(voice, 200, "{why}");
             assert_eq!(health["insecure_webhooks"], true, "{health}");

@@ -104,8 +104,8 @@ impl Server {
     }
 
     /// What is closed to whom, for the start-up lines: the routes Twilio calls when no
-    /// signature can be checked (or all of them, open, with `--insecure-webhooks`), and the IVR
-    /// lookup while no `ivr` token exists.
+    /// signature can be checked (or all of them, open, with `--insecure-webhooks`), `/metrics`
+    /// without a listener of its own, and the IVR lookup while no `ivr` token exists.
     pub async fn closed_routes(&self) -> Vec<String> {
         let mut lines = Vec::new();
         let guard = &self.settings.voice_guard;
@@ -130,6 +130,13 @@ impl Server {
                 true
             }
         };
+        if self.metrics.is_none() {
+            lines.push(
+                "closed: /metrics needs an admin token; give the scraper a listener of its own \
+                 with --metrics-listen ADDR (no token there)"
+                    .to_string(),
+            );
+        }
         if !ivr_token {
             lines.push(
                 "closed: /v1/ivr/lookup needs an ivr-role token and none exists yet; create one \

@@ -37,6 +37,19 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub agi_listen: String,
+    /// A separate address for `/metrics` without a token, for the scraper only (on the main
+    /// listener `/metrics` needs an admin token).
+    #[arg(long, env = "OUTAGECAST_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// A network (CIDR) or address FastAGI peers may connect from; repeat for several (the
+    /// variable: comma-separated). Default: loopback only.
+    #[arg(
+        long,
+        env = "OUTAGECAST_AGI_ALLOW",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub agi_allow: Vec<String>,
     /// Where Twilio calls go after the announcement: the main menu's URL, or a path.
     #[arg(long, env = "OUTAGECAST_IVR_MENU_URL", value_name = "URL")]
     pub ivr_menu_url: Option<String>,
@@ -102,6 +115,23 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub agi_max_sessions: usize,
+    /// Let the SMS webhooks and the voice webhook take requests with neither Twilio's signature
+    /// nor a webhook-role token: anyone could then opt customers out. For a lab only.
+    #[arg(
+        long,
+        env = "OUTAGECAST_INSECURE_WEBHOOKS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub insecure_webhooks: bool,
+    /// The largest customer or zone file one API request may upload, in bytes (other bodies:
+    /// 2 MB at most).
+    #[arg(
+        long,
+        env = "OUTAGECAST_IMPORT_MAX_BYTES",
+        default_value_t = outagecast_server::api::MAX_UPLOAD_BYTES,
+        value_name = "BYTES"
+    )]
+    pub import_max_bytes: usize,
 }
 
 pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> {
@@ -118,6 +148,14 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
             args.agi_listen
         )
     })?;
+    let metrics = match args.metrics_listen.as_deref().filter(|a| !a.trim().is_empty()) {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "--metrics-listen: cannot listen on {addr:?}; give a free HOST:PORT such as 127.0.0.1:9464"
+            )
+        })?),
+        None => None,
+    };
     let store = Store::open(db)
         .await
         .with_context(|| format!("--db: cannot open the database {:?}", redact_url(db)))?;
@@ -151,12 +189,20 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
     config.serve.dispatch_health = dispatcher.as_ref().map(|d| {
         Arc::new(DispatchHealthSource(d.health())) as Arc<dyn outagecast_server::HealthSource>
     });
-    let server = Server::new(store.clone(), engine, config)?;
+    let mut server = Server::new(store.clone(), engine, config)?;
+    let metrics_line = match metrics {
+        Some(listener) => {
+            let line = format!("metrics listening on {}\n", listener.local_addr()?);
+            server = server.with_metrics_listener(listener);
+            line
+        }
+        None => String::new(),
+    };
     // Scripts and tests that ask for port 0 learn the real ports from these two lines.
     // One write, so a reader that stops after what it needs never sees half of it.
     {
         let lines = format!(
-            "http listening on {}\nfastagi listening on {}\n",
+            "http listening on {}\nfastagi listening on {}\n{metrics_line}",
             http.local_addr()?,
             agi.local_addr()?
         );

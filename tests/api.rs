@@ -325,10 +325,11 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
         "a header and one row per notice (emails stay queued: no SMTP here)"
     );
 
-    // Metrics see it.
+    // Metrics see it (beside the API, with the admin token).
     let metrics = app
         .client
         .get(format!("http://{}/metrics", app.http))
+        .bearer_auth(&app.tokens[&Role::Admin])
         .send()
         .await
         .unwrap()
@@ -342,6 +343,7 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
         "{metrics}"
     );
     assert!(metrics.contains("outagecast_active_incidents 1"));
+    assert!(metrics.contains("outagecast_store_up 1"), "{metrics}");
     assert!(metrics.contains("outagecast_ivr_lookups_total"));
 
     // Restore tells only those told; the audit log names the token.
@@ -540,6 +542,7 @@ async fn every_route_against_every_role() {
             None,
             Action::IvrLookup,
         ),
+        (Method::GET, "/metrics", None, Action::ReadMetrics),
     ];
     for (method, path, body, action) in &routes {
         let (status, err) = app.call(method.clone(), path, None, body.as_ref()).await;
@@ -562,31 +565,177 @@ async fn every_route_against_every_role() {
             }
         }
     }
-    // The provider webhooks take Twilio's signature, or instead a token whose role may post
-    // webhooks (a gateway that cannot sign).
-    let receipt = |role: Option<Role>| {
-        let mut r = app
-            .client
-            .post(format!("http://{}/webhooks/sms/status", app.http))
-            .form(&[("MessageSid", "SM0000"), ("MessageStatus", "delivered")]);
-        if let Some(role) = role {
-            r = r.bearer_auth(&app.tokens[&role]);
-        }
-        r.send()
-    };
-    assert_eq!(
-        receipt(None).await.unwrap().status(),
-        StatusCode::FORBIDDEN,
-        "unsigned and no token"
-    );
-    for role in Role::ALL {
-        let status = receipt(Some(role)).await.unwrap().status();
-        if role.allows(Action::Webhook) {
-            assert_eq!(status, StatusCode::OK, "{role}");
-        } else {
-            assert_eq!(status, StatusCode::FORBIDDEN, "{role}");
+    // The routes Twilio calls take its signature, or instead a token whose role may post
+    // webhooks (a gateway that cannot sign): Bearer, or the Basic password of a webhook URL.
+    let forms: [(&str, &[(&str, &str)]); 3] = [
+        (
+            "/webhooks/sms/status",
+            &[("MessageSid", "SM0000"), ("MessageStatus", "delivered")],
+        ),
+        (
+            "/webhooks/sms/inbound",
+            &[("From", "+358401234567"), ("Body", "HELP")],
+        ),
+        (
+            "/v1/ivr/twilio/voice",
+            &[("From", "+358401234567"), ("CallSid", "CA1")],
+        ),
+    ];
+    for (path, form) in forms {
+        let post = |role: Option<Role>, basic: bool| {
+            let mut r = app
+                .client
+                .post(format!("http://{}{path}", app.http))
+                .form(form);
+            match (role, basic) {
+                (Some(role), false) => r = r.bearer_auth(&app.tokens[&role]),
+                (Some(role), true) => r = r.basic_auth("twilio", Some(&app.tokens[&role])),
+                (None, _) => {}
+            }
+            r.send()
+        };
+        let refused = post(None, false).await.unwrap();
+        assert_eq!(
+            refused.status(),
+            StatusCode::FORBIDDEN,
+            "{path}: unsigned, no token"
+        );
+        let why = refused.text().await.unwrap();
+        assert!(why.contains("OUTAGECAST_SMS_AUTH_TOKEN"), "{path}: {why}");
+        for role in Role::ALL {
+            for basic in [false, true] {
+                let status = post(Some(role), basic).await.unwrap().status();
+                if role.allows(Action::Webhook) {
+                    assert_eq!(status, StatusCode::OK, "{path} {role} basic={basic}");
+                } else {
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{path} {role} basic={basic}");
+                }
+            }
         }
     }
+    // Open without a token: health, the API's description, and the unsubscribe link (its own
+    // HMAC token; off here, without OUTAGECAST_UNSUBSCRIBE_SECRET).
+    for path in [
+        "/healthz",
+        "/healthz/dispatch",
+        "/openapi.json",
+        "/unsubscribe?token=x",
+    ] {
+        let status = app
+            .client
+            .get(format!("http://{}{path}", app.http))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(
+            status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+            "{path}: {status}"
+        );
+    }
+    app.stop().await;
+}
+
+/// A 50 MB upload from a token that may not import is refused from its headers: the 403
+/// arrives while the client is still sending (bytes counted when the answer arrives). A body
+/// over a route's limit is a 413 naming the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_from_a_role_that_may_not_import_is_refused_while_it_is_sent() {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut app = spawn_app().await;
+    app.serve(1000).await;
+    let total: usize = 50 * 1024 * 1024;
+    for role in [Role::Viewer, Role::Ivr, Role::Webhook] {
+        let stream = tokio::net::TcpStream::connect(&app.http).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        let head = format!(
+            "POST /v1/customers HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: text/csv\r\nContent-Length: {total}\r\n\r\n",
+            app.http, app.tokens[&role]
+        );
+        write.write_all(head.as_bytes()).await.unwrap();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let writer = {
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                // Slowly: 64 KiB every 2 ms, so the whole body would take over a second.
+                let chunk = vec![b'x'; 64 * 1024];
+                while sent.load(Relaxed) < total {
+                    if write.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                    sent.fetch_add(chunk.len(), Relaxed);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        };
+        let mut buf = vec![0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(30), read.read(&mut buf))
+            .await
+            .expect("an answer within 30 s")
+            .unwrap();
+        let at_answer = sent.load(Relaxed);
+        writer.abort();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("HTTP/1.1 403"), "{role}: {answer}");
+        assert!(answer.contains("import_customers"), "{role}: {answer}");
+        assert!(
+            at_answer < total / 10,
+            "{role}: the 403 came after {at_answer} of {total} bytes"
+        );
+        eprintln!("{role}: 403 after {at_answer} of {total} bytes sent");
+    }
+    // Over the JSON limit: 413 naming it, before the body is read.
+    let big = json!({"kind": "water", "cause": "x".repeat(3 * 1024 * 1024), "area": circle()});
+    let (status, err) = app
+        .call(
+            Method::POST,
+            "/v1/incidents/preview",
+            Some(Role::Operator),
+            Some(&big),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
+    assert_eq!(err["field"], "body", "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("2097152 bytes"),
+        "{err}"
+    );
+    // The same without a length (chunked): cut at the limit as it arrives, the same JSON.
+    let stream = tokio::net::TcpStream::connect(&app.http).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST /v1/incidents/preview HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        app.http,
+        app.tokens[&Role::Operator]
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+        for _ in 0..64 {
+            if write.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    while !String::from_utf8_lossy(&answer).contains("\"field\"") {
+        let n = tokio::time::timeout(Duration::from_secs(30), read.read(&mut buf))
+            .await
+            .expect("an answer within 30 s")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    writer.abort();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"field\":\"body\""), "{answer}");
     app.stop().await;
 }
 

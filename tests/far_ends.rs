@@ -3,7 +3,10 @@
 //! PyPI (a real SMTP server writing a Maildir). A crash mid-send with either, then a restart:
 //! everyone told, what went twice counted.
 //!
-//! `scripts/test` installs both and sets `OUTAGECAST_FAR_ENDS` (the npm prefix); without it the
+//! And the webhooks against Twilio's own Python library (`twilio` from PyPI): requests signed by
+//! its `RequestValidator` are accepted, forged and unsigned ones refused.
+//!
+//! `scripts/test` installs them and sets `OUTAGECAST_FAR_ENDS` (the npm prefix); without it the
 //! tests are skipped with a line saying so, unless `OUTAGECAST_REQUIRE_FAR_ENDS=1`.
 
 #![allow(clippy::unwrap_used)]
@@ -294,4 +297,141 @@ async fn kill_9_against_aiosmtpd_tells_every_mailbox() {
     assert!(twice <= possible, "every duplicate is counted");
     assert!(possible <= 40, "only what was on the wire");
     assert_eq!(count(&report, "email", "sent"), N as u64);
+}
+
+/// Signs as Twilio does, with Twilio's own library, and posts to a live `serve`: argv is the
+/// auth token, the public URL, the local base URL; prints each case's status as JSON.
+const TWILIO_CLIENT: &str = r#"
+import json, sys, urllib.error, urllib.parse, urllib.request
+from twilio.request_validator import RequestValidator
+
+token, public, local = sys.argv[1:4]
+
+def post(path, params, signature):
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if signature is not None:
+        headers["X-Twilio-Signature"] = signature
+    data = urllib.parse.urlencode(params).encode()
+    request = urllib.request.Request(local + path, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+def sign(key, path, params):
+    return RequestValidator(key).compute_signature(public + path, params)
+
+stop = {"From": "+358481000001", "To": "+358480000000", "Body": "STOP", "MessageSid": "SM1"}
+other = dict(stop, From="+358481000002")
+voice = {"From": "+358481000002", "To": "+358980000000", "CallSid": "CA1"}
+out = {}
+out["forged"] = post("/webhooks/sms/inbound", other, sign("not-the-token", "/webhooks/sms/inbound", other))[0]
+out["unsigned"] = post("/webhooks/sms/inbound", other, None)[0]
+out["signed"], out["reply"] = post("/webhooks/sms/inbound", stop, sign(token, "/webhooks/sms/inbound", stop))
+out["voice"], out["twiml"] = post("/v1/ivr/twilio/voice", voice, sign(token, "/v1/ivr/twilio/voice", voice))
+out["voice_unsigned"] = post("/v1/ivr/twilio/voice", voice, None)[0]
+print(json.dumps(out))
+"#;
+
+/// A STOP signed by Twilio's own `RequestValidator` opts the customer out; a forged signature
+/// and an unsigned request are refused and change nothing. The voice webhook likewise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilios_own_library_signs_what_serve_accepts() {
+    if far_ends("twilios_own_library_signs_what_serve_accepts").is_none() {
+        return;
+    }
+    outagecast_dispatch::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("town.csv");
+    town_csv(&csv, 3, 0);
+    let token = "twilio-auth-token-0123456789abcdef".to_string();
+    let public = "https://notify.example.fi".to_string();
+    let env = [
+        ("OUTAGECAST_SMS_AUTH_TOKEN", token.clone()),
+        ("OUTAGECAST_PUBLIC_URL", public.clone()),
+    ];
+    ok(
+        dir.path(),
+        &env,
+        &["import", "customers", csv.to_str().unwrap(), "--json"],
+    )
+    .await;
+    let preview = |dir: PathBuf| async move {
+        ok(
+            &dir,
+            &[],
+            &[
+                "incident",
+                "preview",
+                "--kind",
+                "water",
+                "--cause",
+                "x",
+                "--circle",
+                "24.9414,60.1710,50",
+                "--json",
+            ],
+        )
+        .await["opted_out_contacts"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(preview(dir.path().to_path_buf()).await, 0);
+    let mut serve = outagecast(
+        dir.path(),
+        &env,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--agi-listen",
+            "127.0.0.1:0",
+            "--no-workers",
+        ],
+    );
+    serve.stderr(Stdio::inherit());
+    let (_child, http) = common::spawn_serve(serve).await;
+    eventually(Duration::from_secs(20), "/healthz is 200", || async {
+        reqwest::get(format!("http://{http}/healthz"))
+            .await
+            .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+    })
+    .await;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            TWILIO_CLIENT,
+            &token,
+            &public,
+            &format!("http://{http}"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python3 with twilio: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("Twilio's RequestValidator against serve: {result}");
+    assert_eq!(result["forged"], 403, "{result}");
+    assert_eq!(result["unsigned"], 403, "{result}");
+    assert_eq!(result["signed"], 200, "{result}");
+    assert!(
+        result["reply"].as_str().unwrap().contains("<Message>"),
+        "{result}"
+    );
+    assert_eq!(result["voice"], 200, "{result}");
+    assert!(
+        result["twiml"].as_str().unwrap().starts_with("<?xml"),
+        "{result}"
+    );
+    assert_eq!(result["voice_unsigned"], 403, "{result}");
+    assert_eq!(
+        preview(dir.path().to_path_buf()).await,
+        1,
+        "the signed STOP is recorded, the forged and unsigned ones are not"
+    );
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::Value;
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/helsinki/customers.csv");
@@ -42,6 +43,10 @@ struct Serve {
     child: Child,
     http: String,
     agi: String,
+    /// `Authorization` header lines: an `ivr`-role token for the lookup, a `webhook`-role one
+    /// (as the Basic password of Twilio's webhook URL) for the voice webhook.
+    ivr: String,
+    webhook: String,
 }
 
 impl Serve {
@@ -51,6 +56,17 @@ impl Serve {
 
     /// `serve` with extra settings in its environment.
     fn start_with(db: &Path, env: &[(&str, &str)]) -> Serve {
+        let token = |role: &str| {
+            cli(db, &["token", "create", "--role", role, "--name", role])
+                .trim()
+                .to_string()
+        };
+        let ivr = format!("Authorization: Bearer {}\r\n", token("ivr"));
+        let webhook = format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("twilio:{}", token("webhook")))
+        );
         let mut child = outagecast(db)
             .envs(env.iter().copied())
             .args([
@@ -75,9 +91,15 @@ impl Serve {
         };
         let http = addr("http listening on ");
         let agi = addr("fastagi listening on ");
-        let serve = Serve { child, http, agi };
+        let serve = Serve {
+            child,
+            http,
+            agi,
+            ivr,
+            webhook,
+        };
         eventually(Duration::from_secs(10), "/healthz is 200", || {
-            http_request(&serve.http, "GET /healthz HTTP/1.1", "").0 == 200
+            http_request(&serve.http, "GET /healthz HTTP/1.1", "", "").0 == 200
         });
         serve
     }
@@ -93,6 +115,7 @@ impl Serve {
         let (status, body) = http_request(
             &self.http,
             &format!("GET /v1/ivr/lookup?caller={encoded} HTTP/1.1"),
+            &self.ivr,
             "",
         );
         assert_eq!(status, 200);
@@ -104,7 +127,12 @@ impl Serve {
             "From={}&To=%2B35898765432&CallSid=CA0123",
             from.replace('+', "%2B")
         );
-        let (status, body) = http_request(&self.http, "POST /v1/ivr/twilio/voice HTTP/1.1", &form);
+        let (status, body) = http_request(
+            &self.http,
+            "POST /v1/ivr/twilio/voice HTTP/1.1",
+            &self.webhook,
+            &form,
+        );
         assert_eq!(status, 200);
         body
     }
@@ -182,8 +210,8 @@ impl Drop for Serve {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection: (status, body).
-fn http_request(addr: &str, request_line: &str, form: &str) -> (u16, String) {
+/// One HTTP/1.1 request on a fresh connection, with `headers` (whole lines): (status, body).
+fn http_request(addr: &str, request_line: &str, headers: &str, form: &str) -> (u16, String) {
     let Ok(mut stream) = TcpStream::connect(addr) else {
         return (0, String::new());
     };
@@ -200,7 +228,7 @@ fn http_request(addr: &str, request_line: &str, form: &str) -> (u16, String) {
     };
     write!(
         stream,
-        "{request_line}\r\nHost: {addr}\r\nConnection: close\r\n{body_headers}\r\n{form}"
+        "{request_line}\r\nHost: {addr}\r\nConnection: close\r\n{headers}{body_headers}\r\n{form}"
     )
     .unwrap();
     let mut response = String::new();
@@ -458,7 +486,7 @@ fn slow_and_idle_clients_are_closed_and_do_not_hold_up_a_call() {
     let mut half = TcpStream::connect(&serve.http).unwrap();
     write!(half, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
     assert_eq!(
-        http_request(&serve.http, "GET /healthz HTTP/1.1", "").0,
+        http_request(&serve.http, "GET /healthz HTTP/1.1", "", "").0,
         200
     );
     let took = until_closed(&mut half, Duration::from_secs(5));
@@ -507,4 +535,95 @@ fn slow_and_idle_clients_are_closed_and_do_not_hold_up_a_call() {
     .unwrap();
     serve.stop();
     drop(hold);
+}
+
+/// Closed by default: a fresh `serve` with no SMS settings starts (an IVR-only deployment),
+/// says at start which inbound routes are closed and how to open them, and refuses the lookup
+/// and the voice webhook without a token; `--insecure-webhooks` opens the voice webhook (and
+/// says so loudly, at start and on `/healthz`), never the lookup. `/metrics` needs an admin
+/// token, except on `--metrics-listen`.
+#[test]
+fn inbound_routes_are_closed_by_default_and_insecure_webhooks_says_so() {
+    let (_dir, db) = db();
+    for insecure in [false, true] {
+        let mut cmd = outagecast(&db);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--agi-listen",
+            "127.0.0.1:0",
+        ]);
+        if insecure {
+            cmd.env("OUTAGECAST_INSECURE_WEBHOOKS", "1")
+                .env("OUTAGECAST_METRICS_LISTEN", "127.0.0.1:0");
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let http = first
+            .strip_prefix("http listening on ")
+            .unwrap()
+            .to_string();
+        let _agi = lines.next().unwrap().unwrap();
+        let metrics = insecure.then(|| {
+            let line = lines.next().unwrap().unwrap();
+            line.strip_prefix("metrics listening on ")
+                .unwrap()
+                .to_string()
+        });
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        eventually(Duration::from_secs(10), "/healthz is 200", || {
+            http_request(&http, "GET /healthz HTTP/1.1", "", "").0 == 200
+        });
+        let (_, health) = http_request(&http, "GET /healthz HTTP/1.1", "", "");
+        let health: Value = serde_json::from_str(&health).unwrap();
+        let (lookup, why) = http_request(&http, "GET /v1/ivr/lookup?caller=1 HTTP/1.1", "", "");
+        assert_eq!(lookup, 401, "{why}");
+        assert!(why.contains("token create --role ivr"), "{why}");
+        let (voice, why) = http_request(
+            &http,
+            "POST /v1/ivr/twilio/voice HTTP/1.1",
+            "",
+            "From=%2B358401234567",
+        );
+        // /metrics needs an admin token beside the API; none on a listener of its own.
+        assert_eq!(http_request(&http, "GET /metrics HTTP/1.1", "", "").0, 401);
+        if let Some(metrics) = &metrics {
+            let (status, text) = http_request(metrics, "GET /metrics HTTP/1.1", "", "");
+            assert_eq!(status, 200, "{text}");
+            assert!(text.contains("outagecast_store_up 1"), "{text}");
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut log = String::new();
+        stderr.read_to_string(&mut log).unwrap();
+        assert!(log.contains("closed: /v1/ivr/lookup"), "{log}");
+        assert!(log.contains("outagecast token create --role ivr"), "{log}");
+        assert_eq!(
+            log.contains("closed: /metrics needs an admin token"),
+            metrics.is_none(),
+            "{log}"
+        );
+        if insecure {
+            assert_eq!(voice, 200, "{why}");
+            assert_eq!(health["insecure_webhooks"], true, "{health}");
+            assert!(health["warnings"][0].as_str().unwrap().contains("UNSIGNED"));
+            assert!(log.contains("WARNING --insecure-webhooks"), "{log}");
+        } else {
+            assert_eq!(voice, 401, "{why}");
+            assert!(why.contains("OUTAGECAST_SMS_AUTH_TOKEN"), "{why}");
+            assert!(health.get("insecure_webhooks").is_none(), "{health}");
+            assert!(
+                log.contains(
+                    "closed: /webhooks/sms/status, /webhooks/sms/inbound and /v1/ivr/twilio/voice"
+                ),
+                "{log}"
+            );
+        }
+    }
 }

@@ -141,16 +141,20 @@ impl Cluster {
 }
 
 impl Node {
-    async fn lookup(&self, caller: &str) -> Value {
-        reqwest::get(format!(
-            "http://{}/v1/ivr/lookup?caller={caller}",
-            self.http
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    /// The lookup with an `ivr`-role `token`.
+    async fn lookup(&self, caller: &str, token: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!(
+                "http://{}/v1/ivr/lookup?caller={caller}",
+                self.http
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 
@@ -251,6 +255,13 @@ async fn a_declaration_on_one_node_arms_the_other_within_a_second() {
         .await;
     let a = cluster.node("+358480000001", false).await;
     let b = cluster.node("+358480000002", false).await;
+    // The phone system's token: the lookup is closed without one.
+    let made = cluster
+        .json(&[
+            "token", "create", "--role", "ivr", "--name", "pbx", "--json",
+        ])
+        .await;
+    let token = made["token"].as_str().unwrap().to_string();
 
     let declared = cluster
         .json(&[
@@ -272,7 +283,7 @@ async fn a_declaration_on_one_node_arms_the_other_within_a_second() {
     let declared_at = Instant::now();
     for node in [&a, &b] {
         eventually(Duration::from_secs(1), "armed on every node", || async {
-            node.lookup(&caller).await["armed"] == true
+            node.lookup(&caller, &token).await["armed"] == true
         })
         .await;
     }
@@ -285,7 +296,7 @@ async fn a_declaration_on_one_node_arms_the_other_within_a_second() {
     let cancelled_at = Instant::now();
     for node in [&a, &b] {
         eventually(Duration::from_secs(1), "disarmed on every node", || async {
-            node.lookup(&caller).await["armed"] == false
+            node.lookup(&caller, &token).await["armed"] == false
         })
         .await;
     }

@@ -19,7 +19,9 @@ use outagecast_engine::Settings;
 use outagecast_ivr::IndexSettings;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_server::webhooks::WebhookSettings;
-use outagecast_server::{AgiSettings, ApiSettings, HttpLimits, ServeSettings, ServerConfig};
+use outagecast_server::{
+    AgiAllow, AgiSettings, ApiSettings, HttpLimits, ServeSettings, ServerConfig, Unsigned,
+};
 use outagecast_store::Store;
 
 use super::lookup;
@@ -149,15 +151,24 @@ pub fn server_config(settings: &Settings, args: &ServeArgs) -> Result<ServerConf
             agi: AgiSettings {
                 idle_timeout: seconds("--agi-idle-timeout", args.agi_idle_timeout, 0.1)?,
                 max_sessions: at_least_one("--agi-max-sessions", args.agi_max_sessions)?,
+                allow: AgiAllow::parse(&args.agi_allow)?,
                 ..AgiSettings::default()
             },
             ..ServeSettings::default()
         },
         api: ApiSettings {
             confirm_threshold: args.confirm_threshold,
+            import_max_bytes: args.import_max_bytes,
             ..ApiSettings::default()
         },
-        webhooks: webhooks()?,
+        webhooks: WebhookSettings {
+            unsigned: if args.insecure_webhooks {
+                Unsigned::AcceptInsecure
+            } else {
+                Unsigned::Refuse
+            },
+            ..webhooks()?
+        },
     })
 }
 

@@ -78,7 +78,8 @@ impl Role {
         use Action::*;
         match self {
             Role::Admin => true,
-            Role::Operator => !matches!(action, ManageTokens | Webhook),
+            // Metrics are for the scraper, with the admin token or on `--metrics-listen`.
+            Role::Operator => !matches!(action, ManageTokens | Webhook | ReadMetrics),
             Role::Viewer => matches!(action, ReadIncidents | ReadCustomers | ReadAudit),
             Role::Ivr => matches!(action, IvrLookup),
             Role::Webhook => matches!(action, Webhook),
@@ -112,11 +113,13 @@ pub enum Action {
     Webhook,
     /// Create, list or revoke API tokens.
     ManageTokens,
+    /// Scrape `/metrics`.
+    ReadMetrics,
 }
 
 impl Action {
     /// Every action, in order.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::ReadIncidents,
         Action::Declare,
         Action::ImportCustomers,
@@ -125,6 +128,7 @@ impl Action {
         Action::IvrLookup,
         Action::Webhook,
         Action::ManageTokens,
+        Action::ReadMetrics,
     ];
 
     /// The spelling in error messages and JSON.
@@ -138,6 +142,7 @@ impl Action {
             Action::IvrLookup => "ivr_lookup",
             Action::Webhook => "webhook",
             Action::ManageTokens => "manage_tokens",
+            Action::ReadMetrics => "read_metrics",
         }
     }
 }
@@ -287,6 +292,7 @@ mod tests {
                     IvrLookup,
                     Webhook,
                     ManageTokens,
+                    ReadMetrics,
                 ],
             ),
             (

@@ -3,23 +3,25 @@
 //! and `/healthz`. The binary builds a [`ServerConfig`] and calls [`Server::new`]; it builds
 //! no routes itself.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 use axum::Router;
 use outagecast_engine::Engine;
 use outagecast_store::Store;
+use tokio::net::TcpListener;
 
 use crate::api::{ApiSettings, ApiState};
-use crate::auth::{Auth, webhook_bearer};
+use crate::auth::{Auth, INSECURE_WARNING};
 use crate::webhooks::{WebhookSettings, Webhooks};
 use crate::{Listeners, Result, ServeSettings, run};
+use outagecast_core::auth::Role;
 
 /// Everything the HTTP server needs to know. Secrets inside print as `***`.
 #[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
     /// The IVR front ends, FastAGI and the change-log poll. Its `ivr_guard` and
-    /// `voice_signer` are filled in by [`Server::new`] from the tokens and the webhooks.
+    /// `voice_guard` are filled in by [`Server::new`] from the tokens and the webhooks.
     pub serve: ServeSettings,
     /// The `/v1` API.
     pub api: ApiSettings,
@@ -33,6 +35,7 @@ pub struct Server {
     store: Store,
     settings: ServeSettings,
     routes: Router,
+    metrics: Option<TcpListener>,
 }
 
 impl Server {
@@ -43,15 +46,13 @@ impl Server {
         let auth = Auth::new(store.clone());
         let mut settings = config.serve;
         settings.ivr_guard = Some(auth.clone());
-        settings.voice_signer = webhooks.signer();
+        settings.voice_guard = webhooks.guard();
         let (api, doc) = crate::api::api(ApiState::new(engine, auth.clone(), config.api));
         let doc = Arc::new(doc);
-        let webhooks = webhooks
-            .router(store.clone())
-            .route_layer(axum::middleware::from_fn_with_state(auth, webhook_bearer));
+        let webhooks = webhooks.router(store.clone(), auth.clone());
         let routes = api
             .merge(webhooks)
-            .merge(crate::metrics::metrics_routes(store.clone()))
+            .merge(crate::metrics::guarded_metrics_routes(store.clone(), auth))
             .route(
                 "/openapi.json",
                 axum::routing::get(move || {
@@ -63,11 +64,86 @@ impl Server {
             store,
             settings,
             routes,
+            metrics: None,
         })
     }
 
-    /// Serves on `listeners` until `shutdown` completes (see [`run`]).
+    /// The same server, also answering `/metrics` without a token on `listener` (bound by the
+    /// caller on an address only the scraper reaches: `serve --metrics-listen`).
+    #[must_use]
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics = Some(listener);
+        self
+    }
+
+    /// Serves on `listeners` until `shutdown` completes (see [`run`]), after one log line per
+    /// inbound route group that is closed (or opened with `--insecure-webhooks`) and why.
     pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<()> {
-        run(listeners, self.store, self.settings, self.routes, shutdown).await
+        for line in self.closed_routes().await {
+            tracing::warn!("{line}");
+        }
+        let Some(listener) = self.metrics else {
+            return run(listeners, self.store, self.settings, self.routes, shutdown).await;
+        };
+        // One shutdown for both: the metrics listener stops when the main server is told to.
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let metrics = tokio::spawn(
+            axum::serve(listener, crate::metrics::metrics_routes(self.store.clone()))
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.wait_for(|stop| *stop).await;
+                })
+                .into_future(),
+        );
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        let served = run(listeners, self.store, self.settings, self.routes, shutdown).await;
+        metrics.await??;
+        served
+    }
+
+    /// What is closed to whom, for the start-up lines: the routes Twilio calls when no
+    /// signature can be checked (or all of them, open, with `--insecure-webhooks`), `/metrics`
+    /// without a listener of its own, and the IVR lookup while no `ivr` token exists.
+    pub async fn closed_routes(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let guard = &self.settings.voice_guard;
+        if guard.is_insecure() {
+            lines.push(format!("WARNING {INSECURE_WARNING}"));
+        } else if guard.signer().is_none() {
+            lines.push(
+                "closed: /webhooks/sms/status, /webhooks/sms/inbound and /v1/ivr/twilio/voice \
+                 take only webhook-role tokens (as the password in the webhook URL, \
+                 https://twilio:TOKEN@host/path; `outagecast token create --role webhook --name \
+                 NAME`): OUTAGECAST_SMS_AUTH_TOKEN and OUTAGECAST_PUBLIC_URL are not both set, so \
+                 X-Twilio-Signature cannot be checked"
+                    .to_string(),
+            );
+        }
+        let ivr_token = match self.store.tokens().await {
+            Ok(tokens) => tokens
+                .iter()
+                .any(|t| t.revoked_at.is_none() && t.role == Role::Ivr),
+            Err(e) => {
+                tracing::debug!(error = %e, "token list for the start-up lines");
+                true
+            }
+        };
+        if self.metrics.is_none() {
+            lines.push(
+                "closed: /metrics needs an admin token; give the scraper a listener of its own \
+                 with --metrics-listen ADDR (no token there)"
+                    .to_string(),
+            );
+        }
+        if !ivr_token {
+            lines.push(
+                "closed: /v1/ivr/lookup needs an ivr-role token and none exists yet; create one \
+                 for the phone system with `outagecast token create --role ivr --name NAME`"
+                    .to_string(),
+            );
+        }
+        lines
     }
 }

@@ -29,18 +29,23 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 /// Both always answer 200 with a well-formed "nothing to announce" for a caller that is
 /// unknown, withheld or garbled: a phone system must never get an error page mid-call.
 ///
-/// With `guard`, the lookup needs an `ivr` (or `admin`) token once any token exists; the voice
-/// webhook is checked by Twilio's signature instead when the state has a signer.
-pub fn ivr_routes(state: IvrState, guard: Option<Auth>) -> Router {
-    let mut lookup_route = Router::new().route("/v1/ivr/lookup", get(lookup));
-    if let Some(auth) = guard {
-        lookup_route = lookup_route.route_layer(axum::middleware::from_fn_with_state(
-            auth,
+/// The lookup needs an `ivr` (or `admin`) token checked by `auth`, from the first request; the
+/// voice webhook needs Twilio's signature (the state's guard) or a `webhook`-role token.
+pub fn ivr_routes(state: IvrState, auth: Auth) -> Router {
+    let lookup_route = Router::new()
+        .route("/v1/ivr/lookup", get(lookup))
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
             crate::auth::ivr_guard,
         ));
-    }
-    lookup_route
+    let voice_route = Router::new()
         .route("/v1/ivr/twilio/voice", post(twilio_voice))
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::webhook_token,
+        ));
+    lookup_route
+        .merge(voice_route)
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state)
 }
@@ -56,11 +61,26 @@ pub fn ivr_routes(state: IvrState, guard: Option<Auth>) -> Router {
 /// `/healthz/dispatch` answers 503 with the reasons while a part of the dispatcher is degraded
 /// (it cannot write to its store, or a configured channel's provider refuses or cannot be
 /// reached), 200 otherwise; a channel that is not configured is not a failure.
-pub fn health_routes(ready: Readiness, dispatch: Option<Arc<dyn HealthSource>>) -> Router {
+pub fn health_routes(
+    ready: Readiness,
+    dispatch: Option<Arc<dyn HealthSource>>,
+    notes: HealthNotes,
+) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/healthz/dispatch", get(healthz_dispatch))
-        .with_state(HealthState { ready, dispatch })
+        .with_state(HealthState {
+            ready,
+            dispatch,
+            notes,
+        })
+}
+
+/// What `/healthz` says besides the parts' states: settings an operator must not miss.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HealthNotes {
+    /// `--insecure-webhooks` is on: shown as `"insecure_webhooks": true` with a warning.
+    pub insecure_webhooks: bool,
 }
 
 /// What the dispatcher tells the health routes (the binary adapts the dispatcher's own
@@ -101,12 +121,17 @@ pub enum ComponentState {
 struct HealthState {
     ready: Readiness,
     dispatch: Option<Arc<dyn HealthSource>>,
+    notes: HealthNotes,
 }
 
 #[derive(Serialize)]
 struct HealthBody {
     status: &'static str,
     components: Vec<Component>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    insecure_webhooks: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<&'static str>,
 }
 
 fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
@@ -149,6 +174,12 @@ async fn healthz(State(h): State<HealthState>) -> Response {
             "unavailable"
         },
         components,
+        insecure_webhooks: h.notes.insecure_webhooks,
+        warnings: if h.notes.insecure_webhooks {
+            vec![crate::auth::INSECURE_WARNING]
+        } else {
+            Vec::new()
+        },
     };
     json_response(status, &body)
 }
@@ -166,6 +197,8 @@ async fn healthz_dispatch(State(h): State<HealthState>) -> Response {
     let body = HealthBody {
         status: if failing { "degraded" } else { "ok" },
         components,
+        insecure_webhooks: false,
+        warnings: Vec::new(),
     };
     json_response(status, &body)
 }
@@ -259,12 +292,12 @@ pub(crate) struct IvrIncidentView {
 }
 
 /// Is there something to tell this caller? Always 200; an unknown or garbled number is "nothing
-/// to announce". Needs an `ivr` (or `admin`) token once any token exists.
+/// to announce". Needs an `ivr` (or `admin`) token.
 #[utoipa::path(get, operation_id = "http_lookup", path = "/v1/ivr/lookup", tag = "ivr",
     params(("caller" = String, Query, description = "The caller's number: E.164 with or without +, 00 prefix, or national")),
     responses((status = 200, description = "OK", body = IvrLookupView),
         (status = 401, description = "No valid token", body = crate::api::ErrorBody), (status = 403, description = "The token's role may not do this", body = crate::api::ErrorBody)),
-    security((), ("bearer" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn lookup(
     State(state): State<IvrState>,
     RawQuery(query): RawQuery,
@@ -277,13 +310,15 @@ pub(crate) async fn lookup(
 }
 
 /// Twilio's voice webhook: TwiML that says the announcement (if any) and redirects to the main
-/// menu. Checked by `X-Twilio-Signature` when OUTAGECAST_SMS_AUTH_TOKEN and
-/// OUTAGECAST_PUBLIC_URL are set.
+/// menu. Needs `X-Twilio-Signature` (OUTAGECAST_SMS_AUTH_TOKEN and OUTAGECAST_PUBLIC_URL set) or
+/// a webhook-role token (the Basic password of the webhook URL, or Bearer).
 #[utoipa::path(post, operation_id = "http_twilio_voice", path = "/v1/ivr/twilio/voice", tag = "ivr",
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "Twilio's form: From, To, CallSid, ..."),
     responses((status = 200, description = "TwiML", content_type = "text/xml", body = String),
-        (status = 403, description = "Bad X-Twilio-Signature")))]
+        (status = 401, description = "No signature can be checked and no token came (a Basic challenge)", body = crate::api::ErrorBody),
+        (status = 403, description = "Bad X-Twilio-Signature, or a token whose role may not post webhooks", body = crate::api::ErrorBody)),
+    security(("twilio_signature" = []), ("bearer" = []), ("basic" = [])))]
 pub(crate) async fn twilio_voice(
     State(state): State<IvrState>,
     uri: Uri,
@@ -291,14 +326,12 @@ pub(crate) async fn twilio_voice(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if state.twilio.signer().is_some() {
-        let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-        if let Err(refused) = state
-            .twilio
-            .check(bearer.map(|b| b.0), &uri, &headers, &params)
-        {
-            return refused.into_response();
-        }
+    let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    if let Err(refused) = state
+        .twilio
+        .check(bearer.map(|b| b.0), &uri, &headers, &params)
+    {
+        return refused.into_response();
     }
     // Read by hand rather than with axum's `Form`: a missing or odd content type must still
     // get TwiML, not a 415.

@@ -34,12 +34,12 @@ use outagecast_core::contact::Region;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_ivr::{Announcements, CallerIndex};
 
-pub use agi::{AgiSettings, serve_agi};
+pub use agi::{AgiAllow, AgiSettings, serve_agi};
 pub use api::{ApiSettings, ApiState};
 pub use app::{Server, ServerConfig};
-pub use auth::{Auth, TwilioGuard, TwilioSigner};
+pub use auth::{Auth, TwilioGuard, TwilioSigner, Unsigned};
 pub use follow::{IvrFollower, lookup_once};
-pub use http::{Component, ComponentState, HealthSource, health_routes, ivr_routes};
+pub use http::{Component, ComponentState, HealthNotes, HealthSource, health_routes, ivr_routes};
 pub use listen::{HttpLimits, serve_http};
 pub use run::{Listeners, ServeSettings, run};
 
@@ -162,15 +162,16 @@ impl IvrState {
             default_region,
             menu_url: menu_url.map(Arc::new),
             ready,
+            // Refuses until given a signer or told otherwise: closed by default.
             twilio: TwilioGuard::default(),
             meters: LookupMeters::register(),
         }
     }
 
-    /// The same state, checking Twilio's signature on the voice webhook.
+    /// The same state, checking the voice webhook with `guard` (the SMS webhooks' check).
     #[must_use]
-    pub fn with_voice_signer(mut self, signer: Option<TwilioSigner>) -> Self {
-        self.twilio = TwilioGuard::new(signer);
+    pub fn with_voice_guard(mut self, guard: TwilioGuard) -> Self {
+        self.twilio = guard;
         self
     }
 

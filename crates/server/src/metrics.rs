@@ -4,17 +4,25 @@
 //! recorded where they happen through the `metrics` facade; gauges that the store knows
 //! (notices by channel and status, the queue, active incidents) are read at scrape time, so
 //! every node reports the same truth whichever node did the work.
+//!
+//! Beside the API it needs an `admin` token ([`guarded_metrics_routes`]); on a listener of its
+//! own (`serve --metrics-listen`) none ([`metrics_routes`]). A store that cannot be read is
+//! `outagecast_store_up 0`, never its error text.
 
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use outagecast_core::auth::Action;
 use outagecast_store::Store;
+
+use crate::auth::Auth;
 
 /// Latency buckets in seconds: from the IVR's microseconds to a slow provider's seconds.
 const BUCKETS: &[f64] = &[
@@ -48,7 +56,8 @@ struct MetricsState {
     handle: Option<PrometheusHandle>,
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`, open: for a listener of its own (`serve --metrics-listen`), which only the
+/// scraper can reach.
 pub fn metrics_routes(store: Store) -> Router {
     Router::new()
         .route("/metrics", get(render))
@@ -58,19 +67,38 @@ pub fn metrics_routes(store: Store) -> Router {
         })
 }
 
+/// `GET /metrics` beside the API: a token whose role may read metrics (`admin`) is needed.
+pub fn guarded_metrics_routes(store: Store, auth: Auth) -> Router {
+    metrics_routes(store).route_layer(axum::middleware::from_fn_with_state(auth, metrics_guard))
+}
+
+async fn metrics_guard(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+    match auth.caller(request.headers()).await {
+        Ok(caller) => match caller.require(Action::ReadMetrics) {
+            Ok(_) => next.run(request).await,
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The store's gauges, or `outagecast_store_up 0` alone when it cannot be read: the reason
+/// goes to the log, never to the scraper (it may name hosts and files).
 async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
     let mut out = String::new();
-    match gauges(&state.store).await {
-        Ok(text) => out.push_str(&text),
+    let up = match gauges(&state.store).await {
+        Ok(text) => {
+            out.push_str(&text);
+            1
+        }
         Err(e) => {
             tracing::warn!(error = %e, "metrics: store read failed");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                format!("# store unavailable: {e}\n"),
-            );
+            0
         }
-    }
+    };
+    out.push_str(&format!(
+        "# HELP outagecast_store_up Whether the store answered this scrape.\n# TYPE outagecast_store_up gauge\noutagecast_store_up {up}\n"
+    ));
     if let Some(handle) = &state.handle {
         out.push_str(&handle.render());
     }

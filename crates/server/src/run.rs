@@ -12,7 +12,7 @@ use outagecast_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::auth::{Auth, TwilioSigner};
+use crate::auth::{Auth, TwilioGuard};
 use crate::listen::{HttpLimits, serve_http};
 use crate::{
     AgiSettings, IvrFollower, IvrState, Readiness, Result, health_routes, ivr_routes, serve_agi,
@@ -43,10 +43,13 @@ pub struct ServeSettings {
     pub agi: AgiSettings,
     /// HTTP limits: header read and request timeouts, the connection cap.
     pub http: HttpLimits,
-    /// Tokens guarding the IVR lookup (once any exists); `None` leaves it open.
+    /// Tokens guarding the IVR lookup (always: an `ivr`-role token) and the voice webhook (a
+    /// `webhook`-role token instead of a signature); `None` checks them against the store
+    /// served.
     pub ivr_guard: Option<Auth>,
-    /// Checks Twilio's signature on the voice webhook; `None` accepts unsigned calls.
-    pub voice_signer: Option<TwilioSigner>,
+    /// Checks Twilio's signature on the voice webhook; the default refuses every call that
+    /// has no `webhook` token.
+    pub voice_guard: TwilioGuard,
     /// The dispatcher's health for `/healthz` and `/healthz/dispatch`; `None` when no
     /// dispatcher runs on this node.
     pub dispatch_health: Option<Arc<dyn crate::HealthSource>>,
@@ -62,7 +65,7 @@ impl Default for ServeSettings {
             agi: AgiSettings::default(),
             http: HttpLimits::default(),
             ivr_guard: None,
-            voice_signer: None,
+            voice_guard: TwilioGuard::default(),
             dispatch_health: None,
         }
     }
@@ -105,11 +108,19 @@ pub async fn run(
         settings.menu_url.clone(),
         ready.clone(),
     )
-    .with_voice_signer(settings.voice_signer.clone());
-    let app = ivr_routes(state.clone(), settings.ivr_guard.clone())
+    .with_voice_guard(settings.voice_guard.clone());
+    let auth = settings
+        .ivr_guard
+        .clone()
+        .unwrap_or_else(|| Auth::new(store.clone()));
+    let notes = crate::HealthNotes {
+        insecure_webhooks: settings.voice_guard.is_insecure(),
+    };
+    let app = ivr_routes(state.clone(), auth)
         .merge(health_routes(
             ready.clone(),
             settings.dispatch_health.clone(),
+            notes,
         ))
         .merge(routes);
     let http = tokio::spawn(serve_http(

@@ -14,14 +14,15 @@
 //!   fetches the link changes nothing); `POST /unsubscribe?token=…` (the page's button, or a
 //!   mail client's one-click `List-Unsubscribe=One-Click`) opts the address out of email.
 //!
-//! When an auth token is configured every Twilio request must carry a valid
-//! `X-Twilio-Signature` or come with a `webhook` bearer token: the check is
+//! Every Twilio request must carry a valid `X-Twilio-Signature` (which needs the auth token and
+//! the public URL) or a `webhook`-role token (Bearer, or the Basic password of a webhook URL);
+//! anything else is refused unless `--insecure-webhooks` opened them for a lab. The check is
 //! [`crate::auth::TwilioGuard`], the same one the voice webhook uses.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Extension, Form, OriginalUri, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Form, OriginalUri, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,11 +35,14 @@ use outagecast_store::{Receipt, Store};
 use serde::Deserialize;
 
 use crate::ServerError;
-use crate::auth::{BearerAuthorized, TwilioGuard, TwilioSigner};
+use crate::auth::{Auth, BearerAuthorized, TwilioGuard, TwilioSigner, Unsigned, webhook_token};
 
 /// Who changed an opt-out, in the audit log.
 const SOURCE_SMS: &str = "sms:inbound";
 const SOURCE_EMAIL: &str = "email:unsubscribe";
+
+/// The largest webhook body read (Twilio's forms are well under 2 KB).
+const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
 
 /// The longest provider message id accepted (Twilio's are 34 characters).
 const MAX_SID_LEN: usize = 128;
@@ -57,6 +61,8 @@ pub struct WebhookSettings {
     pub default_region: Option<Region>,
     /// The utility's name for the HELP reply ("Helsinki Water").
     pub sender_name: Option<String>,
+    /// What happens to requests with neither a signature nor a token (`--insecure-webhooks`).
+    pub unsigned: Unsigned,
 }
 
 impl WebhookSettings {
@@ -86,6 +92,7 @@ impl WebhookSettings {
             unsubscribe_secret: value("OUTAGECAST_UNSUBSCRIBE_SECRET").map(Secret::new),
             default_region,
             sender_name: None,
+            unsigned: Unsigned::Refuse,
         })
     }
 }
@@ -138,25 +145,26 @@ impl Webhooks {
             .map(|s| UnsubscribeKey::new(s.expose()))
             .transpose()?;
         Ok(Webhooks {
-            twilio: TwilioGuard::new(signer),
+            twilio: TwilioGuard::new(signer, settings.unsigned),
             key,
             region: settings.default_region,
             sender_name: settings.sender_name,
         })
     }
 
-    /// The signature check for the other route Twilio calls (the voice webhook).
+    /// The signature check, when an auth token is configured.
     pub fn signer(&self) -> Option<TwilioSigner> {
         self.twilio.signer().cloned()
     }
 
-    /// The webhook routes over `store`, ready to serve or to nest into a larger router.
-    pub fn router(self, store: Store) -> Router {
-        if self.twilio.signer().is_none() {
-            tracing::warn!(
-                "OUTAGECAST_SMS_AUTH_TOKEN is not set: SMS webhooks accept unsigned requests"
-            );
-        }
+    /// The check for the other route Twilio calls (the voice webhook).
+    pub fn guard(&self) -> TwilioGuard {
+        self.twilio.clone()
+    }
+
+    /// The webhook routes over `store`, ready to serve or to nest into a larger router; the
+    /// routes Twilio calls take `webhook`-role tokens checked by `auth`.
+    pub fn router(self, store: Store, auth: Auth) -> Router {
         let app = Arc::new(App {
             store,
             twilio: self.twilio,
@@ -167,6 +175,10 @@ impl Webhooks {
         Router::new()
             .route("/webhooks/sms/status", post(sms_status))
             .route("/webhooks/sms/inbound", post(sms_inbound))
+            .route_layer(axum::middleware::from_fn_with_state(auth, webhook_token))
+            // Twilio's forms are a few hundred bytes.
+            .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
+            // The unsubscribe link carries its own HMAC token: no other credential.
             .route(
                 "/unsubscribe",
                 get(unsubscribe_page).post(unsubscribe_confirm),
@@ -175,9 +187,11 @@ impl Webhooks {
     }
 }
 
-/// The webhook routes, ready to serve or to nest into a larger router.
+/// The webhook routes, ready to serve or to nest into a larger router (tokens checked
+/// against `store`).
 pub fn router(store: Store, settings: WebhookSettings) -> Result<Router, ServerError> {
-    Ok(Webhooks::new(settings)?.router(store))
+    let auth = Auth::new(store.clone());
+    Ok(Webhooks::new(settings)?.router(store, auth))
 }
 
 struct App {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use outagecast_core::area::{Area, Circle, LonLat};
+use outagecast_core::auth::{Role, TokenSecret};
 use outagecast_core::contact::Language;
 use outagecast_core::customer::{Customer, CustomerId, CustomerRecord, RecordRules};
 use outagecast_core::incident::{
@@ -121,10 +122,27 @@ struct Server {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<outagecast_server::Result<()>>,
     client: reqwest::Client,
+    /// An `ivr`-role token (the lookup) and a `webhook`-role one (the voice webhook, as the
+    /// Basic password of Twilio's webhook URL): the routes are closed without them.
+    ivr: String,
+    webhook: String,
 }
 
 impl Server {
     async fn start(store: Store, settings: ServeSettings) -> Server {
+        let (ivr, webhook) = (
+            TokenSecret::generate([1; 32]),
+            TokenSecret::generate([2; 32]),
+        );
+        for (name, role, secret) in [
+            ("phone-system", Role::Ivr, &ivr),
+            ("twilio", Role::Webhook, &webhook),
+        ] {
+            store
+                .create_token(name, role, secret, "test", Utc::now())
+                .await
+                .unwrap();
+        }
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let agi = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (http_addr, agi_addr) = (http.local_addr().unwrap(), agi.local_addr().unwrap());
@@ -146,6 +164,8 @@ impl Server {
             stop: Some(stop),
             task,
             client: reqwest::Client::new(),
+            ivr: ivr.expose().to_string(),
+            webhook: webhook.expose().to_string(),
         };
         server
             .eventually(Duration::from_secs(5), "/healthz answers 200", || async {
@@ -171,6 +191,7 @@ impl Server {
         let r = self
             .client
             .get(format!("http://{}/v1/ivr/lookup", self.http))
+            .bearer_auth(&self.ivr)
             .query(&[("caller", caller)])
             .send()
             .await
@@ -183,6 +204,7 @@ impl Server {
         let r = self
             .client
             .post(format!("http://{}/v1/ivr/twilio/voice", self.http))
+            .basic_auth("twilio", Some(&self.webhook))
             .form(&[("From", from), ("To", "+35898765432"), ("CallSid", "CA123")])
             .send()
             .await
@@ -301,6 +323,7 @@ fn settings(grace: Option<TimeDelta>) -> ServeSettings {
             session_timeout: Duration::from_millis(500),
             idle_timeout: Duration::from_millis(300),
             max_sessions: 16,
+            ..AgiSettings::default()
         },
         ..ServeSettings::default()
     }
@@ -428,6 +451,7 @@ async fn bad_input_gets_nothing_to_announce_and_bad_peers_are_dropped() {
         let r = server
             .client
             .get(format!("http://{}/v1/ivr/lookup{query}", server.http))
+            .bearer_auth(&server.ivr)
             .send()
             .await
             .unwrap();
@@ -441,16 +465,65 @@ async fn bad_input_gets_nothing_to_announce_and_bad_peers_are_dropped() {
             "http://{}/v1/ivr/lookup?caller=+358481111111",
             server.http
         ))
+        .bearer_auth(&server.ivr)
         .send()
         .await
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["armed"], true);
+
+    // Closed without a token, whatever the caller; each refusal says how to get in.
+    let no_token = server
+        .client
+        .get(format!(
+            "http://{}/v1/ivr/lookup?caller={AFFECTED}",
+            server.http
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 401);
+    assert!(no_token.text().await.unwrap().contains("--role ivr"));
+    let wrong_role = server
+        .client
+        .get(format!(
+            "http://{}/v1/ivr/lookup?caller={AFFECTED}",
+            server.http
+        ))
+        .bearer_auth(&server.webhook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_role.status(), 403);
+    let form = [("From", AFFECTED), ("CallSid", "CA1")];
+    let voice = |auth: Option<&str>| {
+        let r = server
+            .client
+            .post(format!("http://{}/v1/ivr/twilio/voice", server.http))
+            .form(&form);
+        match auth {
+            Some(token) => r.basic_auth("twilio", Some(token)),
+            None => r,
+        }
+        .send()
+    };
+    let unsigned = voice(None).await.unwrap();
+    assert_eq!(unsigned.status(), 401, "unsigned, no token");
+    assert!(unsigned.headers().contains_key("www-authenticate"));
+    assert!(
+        unsigned
+            .text()
+            .await
+            .unwrap()
+            .contains("OUTAGECAST_SMS_AUTH_TOKEN")
+    );
+    assert_eq!(voice(Some(&server.ivr)).await.unwrap().status(), 403);
 
     // Twilio without a form, or with nonsense: still TwiML.
     for body in ["", "From=", "From=client%3Aalice", "\u{0}\u{1}garbage&&=="] {
         let r = server
             .client
             .post(format!("http://{}/v1/ivr/twilio/voice", server.http))
+            .basic_auth("twilio", Some(&server.webhook))
             .body(body)
             .send()
             .await
@@ -551,5 +624,32 @@ async fn a_server_that_lost_track_of_the_change_log_reloads() {
         )
         .await;
     assert_eq!(server.get_status("/healthz").await, 200);
+    server.stop().await;
+}
+
+/// FastAGI takes peers from `--agi-allow` only (loopback by default): a peer outside it is
+/// closed at once, before it is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastagi_closes_peers_outside_the_allowlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store_with_incident(&dir.path().join("ivr.db")).await;
+    let mut only_elsewhere = settings(None);
+    only_elsewhere.agi.allow = outagecast_server::AgiAllow::parse(&["10.0.0.0/8"]).unwrap();
+    let server = Server::start(store, only_elsewhere).await;
+    let mut s = TcpStream::connect(server.agi).await.unwrap();
+    let _ = s
+        .write_all(format!("agi_network: yes\nagi_callerid: {AFFECTED}\n\n").as_bytes())
+        .await;
+    let mut rest = Vec::new();
+    let started = Instant::now();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut rest))
+        .await
+        .expect("closed, not left waiting");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
     server.stop().await;
 }

@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use outagecast_core::area::{Area, Circle, LonLat};
+use outagecast_core::auth::{Role, TokenSecret};
 use outagecast_core::contact::{Channel, Language};
 use outagecast_core::customer::{CustomerRecord, RecordRules};
 use outagecast_core::incident::{
@@ -15,6 +18,7 @@ use outagecast_core::incident::{
 use outagecast_core::message::Locale;
 use outagecast_core::notice::{NoticeStatus, plan_recipients};
 use outagecast_dispatch::email::UnsubscribeKey;
+use outagecast_server::Unsigned;
 use outagecast_server::auth::twilio_signature;
 use outagecast_server::webhooks::{WebhookSettings, router};
 use outagecast_store::{Declaration, Outcome, ReportRow, Store};
@@ -27,6 +31,11 @@ const BO: &str = "+358402222222"; // Swedish
 
 struct Harness {
     store: Store,
+    /// A `webhook`-role token; without an auth token configured, [`Harness::post`] sends it as
+    /// the Basic password (a gateway, or Twilio with credentials in the webhook URL).
+    webhook: String,
+    /// When set, unsigned posts carry `webhook`.
+    gateway: bool,
     incident: IncidentId,
     base: String,
     http: reqwest::Client,
@@ -107,12 +116,25 @@ impl Harness {
             )
             .await
             .unwrap();
+        let webhook = TokenSecret::generate([7; 32]);
+        store
+            .create_token("gateway", Role::Webhook, &webhook, "test", now)
+            .await
+            .unwrap();
+        let viewer = TokenSecret::generate([8; 32]);
+        store
+            .create_token("viewer", Role::Viewer, &viewer, "test", now)
+            .await
+            .unwrap();
+        let gateway = settings.sms_auth_token.is_none();
         let app = router(store.clone(), settings).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Harness {
             store,
+            webhook: webhook.expose().to_string(),
+            gateway,
             incident: declared.incident.id,
             base,
             http: reqwest::Client::new(),
@@ -157,19 +179,50 @@ impl Harness {
             .unwrap()
     }
 
+    /// Posts `form`, signed with `signature`; unsigned, with the webhook token when the harness
+    /// is a gateway (no auth token configured).
     async fn post(
         &self,
         path: &str,
         form: &[(&str, &str)],
         signature: Option<&str>,
     ) -> (u16, String) {
+        let (code, _, body) = match signature {
+            Some(s) => {
+                self.post_with(path, form, &[("X-Twilio-Signature", s)])
+                    .await
+            }
+            None if self.gateway => {
+                let basic = format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("twilio:{}", self.webhook))
+                );
+                self.post_with(path, form, &[("Authorization", &basic)])
+                    .await
+            }
+            None => self.post_with(path, form, &[]).await,
+        };
+        (code, body)
+    }
+
+    /// Posts `form` with `headers`: (status, `WWW-Authenticate`, body).
+    async fn post_with(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (u16, Option<String>, String) {
         let mut request = self.http.post(format!("{}{path}", self.base)).form(form);
-        if let Some(s) = signature {
-            request = request.header("X-Twilio-Signature", s);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string());
+        (status, challenge, response.text().await.unwrap())
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
@@ -190,6 +243,7 @@ fn owned(form: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// No auth token: the harness posts as a gateway with a webhook-role token.
 fn unsigned() -> WebhookSettings {
     WebhookSettings {
         unsubscribe_secret: Some(SECRET.into()),
@@ -369,6 +423,94 @@ async fn twilio_requests_must_be_signed_when_an_auth_token_is_set() {
         .await;
     assert_eq!(code, 403);
     assert!(!h.store.is_opted_out(Channel::Sms, ANNA).await.unwrap());
+}
+
+/// Closed by default: without an auth token only a webhook-role token gets in (Bearer, or the
+/// Basic password after the challenge Twilio waits for); `--insecure-webhooks` opens them.
+#[tokio::test]
+async fn without_an_auth_token_only_webhook_tokens_get_in() {
+    let h = Harness::new(unsigned()).await;
+    let stop = [("From", ANNA), ("Body", "STOP")];
+    let (code, challenge, body) = h.post_with("/webhooks/sms/inbound", &stop, &[]).await;
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(
+        challenge.as_deref(),
+        Some("Basic realm=\"outagecast webhooks\"")
+    );
+    assert!(
+        body.contains("OUTAGECAST_SMS_AUTH_TOKEN and OUTAGECAST_PUBLIC_URL")
+            && body.contains("--role webhook"),
+        "{body}"
+    );
+    let sig = twilio_signature(
+        TOKEN,
+        &format!("{PUBLIC}/webhooks/sms/inbound"),
+        &owned(&stop),
+    );
+    let (code, _, _) = h
+        .post_with(
+            "/webhooks/sms/inbound",
+            &stop,
+            &[("X-Twilio-Signature", &sig)],
+        )
+        .await;
+    assert_eq!(code, 401, "a signature nobody can check");
+    let viewer = format!("Bearer {}", TokenSecret::generate([8; 32]).expose());
+    let (code, _, body) = h
+        .post_with(
+            "/webhooks/sms/inbound",
+            &stop,
+            &[("Authorization", &viewer)],
+        )
+        .await;
+    assert_eq!(code, 403, "a viewer token: {body}");
+    let bad_basic = format!("Basic {}", STANDARD.encode("twilio:oc_nonsense"));
+    let (code, _, _) = h
+        .post_with(
+            "/webhooks/sms/inbound",
+            &stop,
+            &[("Authorization", &bad_basic)],
+        )
+        .await;
+    assert_eq!(code, 401, "an unknown token");
+    let (code, _, _) = h
+        .post_with(
+            "/webhooks/sms/status",
+            &[("MessageSid", "SM1"), ("MessageStatus", "delivered")],
+            &[],
+        )
+        .await;
+    assert_eq!(code, 401, "receipts too");
+    assert!(!h.store.is_opted_out(Channel::Sms, ANNA).await.unwrap());
+
+    let bearer = format!("Bearer {}", h.webhook);
+    let (code, _, body) = h
+        .post_with(
+            "/webhooks/sms/inbound",
+            &stop,
+            &[("Authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(h.store.is_opted_out(Channel::Sms, ANNA).await.unwrap());
+    let (code, _) = h
+        .post(
+            "/webhooks/sms/inbound",
+            &[("From", BO), ("Body", "STOP")],
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "the Basic password");
+    assert!(h.store.is_opted_out(Channel::Sms, BO).await.unwrap());
+
+    let open = Harness::new(WebhookSettings {
+        unsigned: Unsigned::AcceptInsecure,
+        ..unsigned()
+    })
+    .await;
+    let (code, _, _) = open.post_with("/webhooks/sms/inbound", &stop, &[]).await;
+    assert_eq!(code, 200, "--insecure-webhooks");
+    assert!(open.store.is_opted_out(Channel::Sms, ANNA).await.unwrap());
 }
 
 #[tokio::test]

@@ -17,13 +17,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use outagecast_core::auth::Action;
 use outagecast_engine::Engine;
 use serde::de::DeserializeOwned;
 use utoipa::openapi::OpenApi as OpenApiDoc;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,7 +36,8 @@ pub use error::{ApiError, ErrorBody};
 
 /// JSON request bodies are small; a customer upload is a file.
 const MAX_JSON_BYTES: usize = 2 * 1024 * 1024;
-/// The largest customer or zone file accepted in one request.
+/// The largest customer or zone file accepted in one request, by default
+/// (`OUTAGECAST_IMPORT_MAX_BYTES`).
 pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
 
 /// How the API behaves.
@@ -43,6 +47,9 @@ pub struct ApiSettings {
     pub confirm_threshold: u64,
     /// How often the progress stream looks for changed counts.
     pub progress_interval: Duration,
+    /// The largest customer or zone file one request may send (`OUTAGECAST_IMPORT_MAX_BYTES`);
+    /// every other body may be at most 2 MB.
+    pub import_max_bytes: usize,
 }
 
 impl Default for ApiSettings {
@@ -50,6 +57,7 @@ impl Default for ApiSettings {
         ApiSettings {
             confirm_threshold: outagecast_engine::rails::DEFAULT_CONFIRM_THRESHOLD,
             progress_interval: Duration::from_millis(500),
+            import_max_bytes: MAX_UPLOAD_BYTES,
         }
     }
 }
@@ -109,6 +117,26 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        // The routes Twilio calls: its signature, or a webhook-role token as the password of
+        // the webhook URL (Twilio cannot send a bearer header).
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "Any user name; a webhook-role token as the password (https://twilio:TOKEN@host/path)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "twilio_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Twilio-Signature",
+                "Twilio's HMAC-SHA1 over the URL and parameters, with OUTAGECAST_SMS_AUTH_TOKEN",
+            ))),
+        );
     }
 }
 
@@ -131,7 +159,13 @@ fn documented() -> OpenApiRouter<ApiState> {
 pub fn api(state: ApiState) -> (Router, OpenApiDoc) {
     let (router, doc) = documented().split_for_parts();
     let router = router
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        // Role and size are checked from the headers, before any handler reads the body.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorise,
+        ))
+        // `authorise` bounds each body (per route); axum's own 2 MB default would cut imports.
+        .layer(DefaultBodyLimit::disable())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state);
@@ -154,6 +188,112 @@ async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiEr
             uri.path()
         ),
     )
+}
+
+/// What the route `path` (as routed, `/v1/incidents/{id}`) does for `method`, for
+/// [`Role::allows`](outagecast_core::auth::Role::allows); `None` for a route this table does not
+/// know (which then stays closed: see [`authorise`]).
+fn action_of(method: &Method, path: &str) -> Option<(Action, BodyKind)> {
+    use Action::*;
+    let read = method == Method::GET;
+    let (action, body) = match path {
+        "/v1/incidents" if read => (ReadIncidents, BodyKind::Json),
+        "/v1/incidents" if method == Method::POST => (Declare, BodyKind::Json),
+        "/v1/incidents/preview" if method == Method::POST => (ReadIncidents, BodyKind::Json),
+        "/v1/incidents/{id}" if read => (ReadIncidents, BodyKind::Json),
+        "/v1/incidents/{id}" if method == Method::PATCH => (Declare, BodyKind::Json),
+        "/v1/incidents/{id}/restore" | "/v1/incidents/{id}/cancel" if method == Method::POST => {
+            (Declare, BodyKind::Json)
+        }
+        "/v1/incidents/{id}/report" | "/v1/incidents/{id}/progress" if read => {
+            (ReadIncidents, BodyKind::Json)
+        }
+        "/v1/customers" if read => (ReadCustomers, BodyKind::Json),
+        "/v1/customers" if method == Method::POST => (ImportCustomers, BodyKind::Import),
+        "/v1/customers/{account_id}" if read => (ReadCustomers, BodyKind::Json),
+        "/v1/customers/{account_id}" if method == Method::DELETE => {
+            (ImportCustomers, BodyKind::Json)
+        }
+        "/v1/zones" if read => (ReadIncidents, BodyKind::Json),
+        "/v1/zones" if method == Method::POST => (ImportCustomers, BodyKind::Import),
+        "/v1/audit" if read => (ReadAudit, BodyKind::Json),
+        _ => return None,
+    };
+    Some((action, body))
+}
+
+/// Which body limit a route has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    /// JSON (or none): [`MAX_JSON_BYTES`].
+    Json,
+    /// A customer or zone file: [`ApiSettings::import_max_bytes`].
+    Import,
+}
+
+/// Middleware on every `/v1` route: the caller's token and role from the headers alone, then
+/// the route's body limit, before the handler reads a byte of the body, so that a 50 MB upload
+/// from a token that may not import is refused while the client is still sending. The caller
+/// is left in the request's extensions for the handler.
+async fn authorise(
+    State(state): State<ApiState>,
+    matched: Option<MatchedPath>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = matched.as_ref().map_or("", |m| m.as_str());
+    let Some((action, body)) = action_of(request.method(), path) else {
+        // A route added without a line in `action_of`: closed until it has one.
+        return ApiError::internal(&format!("no role is set for {} {path}", request.method()))
+            .into_response();
+    };
+    let caller = match state.auth.caller(request.headers()).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = caller.require(action) {
+        return e.into_response();
+    }
+    request.extensions_mut().insert(caller);
+    let (limit, setting) = match body {
+        BodyKind::Json => (MAX_JSON_BYTES, None),
+        BodyKind::Import => (
+            state.settings.import_max_bytes,
+            Some("OUTAGECAST_IMPORT_MAX_BYTES"),
+        ),
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit, setting).into_response();
+    }
+    // A body without a length (chunked) is cut at the limit as it arrives.
+    let request = request.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+    let response = next.run(request).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && response.headers().get(header::CONTENT_TYPE)
+            != Some(&HeaderValue::from_static("application/json"))
+    {
+        // axum's own answer to a body cut short is plain text: say it as every API error.
+        return too_large(limit, setting).into_response();
+    }
+    response
+}
+
+/// 413 naming the limit (and the setting that raises it, for imports).
+fn too_large(limit: usize, setting: Option<&str>) -> ApiError {
+    let raise = setting
+        .map(|s| format!("; {s} raises it for this server"))
+        .unwrap_or_default();
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("body: this route takes at most {limit} bytes{raise}"),
+    )
+    .at("body")
 }
 
 /// The OpenAPI document alone (also what `docs/openapi.json` holds), with the IVR routes.
@@ -204,4 +344,38 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
 /// The caller, allowed to do `action`.
 pub(crate) fn allowed(caller: &Caller, action: Action) -> Result<String, ApiError> {
     caller.require(action).map(Caller::actor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_route_has_a_role() {
+        let doc = openapi();
+        let mut checked = 0;
+        for (path, item) in &doc.paths.paths {
+            if path.starts_with("/v1/ivr/") {
+                continue; // Guarded in `http` (an ivr token, or Twilio's signature).
+            }
+            for (method, operation) in [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PATCH, &item.patch),
+                (Method::PUT, &item.put),
+                (Method::DELETE, &item.delete),
+            ] {
+                if operation.is_some() {
+                    assert!(action_of(&method, path).is_some(), "{method} {path}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 16, "{checked}");
+        assert_eq!(
+            action_of(&Method::POST, "/v1/customers"),
+            Some((Action::ImportCustomers, BodyKind::Import))
+        );
+        assert_eq!(action_of(&Method::PUT, "/v1/customers"), None);
+    }
 }

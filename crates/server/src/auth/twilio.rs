@@ -7,13 +7,15 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use outagecast_core::secret::Secret;
 use sha1::Sha1;
+
+use crate::api::error::ApiError;
 
 /// Twilio's request signature: base64(HMAC-SHA1(auth token, url + sorted name+value pairs)),
 /// over the decoded parameter values.
@@ -100,19 +102,33 @@ impl TwilioSigner {
     }
 }
 
+/// What happens to a request on a route Twilio calls that carries neither a valid signature
+/// nor a `webhook` token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unsigned {
+    /// Refused: anyone can reach a public URL, and an unsigned STOP would opt a customer out.
+    #[default]
+    Refuse,
+    /// Let through (`serve --insecure-webhooks`): a lab without Twilio credentials only.
+    AcceptInsecure,
+}
+
 /// Whether a request Twilio makes may go on: signed with the configured auth token, or already
-/// authorised by a `webhook` bearer token ([`BearerAuthorized`]). Without an auth token
-/// configured every request goes on.
+/// authorised by a `webhook` token ([`BearerAuthorized`]). Anything else is refused unless
+/// [`Unsigned::AcceptInsecure`] was asked for: without an auth token only tokens get in.
 #[derive(Debug, Clone, Default)]
 pub struct TwilioGuard {
     signer: Option<Arc<TwilioSigner>>,
+    unsigned: Unsigned,
 }
 
 impl TwilioGuard {
-    /// Checks signatures with `signer`; `None` accepts unsigned requests.
-    pub fn new(signer: Option<TwilioSigner>) -> Self {
+    /// Checks signatures with `signer` (none: only tokens, or `unsigned` requests when
+    /// [`Unsigned::AcceptInsecure`]).
+    pub fn new(signer: Option<TwilioSigner>, unsigned: Unsigned) -> Self {
         TwilioGuard {
             signer: signer.map(Arc::new),
+            unsigned,
         }
     }
 
@@ -121,35 +137,75 @@ impl TwilioGuard {
         self.signer.as_deref()
     }
 
-    /// Whether the request may go on; [`BadSignature`] (a 403) when it may not.
+    /// Whether requests without a signature or token are let through (`--insecure-webhooks`).
+    pub fn is_insecure(&self) -> bool {
+        self.unsigned == Unsigned::AcceptInsecure
+    }
+
+    /// Whether the request may go on; a [`Refused`] (401 or 403) when it may not.
     pub fn check(
         &self,
         bearer: Option<BearerAuthorized>,
         uri: &Uri,
         headers: &HeaderMap,
         params: &[(String, String)],
-    ) -> Result<(), BadSignature> {
+    ) -> Result<(), Refused> {
+        if bearer.is_some() || self.is_insecure() {
+            return Ok(());
+        }
         match &self.signer {
-            Some(signer) if bearer.is_none() && !signer.verify(uri, headers, params) => {
-                Err(BadSignature)
-            }
-            _ => Ok(()),
+            Some(signer) if signer.verify(uri, headers, params) => Ok(()),
+            Some(_) => Err(Refused::BadSignature),
+            None => Err(Refused::CannotVerify),
         }
     }
 }
 
-/// A request that should have come from Twilio and is not signed as Twilio signs: 403.
-#[derive(Debug, Clone, Copy)]
-pub struct BadSignature;
+/// What `serve` logs at start and `/healthz` shows while `--insecure-webhooks` is on.
+pub const INSECURE_WARNING: &str = "--insecure-webhooks: the SMS webhooks and the voice webhook \
+     accept UNSIGNED requests from anyone (anyone can opt customers out, fake receipts and hear \
+     announcements); for a lab only";
 
-impl IntoResponse for BadSignature {
+/// The other way in, named in every refusal.
+const USE_A_TOKEN: &str = "use a webhook-role token (`outagecast token create --role webhook \
+     --name NAME`) as the password in the webhook URL (https://twilio:TOKEN@host/path) or as \
+     `Authorization: Bearer TOKEN`";
+
+/// A request that should have come from Twilio and is not authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// An auth token is configured and the signature is missing or does not match: 403.
+    BadSignature,
+    /// No auth token is configured, so no signature can be checked, and no token came: 401
+    /// with a Basic challenge, because Twilio sends the credentials of a webhook URL
+    /// (`https://user:password@host/...`) only after a 401 that asks for them.
+    CannotVerify,
+}
+
+impl IntoResponse for Refused {
     fn into_response(self) -> Response {
-        (
-            StatusCode::FORBIDDEN,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "bad X-Twilio-Signature\n",
-        )
-            .into_response()
+        match self {
+            Refused::BadSignature => ApiError::forbidden(format!(
+                "X-Twilio-Signature is missing or does not match OUTAGECAST_SMS_AUTH_TOKEN over \
+                 OUTAGECAST_PUBLIC_URL and this path (check both settings); or {USE_A_TOKEN}"
+            ))
+            .at("X-Twilio-Signature")
+            .into_response(),
+            Refused::CannotVerify => {
+                let mut response = ApiError::unauthorized(format!(
+                    "this route takes Twilio's X-Twilio-Signature or a webhook-role token, and \
+                     this server cannot check signatures: set OUTAGECAST_SMS_AUTH_TOKEN and \
+                     OUTAGECAST_PUBLIC_URL, or {USE_A_TOKEN}"
+                ))
+                .at("Authorization")
+                .into_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"outagecast webhooks\""),
+                );
+                response
+            }
+        }
     }
 }
 
@@ -243,7 +299,10 @@ mod tests {
             auth_token: "twilio-auth-token".into(),
             public_url: "https://notify.example.fi".into(),
         };
-        let shown = format!("{signer:?} {:?}", TwilioGuard::new(Some(signer.clone())));
+        let shown = format!(
+            "{signer:?} {:?}",
+            TwilioGuard::new(Some(signer.clone()), Unsigned::Refuse)
+        );
         assert!(!shown.contains("twilio-auth-token"), "{shown}");
         assert!(shown.contains("https://notify.example.fi"), "{shown}");
     }

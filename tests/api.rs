@@ -863,3 +863,66 @@ async fn the_cli_and_the_api_declare_the_same_incident_for_the_same_request() {
     );
     app.stop().await;
 }
+
+/// Schemathesis (PyPI), a property-based tester we did not write, generates requests from the
+/// OpenAPI document served at `/openapi.json` against a live `serve` with an admin token: no
+/// answer may be a server error or fall outside the document (status, content type, body,
+/// headers). `scripts/test` installs it; without it the test is skipped with a line saying
+/// so, unless `OUTAGECAST_REQUIRE_FAR_ENDS=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_requests_from_the_openapi_document_get_no_server_error_and_no_undocumented_answer()
+ {
+    let found = std::process::Command::new("schemathesis")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("OUTAGECAST_REQUIRE_FAR_ENDS").as_deref() != Ok("1"),
+            "OUTAGECAST_REQUIRE_FAR_ENDS=1 but schemathesis is not installed"
+        );
+        eprintln!("skipped: schemathesis is not installed (scripts/test installs it)");
+        return;
+    }
+    let mut app = spawn_app().await;
+    app.serve(1000).await;
+    let out = Command::new("schemathesis")
+        .args(["run", &format!("http://{}/openapi.json", app.http)])
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {}", app.tokens[&Role::Admin]),
+        ])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,\
+             response_schema_conformance,response_headers_conformance",
+            "--max-examples",
+            "60",
+            "--seed",
+            "1",
+            "--workers",
+            "2",
+            "--generation-database",
+            "none",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+    // "1980 generated, 1980 passed": at least 1,000 requests were made.
+    let generated: u64 = report
+        .lines()
+        .find_map(|l| {
+            let (n, rest) = l.trim().split_once(' ')?;
+            rest.starts_with("generated").then(|| n.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no count in:\n{report}"));
+    eprintln!("schemathesis: {generated} generated requests, no failure");
+    assert!(generated >= 1000, "only {generated} requests:\n{report}");
+    assert_eq!(app.stop().await.code(), Some(0));
+}

@@ -155,9 +155,64 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(audit::list))
 }
 
+/// Documents on every operation the answers the shared layers give, whatever the handler:
+/// 401/403 from the authorisation middleware (secured operations), 400 from the path and
+/// query readers (operations with parameters), 400/413 from the body readers and limits
+/// (operations with a body) and 503 from the request timeout (all). A handler's own entry for
+/// the same status is kept.
+fn document_shared_answers(doc: &mut OpenApiDoc) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let has_body = op.request_body.is_some();
+            let mut add = |status: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(description).into());
+            };
+            if has_params || has_body {
+                add("400", "A parameter or field is invalid");
+            }
+            if secured {
+                add("401", "No valid token");
+                add("403", "The token's role may not do this");
+            }
+            if has_body {
+                add("413", "The body is larger than this route takes");
+            }
+            add(
+                "503",
+                "Not answered within the request timeout, or the server is busy",
+            );
+        }
+    }
+}
+
 /// The `/v1` routes (without the IVR ones) and their OpenAPI description.
 pub fn api(state: ApiState) -> (Router, OpenApiDoc) {
-    let (router, doc) = documented().split_for_parts();
+    let (router, mut doc) = documented().split_for_parts();
+    document_shared_answers(&mut doc);
     let router = router
         // Role and size are checked from the headers, before any handler reads the body.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -298,7 +353,8 @@ fn too_large(limit: usize, setting: Option<&str>) -> ApiError {
 
 /// The OpenAPI document alone (also what `docs/openapi.json` holds), with the IVR routes.
 pub fn openapi() -> OpenApiDoc {
-    let (_, doc) = documented().split_for_parts();
+    let (_, mut doc) = documented().split_for_parts();
+    document_shared_answers(&mut doc);
     doc
 }
 

@@ -906,6 +906,8 @@ async fn generated_requests_from_the_openapi_document_get_no_server_error_and_no
             "none",
         ])
         .env("NO_COLOR", "1")
+        // Its caches and reports go to the test's directory, not the checkout.
+        .current_dir(app.dir.path())
         .output()
         .await
         .unwrap();

@@ -55,9 +55,12 @@ impl SqliteStore {
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL is durable in WAL mode except for the last transactions before a power
-            // loss; a crash of the process loses nothing.
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a transaction is on disk when it commits, so a power cut cannot drop an
+            // acknowledged STOP, declaration or recorded send (NORMAL in WAL mode can lose the
+            // last commits). Measured with scripts/bench-dispatch 50000 on the 2-core VM: import
+            // and declare unchanged (4.6 s, 3.3 s), dispatch 7.7k notices/s against 11.3k with
+            // NORMAL (one fsync per recorded round).
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()

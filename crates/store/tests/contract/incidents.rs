@@ -84,6 +84,23 @@ fn transition(id: IncidentId, event: EventKind, now: DateTime<Utc>) -> Transitio
 }
 
 /// Puts an expiry on the incident the public way: a CAP Update that only sets it.
+/// An update of `id` to `area` only, with who it adds and who leaves.
+fn reshape<'a>(
+    id: IncidentId,
+    area: &Area,
+    growth: Growth<'a>,
+    now: DateTime<Utc>,
+) -> Transition<'a> {
+    Transition {
+        changes: IncidentChanges {
+            area: Some(area.clone()),
+            ..Default::default()
+        },
+        growth: Some(growth),
+        ..transition(id, EventKind::Updated, now)
+    }
+}
+
 async fn expire_at(store: &Store, id: IncidentId, at: DateTime<Utc>, now: DateTime<Utc>) {
     let p = Provenance {
         area_source: None,
@@ -345,18 +362,16 @@ async fn a_grown_area_tells_only_the_newly_affected(store: &Store) {
     let area = Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 1500.0).unwrap());
     let t = store
         .transition(
-            Transition {
-                changes: IncidentChanges {
-                    area: Some(area.clone()),
-                    ..Default::default()
-                },
-                growth: Some(Growth {
+            reshape(
+                id,
+                &area,
+                Growth {
                     added: &added,
                     left: &[],
                     plan: &plan,
-                }),
-                ..transition(id, EventKind::Updated, now)
-            },
+                },
+                now,
+            ),
             &locale(now),
         )
         .await
@@ -414,18 +429,16 @@ async fn a_smaller_area_lets_the_leavers_go_and_tells_only_the_told(store: &Stor
     let area = Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 100.0).unwrap());
     let t = store
         .transition(
-            Transition {
-                changes: IncidentChanges {
-                    area: Some(area.clone()),
-                    ..Default::default()
-                },
-                growth: Some(Growth {
+            reshape(
+                id,
+                &area,
+                Growth {
                     added: &[],
                     left: &left,
                     plan: &plan,
-                }),
-                ..transition(id, EventKind::Updated, now)
-            },
+                },
+                now,
+            ),
             &locale(now),
         )
         .await

@@ -33,6 +33,17 @@ pub trait Wording: Sync {
     ) -> MessageText;
     /// What a caller hears, in `lang`.
     fn announcement(&self, draft: &IncidentDraft, lang: Language) -> String;
+    /// The notice to a contact that was told and whose premises a smaller area no longer
+    /// holds, in `lang`. Built in for every wording: operators' templates are per event, and
+    /// leaving an area is no event.
+    fn no_longer_affected(
+        &self,
+        id: IncidentId,
+        draft: &IncidentDraft,
+        lang: Language,
+    ) -> MessageText {
+        no_longer_affected_text(id, draft, lang)
+    }
 }
 
 impl Wording for Locale {
@@ -350,6 +361,57 @@ pub fn notice_text(
             format!("Cancelled: {noun}"),
             format!(
                 "Please ignore our earlier message about a {noun}: it was cancelled. Sorry for the trouble. Ref {reference}"
+            ),
+        ),
+    };
+    MessageText { subject, body }
+}
+
+/// The notice to a told contact that an update's smaller area no longer holds: the outage
+/// does not reach them after all, and nothing more will come about it.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use outagecast_core::area::{Area, Circle, LonLat};
+/// use outagecast_core::contact::Language;
+/// use outagecast_core::incident::*;
+/// use outagecast_core::message::no_longer_affected_text;
+/// let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+/// let draft = IncidentDraft::new(DraftParts {
+///     kind: IncidentKind::Water, severity: Severity::Moderate,
+///     cause: Cause::parse("burst water main on Kaivokatu").unwrap(),
+///     etr: None, reference: None,
+///     area: Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 300.0).unwrap()),
+///     expires_at: None,
+/// }, now).unwrap();
+/// let text = no_longer_affected_text(IncidentId(7), &draft, Language::En);
+/// assert_eq!(text.body, "Good news: the water outage (burst water main on Kaivokatu) no longer affects your address. No further messages about it. Ref INC-7");
+/// ```
+pub fn no_longer_affected_text(
+    id: IncidentId,
+    draft: &IncidentDraft,
+    lang: Language,
+) -> MessageText {
+    let noun = kind_noun(draft.kind(), lang);
+    let cause = draft.cause().as_str();
+    let reference = id.label();
+    let (subject, body) = match lang {
+        Language::Fi => (
+            format!("Ei enää koske sinua: {noun}"),
+            format!(
+                "Hyviä uutisia: {noun} ({cause}) ei enää koske osoitettasi. Emme lähetä siitä enempää viestejä. Viite {reference}"
+            ),
+        ),
+        Language::Sv => (
+            format!("Berör dig inte längre: {noun}"),
+            format!(
+                "Goda nyheter: {noun} ({cause}) berör inte längre din adress. Inga fler meddelanden om det. Ref {reference}"
+            ),
+        ),
+        Language::En => (
+            format!("No longer affected: {noun}"),
+            format!(
+                "Good news: the {noun} ({cause}) no longer affects your address. No further messages about it. Ref {reference}"
             ),
         ),
     };

@@ -151,7 +151,7 @@ pub(crate) struct GrowthPlan {
     /// Customers in the new area.
     pub count: u64,
     /// Customers affected before that the new area no longer holds.
-    pub left: u64,
+    pub left: Vec<CustomerId>,
 }
 
 impl Engine {
@@ -298,11 +298,13 @@ impl Engine {
         let before: HashSet<CustomerId> = self.store.affected_ids(id).await?.into_iter().collect();
         let selection = self.select(area).await?;
         let count = selection.customers.len() as u64;
-        let still = selection
-            .customers
+        let inside: HashSet<CustomerId> = selection.customers.iter().map(|(i, _)| *i).collect();
+        let mut left: Vec<CustomerId> = before
             .iter()
-            .filter(|(i, _)| before.contains(i))
-            .count() as u64;
+            .filter(|i| !inside.contains(i))
+            .copied()
+            .collect();
+        left.sort_unstable();
         let added: Vec<(CustomerId, Customer)> = selection
             .customers
             .into_iter()
@@ -317,7 +319,7 @@ impl Engine {
             added: added.iter().map(|(i, _)| *i).collect(),
             plan,
             count,
-            left: before.len() as u64 - still,
+            left,
         })
     }
 
@@ -340,8 +342,9 @@ impl Engine {
     }
 
     /// Updates an incident. A new area passes the rails (the customers it adds confirmed
-    /// above the threshold) and tells only those it adds; those it no longer holds are
-    /// counted in the view.
+    /// above the threshold) and tells only those it adds; those it no longer holds leave the
+    /// incident (counted in the view), and the ones already told hear they are no longer
+    /// affected.
     pub async fn update(&self, req: UpdateRequest, spelling: &Spelling) -> Result<Transitioned> {
         let area = match req.area {
             Some(spec) => Some(self.resolve_area(spec, spelling).await?.area),
@@ -429,7 +432,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Transitioned> {
         let growth = growth.filter(|_| event == EventKind::Updated);
-        let left_customers = growth.as_ref().map_or(0, |g| g.left);
+        let left_customers = growth.as_ref().map_or(0, |g| g.left.len() as u64);
         let transition = Transition {
             id,
             event,
@@ -438,6 +441,7 @@ impl Engine {
             now,
             growth: growth.as_ref().map(|g| Growth {
                 added: &g.added,
+                left: &g.left,
                 plan: &g.plan,
             }),
             provenance,

@@ -1,16 +1,17 @@
 //! Fixtures shared by the unit tests of both backends and the contract suite
 //! (`tests/contract/support.rs` includes this file): customers at Kaivokatu, a water incident,
-//! Helsinki wording, seeding and declaring through [`Store`]. It names the store crate as
+//! Helsinki wording, seeding, declaring and sending through [`Store`]; the engine's tests
+//! include it too. It names the store crate as
 //! `outagecast_store` so that it reads the same from inside the crate and from its tests.
 
 use chrono::{DateTime, Utc};
 use outagecast_core::area::{Area, Circle, LonLat};
-use outagecast_core::contact::Language;
+use outagecast_core::contact::{Channel, Language};
 use outagecast_core::customer::{Customer, CustomerId, CustomerRecord, RecordRules};
 use outagecast_core::incident::{Cause, DraftParts, IncidentDraft, IncidentKind, Severity};
 use outagecast_core::message::Locale;
 use outagecast_core::notice::RecipientPlan;
-use outagecast_store::{Declaration, DeclareOutcome, Result, Store};
+use outagecast_store::{Declaration, DeclareOutcome, Outcome, Result, Store};
 
 /// An English-speaking customer at Kaivokatu 1; `phone` and `email` may list several
 /// values separated by `;`.
@@ -100,4 +101,31 @@ pub async fn declare_with(
             &locale(now),
         )
         .await
+}
+
+/// Claims every due SMS and records it sent, but for the numbers in `except` (left leased and
+/// pending); how many were sent.
+pub async fn send_sms_except(store: &Store, except: &[&str], now: DateTime<Utc>) -> u64 {
+    let claimed = store
+        .claim(
+            "w",
+            &[Channel::Sms],
+            1000,
+            std::time::Duration::from_secs(60),
+            now,
+        )
+        .await
+        .unwrap();
+    let sent: Vec<(i64, Outcome)> = claimed
+        .iter()
+        .filter(|n| !except.contains(&n.address.as_str()))
+        .map(|n| {
+            let outcome = Outcome::Sent {
+                provider_id: format!("SM{}", n.id),
+                segments: 1,
+            };
+            (n.id, outcome)
+        })
+        .collect();
+    store.complete("w", &sent, now).await.unwrap()
 }

@@ -74,6 +74,10 @@ pub struct Transition<'a> {
 pub struct Growth<'a> {
     /// Customers in the new area that were not affected before.
     pub added: &'a [CustomerId],
+    /// Customers affected before that the new area no longer holds: they leave the affected
+    /// set, their waiting notices are withdrawn, their numbers disarmed (unless shared with
+    /// someone still affected), and those already told hear that they are no longer affected.
+    pub left: &'a [CustomerId],
     /// Their recipients and numbers; contacts this incident already has notices for are
     /// skipped, so a phone shared with an earlier-affected account is not told twice.
     pub plan: &'a RecipientPlan,
@@ -98,6 +102,10 @@ pub struct TransitionOutcome {
     pub added_customers: u64,
     /// Notices to the newly affected, per channel (declared wording).
     pub added_notices: BTreeMap<Channel, u64>,
+    /// Customers a smaller area removed from the affected set.
+    pub removed_customers: u64,
+    /// "No longer affected" notices to the told contacts of those removed, per channel.
+    pub left_notices: BTreeMap<Channel, u64>,
 }
 
 /// Outbox counts for one channel and status.
@@ -274,6 +282,8 @@ pub(crate) struct TransitionAudit<'a> {
     pub(crate) disarmed: u64,
     pub(crate) added_customers: u64,
     pub(crate) added_notices: &'a BTreeMap<Channel, u64>,
+    pub(crate) removed_customers: u64,
+    pub(crate) left_notices: &'a BTreeMap<Channel, u64>,
 }
 
 impl TransitionAudit<'_> {
@@ -299,6 +309,8 @@ impl TransitionAudit<'_> {
             "disarmed": self.disarmed,
             "added_customers": self.added_customers,
             "added_notices": self.added_notices,
+            "removed_customers": self.removed_customers,
+            "left_notices": self.left_notices,
         })
     }
 }

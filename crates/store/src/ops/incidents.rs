@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use outagecast_core::contact::{Channel, Language};
 use outagecast_core::customer::{AccountId, CustomerId};
 use outagecast_core::incident::{EventKind, Incident, IncidentDraft, IncidentId};
-use outagecast_core::message::Wording;
+use outagecast_core::message::{MessageText, Wording};
 use outagecast_core::notice::{ArmedNumber, EventId, Recipient};
 
 use crate::backend::{
@@ -70,10 +70,8 @@ pub(crate) async fn declare<B: Backend>(
         &mut tx,
         incident_id,
         event_id,
-        EventKind::Declared,
-        d.draft,
         &d.plan.recipients,
-        wording,
+        |lang| wording.notice(incident_id, d.draft, EventKind::Declared, lang),
         d.now,
     )
     .await?;
@@ -181,6 +179,7 @@ pub(crate) async fn transition<B: Backend>(
 
     let mut added_notices = BTreeMap::new();
     let mut added_customers = 0;
+    let mut removed_customers = 0;
     if let Some(g) = t.growth.filter(|_| t.event == EventKind::Updated) {
         B::execute(
             &mut tx,
@@ -190,6 +189,12 @@ pub(crate) async fn transition<B: Backend>(
         )
         .await?;
         added_customers = add_affected::<B>(&mut tx, t.id, g.added, true).await?;
+        if !g.left.is_empty() {
+            let gone = leave::<B>(&mut tx, t.id, g.left, now).await?;
+            removed_customers = gone.removed;
+            superseded += gone.withdrawn;
+            disarmed += gone.disarmed;
+        }
         let mut known = HashSet::new();
         for r in B::fetch_all(
             &mut tx,
@@ -205,10 +210,8 @@ pub(crate) async fn transition<B: Backend>(
             &mut tx,
             t.id,
             event_id,
-            EventKind::Declared,
-            &draft,
             &fresh,
-            wording,
+            |lang| wording.notice(t.id, &draft, EventKind::Declared, lang),
             now,
         )
         .await?;
@@ -225,13 +228,42 @@ pub(crate) async fn transition<B: Backend>(
         .await?;
     }
 
-    let told = if tells_the_told(&t) {
+    let left: HashSet<CustomerId> = t
+        .growth
+        .filter(|_| t.event == EventKind::Updated)
+        .map(|g| g.left.iter().copied().collect())
+        .unwrap_or_default();
+    let (told, gone) = if tells_the_told(&t) || !left.is_empty() {
         told_contacts::<B>(&mut tx, t.id).await?
     } else {
-        vec![]
+        (vec![], vec![])
     };
-    let notices = insert_notices::<B>(
-        &mut tx, t.id, event_id, t.event, &draft, &told, wording, now,
+    let notices = if tells_the_told(&t) {
+        insert_notices::<B>(
+            &mut tx,
+            t.id,
+            event_id,
+            &told,
+            |lang| wording.notice(t.id, &draft, t.event, lang),
+            now,
+        )
+        .await?
+    } else {
+        BTreeMap::new()
+    };
+    // Only those who leave now: one told earlier that it was no longer affected is not told
+    // again.
+    let leaving: Vec<Recipient> = gone
+        .into_iter()
+        .filter(|r| r.customers.iter().any(|c| left.contains(c)))
+        .collect();
+    let left_notices = insert_notices::<B>(
+        &mut tx,
+        t.id,
+        event_id,
+        &leaving,
+        |lang| wording.no_longer_affected(t.id, &draft, lang),
+        now,
     )
     .await?;
 
@@ -244,6 +276,8 @@ pub(crate) async fn transition<B: Backend>(
         disarmed,
         added_customers,
         added_notices: &added_notices,
+        removed_customers,
+        left_notices: &left_notices,
     }
     .details();
     audit::write::<B>(
@@ -260,7 +294,11 @@ pub(crate) async fn transition<B: Backend>(
     }
     let incident = fetch_incident::<B>(&mut tx, t.id, "").await?;
     B::commit(tx).await?;
-    let written: u64 = notices.values().chain(added_notices.values()).sum::<u64>()
+    let written: u64 = notices
+        .values()
+        .chain(added_notices.values())
+        .chain(left_notices.values())
+        .sum::<u64>()
         + superseded
         + rewritten
         + disarmed;
@@ -278,6 +316,8 @@ pub(crate) async fn transition<B: Backend>(
         disarmed,
         added_customers,
         added_notices,
+        removed_customers,
+        left_notices,
     })
 }
 
@@ -507,16 +547,14 @@ async fn add_affected<B: Backend>(
     .await
 }
 
-/// Inserts one notice per recipient (and which accounts led to it); returns counts per channel.
-#[allow(clippy::too_many_arguments)]
+/// Inserts one notice per recipient (and which accounts led to it) with `text` in its
+/// language; returns counts per channel.
 async fn insert_notices<B: Backend>(
     c: &mut B::Conn,
     incident: IncidentId,
     event_id: EventId,
-    event: EventKind,
-    draft: &IncidentDraft,
     recipients: &[Recipient],
-    wording: &dyn Wording,
+    text: impl Fn(Language) -> MessageText,
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<Channel, u64>> {
     let mut counts = BTreeMap::new();
@@ -525,7 +563,7 @@ async fn insert_notices<B: Backend>(
     }
     let texts = Language::ALL
         .iter()
-        .map(|&lang| (lang, wording.notice(incident, draft, event, lang)))
+        .map(|&lang| (lang, text(lang)))
         .collect();
     let ids = B::insert_notices(
         c,
@@ -605,12 +643,21 @@ async fn arm<B: Backend>(
 /// Contacts that were told about this incident (a notice of any event reached them, or was
 /// handed to a provider and may have), minus those who opted out since: each with the
 /// language of its first notice, priority if any of its notices was, and every account that
-/// led to one; priority contacts first, then in the order they were first told.
-async fn told_contacts<B: Backend>(c: &mut B::Conn, id: IncidentId) -> Result<Vec<Recipient>> {
+/// led to one; priority contacts first, then in the order they were first told. Split in
+/// those still affected (an account of theirs is, or none is linked) and those whose
+/// accounts all left the area.
+async fn told_contacts<B: Backend>(
+    c: &mut B::Conn,
+    id: IncidentId,
+) -> Result<(Vec<Recipient>, Vec<Recipient>)> {
     let rows = B::fetch_all(
         c,
         Sql::new(
-            "SELECT n.channel, n.address, n.language, n.priority, nc.customer_id
+            "SELECT n.channel, n.address, n.language, n.priority, nc.customer_id,
+                    nc.customer_id IS NULL
+                    OR EXISTS (SELECT 1 FROM incident_customers ic
+                                WHERE ic.incident_id = n.incident_id
+                                  AND ic.customer_id = nc.customer_id)
                FROM notices n
                LEFT JOIN notice_customers nc ON nc.notice_id = n.id
               WHERE n.incident_id = $1
@@ -624,35 +671,115 @@ async fn told_contacts<B: Backend>(c: &mut B::Conn, id: IncidentId) -> Result<Ve
     .await?;
     // Grouped here rather than in SQL: the aggregates differ (`json_group_array` and
     // `array_agg`), the rows are the same.
-    let mut told: Vec<Recipient> = Vec::new();
+    let mut told: Vec<(Recipient, bool)> = Vec::new();
     let mut at: HashMap<(String, String), usize> = HashMap::new();
     for r in &rows {
         let i = match at.entry((r.text(0)?, r.text(1)?)) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
                 let (channel, address) = e.key();
-                told.push(Recipient {
+                let recipient = Recipient {
                     channel: stored(channel, Channel::parse)?,
                     address: address.clone(),
                     language: stored(&r.text(2)?, Language::parse)?,
                     priority: false,
                     customers: Vec::new(),
-                });
+                };
+                told.push((recipient, false));
                 *e.insert(told.len() - 1)
             }
         };
-        told[i].priority |= r.bool(3)?;
+        let (recipient, affected) = &mut told[i];
+        recipient.priority |= r.bool(3)?;
         if let Some(customer) = r.opt_i64(4)? {
-            told[i].customers.push(CustomerId(customer));
+            recipient.customers.push(CustomerId(customer));
         }
-    }
-    for r in &mut told {
-        r.customers.sort_unstable();
-        r.customers.dedup();
+        *affected |= r.bool(5)?;
     }
     // Stable: within each group, the order they were first told.
-    told.sort_by_key(|r| !r.priority);
-    Ok(told)
+    told.sort_by_key(|(r, _)| !r.priority);
+    let (mut still, mut gone) = (Vec::new(), Vec::new());
+    for (mut r, affected) in told {
+        r.customers.sort_unstable();
+        r.customers.dedup();
+        if affected {
+            still.push(r);
+        } else {
+            gone.push(r);
+        }
+    }
+    Ok((still, gone))
+}
+
+/// What customers leaving an incident's area changed.
+struct Left {
+    removed: u64,
+    withdrawn: u64,
+    disarmed: u64,
+}
+
+/// Takes `left` out of the incident's affected set, withdraws the waiting notices that were
+/// only theirs (one shared with an account still affected stays) and disarms the numbers only
+/// they had.
+async fn leave<B: Backend>(
+    c: &mut B::Conn,
+    id: IncidentId,
+    left: &[CustomerId],
+    now: DateTime<Utc>,
+) -> Result<Left> {
+    let ids = || left.iter().map(|c| c.0).collect::<Vec<i64>>();
+    let removed = B::execute(
+        c,
+        Sql::built(format!(
+            "DELETE FROM incident_customers WHERE incident_id = $1 AND customer_id {}",
+            B::in_list(2)
+        ))
+        .arg(id.0)
+        .arg(ids()),
+    )
+    .await?;
+    // As a close does: not yet handed to a provider, leased or not.
+    let withdrawn = B::execute(
+        c,
+        Sql::built(format!(
+            "UPDATE notices SET status = 'superseded', last_error = 'no longer affected',
+                    updated_at = $1
+              WHERE incident_id = $2 AND status = 'pending' AND in_doubt = 0
+                AND id IN (SELECT nc.notice_id FROM notice_customers nc
+                            WHERE nc.customer_id {})
+                AND NOT EXISTS (SELECT 1 FROM notice_customers nc
+                                  JOIN incident_customers ic ON ic.customer_id = nc.customer_id
+                                 WHERE nc.notice_id = notices.id AND ic.incident_id = $2)",
+            B::in_list(3)
+        ))
+        .arg(now)
+        .arg(id.0)
+        .arg(ids()),
+    )
+    .await?;
+    let disarmed = B::execute(
+        c,
+        Sql::built(format!(
+            "UPDATE ivr_flags SET disarmed_at = $1
+              WHERE incident_id = $2 AND disarmed_at IS NULL
+                AND phone IN (SELECT k.value FROM contacts k
+                               WHERE k.medium = 'phone' AND k.customer_id {})
+                AND NOT EXISTS (SELECT 1 FROM contacts k
+                                  JOIN incident_customers ic ON ic.customer_id = k.customer_id
+                                 WHERE ic.incident_id = $2 AND k.medium = 'phone'
+                                   AND k.value = ivr_flags.phone)",
+            B::in_list(3)
+        ))
+        .arg(now)
+        .arg(id.0)
+        .arg(ids()),
+    )
+    .await?;
+    Ok(Left {
+        removed,
+        withdrawn,
+        disarmed,
+    })
 }
 
 /// Rewrites not-yet-sent notices of earlier events with the current details; how many.

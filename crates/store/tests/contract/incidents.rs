@@ -16,7 +16,7 @@ use outagecast_store::{
 };
 
 use crate::contract;
-use crate::support::{customer, declare_with, locale, seed, water_draft};
+use crate::support::{customer, declare_with, locale, seed, send_sms_except, water_draft};
 
 contract!(
     declaring_writes_one_notice_per_contact_and_arms_every_number,
@@ -26,6 +26,7 @@ contract!(
     an_update_rewrites_unsent_notices,
     an_update_rewrites_the_announcement,
     a_grown_area_tells_only_the_newly_affected,
+    a_smaller_area_lets_the_leavers_go_and_tells_only_the_told,
     transitions_are_checked,
     lists_show_active_incidents_newest_first,
     an_expired_incident_is_not_active,
@@ -41,6 +42,20 @@ async fn seeded(store: &Store) -> Vec<(CustomerId, Customer)> {
             customer("A", "+358481111111", "a@example.com"),
             customer("B", "+358481111111;+35893101641", ""),
             customer("C", "+358482222222", ""),
+        ],
+    )
+    .await
+}
+
+/// A and C share a mobile (C also has an email); B and D have a mobile each.
+async fn four(store: &Store) -> Vec<(CustomerId, Customer)> {
+    seed(
+        store,
+        &[
+            customer("A", "+358481111111", ""),
+            customer("B", "+358482222222", ""),
+            customer("C", "+358481111111", "c@example.com"),
+            customer("D", "+358483333333", ""),
         ],
     )
     .await
@@ -69,6 +84,23 @@ fn transition(id: IncidentId, event: EventKind, now: DateTime<Utc>) -> Transitio
 }
 
 /// Puts an expiry on the incident the public way: a CAP Update that only sets it.
+/// An update of `id` to `area` only, with who it adds and who leaves.
+fn reshape<'a>(
+    id: IncidentId,
+    area: &Area,
+    growth: Growth<'a>,
+    now: DateTime<Utc>,
+) -> Transition<'a> {
+    Transition {
+        changes: IncidentChanges {
+            area: Some(area.clone()),
+            ..Default::default()
+        },
+        growth: Some(growth),
+        ..transition(id, EventKind::Updated, now)
+    }
+}
+
 async fn expire_at(store: &Store, id: IncidentId, at: DateTime<Utc>, now: DateTime<Utc>) {
     let p = Provenance {
         area_source: None,
@@ -319,16 +351,7 @@ async fn an_update_rewrites_the_announcement(store: &Store) {
 }
 
 async fn a_grown_area_tells_only_the_newly_affected(store: &Store) {
-    let loaded = seed(
-        store,
-        &[
-            customer("A", "+358481111111", ""),
-            customer("B", "+358482222222", ""),
-            customer("C", "+358481111111", "c@example.com"),
-            customer("D", "+358483333333", ""),
-        ],
-    )
-    .await;
+    let loaded = four(store).await;
     let now = Utc::now();
     let out = declare(store, &loaded[..2], now).await;
     let id = out.incident.id;
@@ -339,17 +362,16 @@ async fn a_grown_area_tells_only_the_newly_affected(store: &Store) {
     let area = Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 1500.0).unwrap());
     let t = store
         .transition(
-            Transition {
-                changes: IncidentChanges {
-                    area: Some(area.clone()),
-                    ..Default::default()
-                },
-                growth: Some(Growth {
+            reshape(
+                id,
+                &area,
+                Growth {
                     added: &added,
+                    left: &[],
                     plan: &plan,
-                }),
-                ..transition(id, EventKind::Updated, now)
-            },
+                },
+                now,
+            ),
             &locale(now),
         )
         .await
@@ -391,6 +413,97 @@ async fn a_grown_area_tells_only_the_newly_affected(store: &Store) {
     assert_eq!(log[0].action, "incident.update");
     assert_eq!(log[0].details["added_customers"], 2);
     assert_eq!(log[0].details["added_notices"]["email"], 1);
+}
+
+async fn a_smaller_area_lets_the_leavers_go_and_tells_only_the_told(store: &Store) {
+    let loaded = four(store).await;
+    let now = Utc::now();
+    let id = declare(store, &loaded, now).await.incident.id;
+    // A's mobile (shared with C) and B's were sent; D's is leased, C's email waits.
+    assert_eq!(send_sms_except(store, &["+358483333333"], now).await, 2);
+
+    // The smaller area keeps A and D: B and C leave.
+    let left = [loaded[1].0, loaded[2].0];
+    let nobody: Vec<(CustomerId, &Customer)> = Vec::new();
+    let plan = plan_recipients(&nobody, |_, _| false);
+    let area = Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 100.0).unwrap());
+    let t = store
+        .transition(
+            reshape(
+                id,
+                &area,
+                Growth {
+                    added: &[],
+                    left: &left,
+                    plan: &plan,
+                },
+                now,
+            ),
+            &locale(now),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.removed_customers, 2);
+    assert!(
+        t.notices.is_empty(),
+        "a change of shape is no news to A and D"
+    );
+    assert_eq!(
+        t.left_notices.get(&Channel::Sms),
+        Some(&1),
+        "B's mobile was told; A's (shared with C) stays affected"
+    );
+    assert_eq!(
+        t.left_notices.get(&Channel::Email),
+        None,
+        "C's email was never sent"
+    );
+    assert_eq!(t.superseded, 1, "C's email");
+    assert_eq!(t.disarmed, 1, "B's mobile; the one C shares with A stays");
+    let mut affected = store.affected_ids(id).await.unwrap();
+    affected.sort();
+    assert_eq!(affected, vec![loaded[0].0, loaded[3].0]);
+    let summary = store.summary(t.incident.clone()).await.unwrap();
+    assert_eq!(summary.armed_numbers, 2);
+    assert!(
+        store
+            .armed_for("+358482222222", now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.armed_for("+358481111111", now).await.unwrap().len(),
+        1
+    );
+    let mut pending: Vec<(String, String)> = store
+        .pending_notices(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, address, _, body)| (address, body))
+        .collect();
+    pending.sort();
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    assert_eq!(pending[0].0, "+358482222222");
+    assert!(
+        pending[0].1.contains("no longer affects"),
+        "{}",
+        pending[0].1
+    );
+    assert_eq!(pending[1].0, "+358483333333");
+    let log = store.audit_log(1).await.unwrap();
+    assert_eq!(log[0].details["removed_customers"], 2);
+    assert_eq!(log[0].details["left_notices"]["sms"], 1);
+
+    // The restore follows up with the told who are still affected only: A's mobile.
+    let t = store
+        .transition(transition(id, EventKind::Restored, now), &locale(now))
+        .await
+        .unwrap();
+    assert_eq!(t.notices.get(&Channel::Sms), Some(&1));
+    assert_eq!(t.notices.len(), 1);
+    assert!(t.left_notices.is_empty());
 }
 
 async fn transitions_are_checked(store: &Store) {

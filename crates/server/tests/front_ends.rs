@@ -26,6 +26,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+// The store's test fixtures: seeding customers.
+#[allow(dead_code)]
+#[path = "../../store/src/fixtures.rs"]
+mod fixtures;
+
 const AFFECTED: &str = "+358481111111";
 const AFFECTED_SV: &str = "+358482222222";
 const ELSEWHERE: &str = "+358483333333";
@@ -64,18 +69,7 @@ async fn store_with_incident(path: &std::path::Path) -> (Store, IncidentId) {
         customer("B", AFFECTED_SV, "sv"),
         customer("C", ELSEWHERE, "en"),
     ];
-    store
-        .upsert_customers(&customers, "test", "t.csv", now)
-        .await
-        .unwrap();
-    let all: Vec<CustomerId> = store
-        .service_points()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    let loaded = store.customers(&all).await.unwrap();
+    let loaded = fixtures::seed(&store, &customers).await;
     // The area is not consulted here: the plan says who is affected (A and B).
     let affected: Vec<(CustomerId, &Customer)> = loaded
         .iter()

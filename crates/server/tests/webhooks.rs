@@ -23,6 +23,11 @@ use outagecast_server::auth::twilio_signature;
 use outagecast_server::webhooks::{WebhookSettings, router};
 use outagecast_store::{Declaration, Outcome, ReportRow, Store};
 
+// The store's test fixtures: seeding customers.
+#[allow(dead_code)]
+#[path = "../../store/src/fixtures.rs"]
+mod fixtures;
+
 const TOKEN: &str = "twilio-auth-token";
 const SECRET: &str = "unsubscribe-secret-0123456789";
 const PUBLIC: &str = "https://notify.example.fi";
@@ -70,18 +75,8 @@ impl Harness {
             customer("A", ANNA, "anna@example.fi", "fi"),
             customer("B", BO, "bo@example.fi", "sv"),
         ];
-        store
-            .upsert_customers(&customers, "test", "t.csv", now)
-            .await
-            .unwrap();
-        let ids: Vec<_> = store
-            .service_points()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        let loaded = store.customers(&ids).await.unwrap();
+        let loaded = fixtures::seed(&store, &customers).await;
+        let ids: Vec<_> = loaded.iter().map(|(id, _)| *id).collect();
         let refs: Vec<_> = loaded.iter().map(|(id, c)| (*id, c)).collect();
         let plan = plan_recipients(&refs, |_, _| false);
         let draft = IncidentDraft::new(

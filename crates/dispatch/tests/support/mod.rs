@@ -15,6 +15,11 @@ use outagecast_core::notice::plan_recipients;
 use outagecast_dispatch::transport::{LookupError, OutgoingMessage, SendOutcome, Transport};
 use outagecast_store::{Declaration, Store};
 
+// The store's test fixtures: seeding customers.
+#[allow(dead_code)]
+#[path = "../../../store/src/fixtures.rs"]
+mod fixtures;
+
 pub const HELSINKI: &str = "+358401000001";
 pub const NEW_YORK: &str = "+358401000002";
 pub const HELSINKI_PRIORITY: &str = "+358401000003";
@@ -75,18 +80,8 @@ pub async fn declared(now: DateTime<Utc>, severity: Severity) -> (Store, tempfil
         customer("NYC", ("-73.9857", "40.7484"), NEW_YORK, "false"),
         customer("HEL-P", ("24.9384", "60.1699"), HELSINKI_PRIORITY, "true"),
     ];
-    store
-        .upsert_customers(&customers, "test", "t.csv", now)
-        .await
-        .unwrap();
-    let ids: Vec<_> = store
-        .service_points()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    let loaded = store.customers(&ids).await.unwrap();
+    let loaded = fixtures::seed(&store, &customers).await;
+    let ids: Vec<_> = loaded.iter().map(|(id, _)| *id).collect();
     let refs: Vec<_> = loaded.iter().map(|(id, c)| (*id, c)).collect();
     let plan = plan_recipients(&refs, |_, _| false);
     let draft = IncidentDraft::new(

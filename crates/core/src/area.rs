@@ -6,7 +6,7 @@
 
 use geo::{
     BoundingRect, Coord, Distance, Geodesic, HaversineClosestPoint, Intersects, LineString,
-    MultiPolygon, Point, Polygon, Rect, Validation,
+    MultiPolygon, Point, Polygon, Rect,
 };
 use serde::{Deserialize, Serialize};
 
@@ -299,7 +299,9 @@ impl PolygonArea {
                 }
             }
         }
-        if let Err(problem) = shape.check_validation() {
+        // `geo`'s own `check_validation` tests edge pairs in O(n²); `validity` gives its answer
+        // in O(n log n).
+        if let Some(problem) = crate::validity::first_problem(&shape) {
             return Err(CoreError::invalid(
                 "polygon",
                 format!("is not a valid polygon: {problem}; redraw it so that edges do not cross"),
@@ -505,6 +507,25 @@ impl Area {
             )),
             1 => Ok(flat.remove(0)),
             _ => Ok(Area::Union(AreaUnion { parts: flat })),
+        }
+    }
+
+    /// How many positions describe the area: every ring of every polygon (closing positions
+    /// included), every line position, one per circle. What size limits count.
+    pub fn vertex_count(&self) -> usize {
+        match self {
+            Area::Circle(_) => 1,
+            Area::Polygon(p) => p
+                .shape
+                .0
+                .iter()
+                .map(|poly| {
+                    poly.exterior().0.len()
+                        + poly.interiors().iter().map(|r| r.0.len()).sum::<usize>()
+                })
+                .sum(),
+            Area::Corridor(c) => c.line.0.len(),
+            Area::Union(u) => u.parts.iter().map(Area::vertex_count).sum(),
         }
     }
 

@@ -86,6 +86,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         timezone,
         actor: actor(),
         templates,
+        limits: config::limits()?,
     })
 }
 

@@ -437,6 +437,21 @@ async fn bad_requests_get_json_errors_naming_the_field() {
         err["message"].as_str().unwrap().contains("allow_empty"),
         "{err}"
     );
+    // Over a size limit: 413, naming the field and the limit's setting.
+    let long = json!({"kind": "water", "cause": "x", "address": "Kaivokatu ".repeat(1_000)});
+    for route in ["/v1/incidents", "/v1/incidents/preview"] {
+        let (status, err) = app.call(Method::POST, route, op, Some(&long)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{route}: {err}");
+        assert_eq!(err["code"], "too_large", "{err}");
+        assert_eq!(err["field"], "address", "{err}");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("OUTAGECAST_MAX_ADDRESS_CHARS"),
+            "{err}"
+        );
+    }
     // Nothing was written by any of them.
     let (_, list) = app
         .call(Method::GET, "/v1/incidents?all=true", op, None)

@@ -32,10 +32,16 @@ pub const LOOKUP_KEYS: &[&[(&str, Option<&str>)]] = &[
     EmailSettings::KEYS,
     WebhookSettings::KEYS,
     WORKER_KEYS,
+    outagecast_engine::Limits::KEYS,
 ];
 
 /// What [`worker_config`] reads through [`lookup`].
 const WORKER_KEYS: &[(&str, Option<&str>)] = &[(IN_DOUBT_KEY, Some("resend"))];
+
+/// The size limits (`OUTAGECAST_MAX_AREA_VERTICES`, `OUTAGECAST_MAX_ADDRESS_CHARS`).
+pub fn limits() -> Result<outagecast_engine::Limits> {
+    Ok(outagecast_engine::Limits::from_lookup(lookup)?)
+}
 
 /// `OUTAGECAST_SMS_*`; `None` when SMS is not configured.
 pub fn sms() -> Result<Option<SmsConfig>> {
@@ -177,6 +183,7 @@ mod tests {
         SmsConfig::from_lookup(get).unwrap();
         EmailSettings::from_lookup(get).unwrap();
         WebhookSettings::from_lookup(get).unwrap();
+        outagecast_engine::Limits::from_lookup(get).unwrap();
         let registered: BTreeSet<&str> = LOOKUP_KEYS
             .iter()
             .flat_map(|keys| keys.iter().map(|(name, _)| *name))

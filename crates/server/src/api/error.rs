@@ -155,6 +155,10 @@ impl From<EngineError> for ApiError {
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         let field = e.field().to_string();
+        if matches!(e, IngestError::TooLarge { .. }) {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+                .at(field);
+        }
         ApiError::invalid(field, e.to_string())
     }
 }

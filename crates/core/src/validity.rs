@@ -30,8 +30,22 @@ use geo::{
 /// rule itself rather than a proof about it.
 const PAIRWISE_EDGES: usize = 16;
 
+#[cfg(test)]
+thread_local! {
+    /// How many times [`first_problem`] ran on this test's thread (tests run in parallel):
+    /// what shows that areas read back from the store are not validated again.
+    static VALIDATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+pub(crate) fn validations() -> usize {
+    VALIDATIONS.with(std::cell::Cell::get)
+}
+
 /// The first problem `geo`'s `shape.check_validation()` would report, or `None` when valid.
 pub fn first_problem(shape: &MultiPolygon<f64>) -> Option<InvalidMultiPolygon> {
+    #[cfg(test)]
+    VALIDATIONS.with(|n| n.set(n.get() + 1));
     let boxes: Vec<_> = shape.0.iter().map(|p| p.bounding_rect()).collect();
     for (i, polygon) in shape.0.iter().enumerate() {
         if let Some(problem) = polygon_problem(polygon) {

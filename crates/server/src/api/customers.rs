@@ -117,12 +117,16 @@ pub(super) async fn upload(
             ),
         ));
     }
+    let read = parsed.customers.len() + parsed.rejected.len();
+    let engine = state.engine.clone();
+    let customers = parsed.customers;
+    // The import rebuilds the customer index: CPU work, on the blocking pool.
     let summary = state
-        .engine
-        .import(&actor, &parsed.customers, "api upload")
+        .heavy
+        .run(async move { Ok(engine.import(&actor, &customers, "api upload").await?) })
         .await?;
     Ok(Json(UploadView {
-        read: parsed.customers.len() + parsed.rejected.len(),
+        read,
         inserted: summary.inserted,
         updated: summary.updated,
         rejected: parsed.rejected,

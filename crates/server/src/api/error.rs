@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable word for programs: `invalid`, `refused`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `too_large`, `internal`.
+    /// `not_found`, `conflict`, `too_large`, `busy`, `timeout`, `internal`.
     pub code: &'static str,
     /// For people: what is wrong and how to fix it.
     pub message: String,

@@ -8,6 +8,7 @@
 mod audit;
 mod customers;
 pub mod error;
+mod heavy;
 mod incidents;
 mod progress;
 mod schema;
@@ -30,6 +31,7 @@ use utoipa_axum::routes;
 
 pub use crate::auth::{Auth, Caller};
 pub use error::{ApiError, ErrorBody};
+pub use heavy::HeavySettings;
 
 /// JSON request bodies are small; a customer upload is a file.
 const MAX_JSON_BYTES: usize = 2 * 1024 * 1024;
@@ -43,6 +45,8 @@ pub struct ApiSettings {
     pub confirm_threshold: u64,
     /// How often the progress stream looks for changed counts.
     pub progress_interval: Duration,
+    /// Limits on CPU-heavy requests (previews, declarations, updates, imports).
+    pub heavy: HeavySettings,
 }
 
 impl Default for ApiSettings {
@@ -50,6 +54,7 @@ impl Default for ApiSettings {
         ApiSettings {
             confirm_threshold: outagecast_engine::rails::DEFAULT_CONFIRM_THRESHOLD,
             progress_interval: Duration::from_millis(500),
+            heavy: HeavySettings::default(),
         }
     }
 }
@@ -60,6 +65,7 @@ pub struct ApiState {
     engine: Arc<Engine>,
     pub(crate) auth: Auth,
     settings: Arc<ApiSettings>,
+    heavy: heavy::Heavy,
 }
 
 impl ApiState {
@@ -68,6 +74,7 @@ impl ApiState {
         ApiState {
             engine,
             auth,
+            heavy: heavy::Heavy::new(settings.heavy.clone()),
             settings: Arc::new(settings),
         }
     }

@@ -1,0 +1,195 @@
+//! CPU-heavy requests (area parsing and validation, selection of big areas, geocoding,
+//! imports) run on tokio's blocking pool behind a concurrency limit and a deadline, so that the
+//! async workers stay free for the IVR however large a preview is.
+//!
+//! The engine's use cases are async (they await the store), so the whole call is driven with
+//! `Handle::block_on` on a blocking thread: its CPU work never runs on an async worker. A full
+//! queue answers 503 `busy` at once rather than waiting without bound; past the deadline the
+//! answer is 504 `timeout`. When the client goes away (the handler's future is dropped) or the
+//! deadline passes, a flag tells the work to stop at its next await point.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use tokio::sync::Semaphore;
+
+use super::error::ApiError;
+
+/// Limits on heavy requests.
+#[derive(Debug, Clone)]
+pub struct HeavySettings {
+    /// Heavy requests worked on at once (default: the number of cores).
+    pub concurrency: usize,
+    /// Heavy requests that may wait for a turn; beyond this they get 503 at once.
+    pub queue: usize,
+    /// The longest a heavy request may take, waiting included (default 10 s).
+    pub deadline: Duration,
+}
+
+impl Default for HeavySettings {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        HeavySettings {
+            concurrency: cores,
+            queue: 4 * cores,
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The shared limiter.
+#[derive(Debug, Clone)]
+pub(crate) struct Heavy {
+    permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    settings: HeavySettings,
+}
+
+/// Sets the flag when dropped: the handler returned, timed out or its client went away.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Gives the waiting count back however the wait ends.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Heavy {
+    pub(crate) fn new(settings: HeavySettings) -> Self {
+        Heavy {
+            permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            settings,
+        }
+    }
+
+    /// Runs `work` on the blocking pool within the limits.
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: Future<Output = Result<T, ApiError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(cancelled.clone());
+        let permit = {
+            if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.settings.queue {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(self.busy());
+            }
+            let _waiting = Waiting(&self.waiting);
+            match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(closed)) => return Err(ApiError::internal(&closed)),
+                Err(_) => return Err(self.timed_out()),
+            }
+        };
+        let handle = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut work = std::pin::pin!(work);
+            // Checked before every poll: each await in the engine (a store call) is a point
+            // where abandoned work stops.
+            handle.block_on(std::future::poll_fn(|cx| {
+                if cancelled.load(Ordering::Relaxed) {
+                    return Poll::Ready(None);
+                }
+                work.as_mut().poll(cx).map(Some)
+            }))
+        });
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(Some(answer))) => answer,
+            // Only after the flag was set, when nobody waits for the answer any more.
+            Ok(Ok(None)) => Err(self.timed_out()),
+            Ok(Err(join)) => Err(ApiError::internal(&join)),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    fn busy(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "the server is already working on {} large requests with {} more waiting; try again shortly",
+                self.settings.concurrency, self.settings.queue
+            ),
+        )
+    }
+
+    fn timed_out(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!(
+                "the request took longer than the {} s limit for large requests; give a smaller area or try again when the server is less busy",
+                self.settings.deadline.as_secs_f64()
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn limits_answer_busy_and_timeout_and_abandoned_work_stops() {
+        let heavy = Heavy::new(HeavySettings {
+            concurrency: 1,
+            queue: 1,
+            deadline: Duration::from_millis(300),
+        });
+        assert_eq!(heavy.run(async { Ok(7) }).await.unwrap(), 7);
+        // One working past its deadline, one waiting for it, a third refused at once.
+        let steps = Arc::new(AtomicUsize::new(0));
+        let slow = {
+            let steps = steps.clone();
+            async move {
+                for _ in 0..50 {
+                    steps.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(())
+            }
+        };
+        let (a, b, c) = tokio::join!(
+            heavy.run(slow),
+            async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                heavy.run(async { Ok(()) }).await
+            },
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                heavy.run(async { Ok(()) }).await
+            },
+        );
+        assert_eq!(a.unwrap_err().status(), StatusCode::GATEWAY_TIMEOUT);
+        // The abandoned work stopped at its next await and gave its permit back within the
+        // waiting one's deadline.
+        assert!(b.is_ok());
+        assert_eq!(c.unwrap_err().status(), StatusCode::SERVICE_UNAVAILABLE);
+        let at_deadline = steps.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            steps.load(Ordering::Relaxed) <= at_deadline + 1,
+            "the abandoned work stopped at its next await"
+        );
+        // The permit came back.
+        assert_eq!(heavy.run(async { Ok(1) }).await.unwrap(), 1);
+    }
+}

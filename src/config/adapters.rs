@@ -33,6 +33,7 @@ pub const LOOKUP_KEYS: &[&[(&str, Option<&str>)]] = &[
     WebhookSettings::KEYS,
     WORKER_KEYS,
     outagecast_engine::Limits::KEYS,
+    outagecast_server::api::HeavySettings::KEYS,
 ];
 
 /// What [`worker_config`] reads through [`lookup`].
@@ -153,6 +154,8 @@ pub fn server_config(settings: &Settings, args: &ServeArgs) -> Result<ServerConf
         },
         api: ApiSettings {
             confirm_threshold: args.confirm_threshold,
+            heavy: outagecast_server::api::HeavySettings::from_lookup(lookup)
+                .map_err(|e| anyhow::anyhow!(e))?,
             ..ApiSettings::default()
         },
         webhooks: webhooks()?,
@@ -184,6 +187,7 @@ mod tests {
         EmailSettings::from_lookup(get).unwrap();
         WebhookSettings::from_lookup(get).unwrap();
         outagecast_engine::Limits::from_lookup(get).unwrap();
+        outagecast_server::api::HeavySettings::from_lookup(get).unwrap();
         let registered: BTreeSet<&str> = LOOKUP_KEYS
             .iter()
             .flat_map(|keys| keys.iter().map(|(name, _)| *name))

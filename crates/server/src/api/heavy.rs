@@ -41,6 +41,40 @@ impl Default for HeavySettings {
     }
 }
 
+/// The setting for [`HeavySettings::concurrency`].
+pub const HEAVY_CONCURRENCY_KEY: &str = "OUTAGECAST_HEAVY_CONCURRENCY";
+/// The setting for [`HeavySettings::deadline`], in seconds.
+pub const HEAVY_DEADLINE_KEY: &str = "OUTAGECAST_HEAVY_DEADLINE";
+
+impl HeavySettings {
+    /// The settings [`HeavySettings::from_lookup`] reads, with their defaults.
+    pub const KEYS: &'static [(&'static str, Option<&'static str>)] = &[
+        (HEAVY_CONCURRENCY_KEY, Some("the number of cores")),
+        (HEAVY_DEADLINE_KEY, Some("10")),
+    ];
+
+    /// From settings looked up by name; unset ones keep their defaults. The queue is four
+    /// requests per worker.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut s = HeavySettings::default();
+        let positive = |key: &str, text: String| -> Result<u64, String> {
+            match text.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{key}: {text:?} is not a positive whole number")),
+            }
+        };
+        if let Some(text) = get(HEAVY_CONCURRENCY_KEY) {
+            let n = positive(HEAVY_CONCURRENCY_KEY, text)?;
+            s.concurrency = usize::try_from(n).unwrap_or(usize::MAX);
+            s.queue = s.concurrency.saturating_mul(4);
+        }
+        if let Some(text) = get(HEAVY_DEADLINE_KEY) {
+            s.deadline = Duration::from_secs(positive(HEAVY_DEADLINE_KEY, text)?);
+        }
+        Ok(s)
+    }
+}
+
 /// The shared limiter.
 #[derive(Debug, Clone)]
 pub(crate) struct Heavy {
@@ -124,7 +158,7 @@ impl Heavy {
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             format!(
-                "the server is already working on {} large requests with {} more waiting; try again shortly",
+                "the server is already working on {} large requests with {} more waiting ({HEAVY_CONCURRENCY_KEY}); try again shortly",
                 self.settings.concurrency, self.settings.queue
             ),
         )
@@ -135,7 +169,7 @@ impl Heavy {
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
             format!(
-                "the request took longer than the {} s limit for large requests; give a smaller area or try again when the server is less busy",
+                "the request took longer than the {} s limit for large requests ({HEAVY_DEADLINE_KEY}); give a smaller area or try again when the server is less busy",
                 self.settings.deadline.as_secs_f64()
             ),
         )
@@ -146,6 +180,23 @@ impl Heavy {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_are_read_and_checked() {
+        let s = HeavySettings::from_lookup(|k| match k {
+            HEAVY_CONCURRENCY_KEY => Some("3".into()),
+            HEAVY_DEADLINE_KEY => Some("20".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (s.concurrency, s.queue, s.deadline),
+            (3, 12, Duration::from_secs(20))
+        );
+        let err = HeavySettings::from_lookup(|k| (k == HEAVY_DEADLINE_KEY).then(|| "0".into()))
+            .unwrap_err();
+        assert!(err.starts_with("OUTAGECAST_HEAVY_DEADLINE"), "{err}");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn limits_answer_busy_and_timeout_and_abandoned_work_stops() {

@@ -232,19 +232,26 @@ fn positions_ring(positions: &[[f64; 2]]) -> LineString<f64> {
     positions.iter().map(|&[x, y]| Coord { x, y }).collect()
 }
 
+impl PolygonRepr {
+    /// The shape as written, not yet checked.
+    fn shape(&self) -> MultiPolygon<f64> {
+        MultiPolygon(
+            self.coordinates
+                .iter()
+                .map(|rings| {
+                    let mut rings = rings.iter().map(|r| positions_ring(r));
+                    let exterior = rings.next().unwrap_or_else(|| LineString(vec![]));
+                    Polygon::new(exterior, rings.collect())
+                })
+                .collect(),
+        )
+    }
+}
+
 impl TryFrom<PolygonRepr> for PolygonArea {
     type Error = CoreError;
     fn try_from(r: PolygonRepr) -> Result<Self> {
-        let polygons = r
-            .coordinates
-            .iter()
-            .map(|rings| {
-                let mut rings = rings.iter().map(|r| positions_ring(r));
-                let exterior = rings.next().unwrap_or_else(|| LineString(vec![]));
-                Polygon::new(exterior, rings.collect())
-            })
-            .collect();
-        PolygonArea::new(MultiPolygon(polygons))
+        PolygonArea::new(r.shape())
     }
 }
 
@@ -468,18 +475,7 @@ impl StoredArea {
                 center: c.center,
                 radius_m: c.radius_m,
             }),
-            StoredArea::Polygon(p) => Area::Polygon(PolygonArea {
-                shape: MultiPolygon(
-                    p.coordinates
-                        .iter()
-                        .map(|rings| {
-                            let mut rings = rings.iter().map(|r| positions_ring(r));
-                            let exterior = rings.next().unwrap_or_else(|| LineString(vec![]));
-                            Polygon::new(exterior, rings.collect())
-                        })
-                        .collect(),
-                ),
-            }),
+            StoredArea::Polygon(p) => Area::Polygon(PolygonArea { shape: p.shape() }),
             StoredArea::Corridor(c) => Area::Corridor(Corridor {
                 line: positions_ring(&c.line),
                 buffer_m: c.buffer_m,

@@ -30,6 +30,7 @@ pub async fn run() -> Result<()> {
         timezone: chrono_tz::Europe::Helsinki,
         actor: "demo".into(),
         templates: None,
+        limits: outagecast_engine::Limits::default(),
     };
     println!("outagecast demo: a burst water main in central Helsinki");
     println!(

@@ -90,6 +90,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         timezone,
         actor: actor(),
         templates,
+        limits: config::limits()?,
     })
 }
 

@@ -439,6 +439,21 @@ async fn bad_requests_get_json_errors_naming_the_field() {
         err["message"].as_str().unwrap().contains("allow_empty"),
         "{err}"
     );
+    // Over a size limit: 413, naming the field and the limit's setting.
+    let long = json!({"kind": "water", "cause": "x", "address": "Kaivokatu ".repeat(1_000)});
+    for route in ["/v1/incidents", "/v1/incidents/preview"] {
+        let (status, err) = app.call(Method::POST, route, op, Some(&long)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{route}: {err}");
+        assert_eq!(err["code"], "too_large", "{err}");
+        assert_eq!(err["field"], "address", "{err}");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("OUTAGECAST_MAX_ADDRESS_CHARS"),
+            "{err}"
+        );
+    }
     // Nothing was written by any of them.
     let (_, list) = app
         .call(Method::GET, "/v1/incidents?all=true", op, None)
@@ -927,4 +942,83 @@ async fn generated_requests_from_the_openapi_document_get_no_server_error_and_no
     eprintln!("schemathesis: {generated} generated requests, no failure");
     assert!(generated >= 1000, "only {generated} requests:\n{report}");
     assert_eq!(app.stop().await.code(), Some(0));
+}
+
+/// Issue #15's acceptance: two concurrent 60,000-vertex previews (under the JSON limit) each
+/// answer within 5 s, and every IVR lookup made meanwhile stays under 200 ms: the heavy work
+/// runs on the blocking pool, not on the async workers that answer the IVR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_huge_previews_do_not_slow_the_ivr() {
+    use std::time::Instant;
+    let mut app = spawn_app().await;
+    app.serve(1000).await;
+    // A jagged star around Helsinki (vertices at increasing angles, so it does not cross
+    // itself), six decimals so that the body stays under the 2 MB JSON limit.
+    let n = 60_000;
+    let round = |v: f64| (v * 1e6).round() / 1e6;
+    let mut ring: Vec<[f64; 2]> = (0..n)
+        .map(|i| {
+            let a = std::f64::consts::TAU * f64::from(i) / f64::from(n);
+            let r = 0.05 + 0.01 * f64::from((i * 7919) % 100) / 100.0;
+            [round(24.94 + 2.0 * r * a.cos()), round(60.17 + r * a.sin())]
+        })
+        .collect();
+    ring.push(ring[0]);
+    let body = json!({"kind": "water", "cause": "burst main",
+        "area": {"type": "Polygon", "coordinates": [ring]}});
+    let size = body.to_string().len();
+    assert!(size < 2 * 1024 * 1024, "{size} bytes");
+    let previews: Vec<_> = (0..2)
+        .map(|_| {
+            let request = app
+                .client
+                .post(format!("http://{}/v1/incidents/preview", app.http))
+                .bearer_auth(&app.tokens[&Role::Operator])
+                .json(&body);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let status = request.send().await.unwrap().status();
+                (status, started.elapsed())
+            })
+        })
+        .collect();
+    let lookup = format!("http://{}/v1/ivr/lookup?caller=%2B358401234567", app.http);
+    let mut slowest = Duration::ZERO;
+    let mut lookups = 0;
+    while !previews.iter().all(tokio::task::JoinHandle::is_finished) {
+        let started = Instant::now();
+        let status = app
+            .client
+            .get(&lookup)
+            .bearer_auth(&app.tokens[&Role::Ivr])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        slowest = slowest.max(started.elapsed());
+        lookups += 1;
+        assert_eq!(status, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for preview in previews {
+        let (status, took) = preview.await.unwrap();
+        eprintln!("preview of {n} vertices ({size} bytes): {status} in {took:?}");
+        assert!(
+            [
+                StatusCode::OK,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                StatusCode::UNPROCESSABLE_ENTITY
+            ]
+            .contains(&status),
+            "{status}"
+        );
+        assert!(took < Duration::from_secs(5), "preview took {took:?}");
+    }
+    eprintln!("{lookups} IVR lookups meanwhile, the slowest {slowest:?}");
+    assert!(lookups > 0);
+    assert!(
+        slowest < Duration::from_millis(200),
+        "slowest lookup {slowest:?}"
+    );
+    app.stop().await;
 }

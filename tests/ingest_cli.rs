@@ -568,6 +568,9 @@ fn a_city_wide_area_needs_the_exact_count_confirmed() {
     assert_eq!(ok["affected_customers"], 2158);
 }
 
+/// A small square in Kluuvi, as a GeoJSON Polygon (five positions).
+const SQUARE_GEOJSON: &str = r#"{"type":"Polygon","coordinates":[[[24.940,60.168],[24.946,60.168],[24.946,60.172],[24.940,60.172],[24.940,60.168]]]}"#;
+
 #[test]
 fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
     let db = Db::with_sample();
@@ -617,6 +620,11 @@ fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
         // Sizes.
         (declare(&["--wkt", "POINT(24.94 60.17)"]), &["--wkt", "--radius"]),
         (declare(&["--address", "Kaivokatu 1", "--radius", "-5"]), &["--radius", "positive"]),
+        // Size limits, named with their setting: a 1,000-word address (default 200 characters)
+        // and an outline over a limit lowered in the config file.
+        (declare(&["--address", &"Kaivokatu ".repeat(1_000)]), &["--address", "limit of 200 characters", "OUTAGECAST_MAX_ADDRESS_CHARS"]),
+        (declare(&["--config", &db.file_str("small.toml", "max_area_vertices = 4\n"), "--polygon", &db.file_str("square.geojson", SQUARE_GEOJSON)]), &["area: has 5 vertices", "limit of 4", "OUTAGECAST_MAX_AREA_VERTICES"]),
+        (declare(&["--config", &db.file_str("small.toml", "max_area_vertices = 4\n"), "--geojson", &db.file_str("square.geojson", SQUARE_GEOJSON)]), &["--geojson: has 5 vertices", "OUTAGECAST_MAX_AREA_VERTICES"]),
     ];
     for (err, wants) in &cases {
         for want in *wants {

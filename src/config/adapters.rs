@@ -34,10 +34,17 @@ pub const LOOKUP_KEYS: &[&[(&str, Option<&str>)]] = &[
     EmailSettings::KEYS,
     WebhookSettings::KEYS,
     WORKER_KEYS,
+    outagecast_engine::Limits::KEYS,
+    outagecast_server::api::HeavySettings::KEYS,
 ];
 
 /// What [`worker_config`] reads through [`lookup`].
 const WORKER_KEYS: &[(&str, Option<&str>)] = &[(IN_DOUBT_KEY, Some("resend"))];
+
+/// The size limits (`OUTAGECAST_MAX_AREA_VERTICES`, `OUTAGECAST_MAX_ADDRESS_CHARS`).
+pub fn limits() -> Result<outagecast_engine::Limits> {
+    Ok(outagecast_engine::Limits::from_lookup(lookup)?)
+}
 
 /// `OUTAGECAST_SMS_*`; `None` when SMS is not configured.
 pub fn sms() -> Result<Option<SmsConfig>> {
@@ -159,6 +166,8 @@ pub fn server_config(settings: &Settings, args: &ServeArgs) -> Result<ServerConf
         api: ApiSettings {
             confirm_threshold: args.confirm_threshold,
             import_max_bytes: args.import_max_bytes,
+            heavy: outagecast_server::api::HeavySettings::from_lookup(lookup)
+                .map_err(|e| anyhow::anyhow!(e))?,
             ..ApiSettings::default()
         },
         webhooks: WebhookSettings {
@@ -213,6 +222,8 @@ mod tests {
         SmsConfig::from_lookup(get).unwrap();
         EmailSettings::from_lookup(get).unwrap();
         WebhookSettings::from_lookup(get).unwrap();
+        outagecast_engine::Limits::from_lookup(get).unwrap();
+        outagecast_server::api::HeavySettings::from_lookup(get).unwrap();
         let registered: BTreeSet<&str> = LOOKUP_KEYS
             .iter()
             .flat_map(|keys| keys.iter().map(|(name, _)| *name))

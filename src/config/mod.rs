@@ -44,7 +44,7 @@ use outagecast_core::contact::Region;
 use outagecast_core::secret::redact_url;
 use outagecast_core::template::Templates;
 
-pub use adapters::{WorkerOptions, dispatcher, server_config};
+pub use adapters::{WorkerOptions, dispatcher, limits, server_config};
 pub use check::check;
 pub use layer::Invocation;
 

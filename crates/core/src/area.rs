@@ -6,7 +6,7 @@
 
 use geo::{
     BoundingRect, Coord, Distance, Geodesic, HaversineClosestPoint, Intersects, LineString,
-    MultiPolygon, Point, Polygon, Rect, Validation,
+    MultiPolygon, Point, Polygon, Rect,
 };
 use serde::{Deserialize, Serialize};
 
@@ -232,19 +232,26 @@ fn positions_ring(positions: &[[f64; 2]]) -> LineString<f64> {
     positions.iter().map(|&[x, y]| Coord { x, y }).collect()
 }
 
+impl PolygonRepr {
+    /// The shape as written, not yet checked.
+    fn shape(&self) -> MultiPolygon<f64> {
+        MultiPolygon(
+            self.coordinates
+                .iter()
+                .map(|rings| {
+                    let mut rings = rings.iter().map(|r| positions_ring(r));
+                    let exterior = rings.next().unwrap_or_else(|| LineString(vec![]));
+                    Polygon::new(exterior, rings.collect())
+                })
+                .collect(),
+        )
+    }
+}
+
 impl TryFrom<PolygonRepr> for PolygonArea {
     type Error = CoreError;
     fn try_from(r: PolygonRepr) -> Result<Self> {
-        let polygons = r
-            .coordinates
-            .iter()
-            .map(|rings| {
-                let mut rings = rings.iter().map(|r| positions_ring(r));
-                let exterior = rings.next().unwrap_or_else(|| LineString(vec![]));
-                Polygon::new(exterior, rings.collect())
-            })
-            .collect();
-        PolygonArea::new(MultiPolygon(polygons))
+        PolygonArea::new(r.shape())
     }
 }
 
@@ -299,7 +306,9 @@ impl PolygonArea {
                 }
             }
         }
-        if let Err(problem) = shape.check_validation() {
+        // `geo`'s own `check_validation` tests edge pairs in O(n²); `validity` gives its answer
+        // in O(n log n).
+        if let Some(problem) = crate::validity::first_problem(&shape) {
             return Err(CoreError::invalid(
                 "polygon",
                 format!("is not a valid polygon: {problem}; redraw it so that edges do not cross"),
@@ -447,6 +456,37 @@ impl AreaUnion {
     }
 }
 
+/// An area as this program stored it: the same JSON as [`Area`], read without validating the
+/// geometry again. See [`Area::deserialize_stored`].
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StoredArea {
+    Circle(CircleRepr),
+    Polygon(PolygonRepr),
+    Corridor(CorridorRepr),
+    Union { parts: Vec<StoredArea> },
+}
+
+impl StoredArea {
+    /// Built as written: these values passed the checking constructors when they were stored.
+    fn trusted(self) -> Area {
+        match self {
+            StoredArea::Circle(c) => Area::Circle(Circle {
+                center: c.center,
+                radius_m: c.radius_m,
+            }),
+            StoredArea::Polygon(p) => Area::Polygon(PolygonArea { shape: p.shape() }),
+            StoredArea::Corridor(c) => Area::Corridor(Corridor {
+                line: positions_ring(&c.line),
+                buffer_m: c.buffer_m,
+            }),
+            StoredArea::Union { parts } => Area::Union(AreaUnion {
+                parts: parts.into_iter().map(StoredArea::trusted).collect(),
+            }),
+        }
+    }
+}
+
 /// The area an incident affects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -462,6 +502,18 @@ pub enum Area {
 }
 
 impl Area {
+    /// An area this program stored, read back: the JSON must have [`Area`]'s form, but the
+    /// geometry is not validated again. It was validated once, when it was written, and
+    /// validating a big polygon costs O(n log n) on every read: listing incidents or a progress
+    /// stream reading them every 500 ms would redo it each time. The one way to build an area
+    /// without its checks (an invariant exception in ARCHITECTURE.md): only for values the
+    /// store wrote from a checked `Area`, never for input.
+    pub fn deserialize_stored<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Area, D::Error> {
+        StoredArea::deserialize(deserializer).map(StoredArea::trusted)
+    }
+
     /// The union of `parts`: nested unions are flattened and repeated parts dropped; one
     /// distinct part is returned as itself. Refuses no parts and more than
     /// [`MAX_UNION_PARTS`].
@@ -505,6 +557,25 @@ impl Area {
             )),
             1 => Ok(flat.remove(0)),
             _ => Ok(Area::Union(AreaUnion { parts: flat })),
+        }
+    }
+
+    /// How many positions describe the area: every ring of every polygon (closing positions
+    /// included), every line position, one per circle. What size limits count.
+    pub fn vertex_count(&self) -> usize {
+        match self {
+            Area::Circle(_) => 1,
+            Area::Polygon(p) => p
+                .shape
+                .0
+                .iter()
+                .map(|poly| {
+                    poly.exterior().0.len()
+                        + poly.interiors().iter().map(|r| r.0.len()).sum::<usize>()
+                })
+                .sum(),
+            Area::Corridor(c) => c.line.0.len(),
+            Area::Union(u) => u.parts.iter().map(Area::vertex_count).sum(),
         }
     }
 
@@ -794,6 +865,45 @@ mod tests {
             serde_json::to_string(&circle).unwrap()
         );
         assert_eq!(serde_json::from_str::<Area>(&nested).unwrap(), union);
+    }
+
+    #[test]
+    fn stored_areas_read_back_equal_without_validating_again() {
+        let ring: Vec<[f64; 2]> = (0..32_000)
+            .map(|i| {
+                let a = f64::from(i) / 32_000.0 * std::f64::consts::TAU;
+                [24.94 + 0.02 * a.cos(), 60.17 + 0.01 * a.sin()]
+            })
+            .chain(std::iter::once([24.96, 60.17]))
+            .collect();
+        let polygon = Area::Polygon(polygon_from_ring(&ring).unwrap());
+        let circle = Area::Circle(Circle::new(ll(24.94, 60.17), 250.0).unwrap());
+        let union = Area::union(vec![polygon.clone(), circle.clone()]).unwrap();
+        for area in [polygon, circle, union] {
+            let json = serde_json::to_string(&area).unwrap();
+            let before = crate::validity::validations();
+            let stored =
+                Area::deserialize_stored(&mut serde_json::Deserializer::from_str(&json)).unwrap();
+            assert_eq!(
+                crate::validity::validations(),
+                before,
+                "not validated on read"
+            );
+            // Equal to what the checking path reads (serde_json's float parsing may differ from
+            // the written value in the last digit, the same way for both).
+            let checked: Area = serde_json::from_str(&json).unwrap();
+            assert!(stored == checked, "read back equal: {}", area.describe());
+            let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert!(Area::deserialize_stored(value).unwrap() == checked);
+        }
+        // Input still goes through the checks.
+        let before = crate::validity::validations();
+        let json =
+            serde_json::to_string(&Area::Polygon(polygon_from_ring(&ring).unwrap())).unwrap();
+        let _: Area = serde_json::from_str(&json).unwrap();
+        assert!(crate::validity::validations() > before);
+        // The JSON form is still required.
+        assert!(Area::deserialize_stored(serde_json::json!({"type": "blob"})).is_err());
     }
 
     #[test]

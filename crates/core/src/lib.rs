@@ -18,5 +18,6 @@ pub mod notice;
 pub mod secret;
 pub mod sms;
 pub mod template;
+pub mod validity;
 
 pub use error::{CoreError, Result};

@@ -94,7 +94,25 @@ impl ResolvedArea {
 
 impl Engine {
     /// The area `spec` describes; every error names the input in `spelling`'s words.
+    /// Areas over the vertex limit and addresses over the length limit (`Settings::limits`)
+    /// are refused before any selection or geocoding.
     pub async fn resolve_area(&self, spec: AreaSpec, spelling: &Spelling) -> Result<ResolvedArea> {
+        let limits = self.settings.limits;
+        let field = match &spec {
+            AreaSpec::GeoJson { .. } => spelling.geojson,
+            AreaSpec::Wkt { .. } => spelling.wkt,
+            AreaSpec::Address { query, .. } => {
+                limits.address(query, spelling.address)?;
+                spelling.address
+            }
+            AreaSpec::Shape(_) | AreaSpec::Zone(_) => "area",
+        };
+        let resolved = self.resolve_unlimited(spec, spelling).await?;
+        limits.area(&resolved.area, field)?;
+        Ok(resolved)
+    }
+
+    async fn resolve_unlimited(&self, spec: AreaSpec, spelling: &Spelling) -> Result<ResolvedArea> {
         Ok(match spec {
             AreaSpec::Shape(area) => ResolvedArea { area, source: None },
             AreaSpec::GeoJson {

@@ -27,6 +27,7 @@ use outagecast_core::notice::{RecipientPlan, plan_recipients};
 use outagecast_core::template::Templates;
 use outagecast_index::CustomerIndex;
 use outagecast_ingest::IngestError;
+pub use outagecast_ingest::limits::Limits;
 use outagecast_store::{Store, StoreError};
 use std::sync::{Arc, RwLock};
 
@@ -86,6 +87,9 @@ pub struct Settings {
     pub actor: String,
     /// The operator's templates (`OUTAGECAST_TEMPLATES`); the built-in wording when `None`.
     pub templates: Option<Templates>,
+    /// Most vertices per area and characters per address (`OUTAGECAST_MAX_AREA_VERTICES`,
+    /// `OUTAGECAST_MAX_ADDRESS_CHARS`).
+    pub limits: Limits,
 }
 
 impl Settings {

@@ -43,6 +43,7 @@ async fn a_smaller_area_tells_the_told_leavers_and_disarms_them() {
         timezone: chrono_tz::Europe::Helsinki,
         actor: "test".into(),
         templates: None,
+        limits: Default::default(),
     };
     let engine = Engine::with_store(store.clone(), settings).await.unwrap();
     let declared = engine

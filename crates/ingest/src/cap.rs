@@ -25,8 +25,11 @@ use serde::Serialize;
 use crate::error::{IngestError, Result};
 use crate::xml::{self, Element};
 
-/// Largest CAP document accepted.
-pub const MAX_CAP_BYTES: usize = 5 * 1024 * 1024;
+/// Largest CAP document accepted: a real alert is a few kilobytes, one with a detailed polygon
+/// per language some hundreds.
+pub const MAX_CAP_BYTES: usize = 1024 * 1024;
+/// Most elements in one CAP document (a real alert has a few dozen).
+pub const MAX_CAP_ELEMENTS: usize = xml::MAX_ELEMENTS;
 
 macro_rules! cap_words {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident = $word:literal),+ $(,)? }) => {
@@ -223,9 +226,12 @@ fn time(text: &str, field: &str) -> Result<DateTime<Utc>> {
 /// ```
 pub fn parse(text: &str, input: &str) -> Result<CapAlert> {
     if text.len() > MAX_CAP_BYTES {
-        return Err(IngestError::invalid(
+        return Err(IngestError::too_large(
             input,
-            format!("is larger than {MAX_CAP_BYTES} bytes; a CAP alert is a few kilobytes"),
+            format!(
+                "is {} bytes, more than the CAP limit of {MAX_CAP_BYTES} bytes; a CAP alert is a few kilobytes",
+                text.len()
+            ),
         ));
     }
     let root = xml::parse(text, input)?;
@@ -955,5 +961,34 @@ mod tests {
         let long = "x".repeat(300);
         assert_eq!(one_line(&long).chars().count(), 200);
         assert_eq!(one_line("a\n  b\tc"), "a b c");
+    }
+
+    #[test]
+    fn oversized_documents_are_refused_naming_the_limit() {
+        // 4.8 MB: refused on its size, before any parsing.
+        let area = format!(
+            "<area><areaDesc>{}</areaDesc></area>",
+            "x".repeat(4_800_000)
+        );
+        let big = alert("Alert", "", &area);
+        let e = parse(&big, "--cap").unwrap_err();
+        assert!(matches!(e, IngestError::TooLarge { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("more than the CAP limit of 1048576 bytes"),
+            "{e}"
+        );
+        // Under the size limit but with too many elements, all on one line.
+        let many = "<parameter/>".repeat(MAX_CAP_ELEMENTS);
+        let e = parse(&alert("Alert", "", &many), "--cap").unwrap_err();
+        assert!(matches!(e, IngestError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("CAP limit of 20000 elements"), "{e}");
+        // Just under both, a mistake at the very end of one long line is still placed exactly
+        // (one pass over the text, not one per element).
+        let line = "<p/>".repeat(MAX_CAP_ELEMENTS - 10);
+        let doc = format!("<alert>{line}</alrt>");
+        let e = parse(&doc, "--cap").unwrap_err().to_string();
+        let column = doc.len() - "</alrt>".len() + 1;
+        assert!(e.contains(&format!("line 1, column {column}")), "{e}");
     }
 }

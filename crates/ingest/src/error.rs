@@ -19,6 +19,15 @@ pub enum IngestError {
         /// What is wrong and how to fix it.
         problem: String,
     },
+    /// An input is over a size limit (vertices, characters, bytes, elements); the problem
+    /// names the limit and the setting that changes it, where there is one.
+    #[error("{field}: {problem}")]
+    TooLarge {
+        /// The field as the user knows it.
+        field: String,
+        /// How large it is, the limit, and what to do.
+        problem: String,
+    },
     /// No known address is close enough to what was asked.
     #[error(
         "{field}: no address matches {query:?}{}; check the spelling, add the house number, or give --circle LON,LAT,METRES",
@@ -76,10 +85,19 @@ impl IngestError {
         }
     }
 
+    /// Shorthand for [`IngestError::TooLarge`].
+    pub fn too_large(field: impl fmt::Display, problem: impl fmt::Display) -> Self {
+        IngestError::TooLarge {
+            field: field.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+
     /// The field the error is about.
     pub fn field(&self) -> &str {
         match self {
             IngestError::Invalid { field, .. }
+            | IngestError::TooLarge { field, .. }
             | IngestError::UnknownAddress { field, .. }
             | IngestError::AmbiguousAddress { field, .. } => field,
         }
@@ -90,6 +108,10 @@ impl IngestError {
     pub fn within(self, outer: impl fmt::Display) -> Self {
         match self {
             IngestError::Invalid { field, problem } => IngestError::Invalid {
+                field: format!("{outer}.{field}"),
+                problem,
+            },
+            IngestError::TooLarge { field, problem } => IngestError::TooLarge {
                 field: format!("{outer}.{field}"),
                 problem,
             },

@@ -19,6 +19,7 @@ pub mod customers;
 pub mod error;
 pub mod geocode;
 pub mod geojson;
+pub mod limits;
 pub mod swap;
 pub mod wkt;
 mod xml;

@@ -12,7 +12,7 @@ use crate::error::{IngestError, Result};
 /// Deepest element nesting accepted; CAP nests five deep (alert/info/area/geocode/value).
 const MAX_DEPTH: usize = 32;
 /// Most elements accepted in one document.
-const MAX_ELEMENTS: usize = 200_000;
+pub(crate) const MAX_ELEMENTS: usize = 20_000;
 
 /// One element.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +66,48 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Line and column of offsets met in increasing order, as the parser meets elements: a cursor
+/// that only moves forward, so a whole document costs one pass over its text instead of one
+/// per element (which took minutes on a few megabytes). An offset behind the cursor (never
+/// met in practice) is computed from the start.
+struct Positions<'a> {
+    text: &'a str,
+    offset: usize,
+    line: usize,
+    column: usize,
+}
+
+impl<'a> Positions<'a> {
+    fn new(text: &'a str) -> Self {
+        Positions {
+            text,
+            offset: 0,
+            line: 1,
+            column: 1,
+        }
+    }
+
+    fn at(&mut self, offset: usize) -> (usize, usize) {
+        let mut end = offset.min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end < self.offset {
+            return line_column(self.text, end);
+        }
+        let passed = &self.text[self.offset..end];
+        match passed.rfind('\n') {
+            Some(last) => {
+                self.line += passed.matches('\n').count();
+                self.column = passed[last + 1..].chars().count() + 1;
+            }
+            None => self.column += passed.chars().count(),
+        }
+        self.offset = end;
+        (self.line, self.column)
+    }
+}
+
 fn local(name: &[u8]) -> String {
     let name = String::from_utf8_lossy(name);
     match name.rsplit_once(':') {
@@ -81,6 +123,7 @@ pub(crate) fn parse(text: &str, field: &str) -> Result<Element> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
+    let mut positions = Positions::new(text);
     let malformed = |offset: u64, what: &str| {
         let (line, column) = line_column(text, usize::try_from(offset).unwrap_or(usize::MAX));
         IngestError::invalid(
@@ -100,13 +143,17 @@ pub(crate) fn parse(text: &str, field: &str) -> Result<Element> {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 count += 1;
                 if count > MAX_ELEMENTS {
-                    return Err(malformed(start, "too many elements"));
+                    return Err(IngestError::too_large(
+                        field,
+                        format!(
+                            "has more than the CAP limit of {MAX_ELEMENTS} elements; a CAP alert has a few dozen"
+                        ),
+                    ));
                 }
                 if stack.len() >= MAX_DEPTH {
                     return Err(malformed(start, "elements nested too deeply"));
                 }
-                let (line, column) =
-                    line_column(text, usize::try_from(start).unwrap_or(usize::MAX));
+                let (line, column) = positions.at(usize::try_from(start).unwrap_or(usize::MAX));
                 let element = Element {
                     name: local(e.name().as_ref()),
                     line,
@@ -234,6 +281,20 @@ mod tests {
                 .to_string()
                 .contains("deeply")
         );
+    }
+
+    #[test]
+    fn positions_agree_with_line_column() {
+        let text = "<a>\n  <é/>\n<b>x</b>\n</a>";
+        let mut positions = Positions::new(text);
+        for offset in [0, 1, 4, 6, 7, 8, 12, 13, 20, 99] {
+            assert_eq!(
+                positions.at(offset),
+                line_column(text, offset),
+                "at {offset}"
+            );
+        }
+        assert_eq!(positions.at(3), line_column(text, 3), "behind the cursor");
     }
 
     #[test]

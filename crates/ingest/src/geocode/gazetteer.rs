@@ -101,9 +101,29 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Gazetteer {
     entries: Vec<Entry>,
-    /// Street key → entries on that street.
-    streets: HashMap<String, Vec<usize>>,
+    /// Street keys, and the entries on each (same index).
+    streets: Vec<(String, Vec<usize>)>,
+    /// Character bigram of a street key (padded at both ends) → (street, how many times).
+    /// A plain map rather than an FST or a trie: the filter needs counts per street, the
+    /// gazetteer is rebuilt from the store on every request, and a few thousand streets
+    /// index in well under a millisecond.
+    bigrams: HashMap<(char, char), Vec<(u32, u32)>>,
+    /// Characters in the longest street key.
+    longest: usize,
     cities: HashSet<String>,
+}
+
+/// The bigrams of `text` padded with a sentinel at both ends: `len + 1` of them.
+fn padded_bigrams(text: &str) -> HashMap<(char, char), u32> {
+    let mut grams = HashMap::new();
+    let chars: Vec<char> = std::iter::once('\u{0}')
+        .chain(text.chars())
+        .chain(std::iter::once('\u{0}'))
+        .collect();
+    for w in chars.windows(2) {
+        *grams.entry((w[0], w[1])).or_insert(0) += 1;
+    }
+    grams
 }
 
 impl Gazetteer {
@@ -138,14 +158,14 @@ impl Gazetteer {
         }
         let is_city = |t: &str| cities.contains(t);
         let mut entries = Vec::with_capacity(raw.len());
-        let mut streets: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_street: HashMap<String, Vec<usize>> = HashMap::new();
         for (label, point) in raw {
             let parsed = normalise::parse(&label, &is_city);
             let key = parsed.street_key();
             if key.is_empty() {
                 continue; // No street to match on: nothing could find it.
             }
-            streets.entry(key).or_default().push(entries.len());
+            by_street.entry(key).or_default().push(entries.len());
             entries.push(Entry {
                 exact: collapse(&label),
                 label,
@@ -153,11 +173,57 @@ impl Gazetteer {
                 parsed,
             });
         }
+        let mut streets: Vec<(String, Vec<usize>)> = by_street.into_iter().collect();
+        streets.sort();
+        let mut bigrams: HashMap<(char, char), Vec<(u32, u32)>> = HashMap::new();
+        let mut longest = 0;
+        for (i, (key, _)) in streets.iter().enumerate() {
+            longest = longest.max(key.chars().count());
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            for (gram, n) in padded_bigrams(key) {
+                bigrams.entry(gram).or_default().push((i, n));
+            }
+        }
         Gazetteer {
             entries,
             streets,
+            bigrams,
+            longest,
             cities,
         }
+    }
+
+    /// The streets that may be at least 0.75 similar to `asked` under
+    /// [`normalise::street_similarity`]; the others cannot be, so only these get the edit
+    /// distance. Two exact filters on padded bigrams (each edit changes at most two):
+    /// within edit distance d of a key, with L the longer length, the two share at least
+    /// L + 1 - 2d bigrams, and 0.75 similarity allows d ≤ L / 4; a prefix of a key (the
+    /// other way to 0.75) shares at least its own length.
+    fn candidates(&self, asked: &str) -> Vec<usize> {
+        let la = asked.chars().count();
+        let mut shared: HashMap<u32, u32> = HashMap::new();
+        for (gram, n) in padded_bigrams(asked) {
+            for &(street, m) in self.bigrams.get(&gram).map_or(&[][..], Vec::as_slice) {
+                *shared.entry(street).or_insert(0) += n.min(m);
+            }
+        }
+        let mut out: Vec<usize> = shared
+            .into_iter()
+            .filter(|&(street, common)| {
+                let key = &self.streets[street as usize].0;
+                let longer = la.max(key.chars().count());
+                // One edit more than 0.75 allows, so that rounding in the similarity's
+                // division can never drop a street the full test would keep.
+                let edits = longer / 4 + 1;
+                let by_distance = (common as usize + 2 * edits) > longer;
+                // `street_similarity` asks for 4 bytes, not characters.
+                let by_prefix = asked.len() >= 4 && common as usize >= la;
+                by_distance || by_prefix
+            })
+            .map(|(street, _)| street as usize)
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Adds gazetteer rows to addresses already known.
@@ -205,8 +271,15 @@ impl Gazetteer {
         let mut best_per_entry: HashMap<usize, f64> = HashMap::new();
         for k in 1..=n {
             let asked = q.street[n - k..].concat();
+            // Windows only grow. One over 4/3 of the longest street cannot be 0.75 similar to
+            // any (a prefix is shorter than its street; the edit distance is at least the
+            // difference in length): the rest of a long text costs nothing.
+            if 3 * asked.chars().count() > 4 * self.longest + 4 {
+                break;
+            }
             let leading: Vec<String> = q.street[..n - k].to_vec();
-            for (key, ids) in &self.streets {
+            for street in self.candidates(&asked) {
+                let (key, ids) = &self.streets[street];
                 let sim = normalise::street_similarity(&asked, key);
                 if sim < 0.75 {
                     continue;
@@ -452,5 +525,69 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("line 2") && e.contains("latitude"), "{e}");
+    }
+
+    fn streets_gazetteer() -> Gazetteer {
+        let names = [
+            "Kaivokatu",
+            "Mannerheimintie",
+            "Alvar Aallon katu",
+            "Aleksanterinkatu",
+            "Itäinen Papinkatu",
+            "Töölönkatu",
+            "Ratakatu",
+            "Runeberginkatu",
+            "Keskuskatu",
+            "Yrjönkatu",
+            "Esplanadi",
+            "Ääkkösentie",
+        ];
+        let at = LonLat::parse(24.94, 60.17).unwrap();
+        Gazetteer::new(names.iter().map(|n| (format!("{n} 1, 00100 Helsinki"), at)))
+    }
+
+    proptest::proptest! {
+        /// The bigram filter never drops a street the full similarity test would keep.
+        #[test]
+        fn pruning_keeps_every_street_that_could_match(
+            pick in 0usize..12,
+            edits in proptest::collection::vec((0usize..40, proptest::char::range('a', 'ö'), 0u8..4), 0..4),
+            cut in 0usize..20,
+        ) {
+            let g = streets_gazetteer();
+            let mut asked: Vec<char> = g.streets[pick % g.streets.len()].0.chars().collect();
+            for (at, c, op) in edits {
+                let at = at % (asked.len() + 1);
+                match op {
+                    0 if at < asked.len() => { asked.remove(at); }
+                    1 if at < asked.len() => asked[at] = c,
+                    _ => asked.insert(at, c),
+                }
+            }
+            asked.truncate(asked.len().saturating_sub(cut % 6));
+            let asked: String = asked.into_iter().collect();
+            let kept = g.candidates(&asked);
+            for (i, (key, _)) in g.streets.iter().enumerate() {
+                if normalise::street_similarity(&asked, key) >= 0.75 {
+                    proptest::prop_assert!(kept.contains(&i), "{asked:?} dropped {key:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_thousand_word_address_is_answered() {
+        let g = streets_gazetteer();
+        // The engine refuses this before geocoding (the address length limit); the gazetteer
+        // on its own stays bounded too: long windows stop, and only streets sharing enough
+        // bigrams are compared.
+        let query = format!("{}Kaivokatu 1, Helsinki", "lorem ipsum dolor ".repeat(333));
+        let found = g.search(&query);
+        assert!(
+            found
+                .first()
+                .is_some_and(|c| c.label.starts_with("Kaivokatu 1")),
+            "{found:?}"
+        );
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use super::heavy::Finish;
 use super::{ApiQuery, ApiState, Caller, allowed};
 
 /// A customer as the register holds it.
@@ -117,12 +118,18 @@ pub(super) async fn upload(
             ),
         ));
     }
+    let read = parsed.customers.len() + parsed.rejected.len();
+    let engine = state.engine.clone();
+    let customers = parsed.customers;
+    // The import rebuilds the customer index: CPU work, on the blocking pool.
     let summary = state
-        .engine
-        .import(&actor, &parsed.customers, "api upload")
+        .heavy
+        .run(Finish::ToTheEnd, async move {
+            Ok(engine.import(&actor, &customers, "api upload").await?)
+        })
         .await?;
     Ok(Json(UploadView {
-        read: parsed.customers.len() + parsed.rejected.len(),
+        read,
         inserted: summary.inserted,
         updated: summary.updated,
         rejected: parsed.rejected,

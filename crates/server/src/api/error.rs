@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable word for programs: `invalid`, `refused`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `too_large`, `internal`.
+    /// `not_found`, `conflict`, `too_large`, `busy`, `timeout`, `internal`.
     pub code: &'static str,
     /// For people: what is wrong and how to fix it.
     pub message: String,
@@ -155,6 +155,10 @@ impl From<EngineError> for ApiError {
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         let field = e.field().to_string();
+        if matches!(e, IngestError::TooLarge { .. }) {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+                .at(field);
+        }
         ApiError::invalid(field, e.to_string())
     }
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use super::heavy::Finish;
 use super::schema::{
     ChannelCounts, DeclaredView, IncidentView, NoticeCountView, SelectionView, TransitionView,
 };
@@ -281,9 +282,14 @@ pub(super) async fn declare(
 ) -> Result<(StatusCode, Json<DeclaredView>), ApiError> {
     let actor = allowed(&caller, Action::Declare)?;
     let req: DeclareRequest = json_body(&body)?;
+    let request = declare_request(&state, actor, &req)?;
+    let engine = state.engine.clone();
+    // Parsing, validating and selecting a big area is CPU work: on the blocking pool.
     let declared = state
-        .engine
-        .declare(declare_request(&state, actor, &req)?, &Spelling::API)
+        .heavy
+        .run(Finish::ToTheEnd, async move {
+            Ok(engine.declare(request, &Spelling::API).await?)
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(declared.view().into())))
 }
@@ -304,9 +310,13 @@ pub(super) async fn preview(
 ) -> Result<Json<PreviewView>, ApiError> {
     let actor = allowed(&caller, Action::ReadIncidents)?;
     let req: DeclareRequest = json_body(&body)?;
+    let request = declare_request(&state, actor, &req)?;
+    let engine = state.engine.clone();
     let preview = state
-        .engine
-        .preview(declare_request(&state, actor, &req)?, &Spelling::API)
+        .heavy
+        .run(Finish::WhenAbandoned, async move {
+            Ok(engine.preview(request, &Spelling::API).await?)
+        })
         .await?;
     Ok(Json(preview.view.into()))
 }
@@ -443,7 +453,13 @@ pub(super) async fn update(
             "body: nothing to change; give etr, cause, severity or a new area",
         ));
     }
-    let done = state.engine.update(update, &Spelling::API).await?;
+    let engine = state.engine.clone();
+    let done = state
+        .heavy
+        .run(Finish::ToTheEnd, async move {
+            Ok(engine.update(update, &Spelling::API).await?)
+        })
+        .await?;
     Ok(Json(done.view().into()))
 }
 

@@ -8,6 +8,7 @@
 mod audit;
 mod customers;
 pub mod error;
+mod heavy;
 mod incidents;
 mod progress;
 mod schema;
@@ -33,6 +34,7 @@ use utoipa_axum::routes;
 
 pub use crate::auth::{Auth, Caller};
 pub use error::{ApiError, ErrorBody};
+pub use heavy::HeavySettings;
 
 /// JSON request bodies are small; a customer upload is a file.
 const MAX_JSON_BYTES: usize = 2 * 1024 * 1024;
@@ -50,6 +52,8 @@ pub struct ApiSettings {
     /// The largest customer or zone file one request may send (`OUTAGECAST_IMPORT_MAX_BYTES`);
     /// every other body may be at most 2 MB.
     pub import_max_bytes: usize,
+    /// Limits on CPU-heavy requests (previews, declarations, updates, imports).
+    pub heavy: HeavySettings,
 }
 
 impl Default for ApiSettings {
@@ -58,6 +62,7 @@ impl Default for ApiSettings {
             confirm_threshold: outagecast_engine::rails::DEFAULT_CONFIRM_THRESHOLD,
             progress_interval: Duration::from_millis(500),
             import_max_bytes: MAX_UPLOAD_BYTES,
+            heavy: HeavySettings::default(),
         }
     }
 }
@@ -68,6 +73,7 @@ pub struct ApiState {
     engine: Arc<Engine>,
     pub(crate) auth: Auth,
     settings: Arc<ApiSettings>,
+    heavy: heavy::Heavy,
 }
 
 impl ApiState {
@@ -76,6 +82,7 @@ impl ApiState {
         ApiState {
             engine,
             auth,
+            heavy: heavy::Heavy::new(settings.heavy.clone()),
             settings: Arc::new(settings),
         }
     }
@@ -158,7 +165,8 @@ fn documented() -> OpenApiRouter<ApiState> {
 /// Documents on every operation the answers the shared layers give, whatever the handler:
 /// 401/403 from the authorisation middleware (secured operations), 400 from the path and
 /// query readers (operations with parameters), 400/413 from the body readers and limits
-/// (operations with a body) and 503 from the request timeout (all). A handler's own entry for
+/// (operations with a body, and 504 from the heavy-work deadline) and 503 from the request
+/// timeout and the heavy-work queue (all). A handler's own entry for
 /// the same status is kept.
 fn document_shared_answers(doc: &mut OpenApiDoc) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -200,6 +208,10 @@ fn document_shared_answers(doc: &mut OpenApiDoc) {
             }
             if has_body {
                 add("413", "The body is larger than this route takes");
+                add(
+                    "504",
+                    "A large request took longer than OUTAGECAST_HEAVY_DEADLINE",
+                );
             }
             add(
                 "503",

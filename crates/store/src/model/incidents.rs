@@ -173,7 +173,9 @@ impl IncidentParts {
     /// The incident, refusing damaged values.
     fn into_incident(self) -> Result<Incident> {
         let id = self.id;
-        let area: Area = serde_json::from_str(&self.area)
+        // Validated once when it was declared; not again on every read (a list or a progress
+        // stream would redo it for every big polygon each time).
+        let area = Area::deserialize_stored(&mut serde_json::Deserializer::from_str(&self.area))
             .map_err(|e| StoreError::Corrupt(format!("incident {id} area: {e}")))?;
         // Rebuilt as of its declaration so the "ETR in the future" rule holds as it did then.
         let draft = IncidentDraft::new(

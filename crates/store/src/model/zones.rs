@@ -52,7 +52,8 @@ pub(crate) const ZONE_COLUMNS: &str = "name, area, properties, source, imported_
 pub(crate) fn zone(r: &impl Record) -> Result<StoredZone> {
     let name = r.text(0)?;
     Ok(StoredZone {
-        area: serde_json::from_value(r.json(1)?)
+        // Validated once at import; not again on every read.
+        area: outagecast_core::area::Area::deserialize_stored(r.json(1)?)
             .map_err(|e| StoreError::Corrupt(format!("zone {name:?} area: {e}")))?,
         properties: r.json(2)?,
         source: r.text(3)?,

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use outagecast_core::area::{Area, Circle, LonLat};
 use outagecast_core::auth::{Role, TokenSecret};
 use outagecast_core::contact::Language;
@@ -15,12 +15,11 @@ use outagecast_core::incident::{
     Cause, DraftParts, EventKind, IncidentChanges, IncidentDraft, IncidentId, IncidentKind,
     Severity,
 };
-use outagecast_core::message::Locale;
 use outagecast_core::notice::plan_recipients;
 use outagecast_ivr::IndexSettings;
 use outagecast_ivr::twiml::MenuUrl;
 use outagecast_server::{AgiSettings, Listeners, ServeSettings, run};
-use outagecast_store::{Declaration, Store, Transition};
+use outagecast_store::{Store, Transition};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -51,13 +50,6 @@ fn customer(account: &str, phone: &str, language: &str) -> Customer {
         default_language: Language::Fi,
     })
     .unwrap()
-}
-
-fn locale(now: DateTime<Utc>) -> Locale {
-    Locale {
-        zone: chrono_tz::Europe::Helsinki,
-        now,
-    }
 }
 
 /// A store with three customers, two of them in a declared water outage.
@@ -91,18 +83,7 @@ async fn store_with_incident(path: &std::path::Path) -> (Store, IncidentId) {
         now,
     )
     .unwrap();
-    let id = store
-        .declare(
-            Declaration {
-                draft: &draft,
-                affected: &ids,
-                plan: &plan,
-                actor: "test",
-                now,
-                provenance: None,
-            },
-            &locale(now),
-        )
+    let id = fixtures::declare_draft(&store, &draft, &ids, &plan, now)
         .await
         .unwrap()
         .incident
@@ -401,7 +382,7 @@ async fn every_front_end_answers_and_follows_another_process() {
                 growth: None,
                 provenance: None,
             },
-            &locale(now),
+            &fixtures::locale(now),
         )
         .await
         .unwrap();
@@ -602,7 +583,7 @@ async fn a_server_that_lost_track_of_the_change_log_reloads() {
                 growth: None,
                 provenance: None,
             },
-            &locale(now),
+            &fixtures::locale(now),
         )
         .await
         .unwrap();

@@ -15,13 +15,12 @@ use outagecast_core::customer::{CustomerRecord, RecordRules};
 use outagecast_core::incident::{
     Cause, DraftParts, IncidentDraft, IncidentId, IncidentKind, Severity,
 };
-use outagecast_core::message::Locale;
 use outagecast_core::notice::{NoticeStatus, plan_recipients};
 use outagecast_dispatch::email::UnsubscribeKey;
 use outagecast_server::Unsigned;
 use outagecast_server::auth::twilio_signature;
 use outagecast_server::webhooks::{WebhookSettings, router};
-use outagecast_store::{Declaration, Outcome, ReportRow, Store};
+use outagecast_store::{Outcome, ReportRow, Store};
 
 // The store's test fixtures: seeding customers.
 #[allow(dead_code)]
@@ -94,21 +93,7 @@ impl Harness {
             now,
         )
         .unwrap();
-        let declared = store
-            .declare(
-                Declaration {
-                    draft: &draft,
-                    affected: &ids,
-                    plan: &plan,
-                    actor: "test",
-                    now,
-                    provenance: None,
-                },
-                &Locale {
-                    zone: chrono_tz::Europe::Helsinki,
-                    now,
-                },
-            )
+        let declared = fixtures::declare_draft(&store, &draft, &ids, &plan, now)
             .await
             .unwrap();
         let webhook = TokenSecret::generate([7; 32]);

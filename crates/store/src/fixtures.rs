@@ -87,12 +87,22 @@ pub async fn declare_with(
     now: DateTime<Utc>,
 ) -> Result<DeclareOutcome> {
     let ids: Vec<CustomerId> = loaded.iter().map(|(i, _)| *i).collect();
-    let draft = water_draft(now);
+    declare_draft(store, &water_draft(now), &ids, plan, now).await
+}
+
+/// Declares `draft` affecting `affected`, told through `plan`, as `test` in Helsinki wording.
+pub async fn declare_draft(
+    store: &Store,
+    draft: &IncidentDraft,
+    affected: &[CustomerId],
+    plan: &RecipientPlan,
+    now: DateTime<Utc>,
+) -> Result<DeclareOutcome> {
     store
         .declare(
             Declaration {
-                draft: &draft,
-                affected: &ids,
+                draft,
+                affected,
                 plan,
                 actor: "test",
                 now,

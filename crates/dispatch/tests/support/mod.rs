@@ -10,10 +10,9 @@ use outagecast_core::area::{Area, Circle, LonLat};
 use outagecast_core::contact::{Channel, Language};
 use outagecast_core::customer::{CustomerRecord, RecordRules};
 use outagecast_core::incident::{Cause, DraftParts, IncidentDraft, IncidentKind, Severity};
-use outagecast_core::message::Locale;
 use outagecast_core::notice::plan_recipients;
 use outagecast_dispatch::transport::{LookupError, OutgoingMessage, SendOutcome, Transport};
-use outagecast_store::{Declaration, Store};
+use outagecast_store::Store;
 
 // The store's test fixtures: seeding customers.
 #[allow(dead_code)]
@@ -97,21 +96,7 @@ pub async fn declared(now: DateTime<Utc>, severity: Severity) -> (Store, tempfil
         now,
     )
     .unwrap();
-    store
-        .declare(
-            Declaration {
-                draft: &draft,
-                affected: &ids,
-                plan: &plan,
-                actor: "test",
-                now,
-                provenance: None,
-            },
-            &Locale {
-                zone: chrono_tz::Europe::Helsinki,
-                now,
-            },
-        )
+    fixtures::declare_draft(&store, &draft, &ids, &plan, now)
         .await
         .unwrap();
     (store, dir)

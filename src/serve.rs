@@ -136,24 +136,14 @@ pub struct ServeArgs {
 
 pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> {
     let config = crate::config::server_config(settings, args)?;
-    let http = TcpListener::bind(&args.listen).await.with_context(|| {
-        format!(
-            "--listen: cannot listen on {:?}; give a free HOST:PORT such as 127.0.0.1:8080",
-            args.listen
-        )
-    })?;
-    let agi = TcpListener::bind(&args.agi_listen).await.with_context(|| {
-        format!(
-            "--agi-listen: cannot listen on {:?}; give a free HOST:PORT such as 127.0.0.1:4573",
-            args.agi_listen
-        )
-    })?;
-    let metrics = match args.metrics_listen.as_deref().filter(|a| !a.trim().is_empty()) {
-        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
-            format!(
-                "--metrics-listen: cannot listen on {addr:?}; give a free HOST:PORT such as 127.0.0.1:9464"
-            )
-        })?),
+    let http = bind("--listen", &args.listen, "127.0.0.1:8080").await?;
+    let agi = bind("--agi-listen", &args.agi_listen, "127.0.0.1:4573").await?;
+    let metrics = match args
+        .metrics_listen
+        .as_deref()
+        .filter(|a| !a.trim().is_empty())
+    {
+        Some(addr) => Some(bind("--metrics-listen", addr, "127.0.0.1:9464").await?),
         None => None,
     };
     let store = Store::open(db)
@@ -236,6 +226,13 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
     store.close().await;
     result.context("serve")?;
     worked
+}
+
+/// Binds `flag`'s address, or says which flag to fix and how.
+async fn bind(flag: &str, addr: &str, example: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("{flag}: cannot listen on {addr:?}; give a free HOST:PORT such as {example}")
+    })
 }
 
 /// The dispatcher's health as `/healthz` lists it: the store it writes to and each channel.

@@ -565,16 +565,8 @@ impl Area {
     pub fn vertex_count(&self) -> usize {
         match self {
             Area::Circle(_) => 1,
-            Area::Polygon(p) => p
-                .shape
-                .0
-                .iter()
-                .map(|poly| {
-                    poly.exterior().0.len()
-                        + poly.interiors().iter().map(|r| r.0.len()).sum::<usize>()
-                })
-                .sum(),
-            Area::Corridor(c) => c.line.0.len(),
+            Area::Polygon(p) => geo::CoordsIter::coords_count(&p.shape),
+            Area::Corridor(c) => geo::CoordsIter::coords_count(&c.line),
             Area::Union(u) => u.parts.iter().map(Area::vertex_count).sum(),
         }
     }

@@ -58,10 +58,7 @@ pub fn first_problem(shape: &MultiPolygon<f64>) -> Option<InvalidMultiPolygon> {
             // Parts whose boxes do not even touch can neither overlap nor share an edge; skipping
             // them keeps many small parts from costing a `relate` per pair.
             if let (Some(a), Some(b)) = (boxes[i], boxes[j])
-                && (a.max().x < b.min().x
-                    || b.max().x < a.min().x
-                    || a.max().y < b.min().y
-                    || b.max().y < a.min().y)
+                && !a.intersects(&b)
             {
                 continue;
             }

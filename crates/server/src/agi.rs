@@ -109,7 +109,6 @@ pub async fn serve_agi(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut sessions = JoinSet::new();
-    tokio::pin!(shutdown);
     accept_until(
         &listener,
         settings.max_sessions,

@@ -3,7 +3,7 @@
 //! and `/healthz`. The binary builds a [`ServerConfig`] and calls [`Server::new`]; it builds
 //! no routes itself.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -87,19 +87,22 @@ impl Server {
         };
         // One shutdown for both: the metrics listener stops when the main server is told to.
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let metrics = tokio::spawn(
-            axum::serve(listener, crate::metrics::metrics_routes(self.store.clone()))
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.wait_for(|stop| *stop).await;
-                })
-                .into_future(),
-        );
+        // The same accept loop and limits as the main listener.
+        let metrics = tokio::spawn(crate::listen::serve_http(
+            listener,
+            crate::metrics::metrics_routes(self.store.clone()),
+            self.settings.http,
+            async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            },
+            crate::run::DRAIN_TIMEOUT,
+        ));
         let shutdown = async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
         let served = run(listeners, self.store, self.settings, self.routes, shutdown).await;
-        metrics.await??;
+        metrics.await?;
         served
     }
 

@@ -335,8 +335,11 @@ pub(crate) async fn twilio_voice(
     }
     // Read by hand rather than with axum's `Form`: a missing or odd content type must still
     // get TwiML, not a 415.
-    let from = form_value(&body, "From");
-    let xml = state.with_caller(from.as_deref().unwrap_or(""), |found| {
+    let from = params
+        .iter()
+        .find(|(name, _)| name == "From")
+        .map_or("", |(_, value)| value.as_str());
+    let xml = state.with_caller(from, |found| {
         voice_response(found, state.menu_url.as_deref())
     });
     ([(header::CONTENT_TYPE, "text/xml")], xml).into_response()

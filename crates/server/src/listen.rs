@@ -72,7 +72,6 @@ pub async fn serve_http(
         .keep_alive_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
     accept_until(
         &listener,
         limits.max_connections,
@@ -118,7 +117,7 @@ pub async fn serve_http(
 pub(crate) async fn accept_until<F>(
     listener: &TcpListener,
     cap: usize,
-    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    shutdown: impl Future<Output = ()>,
     tasks: &mut JoinSet<()>,
     what: &str,
     mut serve: impl FnMut(TcpStream, SocketAddr) -> Option<F>,
@@ -126,6 +125,7 @@ pub(crate) async fn accept_until<F>(
     F: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(cap.max(1)));
+    tokio::pin!(shutdown);
     loop {
         // Reap finished tasks so the set does not grow with every client ever served.
         while tasks.try_join_next().is_some() {}

@@ -74,7 +74,7 @@ impl Default for ServeSettings {
 /// How long in-flight requests and sessions get to finish after shutdown is asked for: with
 /// the dispatcher's own bounded stop beside it, SIGTERM ends `serve` within 10 s whatever the
 /// clients do.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(6);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// Serves HTTP and FastAGI until `shutdown` completes, then stops accepting, lets requests in
 /// flight finish (within a bound) and returns.

@@ -136,11 +136,11 @@ impl Heavy {
         let cancelled = Arc::new(AtomicBool::new(false));
         let _cancel = CancelOnDrop(cancelled.clone());
         let permit = {
-            if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.settings.queue {
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
+            let ahead = self.waiting.fetch_add(1, Ordering::Relaxed);
+            let _waiting = Waiting(&self.waiting);
+            if ahead >= self.settings.queue {
                 return Err(self.busy());
             }
-            let _waiting = Waiting(&self.waiting);
             match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => permit,
                 Ok(Err(closed)) => return Err(ApiError::internal(&closed)),

@@ -221,10 +221,16 @@ fn document_shared_answers(doc: &mut OpenApiDoc) {
     }
 }
 
-/// The `/v1` routes (without the IVR ones) and their OpenAPI description.
-pub fn api(state: ApiState) -> (Router, OpenApiDoc) {
+/// The documented routes and their OpenAPI description with the shared answers.
+fn parts() -> (axum::Router<ApiState>, OpenApiDoc) {
     let (router, mut doc) = documented().split_for_parts();
     document_shared_answers(&mut doc);
+    (router, doc)
+}
+
+/// The `/v1` routes (without the IVR ones) and their OpenAPI description.
+pub fn api(state: ApiState) -> (Router, OpenApiDoc) {
+    let (router, doc) = parts();
     let router = router
         // Role and size are checked from the headers, before any handler reads the body.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -365,9 +371,7 @@ fn too_large(limit: usize, setting: Option<&str>) -> ApiError {
 
 /// The OpenAPI document alone (also what `docs/openapi.json` holds), with the IVR routes.
 pub fn openapi() -> OpenApiDoc {
-    let (_, mut doc) = documented().split_for_parts();
-    document_shared_answers(&mut doc);
-    doc
+    parts().1
 }
 
 /// Reads a JSON body into `T`; a wrong field is named by its path (`area.coordinates[0]`).

@@ -177,10 +177,12 @@ pub(crate) async fn transition<B: Backend>(
         .await?;
     }
 
+    // An area changes only with an update.
+    let growth = t.growth.filter(|_| t.event == EventKind::Updated);
     let mut added_notices = BTreeMap::new();
     let mut added_customers = 0;
     let mut removed_customers = 0;
-    if let Some(g) = t.growth.filter(|_| t.event == EventKind::Updated) {
+    if let Some(g) = growth {
         B::execute(
             &mut tx,
             Sql::new("UPDATE incidents SET area = $1 WHERE id = $2")
@@ -228,9 +230,7 @@ pub(crate) async fn transition<B: Backend>(
         .await?;
     }
 
-    let left: HashSet<CustomerId> = t
-        .growth
-        .filter(|_| t.event == EventKind::Updated)
+    let left: HashSet<CustomerId> = growth
         .map(|g| g.left.iter().copied().collect())
         .unwrap_or_default();
     let (told, gone) = if tells_the_told(&t) || !left.is_empty() {

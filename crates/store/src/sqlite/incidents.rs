@@ -3,8 +3,6 @@
 //! numbered one up by a linear search, which over thousands of parameters costs more than the
 //! insert itself).
 
-use std::collections::HashMap;
-
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -20,20 +18,23 @@ pub(super) async fn insert_notices(
     n: NoticeInsert<'_>,
 ) -> Result<Vec<(i64, String, String)>> {
     let now = ts(n.now);
+    if let Some(r) = n
+        .recipients
+        .iter()
+        .find(|r| !n.texts.contains_key(&r.language))
+    {
+        return Err(StoreError::Corrupt(format!(
+            "no notice text in {}",
+            r.language.code()
+        )));
+    }
     let mut ids = Vec::with_capacity(n.recipients.len());
     for chunk in n.recipients.chunks(CHUNK) {
-        let mut texts = HashMap::new();
-        for r in chunk {
-            let text = n.texts.get(&r.language).ok_or_else(|| {
-                StoreError::Corrupt(format!("no notice text in {}", r.language.code()))
-            })?;
-            texts.insert(r.language, text);
-        }
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO notices (incident_id, event_id, channel, address, language, priority, subject, body, created_at, updated_at) ",
         );
         q.push_values(chunk, |mut b, r| {
-            let text = texts[&r.language];
+            let text = &n.texts[&r.language];
             b.push_bind(n.incident.0)
                 .push_bind(n.event.0)
                 .push_bind(r.channel.as_str())

@@ -96,7 +96,7 @@ pub fn spec(args: &DeclareArgs) -> Result<AreaSpec> {
         args.corridor.as_deref(),
         args.buffer,
     )? {
-        return Ok(AreaSpec::Shape(area));
+        return Ok(area);
     }
     let sizes = Sizes {
         radius_m: i.radius,

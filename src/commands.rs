@@ -9,7 +9,6 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use outagecast_core::area::{Area, Circle};
 use outagecast_core::contact::Channel;
-use outagecast_core::geojson;
 use outagecast_core::incident::{Cause, EventKind, IncidentId, IncidentKind, Severity, parse_time};
 use outagecast_core::ivr::IvrAnswer;
 use outagecast_core::notice::NoticeStatus;
@@ -19,7 +18,7 @@ use crate::cli::{DeclareArgs, IdArgs};
 use crate::import::read_customers;
 use outagecast_engine::views::IncidentView;
 use outagecast_engine::{
-    DeclareRequest, Engine, IncidentDetails, Rails, Selection, Spelling, Transitioned,
+    AreaSpec, DeclareRequest, Engine, IncidentDetails, Rails, Selection, Spelling, Transitioned,
     UpdateRequest,
 };
 
@@ -99,29 +98,25 @@ fn read_file(path: &Path, flag: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("{flag}: cannot read {}", path.display()))
 }
 
-/// The area given by the basic area flags, if any; every error names its flag.
+/// The area given by the basic area flags, if any, as the engine's request (which parses the
+/// files within the size limits); every error names its flag.
 pub fn area_from_flags(
     circle: Option<&str>,
     polygon: Option<&Path>,
     corridor: Option<&Path>,
     buffer: Option<f64>,
-) -> Result<Option<Area>> {
+) -> Result<Option<AreaSpec>> {
     Ok(Some(match (circle, polygon, corridor) {
         (None, None, None) => return Ok(None),
-        (Some(c), None, None) => Area::Circle(Circle::parse_cli(c)?),
-        (None, Some(p), None) => Area::Polygon(geojson::polygon_area(
-            &read_file(p, "--polygon")?,
-            "--polygon",
-        )?),
-        (None, None, Some(c)) => {
-            let buffer = buffer
-                .context("--buffer: a corridor needs a buffer in metres, e.g. --buffer 50")?;
-            Area::Corridor(geojson::corridor(
-                &read_file(c, "--corridor")?,
-                "--corridor",
-                buffer,
-            )?)
-        }
+        (Some(c), None, None) => AreaSpec::Shape(Area::Circle(Circle::parse_cli(c)?)),
+        (None, Some(p), None) => AreaSpec::PolygonGeoJson {
+            text: read_file(p, "--polygon")?,
+        },
+        (None, None, Some(c)) => AreaSpec::CorridorGeoJson {
+            buffer_m: buffer
+                .context("--buffer: a corridor needs a buffer in metres, e.g. --buffer 50")?,
+            text: read_file(c, "--corridor")?,
+        },
         _ => bail!("area: give exactly one of --circle, --polygon or --corridor"),
     }))
 }
@@ -317,7 +312,7 @@ pub struct UpdateFlags<'a> {
     pub etr: Option<&'a str>,
     pub cause: Option<&'a str>,
     pub severity: Option<&'a str>,
-    pub area: Option<Area>,
+    pub area: Option<AreaSpec>,
     pub rails: Rails,
 }
 
@@ -329,7 +324,7 @@ pub async fn update(engine: &Engine, args: &IdArgs, flags: UpdateFlags<'_>) -> R
         etr: flags.etr.map(|t| parse_time(t, "--etr")).transpose()?,
         cause: flags.cause.map(Cause::parse).transpose()?,
         severity: flags.severity.map(Severity::parse).transpose()?,
-        area: flags.area.map(outagecast_engine::AreaSpec::Shape),
+        area: flags.area,
         rails: flags.rails,
         now: Utc::now(),
     };

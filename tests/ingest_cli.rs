@@ -623,7 +623,7 @@ fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
         // Size limits, named with their setting: a 1,000-word address (default 200 characters)
         // and an outline over a limit lowered in the config file.
         (declare(&["--address", &"Kaivokatu ".repeat(1_000)]), &["--address", "limit of 200 characters", "OUTAGECAST_MAX_ADDRESS_CHARS"]),
-        (declare(&["--config", &db.file_str("small.toml", "max_area_vertices = 4\n"), "--polygon", &db.file_str("square.geojson", SQUARE_GEOJSON)]), &["area: has 5 vertices", "limit of 4", "OUTAGECAST_MAX_AREA_VERTICES"]),
+        (declare(&["--config", &db.file_str("small.toml", "max_area_vertices = 4\n"), "--polygon", &db.file_str("square.geojson", SQUARE_GEOJSON)]), &["--polygon: has 5 vertices", "limit of 4", "OUTAGECAST_MAX_AREA_VERTICES"]),
         (declare(&["--config", &db.file_str("small.toml", "max_area_vertices = 4\n"), "--geojson", &db.file_str("square.geojson", SQUARE_GEOJSON)]), &["--geojson: has 5 vertices", "OUTAGECAST_MAX_AREA_VERTICES"]),
     ];
     for (err, wants) in &cases {

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             buffer_m: Some(30.0),
         },
     ] {
-        if let Ok(a) = area(text, "--geojson", sizes) {
+        if let Ok(a) = area(text, "--geojson", sizes, &Default::default()) {
             common::check_area(&a);
         }
     }

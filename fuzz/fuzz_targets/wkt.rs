@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
             buffer_m: Some(30.0),
         },
     ] {
-        if let Ok(a) = area(text, "--wkt", sizes) {
+        if let Ok(a) = area(text, "--wkt", sizes, &Default::default()) {
             common::check_area(&a);
         }
     }

@@ -278,7 +278,7 @@ impl PolygonArea {
     /// positions that do not cross themselves or each other, holes inside their shell.
     ///
     /// `geo` closes rings on construction, so checking that a ring as *written* is closed
-    /// belongs to the parser of the text format (see [`crate::geojson`]).
+    /// belongs to the parser of the text format (GeoJSON in `outagecast-ingest`).
     pub fn new(shape: MultiPolygon<f64>) -> Result<Self> {
         if shape.0.is_empty() {
             return Err(CoreError::invalid(

@@ -10,7 +10,6 @@ pub mod auth;
 pub mod contact;
 pub mod customer;
 pub mod error;
-pub mod geojson;
 pub mod incident;
 pub mod ivr;
 pub mod message;

@@ -5,7 +5,8 @@
 
 use outagecast_core::area::{Area, Circle};
 use outagecast_ingest::geocode::{Gazetteer, GazetteerRow, pick};
-use outagecast_ingest::geojson::Sizes;
+use outagecast_ingest::geojson::{self, Sizes};
+use outagecast_ingest::limits::Limits;
 use outagecast_ingest::zone::ZoneName;
 use outagecast_store::Provenance;
 
@@ -28,6 +29,18 @@ pub enum AreaSpec {
         sizes: Sizes,
         /// Where it came from, recorded with the incident.
         source: Option<String>,
+    },
+    /// GeoJSON holding Polygon and MultiPolygon geometries only (`--polygon FILE`).
+    PolygonGeoJson {
+        /// The text.
+        text: String,
+    },
+    /// GeoJSON holding exactly one line, buffered (`--corridor FILE --buffer M`).
+    CorridorGeoJson {
+        /// The text.
+        text: String,
+        /// Metres either side of the line.
+        buffer_m: f64,
     },
     /// A WKT geometry, longitude first.
     Wkt {
@@ -101,18 +114,26 @@ impl Engine {
         let field = match &spec {
             AreaSpec::GeoJson { .. } => spelling.geojson,
             AreaSpec::Wkt { .. } => spelling.wkt,
+            AreaSpec::PolygonGeoJson { .. } => spelling.polygon,
+            AreaSpec::CorridorGeoJson { .. } => spelling.corridor,
             AreaSpec::Address { query, .. } => {
                 limits.address(query, spelling.address)?;
                 spelling.address
             }
             AreaSpec::Shape(_) | AreaSpec::Zone(_) => "area",
         };
-        let resolved = self.resolve_unlimited(spec, spelling).await?;
+        let resolved = self.resolve_unlimited(spec, spelling, &limits).await?;
         limits.area(&resolved.area, field)?;
         Ok(resolved)
     }
 
-    async fn resolve_unlimited(&self, spec: AreaSpec, spelling: &Spelling) -> Result<ResolvedArea> {
+    /// The area itself; parsers refuse documents over `limits` before building their areas.
+    async fn resolve_unlimited(
+        &self,
+        spec: AreaSpec,
+        spelling: &Spelling,
+        limits: &Limits,
+    ) -> Result<ResolvedArea> {
         Ok(match spec {
             AreaSpec::Shape(area) => ResolvedArea { area, source: None },
             AreaSpec::GeoJson {
@@ -120,11 +141,24 @@ impl Engine {
                 sizes,
                 source,
             } => ResolvedArea {
-                area: outagecast_ingest::geojson::area(&text, spelling.geojson, sizes)?,
+                area: geojson::area(&text, spelling.geojson, sizes, limits)?,
                 source,
             },
+            AreaSpec::PolygonGeoJson { text } => ResolvedArea {
+                area: Area::Polygon(geojson::polygon_area(&text, spelling.polygon, limits)?),
+                source: None,
+            },
+            AreaSpec::CorridorGeoJson { text, buffer_m } => ResolvedArea {
+                area: Area::Corridor(geojson::corridor_area(
+                    &text,
+                    spelling.corridor,
+                    buffer_m,
+                    limits,
+                )?),
+                source: None,
+            },
             AreaSpec::Wkt { text, sizes } => ResolvedArea {
-                area: outagecast_ingest::wkt::area(&text, spelling.wkt, sizes)?,
+                area: outagecast_ingest::wkt::area(&text, spelling.wkt, sizes, limits)?,
                 source: None,
             },
             AreaSpec::Zone(name) => self.zone_area(&name, spelling).await?,

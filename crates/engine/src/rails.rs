@@ -110,6 +110,10 @@ pub struct Spelling {
     pub geojson: &'static str,
     /// The WKT area input.
     pub wkt: &'static str,
+    /// The polygon-only GeoJSON input.
+    pub polygon: &'static str,
+    /// The one-line GeoJSON input (a corridor).
+    pub corridor: &'static str,
     /// The zone input.
     pub zone: &'static str,
     /// The address input.
@@ -137,6 +141,8 @@ impl Spelling {
         order: LON_LAT,
         geojson: "--geojson",
         wkt: "--wkt",
+        polygon: "--polygon",
+        corridor: "--corridor",
         zone: "--zone",
         address: "--address",
         radius: "--radius",
@@ -153,6 +159,8 @@ impl Spelling {
         order: "GeoJSON writes longitude first: [lon, lat]",
         geojson: "area",
         wkt: "wkt",
+        polygon: "area",
+        corridor: "area",
         zone: "zone",
         address: "address",
         radius: "radius_m",

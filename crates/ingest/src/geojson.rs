@@ -17,6 +17,7 @@ use geojson::{GeoJson, Geometry, GeometryValue, JsonObject, Position};
 use outagecast_core::area::{Area, Circle, Corridor, LonLat, PolygonArea};
 
 use crate::error::{IngestError, Result, core_within};
+use crate::limits::Limits;
 
 /// Largest GeoJSON text accepted. A district's polygons are well below this; a larger file is
 /// more likely a wrong file (a whole country's boundaries) than an outage.
@@ -108,17 +109,11 @@ pub(crate) fn located_geometries(text: &str, field: &str) -> Result<Vec<Located>
 ///    "geometry":{"type":"Point","coordinates":[24.9414,60.1710]}},
 ///   {"type":"Feature","properties":{},
 ///    "geometry":{"type":"Polygon","coordinates":[[[24.95,60.16],[24.96,60.16],[24.96,60.17],[24.95,60.16]]]}}]}"#;
-/// let a = area(text, "--geojson", Sizes::default()).unwrap();
+/// let a = area(text, "--geojson", Sizes::default(), &Default::default()).unwrap();
 /// assert!(a.describe().starts_with("union of 2 areas"));
 /// ```
-pub fn area(text: &str, field: &str, sizes: Sizes) -> Result<Area> {
-    let located = located_geometries(text, field)?;
-    if located.is_empty() {
-        return Err(IngestError::invalid(
-            field,
-            "holds no geometry (every feature's geometry is null); give at least one shape",
-        ));
-    }
+pub fn area(text: &str, field: &str, sizes: Sizes, limits: &Limits) -> Result<Area> {
+    let located = nonempty(text, field, limits)?;
     let mut parts = Vec::new();
     for l in &located {
         parts.extend(geometry_areas(
@@ -130,6 +125,103 @@ pub fn area(text: &str, field: &str, sizes: Sizes) -> Result<Area> {
         )?);
     }
     Area::union(parts).map_err(|e| IngestError::from(e.renamed("area", field)))
+}
+
+/// A polygon area from GeoJSON holding only Polygon and MultiPolygon geometries (their union
+/// as one multipolygon), for inputs that take a polygon and nothing else (`--polygon`).
+pub fn polygon_area(text: &str, field: &str, limits: &Limits) -> Result<PolygonArea> {
+    let located = nonempty(text, field, limits)?;
+    let mut polygons = Vec::new();
+    for l in &located {
+        let at = format!("{field} {}.coordinates", l.path);
+        match &l.geometry.value {
+            GeometryValue::Polygon { coordinates } => polygons.push(polygon(coordinates, &at)?),
+            GeometryValue::MultiPolygon { coordinates } => {
+                for (i, p) in coordinates.iter().enumerate() {
+                    polygons.push(polygon(p, &format!("{at}[{i}]"))?);
+                }
+            }
+            other => {
+                return Err(IngestError::invalid(
+                    format!("{field} {}", l.path),
+                    format!(
+                        "is a {}, but {field} takes Polygon or MultiPolygon",
+                        other.type_name()
+                    ),
+                ));
+            }
+        }
+    }
+    validated(polygons, field)
+}
+
+/// A corridor from GeoJSON holding exactly one line (a LineString, or a MultiLineString of one
+/// part), for inputs that take one main and its buffer (`--corridor` with `--buffer`).
+pub fn corridor_area(text: &str, field: &str, buffer_m: f64, limits: &Limits) -> Result<Corridor> {
+    let located = nonempty(text, field, limits)?;
+    let mut lines = Vec::new();
+    for l in &located {
+        let at = format!("{field} {}.coordinates", l.path);
+        match &l.geometry.value {
+            GeometryValue::LineString { coordinates } => lines.push((at, coordinates)),
+            GeometryValue::MultiLineString { coordinates } => lines.extend(
+                coordinates
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (format!("{at}[{i}]"), c)),
+            ),
+            other => {
+                return Err(IngestError::invalid(
+                    format!("{field} {}", l.path),
+                    format!("is a {}, but {field} takes a LineString", other.type_name()),
+                ));
+            }
+        }
+    }
+    let [(at, positions)] = lines.as_slice() else {
+        return Err(IngestError::invalid(
+            field,
+            format!(
+                "holds {} lines; {field} takes exactly one (declare one incident per main, or join them)",
+                lines.len()
+            ),
+        ));
+    };
+    match corridor(positions, buffer_m, at)? {
+        Area::Corridor(c) => Ok(c),
+        _ => unreachable!("corridor() builds a corridor"),
+    }
+}
+
+/// The document's geometries, at least one, within the vertex limit.
+fn nonempty(text: &str, field: &str, limits: &Limits) -> Result<Vec<Located>> {
+    let located = located_geometries(text, field)?;
+    limits.vertices(located.iter().map(|l| positions(&l.geometry)).sum(), field)?;
+    if located.is_empty() {
+        return Err(IngestError::invalid(
+            field,
+            "holds no geometry (every feature's geometry is null); give at least one shape",
+        ));
+    }
+    Ok(located)
+}
+
+/// How many positions a geometry is written with: what the vertex limit counts, before any
+/// area (and its validity check) is built.
+fn positions(g: &Geometry) -> usize {
+    match &g.value {
+        GeometryValue::Point { .. } => 1,
+        GeometryValue::MultiPoint { coordinates } | GeometryValue::LineString { coordinates } => {
+            coordinates.len()
+        }
+        GeometryValue::MultiLineString { coordinates } | GeometryValue::Polygon { coordinates } => {
+            coordinates.iter().map(Vec::len).sum()
+        }
+        GeometryValue::MultiPolygon { coordinates } => {
+            coordinates.iter().flatten().map(Vec::len).sum()
+        }
+        GeometryValue::GeometryCollection { geometries } => geometries.iter().map(positions).sum(),
+    }
 }
 
 /// The areas of one geometry (a collection gives several).
@@ -189,7 +281,7 @@ pub(crate) fn geometry_areas(
         }
         GeometryValue::Polygon { coordinates } => {
             let p = polygon(coordinates, &at(".coordinates"))?;
-            vec![Area::Polygon(polygon_area(vec![p], &at(""))?)]
+            vec![Area::Polygon(validated(vec![p], &at(""))?)]
         }
         GeometryValue::MultiPolygon { coordinates } => {
             let polygons = coordinates
@@ -197,7 +289,7 @@ pub(crate) fn geometry_areas(
                 .enumerate()
                 .map(|(i, p)| polygon(p, &at(&format!(".coordinates[{i}]"))))
                 .collect::<Result<Vec<_>>>()?;
-            vec![Area::Polygon(polygon_area(polygons, &at(""))?)]
+            vec![Area::Polygon(validated(polygons, &at(""))?)]
         }
         GeometryValue::GeometryCollection { geometries } => {
             let mut out = Vec::new();
@@ -321,7 +413,7 @@ pub(crate) fn polygon(rings: &[Vec<Position>], at: &str) -> Result<Polygon<f64>>
 }
 
 /// Validates polygons (self-intersection, holes outside, overlapping parts) as one area.
-pub(crate) fn polygon_area(polygons: Vec<Polygon<f64>>, at: &str) -> Result<PolygonArea> {
+pub(crate) fn validated(polygons: Vec<Polygon<f64>>, at: &str) -> Result<PolygonArea> {
     PolygonArea::new(MultiPolygon(polygons))
         .map_err(|e| IngestError::from(e.renamed("polygon", at)))
 }
@@ -332,7 +424,7 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        area(text, "--geojson", Sizes::default())
+        area(text, "--geojson", Sizes::default(), &Limits::default())
             .unwrap_err()
             .to_string()
     }
@@ -341,11 +433,11 @@ mod tests {
     fn every_geometry_kind_becomes_an_area() {
         let point = r#"{"type":"Feature","properties":{"radius_m":300},"geometry":{"type":"Point","coordinates":[24.94,60.17]}}"#;
         assert!(
-            matches!(area(point, "f", Sizes::default()).unwrap(), Area::Circle(c) if c.radius_m() == 300.0)
+            matches!(area(point, "f", Sizes::default(), &Limits::default()).unwrap(), Area::Circle(c) if c.radius_m() == 300.0)
         );
         let line = r#"{"type":"Feature","properties":{"buffer_m":40},"geometry":{"type":"LineString","coordinates":[[24.93,60.17],[24.95,60.17]]}}"#;
         assert!(
-            matches!(area(line, "f", Sizes::default()).unwrap(), Area::Corridor(c) if c.buffer_m() == 40.0)
+            matches!(area(line, "f", Sizes::default(), &Limits::default()).unwrap(), Area::Corridor(c) if c.buffer_m() == 40.0)
         );
         let bare_line = r#"{"type":"LineString","coordinates":[[24.93,60.17],[24.95,60.17]]}"#;
         let sizes = Sizes {
@@ -353,26 +445,26 @@ mod tests {
             buffer_m: Some(25.0),
         };
         assert!(matches!(
-            area(bare_line, "f", sizes).unwrap(),
+            area(bare_line, "f", sizes, &Limits::default()).unwrap(),
             Area::Corridor(_)
         ));
         let holes = r#"{"type":"Polygon","coordinates":[
             [[0,0],[4,0],[4,4],[0,4],[0,0]],
             [[1,1],[1,2],[2,2],[2,1],[1,1]]]}"#;
-        let a = area(holes, "f", Sizes::default()).unwrap();
+        let a = area(holes, "f", Sizes::default(), &Limits::default()).unwrap();
         assert!(!a.contains(LonLat::parse(1.5, 1.5).unwrap()), "in the hole");
         assert!(a.contains(LonLat::parse(3.0, 3.0).unwrap()));
         let multi = r#"{"type":"MultiPolygon","coordinates":[
             [[[0,0],[1,0],[1,1],[0,1],[0,0]]],
             [[[2,0],[3,0],[3,1],[2,1],[2,0]]]]}"#;
         assert!(
-            matches!(area(multi, "f", Sizes::default()).unwrap(), Area::Polygon(p) if p.shape().0.len() == 2)
+            matches!(area(multi, "f", Sizes::default(), &Limits::default()).unwrap(), Area::Polygon(p) if p.shape().0.len() == 2)
         );
         let collection = r#"{"type":"Feature","properties":{"radius_m":50,"buffer_m":10},
           "geometry":{"type":"GeometryCollection","geometries":[
             {"type":"Point","coordinates":[24.94,60.17]},
             {"type":"MultiLineString","coordinates":[[[24.93,60.17],[24.95,60.17]],[[24.93,60.18],[24.95,60.18]]]}]}}"#;
-        let a = area(collection, "f", Sizes::default()).unwrap();
+        let a = area(collection, "f", Sizes::default(), &Limits::default()).unwrap();
         assert_eq!(a.parts().len(), 3);
     }
 
@@ -382,7 +474,7 @@ mod tests {
         let text = r#"{"type":"Polygon","coordinates":[
             [[0,0],[0,4],[4,4],[4,0],[0,0]],
             [[1,1],[2,1],[2,2],[1,2],[1,1]]]}"#;
-        let a = area(text, "f", Sizes::default()).unwrap();
+        let a = area(text, "f", Sizes::default(), &Limits::default()).unwrap();
         assert!(a.contains(LonLat::parse(3.0, 3.0).unwrap()));
         assert!(!a.contains(LonLat::parse(1.5, 1.5).unwrap()));
     }
@@ -393,7 +485,7 @@ mod tests {
           {"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[0,0],[2,0],[2,2],[0,2],[0,0]]]}},
           {"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[1,1],[3,1],[3,3],[1,3],[1,1]]]}},
           {"type":"Feature","properties":{},"geometry":null}]}"#;
-        let a = area(text, "f", Sizes::default()).unwrap();
+        let a = area(text, "f", Sizes::default(), &Limits::default()).unwrap();
         assert_eq!(a.parts().len(), 2);
         assert!(a.contains(LonLat::parse(2.5, 2.5).unwrap()));
     }
@@ -445,5 +537,64 @@ mod tests {
         assert!(e.contains("holds no geometry"), "{e}");
         let e = err(r#"{"type":"Point","coordinates":[24.94]}"#);
         assert!(!e.is_empty(), "{e}");
+    }
+    #[test]
+    fn polygon_input_takes_polygons_only() {
+        let text = r#"{"type":"FeatureCollection","features":[
+          {"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}},
+          {"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[2,0],[3,0],[3,1],[2,0]]]}}]}"#;
+        let area = polygon_area(text, "--polygon", &Limits::default()).unwrap();
+        assert_eq!(area.shape().0.len(), 2);
+        let open = r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1]]]}"#;
+        let err = polygon_area(open, "--polygon", &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("not closed"), "{err}");
+        let err = polygon_area("{\n  \"type\": ", "--polygon", &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        let line = r#"{"type":"LineString","coordinates":[[0,0],[1,1]]}"#;
+        let err = polygon_area(line, "--polygon", &Limits::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is a LineString, but --polygon takes Polygon"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn corridor_input_takes_one_line() {
+        let limits = Limits::default();
+        let line = r#"{"type":"Feature","properties":{},"geometry":{"type":"LineString","coordinates":[[24.93,60.17],[24.95,60.17]]}}"#;
+        let c = corridor_area(line, "--corridor", 50.0, &limits).unwrap();
+        assert_eq!(c.line().0.len(), 2);
+        assert_eq!(c.buffer_m(), 50.0);
+        let two = r#"{"type":"MultiLineString","coordinates":[[[0,0],[1,1]],[[2,2],[3,3]]]}"#;
+        let err = corridor_area(two, "--corridor", 50.0, &limits).unwrap_err();
+        assert!(err.to_string().contains("holds 2 lines"), "{err}");
+        let bad = r#"{"type":"LineString","coordinates":[[24.93,95.17],[24.95,60.17]]}"#;
+        let err = corridor_area(bad, "--corridor", 50.0, &limits).unwrap_err();
+        assert!(err.to_string().contains("latitude"), "{err}");
+    }
+
+    /// The vertex limit is a count of the document's positions, made before any area is built:
+    /// an oversized outline that also crosses itself is refused for its size, so its validity
+    /// is never checked.
+    #[test]
+    fn vertex_limit_is_checked_before_the_area_is_built() {
+        let limits = Limits {
+            max_area_vertices: 100,
+            ..Limits::default()
+        };
+        // A bow tie written with 202 positions: invalid, and over the limit.
+        let mut ring: Vec<[f64; 2]> = (0..=100).map(|i| [f64::from(i) / 100.0, 0.0]).collect();
+        ring.extend((0..100).map(|i| [f64::from(i) / 100.0, 1.0 - f64::from(i) / 100.0]));
+        ring.push([0.0, 0.0]);
+        let text = serde_json::json!({"type": "Polygon", "coordinates": [ring]}).to_string();
+        for err in [
+            area(&text, "--geojson", Sizes::default(), &limits).unwrap_err(),
+            polygon_area(&text, "--polygon", &limits).unwrap_err(),
+        ] {
+            assert!(matches!(err, IngestError::TooLarge { .. }), "{err}");
+            assert!(err.to_string().contains("202 vertices"), "{err}");
+        }
+        assert!(area(&text, "--geojson", Sizes::default(), &Limits::default()).is_err());
     }
 }

@@ -66,7 +66,12 @@ impl Limits {
 
     /// Refuses an area with more vertices than [`Limits::max_area_vertices`].
     pub fn area(&self, area: &Area, field: &str) -> Result<()> {
-        let n = area.vertex_count();
+        self.vertices(area.vertex_count(), field)
+    }
+
+    /// Refuses `n` positions, counted in a parsed document before any area is built from it:
+    /// the parsers call this so that an oversized outline costs a count, not a validity check.
+    pub fn vertices(&self, n: usize, field: &str) -> Result<()> {
         if n > self.max_area_vertices {
             return Err(IngestError::too_large(
                 field,

@@ -12,7 +12,8 @@ use outagecast_core::area::{Area, Circle, Corridor, LonLat};
 use wkt::Wkt;
 
 use crate::error::{IngestError, Result, core_within};
-use crate::geojson::{Sizes, polygon_area};
+use crate::geojson::{Sizes, validated};
+use crate::limits::Limits;
 
 /// Longest WKT text accepted (a command-line argument or a file's content).
 pub const MAX_WKT_BYTES: usize = 20 * 1024 * 1024;
@@ -25,12 +26,12 @@ const MAX_DEPTH: usize = 16;
 ///
 /// ```
 /// use outagecast_ingest::{geojson::Sizes, wkt::area};
-/// let a = area("POLYGON((24.93 60.16, 24.95 60.16, 24.95 60.17, 24.93 60.16))", "--wkt", Sizes::default()).unwrap();
+/// let a = area("POLYGON((24.93 60.16, 24.95 60.16, 24.95 60.17, 24.93 60.16))", "--wkt", Sizes::default(), &Default::default()).unwrap();
 /// assert_eq!(a.describe(), "polygon");
-/// let e = area("POINT(24.94 60.17)", "--wkt", Sizes::default()).unwrap_err();
+/// let e = area("POINT(24.94 60.17)", "--wkt", Sizes::default(), &Default::default()).unwrap_err();
 /// assert!(e.to_string().contains("--radius"));
 /// ```
-pub fn area(text: &str, field: &str, sizes: Sizes) -> Result<Area> {
+pub fn area(text: &str, field: &str, sizes: Sizes, limits: &Limits) -> Result<Area> {
     if text.len() > MAX_WKT_BYTES {
         return Err(IngestError::invalid(
             field,
@@ -60,6 +61,7 @@ pub fn area(text: &str, field: &str, sizes: Sizes) -> Result<Area> {
             ),
         )
     })?;
+    limits.vertices(positions(&parsed), field)?;
     let mut parts = Vec::new();
     collect(&parsed, field, sizes, &mut parts)?;
     if parts.is_empty() {
@@ -151,6 +153,22 @@ fn need(size: Option<f64>, what: &str, flag: &str, at: &str) -> Result<f64> {
     })
 }
 
+/// How many positions the geometry is written with: what the vertex limit counts, before any
+/// area (and its validity check) is built.
+fn positions(g: &Wkt<f64>) -> usize {
+    let line = |l: &wkt::types::LineString<f64>| l.coords().len();
+    let polygon = |p: &wkt::types::Polygon<f64>| p.rings().iter().map(line).sum::<usize>();
+    match g {
+        Wkt::Point(p) => usize::from(p.coord().is_some()),
+        Wkt::MultiPoint(mp) => mp.points().iter().filter(|p| p.coord().is_some()).count(),
+        Wkt::LineString(l) => line(l),
+        Wkt::MultiLineString(ml) => ml.line_strings().iter().map(line).sum(),
+        Wkt::Polygon(p) => polygon(p),
+        Wkt::MultiPolygon(mp) => mp.polygons().iter().map(polygon).sum(),
+        Wkt::GeometryCollection(gc) => gc.geometries().iter().map(positions).sum(),
+    }
+}
+
 fn collect(g: &Wkt<f64>, at: &str, sizes: Sizes, out: &mut Vec<Area>) -> Result<()> {
     match g {
         Wkt::Point(p) => {
@@ -183,7 +201,7 @@ fn collect(g: &Wkt<f64>, at: &str, sizes: Sizes, out: &mut Vec<Area>) -> Result<
         }
         Wkt::Polygon(p) => {
             if let Some(p) = polygon(p, &format!("{at}.polygon"))? {
-                out.push(Area::Polygon(polygon_area(vec![p], at)?));
+                out.push(Area::Polygon(validated(vec![p], at)?));
             }
         }
         Wkt::MultiPolygon(mp) => {
@@ -192,7 +210,7 @@ fn collect(g: &Wkt<f64>, at: &str, sizes: Sizes, out: &mut Vec<Area>) -> Result<
                 polygons.extend(polygon(p, &format!("{at}.polygon[{i}]"))?);
             }
             if !polygons.is_empty() {
-                out.push(Area::Polygon(polygon_area(polygons, at)?));
+                out.push(Area::Polygon(validated(polygons, at)?));
             }
         }
         Wkt::GeometryCollection(gc) => {
@@ -230,7 +248,7 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        area(text, "--wkt", Sizes::default())
+        area(text, "--wkt", Sizes::default(), &Limits::default())
             .unwrap_err()
             .to_string()
     }
@@ -241,14 +259,21 @@ mod tests {
             radius_m: Some(200.0),
             buffer_m: Some(30.0),
         };
-        let a = area("POINT (24.94 60.17)", "--wkt", sizes).unwrap();
+        let a = area("POINT (24.94 60.17)", "--wkt", sizes, &Limits::default()).unwrap();
         assert!(matches!(a, Area::Circle(c) if c.radius_m() == 200.0));
-        let a = area("LINESTRING(24.93 60.17, 24.95 60.17)", "--wkt", sizes).unwrap();
+        let a = area(
+            "LINESTRING(24.93 60.17, 24.95 60.17)",
+            "--wkt",
+            sizes,
+            &Limits::default(),
+        )
+        .unwrap();
         assert!(matches!(a, Area::Corridor(_)));
         let a = area(
             "SRID=4326;MULTIPOLYGON(((0 0,1 0,1 1,0 1,0 0)),((2 0,3 0,3 1,2 1,2 0)))",
             "--wkt",
             sizes,
+            &Limits::default(),
         )
         .unwrap();
         assert!(matches!(a, Area::Polygon(p) if p.shape().0.len() == 2));
@@ -256,6 +281,7 @@ mod tests {
             "POLYGON Z ((0 0 5, 4 0 5, 4 4 5, 0 4 5, 0 0 5), (1 1 5, 2 1 5, 2 2 5, 1 2 5, 1 1 5))",
             "--wkt",
             sizes,
+            &Limits::default(),
         )
         .unwrap();
         assert!(!a.contains(LonLat::parse(1.5, 1.5).unwrap()));
@@ -263,6 +289,7 @@ mod tests {
             "GEOMETRYCOLLECTION(POINT(24.94 60.17), POLYGON((0 0,1 0,1 1,0 0)))",
             "--wkt",
             sizes,
+            &Limits::default(),
         )
         .unwrap();
         assert_eq!(a.parts().len(), 2);
@@ -287,5 +314,18 @@ mod tests {
             ")".repeat(40)
         );
         assert!(err(&deep).contains("nests"));
+    }
+    #[test]
+    fn vertex_limit_is_counted_on_the_parsed_text() {
+        let limits = Limits {
+            max_area_vertices: 4,
+            ..Limits::default()
+        };
+        let square = "POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))";
+        let err = area(square, "--wkt", Sizes::default(), &limits).unwrap_err();
+        assert!(matches!(err, IngestError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("5 vertices"), "{err}");
+        let triangle = "POLYGON((0 0, 1 0, 1 1, 0 0))";
+        assert!(area(triangle, "--wkt", Sizes::default(), &limits).is_ok());
     }
 }

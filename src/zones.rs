@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Subcommand;
-use outagecast_ingest::zone::zones_from_geojson;
+use outagecast_engine::ZonesFile;
 use serde_json::json;
 
 use crate::commands::{emit, emit_json};
@@ -47,13 +47,13 @@ pub async fn run(engine: &Engine, cmd: ZonesCommand) -> Result<()> {
 
 async fn import(engine: &Engine, file: &Path, name_property: &str, json: bool) -> Result<()> {
     let text = crate::areas::read(file, "FILE")?;
-    let zones = zones_from_geojson(&text, "FILE", name_property)?;
+    let zones = ZonesFile {
+        text: &text,
+        field: "FILE",
+        name_property,
+    };
     let imported = engine
-        .import_zones(
-            &engine.settings().actor,
-            &zones,
-            &file.display().to_string(),
-        )
+        .import_zones(&engine.settings().actor, zones, &file.display().to_string())
         .await?;
     if json {
         return emit_json(&json!(imported));

@@ -634,6 +634,13 @@ fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
     // A bad zone file writes no zone.
     let err = db.fails(&["zones", "import", &db.file_str("bad-z.geojson", r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"A"},"geometry":{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.17],[24.93,60.16]]]}},{"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.17],[24.93,60.16]]]}}]}"#)]);
     assert!(err.contains("features[1].properties.name"), "{err}");
+    // A zone over the vertex limit is refused by its count, naming the feature and the setting.
+    let zone = format!(
+        r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","properties":{{"name":"Big"}},"geometry":{SQUARE_GEOJSON}}}]}}"#
+    );
+    let err = db.fails(&["zones", "import", "--config", &db.file_str("small-z.toml", "max_area_vertices = 4\n"), &db.file_str("big-z.geojson", &zone)]);
+    assert!(err.contains("FILE features[0].geometry: has 5 vertices"), "{err}");
+    assert!(err.contains("OUTAGECAST_MAX_AREA_VERTICES"), "{err}");
     assert_eq!(db.state(), before, "nothing was written");
 }
 

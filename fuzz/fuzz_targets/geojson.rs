@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             common::check_area(&a);
         }
     }
-    if let Ok(zones) = outagecast_ingest::zone::zones_from_geojson(text, "FILE", "name") {
+    if let Ok(zones) = outagecast_ingest::zone::zones_from_geojson(text, "FILE", "name", &Default::default()) {
         for z in zones {
             common::check_area(&z.area);
         }

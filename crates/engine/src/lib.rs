@@ -37,6 +37,7 @@ pub use incidents::{
     DeclareRequest, Declared, IncidentDetails, Preview, Transitioned, UpdateRequest,
 };
 pub use rails::{Counted, Rails, Refusal, Spelling};
+pub use registry::ZonesFile;
 pub use tokens::{CreatedToken, Tokens};
 
 /// Everything an engine operation can refuse or fail with.

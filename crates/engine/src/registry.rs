@@ -3,11 +3,22 @@
 
 use chrono::{DateTime, Utc};
 use outagecast_core::customer::{AccountId, Customer, CustomerId};
-use outagecast_ingest::zone::Zone;
+use outagecast_ingest::zone::zones_from_geojson;
 use outagecast_store::{AuditEntry, AuditQuery, ImportSummary, IvrSnapshot, ZoneRecord};
 
 use crate::views::{ZoneCountView, ZoneView, ZonesImportedView};
 use crate::{Engine, Result};
+
+/// A zones file as a front end received it.
+#[derive(Debug, Clone, Copy)]
+pub struct ZonesFile<'a> {
+    /// The GeoJSON text.
+    pub text: &'a str,
+    /// How the front end names the file (`FILE`, `body`).
+    pub field: &'a str,
+    /// The feature property that names each zone.
+    pub name_property: &'a str,
+}
 
 impl Engine {
     /// Imports parsed customers, rebuilds the index and re-arms the IVR of live incidents.
@@ -59,14 +70,23 @@ impl Engine {
             .map(|(_, c)| c))
     }
 
-    /// Imports named zones (replacing ones of the same name), recording `source`; the view
-    /// has each zone with the customers it holds now.
+    /// Imports the named zones of a GeoJSON file (one Polygon or MultiPolygon feature per
+    /// zone, named by `name_property`; each within the vertex limit), replacing ones of the
+    /// same name and recording `source`. `field` names the file in errors. The view has each
+    /// zone with the customers it holds now.
     pub async fn import_zones(
         &self,
         actor: &str,
-        zones: &[Zone],
+        file: ZonesFile<'_>,
         source: &str,
     ) -> Result<ZonesImportedView> {
+        let zones = zones_from_geojson(
+            file.text,
+            file.field,
+            file.name_property,
+            &self.settings.limits,
+        )?;
+        let zones = zones.as_slice();
         let keys: Vec<String> = zones.iter().map(|z| z.name.key()).collect();
         let records: Vec<ZoneRecord<'_>> = zones
             .iter()

@@ -208,7 +208,7 @@ fn nonempty(text: &str, field: &str, limits: &Limits) -> Result<Vec<Located>> {
 
 /// How many positions a geometry is written with: what the vertex limit counts, before any
 /// area (and its validity check) is built.
-fn positions(g: &Geometry) -> usize {
+pub(crate) fn positions(g: &Geometry) -> usize {
     match &g.value {
         GeometryValue::Point { .. } => 1,
         GeometryValue::MultiPoint { coordinates } | GeometryValue::LineString { coordinates } => {

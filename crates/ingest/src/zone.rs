@@ -7,7 +7,8 @@ use outagecast_core::area::Area;
 use serde::Serialize;
 
 use crate::error::{IngestError, Result};
-use crate::geojson::{Sizes, geometry_areas, located_geometries};
+use crate::geojson::{Sizes, geometry_areas, located_geometries, positions};
+use crate::limits::Limits;
 
 /// A zone's name: 1–100 characters on one line, trimmed. Names are matched without regard to
 /// case (`dma 7` finds `DMA 7`), as operators type them.
@@ -65,7 +66,12 @@ pub struct Zone {
 /// Reads zones from GeoJSON: every feature with a Polygon or MultiPolygon geometry, named by
 /// `properties[name_property]` (a string or a number). All or nothing: one bad feature
 /// refuses the file, naming the feature.
-pub fn zones_from_geojson(text: &str, field: &str, name_property: &str) -> Result<Vec<Zone>> {
+pub fn zones_from_geojson(
+    text: &str,
+    field: &str,
+    name_property: &str,
+    limits: &Limits,
+) -> Result<Vec<Zone>> {
     let located = located_geometries(text, field)?;
     if located.is_empty() {
         return Err(IngestError::invalid(
@@ -128,6 +134,8 @@ pub fn zones_from_geojson(text: &str, field: &str, name_property: &str) -> Resul
                 ),
             ));
         }
+        // Each zone is one area: the vertex limit is per zone, counted before it is built.
+        limits.vertices(positions(&l.geometry), &format!("{field} {}", l.path))?;
         match &l.geometry.value {
             geojson::GeometryValue::Polygon { .. }
             | geojson::GeometryValue::MultiPolygon { .. } => {}
@@ -164,7 +172,7 @@ mod tests {
 
     #[test]
     fn features_become_named_zones() {
-        let zones = zones_from_geojson(DMAS, "FILE", "dma").unwrap();
+        let zones = zones_from_geojson(DMAS, "FILE", "dma", &Limits::default()).unwrap();
         assert_eq!(zones.len(), 2);
         assert_eq!(zones[0].name.as_str(), "DMA 7");
         assert_eq!(zones[0].name.key(), "dma 7");
@@ -174,7 +182,7 @@ mod tests {
 
     #[test]
     fn bad_zone_files_are_refused_whole() {
-        let e = zones_from_geojson(DMAS, "FILE", "name")
+        let e = zones_from_geojson(DMAS, "FILE", "name", &Limits::default())
             .unwrap_err()
             .to_string();
         assert!(
@@ -182,12 +190,12 @@ mod tests {
             "{e}"
         );
         let dup = DMAS.replace("\"dma\":8", "\"dma\":\"dma 7\"");
-        let e = zones_from_geojson(&dup, "FILE", "dma")
+        let e = zones_from_geojson(&dup, "FILE", "dma", &Limits::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("also the name of features[0]"), "{e}");
         let point = DMAS.replace(r#"{"type":"MultiPolygon","coordinates":[[[[24.95,60.16],[24.96,60.16],[24.96,60.17],[24.95,60.16]]]]}"#, r#"{"type":"Point","coordinates":[24.95,60.16]}"#);
-        let e = zones_from_geojson(&point, "FILE", "dma")
+        let e = zones_from_geojson(&point, "FILE", "dma", &Limits::default())
             .unwrap_err()
             .to_string();
         assert!(
@@ -195,13 +203,13 @@ mod tests {
             "{e}"
         );
         let open = DMAS.replace("[24.93,60.17],[24.93,60.16]]", "[24.93,60.17]]");
-        let e = zones_from_geojson(&open, "FILE", "dma")
+        let e = zones_from_geojson(&open, "FILE", "dma", &Limits::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("not closed"), "{e}");
         let blank = DMAS.replace("\"DMA 7\"", "\"  \"");
         assert!(
-            zones_from_geojson(&blank, "FILE", "dma")
+            zones_from_geojson(&blank, "FILE", "dma", &Limits::default())
                 .unwrap_err()
                 .to_string()
                 .contains("is empty")

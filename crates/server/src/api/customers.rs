@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use outagecast_core::auth::Action;
 use outagecast_core::customer::{AccountId, Customer};
+use outagecast_engine::Engine;
 use outagecast_ingest::customers::{CustomerFormat, Rejected};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -104,8 +105,28 @@ pub(super) async fn upload(
         )
         .at("Content-Type"));
     };
-    let parsed = format.read(&body, state.engine.settings().record_rules())?;
-    if q.strict && !parsed.rejected.is_empty() {
+    let engine = state.engine.clone();
+    // Parsing a large file and rebuilding the customer index are CPU work: both on the
+    // blocking pool.
+    state
+        .heavy
+        .run(Finish::ToTheEnd, async move {
+            import(&engine, &actor, format, &body, q.strict).await
+        })
+        .await
+        .map(Json)
+}
+
+/// Parses and imports one upload; a strict upload with a bad row writes nothing.
+async fn import(
+    engine: &Engine,
+    actor: &str,
+    format: CustomerFormat,
+    body: &[u8],
+    strict: bool,
+) -> Result<UploadView, ApiError> {
+    let parsed = format.read(body, engine.settings().record_rules())?;
+    if strict && !parsed.rejected.is_empty() {
         let first = &parsed.rejected[0];
         return Err(ApiError::invalid(
             "body",
@@ -119,21 +140,15 @@ pub(super) async fn upload(
         ));
     }
     let read = parsed.customers.len() + parsed.rejected.len();
-    let engine = state.engine.clone();
-    let customers = parsed.customers;
-    // The import rebuilds the customer index: CPU work, on the blocking pool.
-    let summary = state
-        .heavy
-        .run(Finish::ToTheEnd, async move {
-            Ok(engine.import(&actor, &customers, "api upload").await?)
-        })
+    let summary = engine
+        .import(actor, &parsed.customers, "api upload")
         .await?;
-    Ok(Json(UploadView {
+    Ok(UploadView {
         read,
         inserted: summary.inserted,
         updated: summary.updated,
         rejected: parsed.rejected,
-    }))
+    })
 }
 
 /// Pages of the register.

@@ -6,7 +6,9 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use outagecast_core::area::Area;
 use outagecast_core::auth::Action;
-use outagecast_ingest::zone::zones_from_geojson;
+use outagecast_engine::ZonesFile;
+
+use super::heavy::Finish;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -45,12 +47,20 @@ pub(super) async fn upload(
     body: Bytes,
 ) -> Result<Json<ZoneUploadView>, ApiError> {
     let actor = allowed(&caller, Action::ImportCustomers)?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::invalid("body", "body: GeoJSON must be UTF-8"))?;
-    let zones = zones_from_geojson(text, "body", q.name_property.as_deref().unwrap_or("name"))?;
+    let engine = state.engine.clone();
+    // Parsing validates every zone's outline: CPU work, on the blocking pool.
     let imported = state
-        .engine
-        .import_zones(&actor, &zones, "api upload")
+        .heavy
+        .run(Finish::ToTheEnd, async move {
+            let text = std::str::from_utf8(&body)
+                .map_err(|_| ApiError::invalid("body", "body: GeoJSON must be UTF-8"))?;
+            let file = ZonesFile {
+                text,
+                field: "body",
+                name_property: q.name_property.as_deref().unwrap_or("name"),
+            };
+            Ok(engine.import_zones(&actor, file, "api upload").await?)
+        })
         .await?;
     Ok(Json(ZoneUploadView {
         imported: imported.imported,

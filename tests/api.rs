@@ -1015,6 +1015,23 @@ async fn two_huge_previews_do_not_slow_the_ivr() {
         assert!(took < Duration::from_secs(5), "preview took {took:?}");
     }
     eprintln!("{lookups} IVR lookups meanwhile, the slowest {slowest:?}");
+    // /healthz lists the large-request queue as its `api` part (degraded only when full).
+    let health: Value = app
+        .client
+        .get(format!("http://{}/healthz", app.http))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api = health["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "api")
+        .cloned();
+    assert_eq!(api.map(|c| c["state"].clone()), Some(json!("ok")), "{health}");
     assert!(lookups > 0);
     assert!(
         slowest < Duration::from_millis(200),

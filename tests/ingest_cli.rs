@@ -638,8 +638,17 @@ fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
     let zone = format!(
         r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","properties":{{"name":"Big"}},"geometry":{SQUARE_GEOJSON}}}]}}"#
     );
-    let err = db.fails(&["zones", "import", "--config", &db.file_str("small-z.toml", "max_area_vertices = 4\n"), &db.file_str("big-z.geojson", &zone)]);
-    assert!(err.contains("FILE features[0].geometry: has 5 vertices"), "{err}");
+    let err = db.fails(&[
+        "zones",
+        "import",
+        "--config",
+        &db.file_str("small-z.toml", "max_area_vertices = 4\n"),
+        &db.file_str("big-z.geojson", &zone),
+    ]);
+    assert!(
+        err.contains("FILE features[0].geometry: has 5 vertices"),
+        "{err}"
+    );
     assert!(err.contains("OUTAGECAST_MAX_AREA_VERTICES"), "{err}");
     assert_eq!(db.state(), before, "nothing was written");
 }

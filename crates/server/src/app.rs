@@ -47,7 +47,9 @@ impl Server {
         let mut settings = config.serve;
         settings.ivr_guard = Some(auth.clone());
         settings.voice_guard = webhooks.guard();
-        let (api, doc) = crate::api::api(ApiState::new(engine, auth.clone(), config.api));
+        let state = ApiState::new(engine, auth.clone(), config.api);
+        settings.api_health = Some(state.health());
+        let (api, doc) = crate::api::api(state);
         let doc = Arc::new(doc);
         let webhooks = webhooks.router(store.clone(), auth.clone());
         let routes = api

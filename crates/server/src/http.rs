@@ -64,6 +64,7 @@ pub fn ivr_routes(state: IvrState, auth: Auth) -> Router {
 pub fn health_routes(
     ready: Readiness,
     dispatch: Option<Arc<dyn HealthSource>>,
+    api: Option<Arc<dyn HealthSource>>,
     notes: HealthNotes,
 ) -> Router {
     Router::new()
@@ -72,6 +73,7 @@ pub fn health_routes(
         .with_state(HealthState {
             ready,
             dispatch,
+            api,
             notes,
         })
 }
@@ -121,6 +123,7 @@ pub enum ComponentState {
 struct HealthState {
     ready: Readiness,
     dispatch: Option<Arc<dyn HealthSource>>,
+    api: Option<Arc<dyn HealthSource>>,
     notes: HealthNotes,
 }
 
@@ -167,6 +170,7 @@ async fn healthz(State(h): State<HealthState>) -> Response {
         since: None,
     }];
     components.extend(dispatch_components(h.dispatch.as_deref()));
+    components.extend(h.api.iter().flat_map(|api| api.components()));
     let body = HealthBody {
         status: if status == StatusCode::OK {
             "ok"

@@ -53,6 +53,8 @@ pub struct ServeSettings {
     /// The dispatcher's health for `/healthz` and `/healthz/dispatch`; `None` when no
     /// dispatcher runs on this node.
     pub dispatch_health: Option<Arc<dyn crate::HealthSource>>,
+    /// The API's queue of large requests for `/healthz` (filled in by [`crate::Server::new`]).
+    pub api_health: Option<Arc<dyn crate::HealthSource>>,
 }
 
 impl Default for ServeSettings {
@@ -67,6 +69,7 @@ impl Default for ServeSettings {
             ivr_guard: None,
             voice_guard: TwilioGuard::default(),
             dispatch_health: None,
+            api_health: None,
         }
     }
 }
@@ -120,6 +123,7 @@ pub async fn run(
         .merge(health_routes(
             ready.clone(),
             settings.dispatch_health.clone(),
+            settings.api_health.clone(),
             notes,
         ))
         .merge(routes);

@@ -23,6 +23,7 @@ use axum::http::StatusCode;
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
+use crate::http::{Component, ComponentState, HealthSource};
 
 /// Limits on heavy requests.
 #[derive(Debug, Clone)]
@@ -178,6 +179,16 @@ impl Heavy {
         }
     }
 
+    /// Large requests being worked on and waiting for a turn now.
+    fn load(&self) -> (usize, usize) {
+        let working = self
+            .settings
+            .concurrency
+            .max(1)
+            .saturating_sub(self.permits.available_permits());
+        (working, self.waiting.load(Ordering::Relaxed))
+    }
+
     fn busy(&self) -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -198,6 +209,30 @@ impl Heavy {
                 self.settings.deadline.as_secs_f64()
             ),
         )
+    }
+}
+
+/// `/healthz` lists the queue as the `api` part: degraded while it is full (new large
+/// requests get 503 `busy`), so the on-call engineer sees why previews are refused. The IVR
+/// does not depend on it, so `/healthz` stays 200.
+impl HealthSource for Heavy {
+    fn components(&self) -> Vec<Component> {
+        let (working, waiting) = self.load();
+        let full = waiting >= self.settings.queue;
+        vec![Component {
+            name: "api".into(),
+            state: if full {
+                ComponentState::Degraded
+            } else {
+                ComponentState::Ok
+            },
+            reason: full.then(|| {
+                format!(
+                    "busy: {working} large requests (previews, declarations, imports) working and {waiting} waiting, the most allowed ({HEAVY_CONCURRENCY_KEY}); new ones get 503 until some finish"
+                )
+            }),
+            since: None,
+        }]
     }
 }
 
@@ -249,7 +284,8 @@ mod tests {
                 Ok(())
             }
         };
-        let (a, b, c) = tokio::join!(
+        assert_eq!(heavy.components()[0].state, ComponentState::Ok);
+        let (a, b, c, health) = tokio::join!(
             heavy.run(Finish::WhenAbandoned, slow),
             async {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -259,7 +295,16 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 heavy.run(Finish::WhenAbandoned, async { Ok(()) }).await
             },
+            async {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                heavy.components().remove(0)
+            },
         );
+        // While one worked and one waited, the queue was full and /healthz said so.
+        assert_eq!(health.state, ComponentState::Degraded);
+        let reason = health.reason.unwrap();
+        assert!(reason.starts_with("busy: 1 large requests"), "{reason}");
+        assert!(reason.contains("1 waiting"), "{reason}");
         assert_eq!(a.unwrap_err().status(), StatusCode::GATEWAY_TIMEOUT);
         // The abandoned work stopped at its next await and gave its permit back within the
         // waiting one's deadline.

@@ -86,6 +86,11 @@ impl ApiState {
             settings: Arc::new(settings),
         }
     }
+
+    /// The queue of large requests, as `/healthz` lists it.
+    pub(crate) fn health(&self) -> Arc<dyn crate::HealthSource> {
+        Arc::new(self.heavy.clone())
+    }
 }
 
 #[derive(OpenApi)]

@@ -634,6 +634,7 @@ async fn every_route_against_every_role() {
         "/healthz",
         "/healthz/dispatch",
         "/openapi.json",
+        "/docs",
         "/unsubscribe?token=x",
     ] {
         let status = app
@@ -879,6 +880,59 @@ async fn the_cli_and_the_api_declare_the_same_incident_for_the_same_request() {
     app.stop().await;
 }
 
+/// `/docs` in a real browser (headless Chromium, from Debian; `scripts/test` installs it): the
+/// API browser renders the served document, and the browser logs no blocked or failed load,
+/// so every asset came from this server (the page's Content-Security-Policy allows no other).
+/// Skipped without Chromium unless `OUTAGECAST_REQUIRE_FAR_ENDS=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_browser_renders_in_chromium_with_every_asset_from_this_server() {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        assert!(
+            std::env::var("OUTAGECAST_REQUIRE_FAR_ENDS").as_deref() != Ok("1"),
+            "OUTAGECAST_REQUIRE_FAR_ENDS=1 but Chromium is not installed"
+        );
+        eprintln!("skipped: Chromium is not installed (scripts/test installs it)");
+        return;
+    };
+    let mut app = spawn_app().await;
+    app.serve(1000).await;
+    let shot = app.dir.path().join("docs.png");
+    let profile = app.dir.path().join("chromium-profile");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+            "--virtual-time-budget=8000",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("http://{}/docs", app.http))
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    // Console messages from the page: a blocked font, script or fetch would be one of these.
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "the page logged: {console:#?}");
+    // The rendered document: the operations' summaries and the sign-in form fill the page; a
+    // page that did not render (an error page, a blank one) is a small, mostly empty image.
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.len() > 80_000, "screenshot only {} bytes", png.len());
+    app.stop().await;
+}
+
 /// Schemathesis (PyPI), a property-based tester we did not write, generates requests from the
 /// OpenAPI document served at `/openapi.json` against a live `serve` with an admin token: no
 /// answer may be a server error or fall outside the document (status, content type, body,
@@ -1031,7 +1085,11 @@ async fn two_huge_previews_do_not_slow_the_ivr() {
         .iter()
         .find(|c| c["name"] == "api")
         .cloned();
-    assert_eq!(api.map(|c| c["state"].clone()), Some(json!("ok")), "{health}");
+    assert_eq!(
+        api.map(|c| c["state"].clone()),
+        Some(json!("ok")),
+        "{health}"
+    );
     assert!(lookups > 0);
     assert!(
         slowest < Duration::from_millis(200),

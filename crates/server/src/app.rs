@@ -1,5 +1,5 @@
 //! The whole HTTP server of `outagecast serve`, built from typed configuration: the `/v1` API
-//! with `/openapi.json`, the provider webhooks, `/metrics`, and (in [`run`]) the IVR routes
+//! with `/openapi.json` and its browser `/docs`, the provider webhooks, `/metrics`, and (in [`run`]) the IVR routes
 //! and `/healthz`. The binary builds a [`ServerConfig`] and calls [`Server::new`]; it builds
 //! no routes itself.
 
@@ -61,7 +61,8 @@ impl Server {
                     let doc = Arc::clone(&doc);
                     async move { axum::Json(doc.as_ref().clone()) }
                 }),
-            );
+            )
+            .merge(crate::docs::docs_routes());
         Ok(Server {
             store,
             settings,

@@ -19,6 +19,7 @@ mod agi;
 pub mod api;
 mod app;
 pub mod auth;
+mod docs;
 mod follow;
 mod http;
 mod listen;

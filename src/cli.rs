@@ -74,6 +74,15 @@ pub enum Command {
     /// API tokens for the HTTP API's callers.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a shell completion script, e.g.
+    /// `outagecast completions bash > /etc/bash_completion.d/outagecast`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `outagecast man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]

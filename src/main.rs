@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod demo;
 mod import;
+mod manual;
 mod notify;
 mod serve;
 mod template;
@@ -109,6 +110,8 @@ async fn run(invocation: Invocation) -> Result<()> {
             return config::check(&invocation, *json).await;
         }
         Command::Token(cmd) => return token::run(&invocation.cli.db, &actor(), cmd).await,
+        Command::Completions { shell } => return manual::completions(*shell),
+        Command::Man => return manual::man(),
         _ => {}
     }
     let cli = invocation.cli;
@@ -196,9 +199,11 @@ async fn dispatch(engine: &Engine, command: Command) -> Result<()> {
         | Command::Serve(_)
         | Command::Template(_)
         | Command::Config(_)
-        | Command::Token(_) => {
+        | Command::Token(_)
+        | Command::Completions { .. }
+        | Command::Man => {
             anyhow::bail!(
-                "internal: notify, serve, template, config and token run without the engine"
+                "internal: notify, serve, template, config, token, completions and man run without the engine"
             )
         }
     }

@@ -530,3 +530,45 @@ fn an_update_growing_the_area_confirms_the_customers_it_adds() {
     ]);
     assert!(text.contains("is updated"), "{text}");
 }
+
+/// `completions` prints a script the shell itself accepts (`bash -n`, `zsh -n`, `fish -n`
+/// where installed) that offers the subcommands; `man` a roff page with a section per command.
+#[test]
+fn completions_and_the_manual_page_come_from_the_flags() {
+    let db = Db::new();
+    let bash = db.ok(&["completions", "bash"]);
+    assert!(
+        bash.contains("declare") && bash.contains("--circle"),
+        "{bash}"
+    );
+    for (shell, check) in [("bash", "bash"), ("zsh", "zsh"), ("fish", "fish")] {
+        let script = db.ok(&["completions", shell]);
+        assert!(script.contains("incident"), "{shell}: no subcommands");
+        let path = db.file(&format!("completion.{shell}"), &script);
+        match Command::new(check).arg("-n").arg(&path).output() {
+            Ok(out) => assert!(
+                out.status.success(),
+                "{shell} -n: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            // Only bash is on every Debian machine; the others are checked where present.
+            Err(_) => assert_ne!(shell, "bash", "bash is not installed"),
+        }
+    }
+    let man = db.ok(&["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH outagecast"),
+        "{}",
+        &man[..200]
+    );
+    for section in [
+        "OUTAGECAST INCIDENT DECLARE",
+        "OUTAGECAST SERVE",
+        "OUTAGECAST ZONES IMPORT",
+    ] {
+        assert!(man.contains(section), "no {section} section");
+    }
+    let unknown = db.run(&["completions", "tcsh"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("possible values: bash"));
+}

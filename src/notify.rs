@@ -157,10 +157,13 @@ async fn report_progress(
         let secs = started.elapsed().as_secs_f64().max(0.001);
         let rate = done as f64 / secs;
         let remaining = total.saturating_sub(done);
-        let eta = if rate > 0.0 {
-            remaining as f64 / rate
+        // No rate yet (nothing sent, or every channel waiting): no estimate, rather than "inf".
+        let eta = if rate > 0.0 && remaining > 0 {
+            format!("ETA {:.0} s", remaining as f64 / rate)
+        } else if remaining == 0 {
+            "done".to_string()
         } else {
-            f64::INFINITY
+            "ETA unknown".to_string()
         };
         let problems = health.report().problems();
         let problems = if problems.is_empty() {
@@ -171,12 +174,17 @@ async fn report_progress(
         (
             done,
             format!(
-                "sent {sent}, failed {failed}, remaining {remaining}, {rate:.0}/s, ETA {eta:.0} s{problems}"
+                "sent {sent}, failed {failed}, remaining {remaining}, {rate:.0}/s, {eta}{problems}"
             ),
         )
     };
     if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(total);
+        // The counts and the rate are in the message; the default style would show only the
+        // bar and pos/len.
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
         loop {
             let (done, msg) = line(&progress);
             bar.set_position(done);
@@ -184,8 +192,9 @@ async fn report_progress(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     } else {
+        // A log file gets one line per 10 s at most; the final summary comes from the caller.
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::time::sleep(Duration::from_secs(10)).await;
             eprintln!("notify: {}", line(&progress).1);
         }
     }

@@ -572,3 +572,72 @@ fn completions_and_the_manual_page_come_from_the_flags() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("possible values: bash"));
 }
+
+/// `contrib/outagecast.service` passes `systemd-analyze verify` (directives, the hardening
+/// options, the command it starts, its man page), with `ExecStart` pointed at the binary under
+/// test and the generated page on `MANPATH`. `scripts/test` installs systemd's tools; without
+/// them the test is skipped with a line saying so, unless `OUTAGECAST_REQUIRE_FAR_ENDS=1`.
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("OUTAGECAST_REQUIRE_FAR_ENDS").as_deref() != Ok("1"),
+            "OUTAGECAST_REQUIRE_FAR_ENDS=1 but systemd-analyze is not installed"
+        );
+        eprintln!("skipped: systemd-analyze is not installed (scripts/test installs it)");
+        return;
+    }
+    let db = Db::new();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/outagecast.service"
+    ))
+    .unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/outagecast serve"));
+    let unit = unit.replace(
+        "/usr/local/bin/outagecast",
+        env!("CARGO_BIN_EXE_outagecast"),
+    );
+    let man = db.path().parent().unwrap().join("man");
+    std::fs::create_dir_all(man.join("man1")).unwrap();
+    std::fs::write(man.join("man1/outagecast.1"), db.ok(&["man"])).unwrap();
+    let path = db.file("outagecast.service", &unit);
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .env("MANPATH", &man)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Log lines written to a file or a pipe (journald, `2> serve.log`) carry no ANSI escapes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let db = Db::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_outagecast"))
+        .args([
+            "--db",
+            db.path().to_str().unwrap(),
+            "import",
+            "customers",
+            SAMPLE,
+        ])
+        .env("OUTAGECAST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.lines().count() > 3, "debug logging wrote lines: {log}");
+    assert!(!log.contains('\x1b'), "an escape in: {log}");
+}

@@ -34,6 +34,7 @@ mod check;
 mod file;
 mod layer;
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -192,12 +193,19 @@ pub fn init_logging(lenient: bool) -> Result<()> {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour(std::io::stderr().is_terminal()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set (https://no-color.org: any
+/// non-empty value): a log file or journald gets plain text.
+pub fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// `config check` found problems and printed them; exit non-zero without another line.

@@ -180,6 +180,8 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
         Arc::new(DispatchHealthSource(d.health())) as Arc<dyn outagecast_server::HealthSource>
     });
     let mut server = Server::new(store.clone(), engine, config)?;
+    // The recorder is installed by now: the dispatcher's metrics get their HELP texts.
+    outagecast_dispatch::measure::describe();
     let metrics_line = match metrics {
         Some(listener) => {
             let line = format!("metrics listening on {}\n", listener.local_addr()?);

@@ -345,6 +345,40 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
     assert!(metrics.contains("outagecast_active_incidents 1"));
     assert!(metrics.contains("outagecast_store_up 1"), "{metrics}");
     assert!(metrics.contains("outagecast_ivr_lookups_total"));
+    // What this process sent, counted where it happened: equal to what the gateway received.
+    let received = app.gateway.accepted();
+    assert!(
+        metrics.contains(&format!(
+            "outagecast_notices_total{{channel=\"sms\",outcome=\"sent\"}} {received}"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "outagecast_provider_responses_total{{channel=\"sms\",status=\"accepted\"}} {received}"
+    )));
+    assert!(metrics.contains(&format!(
+        "outagecast_send_seconds_count{{channel=\"sms\"}} {received}"
+    )));
+    assert!(metrics.contains("outagecast_oldest_due_notice_seconds "));
+    assert!(metrics.contains("outagecast_build_info{version=\""));
+    // Every metric has its HELP line.
+    let helped: std::collections::HashSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    for line in metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let name = line.split(['{', ' ']).next().unwrap();
+        let base = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|b| helped.contains(b))
+            .unwrap_or(name);
+        assert!(helped.contains(base), "no HELP for {name}: {metrics}");
+    }
 
     // Restore tells only those told; the audit log names the token.
     let (status, restored) = app

@@ -14,6 +14,7 @@
 
 pub mod email;
 pub mod health;
+pub mod measure;
 pub mod pace;
 pub mod retry;
 pub mod sms;

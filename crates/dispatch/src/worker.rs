@@ -1346,6 +1346,7 @@ async fn deliver<T: Transport>(
         Err(_) => return (Outcome::Released, Signal::NotAsked),
     }
     let deadline = transport.timeout();
+    let started = Instant::now();
     let answer = match tokio::time::timeout(deadline, transport.send(&message)).await {
         Ok(answer) => answer,
         Err(_) => SendOutcome::Retry {
@@ -1358,7 +1359,8 @@ async fn deliver<T: Transport>(
             in_doubt: true,
         },
     };
-    match answer {
+    let status = crate::measure::response_status(&answer);
+    let settled = match answer {
         SendOutcome::Accepted { provider_id } => {
             let outcome = if again {
                 info!("sent again after an in-doubt attempt: possibly a duplicate");
@@ -1397,7 +1399,9 @@ async fn deliver<T: Transport>(
             // The lane turns this into a wait for its probe and opens its circuit.
             (Outcome::Released, Signal::Down(reason))
         }
-    }
+    };
+    crate::measure::attempt(message.channel, started.elapsed(), status, &settled.0);
+    settled
 }
 
 /// What the retry policy needs to know of a notice.

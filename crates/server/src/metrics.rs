@@ -40,7 +40,18 @@ pub fn recorder() -> Option<PrometheusHandle> {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
                 .ok()?;
             match builder.install_recorder() {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    metrics::describe_counter!(
+                        "outagecast_ivr_lookups_total",
+                        "IVR lookups answered (JSON, TwiML and FastAGI)."
+                    );
+                    metrics::describe_histogram!(
+                        "outagecast_ivr_lookup_seconds",
+                        metrics::Unit::Seconds,
+                        "Time to answer an IVR lookup from the caller index."
+                    );
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed");
                     None
@@ -99,6 +110,11 @@ async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
     out.push_str(&format!(
         "# HELP outagecast_store_up Whether the store answered this scrape.\n# TYPE outagecast_store_up gauge\noutagecast_store_up {up}\n"
     ));
+    out.push_str(concat!(
+        "# HELP outagecast_build_info The running version (always 1).\n# TYPE outagecast_build_info gauge\noutagecast_build_info{version=\"",
+        env!("CARGO_PKG_VERSION"),
+        "\"} 1\n"
+    ));
     if let Some(handle) = &state.handle {
         out.push_str(&handle.render());
     }
@@ -140,6 +156,17 @@ async fn gauges(store: &Store) -> Result<String, outagecast_store::StoreError> {
         out,
         "# HELP outagecast_possible_duplicates Notices sent again after a crash because the provider could not be asked whether it had them.\n# TYPE outagecast_possible_duplicates gauge\noutagecast_possible_duplicates {}",
         q.possible_duplicates
+    );
+    // How long the oldest notice that is due has waited: 0 when nothing is due, growing
+    // while the dispatcher is behind or stopped (the alert an on-call engineer wants).
+    let oldest = store
+        .next_due()
+        .await?
+        .filter(|due| *due <= now)
+        .map_or(0.0, |due| (now - due).num_milliseconds() as f64 / 1000.0);
+    let _ = writeln!(
+        out,
+        "# HELP outagecast_oldest_due_notice_seconds How long the oldest pending notice that is due has waited (0 when none is due).\n# TYPE outagecast_oldest_due_notice_seconds gauge\noutagecast_oldest_due_notice_seconds {oldest}"
     );
     let _ = writeln!(
         out,

@@ -6,7 +6,15 @@ use clap::{Args, Parser, Subcommand};
 
 /// outagecast: tell utility customers about an outage before they call.
 #[derive(Debug, Parser)]
-#[command(name = "outagecast", version, about, long_about = None)]
+#[command(
+    name = "outagecast",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit status: 0 done; 1 failed (the message names the field and the fix); 2 bad usage; \
+                  3 refused by a safety rail, nothing written (repeat the count with --confirm N, or --allow-empty). \
+                  With --json a failure is one JSON object on stderr: {\"error\": {\"code\", \"message\", \"field\"}}."
+)]
 pub struct Cli {
     /// The database: a SQLite file path (created if missing), a sqlite: URL, or a
     /// postgres:// URL (PostgreSQL with PostGIS, shared by several nodes).

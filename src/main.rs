@@ -51,6 +51,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Every command spells it `--json`; read from the arguments so that a failure before the
+    // command's own flags are looked at is a JSON object too.
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
     let outcome = runtime.block_on(run(invocation));
     // Dropping a runtime waits for every blocking task (a big import, a heavy selection) to
     // return; a stopped command must not: what is still running is abandoned within a second.
@@ -60,10 +63,75 @@ fn main() -> ExitCode {
         // Already printed, one line per problem.
         Err(e) if e.is::<config::Reported>() => ExitCode::FAILURE,
         Err(e) => {
-            // One line, naming the field and the fix; never a backtrace.
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            let failure = Failure::of(&e);
+            if json {
+                // One JSON object, for the scripts that asked for JSON.
+                eprintln!("{}", failure.json(&e));
+            } else {
+                // One line, naming the field and the fix; never a backtrace.
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(failure.exit_code())
         }
+    }
+}
+
+/// What kind of failure ended a command, for its exit code and its JSON form. Documented in
+/// `outagecast --help`: 0 done, 1 failed, 2 bad usage (clap's own), 3 refused by a safety
+/// rail (repeat the count with `--confirm N`, or `--allow-empty`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// A rail refused a declaration or an update; nothing was written.
+    Refused,
+    /// Anything else: bad input (named), the store, a provider.
+    Failed,
+}
+
+impl Failure {
+    fn of(e: &anyhow::Error) -> Failure {
+        match e.downcast_ref::<outagecast_engine::EngineError>() {
+            Some(outagecast_engine::EngineError::Refused { .. }) => Failure::Refused,
+            _ => Failure::Failed,
+        }
+    }
+
+    fn exit_code(self) -> u8 {
+        match self {
+            Failure::Refused => 3,
+            Failure::Failed => 1,
+        }
+    }
+
+    /// `{"error": {"code", "message", "field"}}`, the API's error shape.
+    fn json(self, e: &anyhow::Error) -> serde_json::Value {
+        use outagecast_engine::EngineError;
+        let field = e.chain().find_map(|cause| {
+            if let Some(engine) = cause.downcast_ref::<EngineError>() {
+                return match engine {
+                    EngineError::Invalid { field, .. } => Some(field.clone()),
+                    EngineError::Refused { refusal, .. } => Some(refusal.field().to_string()),
+                    EngineError::Ingest(i) => Some(i.field().to_string()),
+                    EngineError::Rule(outagecast_core::error::CoreError::Invalid {
+                        field, ..
+                    }) => Some(field.clone()),
+                    _ => None,
+                };
+            }
+            match cause.downcast_ref::<outagecast_core::error::CoreError>() {
+                Some(outagecast_core::error::CoreError::Invalid { field, .. }) => {
+                    Some(field.clone())
+                }
+                _ => cause
+                    .downcast_ref::<outagecast_ingest::IngestError>()
+                    .map(|i| i.field().to_string()),
+            }
+        });
+        let code = match self {
+            Failure::Refused => "refused",
+            Failure::Failed if field.is_some() => "invalid",
+            Failure::Failed => "failed",
+        };
+        serde_json::json!({"error": {"code": code, "message": format!("{e:#}"), "field": field}})
     }
 }
 

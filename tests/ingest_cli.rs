@@ -541,6 +541,18 @@ fn a_city_wide_area_needs_the_exact_count_confirmed() {
         err.contains("2158 customers") && err.contains("--confirm 2158"),
         "{err}"
     );
+    // A rail's refusal has its own exit status (3), and under --json is one JSON object.
+    let refused = db.run(&with(&args, &["--confirm-threshold", "1000", "--json"]));
+    assert_eq!(refused.status.code(), Some(3));
+    let answer: serde_json::Value = serde_json::from_slice(&refused.stderr).unwrap();
+    assert_eq!(answer["error"]["code"], "refused", "{answer}");
+    assert_eq!(answer["error"]["field"], "area", "{answer}");
+    assert!(refused.stdout.is_empty());
+    let bad = db.run(&with(&args, &["--severity", "huge", "--json"]));
+    assert_eq!(bad.status.code(), Some(1));
+    let answer: serde_json::Value = serde_json::from_slice(&bad.stderr).unwrap();
+    assert_eq!(answer["error"]["code"], "invalid", "{answer}");
+    assert!(answer["error"]["field"].is_string(), "{answer}");
     let err = db.fails(&with(
         &args,
         &["--confirm-threshold", "1000", "--confirm", "2000"],

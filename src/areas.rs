@@ -152,8 +152,9 @@ pub fn rails(args: &DeclareArgs) -> Rails {
 }
 
 /// Prints what declaring would do, writing nothing: the affected count, a sample of their
-/// addresses, the notices planned per channel, and why declaring would be refused, if it
-/// would.
+/// addresses, the notices planned per channel, the SMS text per language with its encoding
+/// and segments (none when the kind and the cause were not given), and why declaring would
+/// be refused, if it would.
 pub fn print_preview(preview: &Preview, json: bool) -> Result<()> {
     use crate::commands::{emit, emit_json, selection_lines};
     let view = &preview.view;
@@ -164,8 +165,26 @@ pub fn print_preview(preview: &Preview, json: bool) -> Result<()> {
         v["refused"] = serde_json::json!(refused);
         return emit_json(&v);
     }
+    let texts = if !view.sms_texts.is_empty() || view.notices.sms == 0 {
+        view.sms_texts
+            .iter()
+            .map(|t| {
+                format!(
+                    "\n  sms ({}, {} recipients, {}, {} segment{}): {}",
+                    t.language,
+                    t.recipients,
+                    t.encoding,
+                    t.segments,
+                    if t.segments == 1 { "" } else { "s" },
+                    t.text
+                )
+            })
+            .collect::<String>()
+    } else {
+        "\n  texts: give --kind and --cause to see the SMS as it will go out".to_string()
+    };
     emit(&format!(
-        "preview (nothing written): {}{}\n{}\n  addresses: {}{}{}",
+        "preview (nothing written): {}{}\n{}\n  addresses: {}{}{}{}",
         view.area.describe(),
         view.area_source
             .as_deref()
@@ -185,6 +204,7 @@ pub fn print_preview(preview: &Preview, json: bool) -> Result<()> {
         } else {
             String::new()
         },
+        texts,
         refused
             .map(|r| format!("\n  note: declaring would be refused: {r}"))
             .unwrap_or_default()

@@ -229,11 +229,12 @@ pub struct IdArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("area").required(true).args(["circle", "polygon", "corridor", "geojson", "wkt", "cap", "zone", "address"])))]
 pub struct DeclareArgs {
-    /// Service kind: water, power, gas, heating, telecom or sewer.
-    #[arg(long, required_unless_present = "cap")]
+    /// Service kind: water, power, gas, heating, telecom or sewer (declare needs it unless
+    /// --cap gives it; preview counts without it, and shows the texts with it and --cause).
+    #[arg(long)]
     pub kind: Option<String>,
-    /// What happened, one line (it goes into every SMS).
-    #[arg(long, required_unless_present = "cap")]
+    /// What happened, one line (it goes into every SMS; as --kind).
+    #[arg(long)]
     pub cause: Option<String>,
     /// Estimated time of restoration, RFC 3339 (2026-11-25T15:00:00+02:00).
     #[arg(long)]

@@ -123,16 +123,23 @@ pub fn area_from_flags(
 
 /// The incident's details from the declare/preview flags; every error names its flag.
 pub fn details_from_args(args: &DeclareArgs) -> Result<IncidentDetails> {
-    Ok(IncidentDetails {
-        kind: IncidentKind::parse(args.kind.as_deref().context(
+    details(
+        args,
+        args.kind.as_deref().context(
             "--kind: say which service is out: water, power, gas, heating, telecom or sewer",
-        )?)?,
-        severity: Severity::parse(args.severity.as_deref().unwrap_or("moderate"))?,
-        cause: Cause::parse(
-            args.cause
-                .as_deref()
-                .context("--cause: say what happened, e.g. \"burst water main\"")?,
         )?,
+        args.cause
+            .as_deref()
+            .context("--cause: say what happened, e.g. \"burst water main\"")?,
+    )
+}
+
+/// The details with this kind and cause, the rest from the flags.
+fn details(args: &DeclareArgs, kind: &str, cause: &str) -> Result<IncidentDetails> {
+    Ok(IncidentDetails {
+        kind: IncidentKind::parse(kind)?,
+        severity: Severity::parse(args.severity.as_deref().unwrap_or("moderate"))?,
+        cause: Cause::parse(cause)?,
         etr: args
             .etr
             .as_deref()
@@ -148,10 +155,14 @@ pub fn details_from_args(args: &DeclareArgs) -> Result<IncidentDetails> {
 }
 
 /// The engine's declaration request from the declare/preview flags.
-fn declare_request(engine: &Engine, args: &DeclareArgs) -> Result<DeclareRequest> {
+fn declare_request(
+    engine: &Engine,
+    args: &DeclareArgs,
+    details: IncidentDetails,
+) -> Result<DeclareRequest> {
     Ok(DeclareRequest {
         actor: engine.settings().actor.clone(),
-        details: details_from_args(args)?,
+        details,
         area: crate::areas::spec(args)?,
         rails: crate::areas::rails(args),
         now: Utc::now(),
@@ -188,7 +199,10 @@ pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
         return crate::cap::run(engine, args, false).await;
     }
     let declared = engine
-        .declare(declare_request(engine, args)?, &Spelling::CLI)
+        .declare(
+            declare_request(engine, args, details_from_args(args)?)?,
+            &Spelling::CLI,
+        )
         .await?;
     if args.json {
         return emit_json(&json!(declared.view()));
@@ -214,9 +228,20 @@ pub async fn preview(engine: &Engine, args: &DeclareArgs) -> Result<()> {
     if args.ingest.cap.is_some() {
         return crate::cap::run(engine, args, true).await;
     }
-    let preview = engine
-        .preview(declare_request(engine, args)?, &Spelling::CLI)
-        .await?;
+    // Counting needs only the area; the texts need the kind and the cause. Without them the
+    // preview is planned with stand-ins and shows no texts (nor their segments).
+    let texts = args.kind.is_some() && args.cause.is_some();
+    let details = if texts {
+        details_from_args(args)?
+    } else {
+        details(args, "water", "-")?
+    };
+    let req = declare_request(engine, args, details)?;
+    let mut preview = engine.preview(req, &Spelling::CLI).await?;
+    if !texts {
+        preview.view.sms_texts.clear();
+        preview.view.sms_segments = 0;
+    }
     crate::areas::print_preview(&preview, args.json)
 }
 

@@ -479,6 +479,26 @@ fn preview_shows_count_sample_and_channels_and_writes_nothing() {
             && text.contains("addresses: "),
         "{text}"
     );
+    // The SMS as it will go out, per language, with its encoding and segments.
+    assert!(
+        text.contains("sms (fi, ") && text.contains("GSM-7, 1 segment): Vesikatko: burst"),
+        "{text}"
+    );
+    // Counting needs only the area; the texts then wait for --kind and --cause.
+    let count_only = db.ok(&["incident", "preview", "--address", "Kaivokatu 1, Helsinki"]);
+    assert!(count_only.contains("affected customers:"), "{count_only}");
+    assert!(
+        count_only.contains("texts: give --kind and --cause"),
+        "{count_only}"
+    );
+    let v = db.json(&["incident", "preview", "--circle", "24.9414,60.1710,200"]);
+    assert!(
+        v["affected_account_ids"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{v}"
+    );
+    assert_eq!(v["sms_texts"], serde_json::json!([]), "{v}");
     let v = db.json(&[
         "incident",
         "preview",

@@ -571,3 +571,59 @@ fn a_revoked_token_is_listed_as_revoked() {
         "{err}"
     );
 }
+
+/// Every `OUTAGECAST_*` name the code reads or sets is in the README's settings (or, for the
+/// FastAGI variables, beside them): a setting added without its row fails here.
+#[test]
+fn every_setting_in_the_code_is_in_the_readme() {
+    fn names(dir: &std::path::Path, out: &mut std::collections::BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                names(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let mut rest = text.as_str();
+                while let Some(i) = rest.find("OUTAGECAST_") {
+                    rest = &rest[i..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                        .unwrap_or(rest.len());
+                    let name = &rest[..end];
+                    // Prefixes (`OUTAGECAST_SMS_*` in prose) and the test suite's own switches.
+                    if !name.ends_with('_')
+                        && ![
+                            "OUTAGECAST_TEST_",
+                            "OUTAGECAST_REQUIRE_",
+                            "OUTAGECAST_FAR_ENDS",
+                        ]
+                        .iter()
+                        .any(|p| name.starts_with(p))
+                    {
+                        out.insert(name.to_string());
+                    }
+                    rest = &rest[end..];
+                }
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = std::collections::BTreeSet::new();
+    names(&root.join("src"), &mut found);
+    for krate in std::fs::read_dir(root.join("crates")).unwrap() {
+        let src = krate.unwrap().path().join("src");
+        if src.is_dir() {
+            names(&src, &mut found);
+        }
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let missing: Vec<&String> = found
+        .iter()
+        .filter(|n| !readme.contains(&format!("`{n}`")))
+        .collect();
+    assert!(found.len() > 30, "{found:?}");
+    assert!(
+        missing.is_empty(),
+        "settings missing from README.md: {missing:?}"
+    );
+}

@@ -98,11 +98,19 @@ pub enum ConfigCommand {
     /// Build every setting as the commands would and print each effective value with where it
     /// came from (flag, env, file or default), secrets as ***; exits non-zero listing every
     /// problem.
-    Check {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Check(CheckArgs),
+}
+
+/// Flags of `config check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Also connect to each configured channel: the SMTP server's greeting and EHLO, the SMS
+    /// provider's account URL with the credentials. Sends nothing.
+    #[arg(long)]
+    pub probe: bool,
 }
 
 #[derive(Debug, Subcommand)]

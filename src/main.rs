@@ -174,8 +174,8 @@ fn actor() -> String {
 async fn run(invocation: Invocation) -> Result<()> {
     // Neither needs the settings built (config check builds and reports them itself).
     match &invocation.cli.command {
-        Command::Config(ConfigCommand::Check { json }) => {
-            return config::check(&invocation, *json).await;
+        Command::Config(ConfigCommand::Check(args)) => {
+            return config::check(&invocation, args).await;
         }
         Command::Token(cmd) => return token::run(&invocation.cli.db, &actor(), cmd).await,
         Command::Completions { shell } => return manual::completions(*shell),

@@ -627,3 +627,77 @@ fn every_setting_in_the_code_is_in_the_readme() {
         "settings missing from README.md: {missing:?}"
     );
 }
+
+/// `config check` warns when no channel is configured; `--probe` asks each configured channel
+/// (the SMS provider's account URL, the SMTP server's greeting) and says what answered, and a
+/// refused credential or a closed port is a problem naming the settings to check.
+#[test]
+fn check_warns_without_a_channel_and_probes_the_configured_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &[], &["config", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("warning: no channel is configured"),
+        "{}",
+        stdout(&out)
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let standin = runtime.block_on(common::StandIn::start(Default::default()));
+    // A port nothing listens on, for the mail server.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url = format!("smtp://{}?tls=none", closed.local_addr().unwrap());
+    drop(closed);
+    let sms = |token: &'static str| {
+        vec![
+            ("OUTAGECAST_SMS_BASE_URL", standin.base_url.clone()),
+            ("OUTAGECAST_SMS_ACCOUNT_SID", common::SID.to_string()),
+            ("OUTAGECAST_SMS_AUTH_TOKEN", token.to_string()),
+            ("OUTAGECAST_SMS_FROM", "+358401234567".to_string()),
+            ("OUTAGECAST_PUBLIC_URL", "https://notify.utility.fi".to_string()),
+        ]
+    };
+    let env = |pairs: &[(&'static str, String)]| -> Vec<(&'static str, String)> { pairs.to_vec() };
+    let run = |pairs: Vec<(&'static str, String)>| {
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_in(dir.path(), &pairs, &["config", "check", "--probe"])
+    };
+    let ok = run(sms(common::TOKEN));
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(
+        stdout(&ok).contains("probe sms: ok: ") && stdout(&ok).contains("(HTTP 200)"),
+        "{}",
+        stdout(&ok)
+    );
+    assert!(!stdout(&ok).contains("warning: no channel"));
+
+    let mut wrong = sms("wrong-token");
+    wrong.extend(env(&[
+        ("OUTAGECAST_SMTP_URL", closed_url),
+        ("OUTAGECAST_EMAIL_FROM", "noreply@utility.fi".to_string()),
+        (
+            "OUTAGECAST_PUBLIC_URL",
+            "https://notify.utility.fi".to_string(),
+        ),
+        (
+            "OUTAGECAST_UNSUBSCRIBE_SECRET",
+            "unsubscribe-secret-1234".to_string(),
+        ),
+    ]));
+    let refused = run(wrong);
+    assert!(!refused.status.success());
+    let err = stderr(&refused);
+    // Both problems at once, each naming what to check; the token never shown.
+    assert!(
+        err.contains("probe sms: ") && err.contains("refused the credentials (HTTP 401)"),
+        "{err}"
+    );
+    assert!(err.contains("OUTAGECAST_SMS_AUTH_TOKEN"), "{err}");
+    assert!(
+        err.contains("probe email: ") && err.contains("OUTAGECAST_SMTP_URL"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-token") && !stdout(&refused).contains("wrong-token"));
+    // Nothing was sent.
+    assert_eq!(standin.gateway.accepted(), 0);
+}

@@ -110,7 +110,8 @@ fn effective<'a>(inv: &Invocation, setting: &'a Setting) -> Effective<'a> {
 
 /// `config check`: every setting built as the commands build it; each effective value and
 /// where it came from; every problem, one line each. Exits non-zero when there is one.
-pub async fn check(inv: &Invocation, json: bool) -> Result<()> {
+pub async fn check(inv: &Invocation, args: &crate::cli::CheckArgs) -> Result<()> {
+    let json = args.json;
     let all = settings(&Cli::command());
     let values: Vec<Effective> = all.iter().map(|s| effective(inv, s)).collect();
     let mut problems: Vec<Problem> = inv.problems.clone();
@@ -137,6 +138,23 @@ pub async fn check(inv: &Invocation, json: bool) -> Result<()> {
             .iter()
             .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
     };
+    let warnings = warnings(&values);
+    // What answered, per channel; a channel that does not answer is a problem.
+    let mut probes = Vec::new();
+    if args.probe && problems.is_empty() {
+        for (channel, answer) in probe_channels().await {
+            match answer {
+                Ok(said) => probes.push(json!({"channel": channel, "ok": true, "answer": said})),
+                Err(wrong) => {
+                    probes.push(json!({"channel": channel, "ok": false, "answer": wrong}));
+                    problems.push(Problem {
+                        key: channel.to_string(),
+                        message: format!("probe {channel}: {wrong}"),
+                    });
+                }
+            }
+        }
+    }
     let file = FILE.get().map(|f| f.path.display().to_string());
     if json {
         let mut settings = Map::new();
@@ -162,6 +180,8 @@ pub async fn check(inv: &Invocation, json: bool) -> Result<()> {
             "config_file": file,
             "ok": problems.is_empty(),
             "settings": settings,
+            "warnings": warnings,
+            "probes": probes,
             "problems": problems
                 .iter()
                 .map(|p| json!({ "key": p.key, "problem": scrub(&p.message) }))
@@ -203,6 +223,18 @@ pub async fn check(inv: &Invocation, json: bool) -> Result<()> {
     for (key, value, source) in &rows {
         println!("{key:kw$}  {value:vw$}  {source}");
     }
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    for p in &probes {
+        if p["ok"] == true {
+            println!(
+                "probe {}: ok: {}",
+                p["channel"].as_str().unwrap_or_default(),
+                scrub(p["answer"].as_str().unwrap_or_default())
+            );
+        }
+    }
     if problems.is_empty() {
         println!("ok: every setting is valid");
         return Ok(());
@@ -211,6 +243,46 @@ pub async fn check(inv: &Invocation, json: bool) -> Result<()> {
         eprintln!("error: {}", scrub(&p.message));
     }
     Err(Reported.into())
+}
+
+/// What is valid but probably not meant: no channel at all (notices would wait for ever).
+fn warnings(values: &[Effective<'_>]) -> Vec<String> {
+    let set = |key: &str| {
+        values
+            .iter()
+            .any(|e| e.setting.key == key && e.value.as_deref().is_some_and(|v| !v.is_empty()))
+    };
+    let mut out = Vec::new();
+    if !set("sms_account_sid") && !set("smtp_url") {
+        out.push(
+            "no channel is configured: notices are planned and stay queued until one is \
+             (OUTAGECAST_SMS_ACCOUNT_SID with the other OUTAGECAST_SMS_* settings, or OUTAGECAST_SMTP_URL)"
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// Each configured channel's answer to a probe (nothing is sent): `(channel, answer)`.
+async fn probe_channels() -> Vec<(&'static str, std::result::Result<String, String>)> {
+    let mut out = Vec::new();
+    match super::adapters::sms() {
+        Ok(Some(config)) => match super::adapters::sms_transport(config) {
+            Ok((sms, _)) => out.push(("sms", sms.probe().await)),
+            Err(e) => out.push(("sms", Err(format!("{e:#}")))),
+        },
+        Ok(None) => {}
+        Err(e) => out.push(("sms", Err(format!("{e:#}")))),
+    }
+    match super::adapters::email() {
+        Ok(Some(settings)) => match super::adapters::email_transport(&settings) {
+            Ok(email) => out.push(("email", email.probe().await)),
+            Err(e) => out.push(("email", Err(format!("{e:#}")))),
+        },
+        Ok(None) => {}
+        Err(e) => out.push(("email", Err(format!("{e:#}")))),
+    }
+    out
 }
 
 /// Builds every setting as the commands would; the problems, one per key at most.

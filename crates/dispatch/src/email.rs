@@ -311,6 +311,29 @@ impl SmtpEmail {
         })
     }
 
+    /// Connects to the server, reads its greeting and says EHLO (and logs in, when the URL
+    /// has credentials), within the SMTP timeout: `Ok` with what answered, or what is wrong.
+    /// Sends nothing. For `config check --probe`.
+    pub async fn probe(&self) -> Result<String, String> {
+        let Some(transport) = &self.transport else {
+            return Err("the SMTP client is closed".into());
+        };
+        match tokio::time::timeout(self.deadline, transport.test_connection()).await {
+            Ok(Ok(true)) => Ok("the SMTP server greeted and answered EHLO".into()),
+            Ok(Ok(false)) => {
+                Err("the SMTP server did not answer EHLO; check OUTAGECAST_SMTP_URL".into())
+            }
+            Ok(Err(e)) => Err(format!(
+                "{}; check OUTAGECAST_SMTP_URL",
+                crate::sms::error_chain(&e)
+            )),
+            Err(_) => Err(format!(
+                "no answer within {:.0} s (OUTAGECAST_SMTP_TIMEOUT); check OUTAGECAST_SMTP_URL",
+                self.deadline.as_secs_f64()
+            )),
+        }
+    }
+
     /// The unsubscribe link for `address`.
     pub fn unsubscribe_url(&self, address: &str) -> String {
         format!(

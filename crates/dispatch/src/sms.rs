@@ -238,6 +238,48 @@ impl TwilioSms {
     pub fn rate(&self) -> u32 {
         self.config.rate
     }
+
+    /// Asks the provider for the account itself (`GET …/Accounts/{sid}.json`, what Twilio
+    /// answers its owner): `Ok` with what answered, or what is wrong and the setting to check.
+    /// Sends nothing. For `config check --probe`.
+    pub async fn probe(&self) -> std::result::Result<String, String> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}.json",
+            self.config.base_url, self.config.account_sid
+        );
+        let answer = self
+            .client
+            .get(&url)
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot reach {} ({}): check OUTAGECAST_SMS_BASE_URL",
+                    self.config.base_url,
+                    error_chain(&e)
+                )
+            })?;
+        match answer.status().as_u16() {
+            200 => Ok(format!(
+                "{} answered for account {} (HTTP 200)",
+                self.config.base_url, self.config.account_sid
+            )),
+            401 | 403 => Err(format!(
+                "{} refused the credentials (HTTP {}): check OUTAGECAST_SMS_ACCOUNT_SID and OUTAGECAST_SMS_AUTH_TOKEN",
+                self.config.base_url,
+                answer.status().as_u16()
+            )),
+            404 => Err(format!(
+                "{} has no account {} (HTTP 404): check OUTAGECAST_SMS_ACCOUNT_SID and OUTAGECAST_SMS_BASE_URL",
+                self.config.base_url, self.config.account_sid
+            )),
+            other => Err(format!(
+                "{} answered HTTP {other} for the account",
+                self.config.base_url
+            )),
+        }
+    }
 }
 
 /// Twilio error codes that concern one recipient or one message, whatever the HTTP status: the

@@ -400,6 +400,29 @@ async fn list(
     Json(json!({ "messages": picked })).into_response()
 }
 
+/// `GET /2010-04-01/Accounts/{sid}.json`: the account, as Twilio answers it to its owner
+/// (what `config check --probe` asks).
+async fn account(
+    State(gw): State<Arc<Gateway>>,
+    Path(sid_json): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match sid_json.strip_suffix(".json") {
+        Some(sid) if sid == gw.account_sid && gw.authorised(&headers) => {
+            Json(json!({ "sid": sid, "status": "active", "friendly_name": "stand-in" }))
+                .into_response()
+        }
+        Some(sid) if sid == gw.account_sid => {
+            api_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate")
+        }
+        _ => api_error(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        ),
+    }
+}
+
 async fn stats(State(gw): State<Arc<Gateway>>) -> Response {
     Json(json!({ "requests": gw.requests(), "accepted": gw.accepted(), "duplicates": gw.duplicates() })).into_response()
 }
@@ -411,6 +434,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             "/2010-04-01/Accounts/{sid}/Messages.json",
             post(send).get(list),
         )
+        .route("/2010-04-01/Accounts/{sid}", get(account))
         .route("/stats", get(stats))
         .with_state(gateway)
 }

@@ -58,6 +58,9 @@ pub enum Command {
     /// Import and list named zones (district metered areas, pressure zones, feeder areas).
     #[command(subcommand)]
     Zones(crate::zones::ZonesCommand),
+    /// Import the water (or power) network model for targeting by topology.
+    #[command(subcommand)]
+    Network(crate::network::NetworkCommand),
     /// Send the pending notices (SMS over a Twilio-compatible API, email over SMTP).
     #[command(subcommand)]
     Notify(NotifyCommand),

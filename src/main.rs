@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod demo;
 mod import;
+mod network;
 mod notify;
 mod serve;
 mod template;
@@ -185,6 +186,7 @@ async fn dispatch(engine: &Engine, command: Command) -> Result<()> {
             }
         },
         Command::Zones(cmd) => zones::run(engine, cmd).await,
+        Command::Network(cmd) => network::run(engine, cmd).await,
         Command::Ivr(IvrCommand::Lookup {
             number,
             ivr_restored_grace,

@@ -8,6 +8,7 @@
 pub mod area;
 pub mod cap;
 pub mod incidents;
+pub mod network;
 pub mod rails;
 pub mod registry;
 pub mod tokens;
@@ -36,6 +37,7 @@ pub use cap::{CapOutcome, CapOverrides, CapRequest, CapView, FollowUp};
 pub use incidents::{
     DeclareRequest, Declared, IncidentDetails, Preview, Transitioned, UpdateRequest,
 };
+pub use network::{DEFAULT_ATTACH_WITHIN_M, NetworkImport, Services};
 pub use rails::{Counted, Rails, Refusal, Spelling};
 pub use tokens::{CreatedToken, Tokens};
 

@@ -387,3 +387,32 @@ pub struct ZonesImportedView {
     /// Each zone with its customers.
     pub zones: Vec<ZoneCountView>,
 }
+
+/// One customer's service link as an import made it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttachmentView {
+    pub account_id: String,
+    pub pipe_id: String,
+    /// Metres to the pipe when it was the nearest one; absent when the services file named it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
+}
+
+/// What a network import wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkImportedView {
+    pub nodes: u64,
+    pub links: u64,
+    pub devices: u64,
+    /// Reservoirs, tanks and substations.
+    pub sources: u64,
+    /// Customers tied to a pipe.
+    pub attached: u64,
+    /// Customers with no pipe (none within the distance, or not in the services file).
+    pub unattached_count: u64,
+    /// The longest attachment distance, metres (absent with a services file).
+    pub max_distance_m: Option<f64>,
+    pub attachments: Vec<AttachmentView>,
+    /// Account ids of the unattached customers.
+    pub unattached: Vec<String>,
+}

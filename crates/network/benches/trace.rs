@@ -113,7 +113,7 @@ fn main() {
         grown.devices_to_close.len(),
         grown.dry_links.len()
     );
-    // The seeded network's answers (checked by hand against the printed ids once; the trace
+    // The seeded network's answers (as first computed, so a change in the trace shows; the trace
     // itself is proptested against a brute force in tests/oracle.rs).
     assert_eq!(network.devices().len(), 133_422);
     assert_eq!(plain.segment_links, [12345]);

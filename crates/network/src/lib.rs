@@ -11,9 +11,11 @@
 //!
 //! Pure: no I/O, no async.
 
+pub mod attach;
 pub mod model;
 pub mod trace;
 
+pub use attach::{Attachment, PipeIndex};
 pub use model::{
     Device, DeviceInput, DeviceKind, Kind, Link, LinkInput, LinkKind, Network, NetworkInput, Node,
     NodeInput, NodeKind,

@@ -1,0 +1,216 @@
+//! Network-topology targeting end to end through the real binary: `network import` (GeoJSON,
+//! services CSV or nearest pipe), bad models refused with nothing written.
+#![allow(clippy::unwrap_used)]
+
+use geo::{Closest, ClosestPoint, Distance, Haversine, LineString, Point};
+use serde_json::Value;
+
+mod common;
+
+use common::Db;
+
+/// R1 —P1— J1 —P2— J2 —P3— J3 along latitude 60.2, a valve on P2 at J1 and on P3 at J2.
+const NET: &str = r#"{"type":"FeatureCollection","features":[
+{"type":"Feature","properties":{"id":"R1","kind":"reservoir"},"geometry":{"type":"Point","coordinates":[24.90,60.20]}},
+{"type":"Feature","properties":{"id":"J1","kind":"junction"},"geometry":{"type":"Point","coordinates":[24.91,60.20]}},
+{"type":"Feature","properties":{"id":"J2","kind":"junction"},"geometry":{"type":"Point","coordinates":[24.92,60.20]}},
+{"type":"Feature","properties":{"id":"J3","kind":"junction"},"geometry":{"type":"Point","coordinates":[24.93,60.20]}},
+{"type":"Feature","properties":{"id":"P1","kind":"pipe","from":"R1","to":"J1"},"geometry":{"type":"LineString","coordinates":[[24.90,60.20],[24.91,60.20]]}},
+{"type":"Feature","properties":{"id":"P2","kind":"pipe","from":"J1","to":"J2"},"geometry":{"type":"LineString","coordinates":[[24.91,60.20],[24.915,60.2003],[24.92,60.20]]}},
+{"type":"Feature","properties":{"id":"P3","kind":"pipe","from":"J2","to":"J3"},"geometry":{"type":"LineString","coordinates":[[24.92,60.20],[24.93,60.20]]}},
+{"type":"Feature","properties":{"id":"V1","kind":"valve","pipe":"P2","node":"J1"},"geometry":{"type":"Point","coordinates":[24.9101,60.20]}},
+{"type":"Feature","properties":{"id":"V2","kind":"valve","pipe":"P3","node":"J2"},"geometry":{"type":"Point","coordinates":[24.9201,60.20]}}
+]}"#;
+
+/// Customers near the pipes (C4 is 120 m from any).
+fn customers() -> Vec<(&'static str, f64, f64)> {
+    vec![
+        ("C1", 24.905, 60.2002),
+        ("C2", 24.9149, 60.2006),
+        ("C3", 24.925, 60.1997),
+        ("C4", 24.925, 60.2011),
+    ]
+}
+
+fn town(db: &Db) {
+    let mut csv = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
+    for (i, (id, lon, lat)) in customers().into_iter().enumerate() {
+        csv.push_str(&format!(
+            "{id},{lon},{lat},Katu {i},+3584012345{i:02},,fi,false\n"
+        ));
+    }
+    let path = db.file_str("customers.csv", &csv);
+    db.ok(&["import", "customers", &path]);
+}
+
+/// Metres from a point to a link's line: the line's closest point (planar in degrees, fine at
+/// this scale), then the geodesic-free haversine distance, independent of the import's
+/// projection.
+fn distance_to(line: &[[f64; 2]], lon: f64, lat: f64) -> f64 {
+    let line: LineString = line.iter().map(|&[x, y]| (x, y)).collect();
+    let p = Point::new(lon, lat);
+    match line.closest_point(&p) {
+        Closest::Intersection(c) | Closest::SinglePoint(c) => Haversine.distance(p, c),
+        Closest::Indeterminate => f64::INFINITY,
+    }
+}
+
+fn table_counts(db: &Db) -> Vec<i64> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let url = format!("sqlite://{}?mode=ro", db.path().display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let mut out = Vec::new();
+        for table in [
+            "network_nodes",
+            "network_links",
+            "network_devices",
+            "service_links",
+        ] {
+            let (n,): (i64,) =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            out.push(n);
+        }
+        pool.close().await;
+        out
+    })
+}
+
+#[test]
+fn import_ties_customers_to_the_nearest_pipe_within_the_distance() {
+    let db = Db::new();
+    town(&db);
+    let net = db.file_str("net.geojson", NET);
+    let view: Value = db.json(&["network", "import", &net]);
+    assert_eq!(
+        (
+            view["nodes"].as_u64(),
+            view["links"].as_u64(),
+            view["devices"].as_u64()
+        ),
+        (Some(4), Some(3), Some(2))
+    );
+    assert_eq!(view["sources"], 1);
+    let lines: Value = serde_json::from_str(NET).unwrap();
+    let line_of = |id: &str| -> Vec<[f64; 2]> {
+        let f = lines["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["properties"]["id"] == id && f["geometry"]["type"] == "LineString")
+            .unwrap();
+        serde_json::from_value(f["geometry"]["coordinates"].clone()).unwrap()
+    };
+    let mut expected = Vec::new();
+    for (id, lon, lat) in customers() {
+        let (pipe, d) = ["P1", "P2", "P3"]
+            .into_iter()
+            .map(|p| (p, distance_to(&line_of(p), lon, lat)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        if d <= 50.0 {
+            expected.push((id.to_string(), pipe.to_string(), d));
+        }
+    }
+    let got: Vec<(String, String, f64)> = view["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["account_id"].as_str().unwrap().into(),
+                a["pipe_id"].as_str().unwrap().into(),
+                a["distance_m"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), expected.len(), "{got:?} vs {expected:?}");
+    for ((a, p, d), (ea, ep, ed)) in got.iter().zip(&expected) {
+        assert_eq!((a, p), (ea, ep));
+        assert!((d - ed).abs() < 0.01 * ed + 0.05, "{a}: {d} m vs {ed} m");
+    }
+    assert_eq!(view["unattached"], serde_json::json!(["C4"]));
+    // A tighter distance leaves more unattached; the text output says how many.
+    let text = db.ok(&["network", "import", &net, "--attach-within", "20"]);
+    assert!(text.contains("unattached: C4"), "{text}");
+    assert!(
+        text.starts_with(
+            "imported the network: 4 nodes (sources: 1), 3 links, 2 isolation devices"
+        ),
+        "{text}"
+    );
+    let e = db.fails(&["network", "import", &net, "--attach-within=-3"]);
+    assert!(e.contains("-3 is not a distance"), "{e}");
+}
+
+#[test]
+fn a_services_file_names_the_pipes_and_bad_input_writes_nothing() {
+    let db = Db::new();
+    town(&db);
+    let net = db.file_str("net.geojson", NET);
+    let services = db.file_str(
+        "services.csv",
+        "account_id,pipe_id\nC1,P3\nC2,P2\nNOBODY,P1\n",
+    );
+    let view = db.json(&["network", "import", &net, "--services", &services]);
+    assert_eq!(view["attached"], 2);
+    assert_eq!(view["attachments"][0]["pipe_id"], "P3");
+    assert!(view["attachments"][0].get("distance_m").is_none());
+    assert_eq!(view["unattached"], serde_json::json!(["C3", "C4"]));
+    let before = table_counts(&db);
+    assert_eq!(before, [4, 3, 2, 2]);
+    for (name, text, message) in [
+        (
+            "unknown-node.geojson",
+            NET.replace(r#""to":"J3""#, r#""to":"J9""#),
+            "pipe P3 joins node \"J9\", which is not in the network",
+        ),
+        (
+            "off-pipe.geojson",
+            NET.replace(r#""pipe":"P3","node":"J2""#, r#""pipe":"P3","node":"J1""#),
+            "valve V2 sits on pipe P3 next to node J1, but that pipe joins J2 and J3",
+        ),
+        (
+            "twice.geojson",
+            NET.replace(r#""id":"P3""#, r#""id":"P2""#),
+            "link P2 appears twice",
+        ),
+        (
+            "dry.geojson",
+            NET.replace(r#""kind":"reservoir""#, r#""kind":"junction""#),
+            "the network has no source",
+        ),
+        (
+            "kind.geojson",
+            NET.replace(
+                r#""kind":"pipe","from":"R1""#,
+                r#""kind":"main","from":"R1""#,
+            ),
+            "features[4] (\"P1\"): has kind \"main\"",
+        ),
+        (
+            "json.geojson",
+            NET.replace("]}", "]"),
+            "is not a GeoJSON FeatureCollection at line",
+        ),
+    ] {
+        let path = db.file_str(name, &text);
+        let e = db.fails(&["network", "import", &path]);
+        assert!(e.contains(message), "{name}: {e}");
+        assert!(e.contains(name), "names the file: {e}");
+        assert_eq!(table_counts(&db), before, "{name} wrote nothing");
+    }
+    let bad = db.file_str("bad-services.csv", "account_id,pipe_id\nC1,P9\n");
+    let e = db.fails(&["network", "import", &net, "--services", &bad]);
+    assert!(
+        e.contains("account C1 is fed from pipe \"P9\", which is not in the network"),
+        "{e}"
+    );
+    assert_eq!(table_counts(&db), before);
+}

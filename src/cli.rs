@@ -213,7 +213,7 @@ pub struct IdArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("area").required(true).args(["circle", "polygon", "corridor", "geojson", "wkt", "cap", "zone", "address"])))]
+#[command(group(clap::ArgGroup::new("area").required(true).args(["circle", "polygon", "corridor", "geojson", "wkt", "cap", "zone", "address", "burst_pipe"])))]
 pub struct DeclareArgs {
     /// Service kind: water, power, gas, heating, telecom or sewer.
     #[arg(long, required_unless_present = "cap")]
@@ -248,6 +248,19 @@ pub struct DeclareArgs {
     /// GeoJSON, WKT, CAP, zone and address areas; the --confirm rail (see `crate::areas`).
     #[command(flatten)]
     pub ingest: crate::areas::IngestArgs,
+    /// A burst pipe of the imported network (`network import`): the customers fed from its
+    /// isolated segment and those left with no path to a source (power: --faulted-section).
+    #[arg(long, value_name = "PIPE", visible_alias = "faulted-section")]
+    pub burst_pipe: Option<String>,
+    /// An isolation valve that will not turn, so the trace grows to the next ones (repeatable;
+    /// power: --broken-switch).
+    #[arg(
+        long = "broken-valve",
+        value_name = "VALVE",
+        requires = "burst_pipe",
+        visible_alias = "broken-switch"
+    )]
+    pub broken_valve: Vec<String>,
     /// Declare even if the area holds no customers.
     #[arg(long)]
     pub allow_empty: bool,

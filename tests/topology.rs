@@ -214,3 +214,115 @@ fn a_services_file_names_the_pipes_and_bad_input_writes_nothing() {
     );
     assert_eq!(table_counts(&db), before);
 }
+
+/// Customer `i`'s phone number as `town` writes it.
+fn phone(i: usize) -> String {
+    format!("+3584012345{i:02}")
+}
+
+#[test]
+fn declare_by_burst_pipe_selects_the_trace_and_arms_exactly_its_numbers() {
+    let db = Db::new();
+    town(&db);
+    let args = [
+        "--kind",
+        "water",
+        "--cause",
+        "burst main",
+        "--burst-pipe",
+        "P2",
+    ];
+    let preview_args: Vec<&str> = ["incident", "preview"]
+        .iter()
+        .chain(&args)
+        .copied()
+        .collect();
+    let e = db.fails(&preview_args);
+    assert!(
+        e.contains("no network is imported; import one with `outagecast network import"),
+        "{e}"
+    );
+    let net = db.file_str("net.geojson", NET);
+    db.ok(&["network", "import", &net]);
+    // P2 is cut off at J1 by V1 and from P3 by V2; P3 then has no path to R1.
+    let preview = db.json(&preview_args);
+    assert_eq!(
+        preview["affected_account_ids"],
+        serde_json::json!(["C2", "C3"])
+    );
+    assert_eq!(preview["segment_pipes"], serde_json::json!(["P2"]));
+    assert_eq!(preview["dry_pipes"], serde_json::json!(["P3"]));
+    let valves: Vec<(&str, f64, f64)> = preview["valves_to_close"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap(),
+                v["lon"].as_f64().unwrap(),
+                v["lat"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(valves, [("V1", 24.9101, 60.2), ("V2", 24.9201, 60.2)]);
+    assert_eq!(preview["area_source"], "burst pipe P2");
+    let text = db.ok(&preview_args);
+    assert!(
+        text.contains("close: V1 (24.910100,60.200000), V2 (24.920100,60.200000)"),
+        "{text}"
+    );
+
+    // A broken V2 merges P3 into the segment: nothing left to close there, J3 is a dead end.
+    let mut broken = preview_args.clone();
+    broken.extend(["--broken-valve", "V2"]);
+    let grown = db.json(&broken);
+    assert_eq!(grown["segment_pipes"], serde_json::json!(["P2", "P3"]));
+    assert_eq!(grown["dry_pipes"], serde_json::json!([]));
+    assert_eq!(grown["valves_to_close"][0]["id"], "V1");
+    assert_eq!(grown["valves_to_close"].as_array().unwrap().len(), 1);
+
+    for (flag, id, message) in [
+        (
+            "--burst-pipe",
+            "P-402",
+            "there is no pipe or section \"P-402\"",
+        ),
+        (
+            "--broken-valve",
+            "V7",
+            "there is no valve, switch or fuse \"V7\"",
+        ),
+    ] {
+        let mut bad = preview_args.clone();
+        if flag == "--burst-pipe" {
+            let last = bad.len() - 1;
+            bad[last] = id;
+        } else {
+            bad.extend([flag, id]);
+        }
+        let e = db.fails(&bad);
+        assert!(e.contains(message), "{e}");
+    }
+
+    let declare_args: Vec<&str> = ["incident", "declare"]
+        .iter()
+        .chain(&args)
+        .copied()
+        .collect();
+    let declared = db.json(&declare_args);
+    assert_eq!(
+        declared["affected_account_ids"],
+        preview["affected_account_ids"]
+    );
+    assert_eq!(declared["valves_to_close"], preview["valves_to_close"]);
+    assert_eq!(declared["armed_numbers"], 2);
+    for (i, (id, _, _)) in customers().into_iter().enumerate() {
+        let armed = db.json(&["ivr", "lookup", &phone(i)])["armed"]
+            .as_bool()
+            .unwrap();
+        assert_eq!(armed, id == "C2" || id == "C3", "{id}");
+    }
+    // The stored area is the outline of the affected pipes: the map and CAP show it.
+    let shown = db.json(&["incident", "show", declared["id"].to_string().as_str()]);
+    assert_eq!(shown["area"]["type"], "union", "{}", shown["area"]);
+}

@@ -6,7 +6,10 @@ use chrono::Utc;
 use outagecast_network::{Network, NetworkInput, PipeIndex};
 use outagecast_store::{ServiceLink, StoredNetwork};
 
-use crate::views::{AttachmentView, NetworkImportedView};
+use geo::LineString;
+use outagecast_core::area::{Area, Corridor};
+
+use crate::views::{AttachmentView, DeviceView, NetworkImportedView, TraceView};
 use crate::{Engine, EngineError, Result};
 
 /// Default for `--attach-within`: a service line is rarely longer than this.
@@ -157,5 +160,110 @@ impl Engine {
         };
         let network = Network::new(input).map_err(|e| invalid("network", e))?;
         Ok((network, service_links))
+    }
+}
+
+/// Metres each side of an affected pipe in the incident's outline (what the map, CAP and the
+/// public feed show; the selection is the trace itself).
+pub const OUTLINE_BUFFER_M: f64 = 15.0;
+
+/// A declaration by topology: the burst pipe (power: the faulted section) and the isolation
+/// devices that will not turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopologySpec {
+    pub burst: String,
+    pub broken: Vec<String>,
+}
+
+/// A trace made into a selection.
+#[derive(Debug, Clone)]
+pub(crate) struct Traced {
+    /// The outline of the affected pipes.
+    pub area: Area,
+    /// "burst pipe P-402 (broken valves V3)", recorded with the incident.
+    pub source: String,
+    /// The accounts fed from an affected pipe.
+    pub accounts: Vec<String>,
+    pub view: TraceView,
+}
+
+impl Engine {
+    /// Traces `spec` on the stored network: the accounts fed from the segment's and the dry
+    /// pipes, the outline of those pipes, and the view with the valves to close.
+    pub(crate) async fn trace_selection(&self, spec: &TopologySpec) -> Result<Traced> {
+        let (network, service_links) = self.network().await?;
+        let trace = network
+            .trace_ids(&spec.burst, &spec.broken)
+            .map_err(|e| invalid("burst_pipe", e))?;
+        let affected = trace.affected_links();
+        let mut is_affected = vec![false; network.links().len()];
+        for &l in &affected {
+            is_affected[l] = true;
+        }
+        let mut accounts: Vec<String> = service_links
+            .into_iter()
+            .filter(|s| {
+                network
+                    .link_index(&s.link_id)
+                    .is_some_and(|l| is_affected[l])
+            })
+            .map(|s| s.account_id)
+            .collect();
+        accounts.sort();
+        let corridors = affected
+            .iter()
+            .map(|&l| {
+                let line: LineString<f64> = network.links()[l]
+                    .path()
+                    .iter()
+                    .map(|p| (p.lon(), p.lat()))
+                    .collect();
+                Corridor::new(line, OUTLINE_BUFFER_M).map(Area::Corridor)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let area = Area::union(corridors)?;
+        let link_ids = |ls: &[usize]| {
+            ls.iter()
+                .map(|&l| network.links()[l].id().to_string())
+                .collect()
+        };
+        let view = TraceView {
+            burst_pipe: spec.burst.clone(),
+            broken_valves: spec.broken.clone(),
+            valves_to_close: trace
+                .devices_to_close
+                .iter()
+                .map(|&d| {
+                    let d = &network.devices()[d];
+                    DeviceView {
+                        id: d.id().to_string(),
+                        kind: d.kind().as_str().to_string(),
+                        lon: d.position().lon(),
+                        lat: d.position().lat(),
+                    }
+                })
+                .collect(),
+            segment_pipes: link_ids(&trace.segment_links),
+            dry_pipes: link_ids(&trace.dry_links),
+        };
+        let section = network
+            .link_index(&spec.burst)
+            .is_some_and(|l| network.links()[l].kind() == outagecast_network::LinkKind::Section);
+        let what = if section {
+            "faulted section"
+        } else {
+            "burst pipe"
+        };
+        let source = if spec.broken.is_empty() {
+            format!("{what} {}", spec.burst)
+        } else {
+            format!("{what} {} (broken: {})", spec.burst, spec.broken.join(", "))
+        };
+        Ok(Traced {
+            area,
+            source,
+            accounts,
+            view,
+        })
     }
 }

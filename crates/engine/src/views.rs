@@ -185,6 +185,9 @@ pub struct DeclaredView {
     /// Who is affected.
     #[serde(flatten)]
     pub selection: SelectionView,
+    /// The isolation trace, for a declaration by topology.
+    #[serde(flatten)]
+    pub topology: Option<TraceView>,
 }
 
 impl DeclaredView {
@@ -195,6 +198,7 @@ impl DeclaredView {
             area_source,
             notices: ChannelCounts::from_map(&o.notices),
             selection: SelectionView::of(selection),
+            topology: None,
         }
     }
 }
@@ -301,6 +305,9 @@ pub struct PreviewView {
     /// Who is affected.
     #[serde(flatten)]
     pub selection: SelectionView,
+    /// The isolation trace, for a preview by topology.
+    #[serde(flatten)]
+    pub topology: Option<TraceView>,
 }
 
 /// One incident with who it affects and where it came from (`incident show`).
@@ -415,4 +422,29 @@ pub struct NetworkImportedView {
     pub attachments: Vec<AttachmentView>,
     /// Account ids of the unattached customers.
     pub unattached: Vec<String>,
+}
+
+/// An isolation device to close, where the crew finds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceView {
+    pub id: String,
+    /// `valve`, `switch` or `fuse`.
+    pub kind: String,
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// The isolation trace behind a `--burst-pipe` selection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceView {
+    /// The burst pipe (or faulted section).
+    pub burst_pipe: String,
+    /// The devices given as broken.
+    pub broken_valves: Vec<String>,
+    /// The working devices on the segment's boundary: closing them shuts the segment.
+    pub valves_to_close: Vec<DeviceView>,
+    /// The pipes of the isolated segment.
+    pub segment_pipes: Vec<String>,
+    /// The pipes that lose every path to a source once the segment is shut.
+    pub dry_pipes: Vec<String>,
 }

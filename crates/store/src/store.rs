@@ -194,6 +194,8 @@ run! {
     fn replace_network(&self, network: &outagecast_network::NetworkInput, services: &[ServiceLink], actor: &str, source: &str, now: DateTime<Utc>) -> Result<NetworkImportSummary> = ops::network::replace_network;
     /// The imported network model and service links, `None` before the first import.
     fn network(&self) -> Result<Option<StoredNetwork>> = ops::network::network;
+    /// The customers with these account ids (unknown ones left out), in id order.
+    fn customers_by_accounts(&self, accounts: &[&str]) -> Result<Vec<(CustomerId, Customer)>> = ops::network::customers_by_accounts;
     /// Imports zones in one transaction (a name that exists in any case is replaced), audited.
     fn upsert_zones(&self, zones: &[ZoneRecord<'_>], actor: &str, source: &str, now: DateTime<Utc>) -> Result<ZoneImportSummary> = ops::zones::upsert_zones;
     /// Every zone, by name.

@@ -256,3 +256,30 @@ pub(crate) async fn network<B: Backend>(b: &B) -> Result<Option<StoredNetwork>> 
         service_links,
     }))
 }
+
+/// The customers with these account ids (unknown ones left out), in id order: the trace's
+/// selection, read through [`customers`](crate::ops::customers::customers) for one snapshot.
+pub(crate) async fn customers_by_accounts<B: Backend>(
+    b: &B,
+    accounts: &[&str],
+) -> Result<
+    Vec<(
+        outagecast_core::customer::CustomerId,
+        outagecast_core::customer::Customer,
+    )>,
+> {
+    let rows = B::fetch_all(
+        &mut *b.conn().await?,
+        Sql::built(format!(
+            "SELECT id FROM customers WHERE account_id {}",
+            B::in_list(1)
+        ))
+        .arg(accounts.to_vec()),
+    )
+    .await?;
+    let ids = rows
+        .iter()
+        .map(|r| Ok(outagecast_core::customer::CustomerId(r.i64(0)?)))
+        .collect::<Result<Vec<_>>>()?;
+    crate::ops::customers::customers(b, &ids).await
+}

@@ -12,6 +12,7 @@ use crate::contract;
 contract!(
     a_network_reads_back_as_imported,
     a_reimport_replaces_the_network,
+    customers_are_found_by_account_ids,
 );
 
 fn at(lon: f64, lat: f64) -> LonLat {
@@ -107,4 +108,21 @@ async fn a_reimport_replaces_the_network(store: &Store) {
     let stored = store.network().await.unwrap().unwrap();
     assert_eq!(stored.input, smaller);
     assert_eq!(stored.service_links, services(1));
+}
+
+async fn customers_are_found_by_account_ids(store: &Store) {
+    let customers: Vec<_> = (0..3)
+        .map(|i| crate::support::customer(&format!("ACC-{i}"), &format!("+35840123450{i}"), ""))
+        .collect();
+    store
+        .upsert_customers(&customers, "test", "c.csv", Utc::now())
+        .await
+        .unwrap();
+    let found = store
+        .customers_by_accounts(&["ACC-2", "NOBODY", "ACC-0"])
+        .await
+        .unwrap();
+    let accounts: Vec<&str> = found.iter().map(|(_, c)| c.account_id().as_str()).collect();
+    assert_eq!(accounts, ["ACC-0", "ACC-2"]);
+    assert!(store.customers_by_accounts(&[]).await.unwrap().is_empty());
 }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use outagecast_engine::rails::DEFAULT_CONFIRM_THRESHOLD;
-use outagecast_engine::{AreaSpec, Geocoding, Preview, Rails};
+use outagecast_engine::views::TraceView;
+use outagecast_engine::{AreaSpec, Geocoding, Preview, Rails, TopologySpec};
 use outagecast_ingest::geocode::parse_gazetteer_csv;
 use outagecast_ingest::geojson::Sizes;
 
@@ -137,8 +138,14 @@ pub fn spec(args: &DeclareArgs) -> Result<AreaSpec> {
             geocoding,
         });
     }
+    if let Some(burst) = &args.burst_pipe {
+        return Ok(AreaSpec::Topology(TopologySpec {
+            burst: burst.clone(),
+            broken: args.broken_valve.clone(),
+        }));
+    }
     bail!(
-        "area: give one of --circle, --polygon, --corridor, --geojson, --wkt, --cap, --zone or --address"
+        "area: give one of --circle, --polygon, --corridor, --geojson, --wkt, --cap, --zone, --address or --burst-pipe"
     )
 }
 
@@ -208,5 +215,30 @@ pub fn print_preview(preview: &Preview, json: bool) -> Result<()> {
         refused
             .map(|r| format!("\n  note: declaring would be refused: {r}"))
             .unwrap_or_default()
+    ))?;
+    topology_lines(view.topology.as_ref())
+}
+
+/// The trace of a declaration or preview by topology: what the crew closes, what goes dry.
+pub fn topology_lines(trace: Option<&TraceView>) -> Result<()> {
+    let Some(t) = trace else { return Ok(()) };
+    let valves: Vec<String> = t
+        .valves_to_close
+        .iter()
+        .map(|v| format!("{} ({:.6},{:.6})", v.id, v.lon, v.lat))
+        .collect();
+    crate::commands::emit(&format!(
+        "  close: {}\n  segment pipes: {}\n  dry pipes: {}",
+        if valves.is_empty() {
+            "nothing (no working valve isolates it)".to_string()
+        } else {
+            valves.join(", ")
+        },
+        t.segment_pipes.join(", "),
+        if t.dry_pipes.is_empty() {
+            "none".to_string()
+        } else {
+            t.dry_pipes.join(", ")
+        },
     ))
 }

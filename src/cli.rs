@@ -66,6 +66,9 @@ pub enum Command {
     /// Import and list named zones (district metered areas, pressure zones, feeder areas).
     #[command(subcommand)]
     Zones(crate::zones::ZonesCommand),
+    /// Import the water (or power) network model for targeting by topology.
+    #[command(subcommand)]
+    Network(crate::network::NetworkCommand),
     /// Send the pending notices (SMS over a Twilio-compatible API, email over SMTP).
     #[command(subcommand)]
     Notify(NotifyCommand),
@@ -235,7 +238,7 @@ pub struct IdArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("area").required(true).args(["circle", "polygon", "corridor", "geojson", "wkt", "cap", "zone", "address"])))]
+#[command(group(clap::ArgGroup::new("area").required(true).args(["circle", "polygon", "corridor", "geojson", "wkt", "cap", "zone", "address", "burst_pipe"])))]
 pub struct DeclareArgs {
     /// Service kind: water, power, gas, heating, telecom or sewer (declare needs it unless
     /// --cap gives it; preview counts without it, and shows the texts with it and --cause).
@@ -271,6 +274,19 @@ pub struct DeclareArgs {
     /// GeoJSON, WKT, CAP, zone and address areas; the --confirm rail (see `crate::areas`).
     #[command(flatten)]
     pub ingest: crate::areas::IngestArgs,
+    /// A burst pipe of the imported network (`network import`): the customers fed from its
+    /// isolated segment and those left with no path to a source (power: --faulted-section).
+    #[arg(long, value_name = "PIPE", visible_alias = "faulted-section")]
+    pub burst_pipe: Option<String>,
+    /// An isolation valve that will not turn, so the trace grows to the next ones (repeatable;
+    /// power: --broken-switch).
+    #[arg(
+        long = "broken-valve",
+        value_name = "VALVE",
+        requires = "burst_pipe",
+        visible_alias = "broken-switch"
+    )]
+    pub broken_valve: Vec<String>,
     /// Declare even if the area holds no customers.
     #[arg(long)]
     pub allow_empty: bool,

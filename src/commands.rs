@@ -221,7 +221,8 @@ pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
             .map(|s| format!(" ({s})"))
             .unwrap_or_default(),
         selection_lines(&declared.selection)
-    ))
+    ))?;
+    crate::areas::topology_lines(declared.topology.as_ref())
 }
 
 pub async fn preview(engine: &Engine, args: &DeclareArgs) -> Result<()> {

@@ -11,6 +11,7 @@ mod config;
 mod demo;
 mod import;
 mod manual;
+mod network;
 mod notify;
 mod serve;
 mod template;
@@ -256,6 +257,7 @@ async fn dispatch(engine: &Engine, command: Command) -> Result<()> {
             }
         },
         Command::Zones(cmd) => zones::run(engine, cmd).await,
+        Command::Network(cmd) => network::run(engine, cmd).await,
         Command::Ivr(IvrCommand::Lookup {
             number,
             ivr_restored_grace,

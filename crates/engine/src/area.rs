@@ -61,6 +61,9 @@ pub enum AreaSpec {
         /// Who geocodes it.
         geocoding: Geocoding,
     },
+    /// A burst pipe (or faulted section) in the imported network, traced to the valves to
+    /// close: the selection is the trace's customers, the area the outline of their pipes.
+    Topology(crate::network::TopologySpec),
 }
 
 /// Who turns an address into a point.
@@ -120,7 +123,7 @@ impl Engine {
                 limits.address(query, spelling.address)?;
                 spelling.address
             }
-            AreaSpec::Shape(_) | AreaSpec::Zone(_) => "area",
+            AreaSpec::Shape(_) | AreaSpec::Zone(_) | AreaSpec::Topology(_) => "area",
         };
         let resolved = self.resolve_unlimited(spec, spelling, &limits).await?;
         limits.area(&resolved.area, field)?;
@@ -162,6 +165,13 @@ impl Engine {
                 source: None,
             },
             AreaSpec::Zone(name) => self.zone_area(&name, spelling).await?,
+            AreaSpec::Topology(spec) => {
+                let traced = self.trace_selection(&spec).await?;
+                ResolvedArea {
+                    area: traced.area,
+                    source: Some(traced.source),
+                }
+            }
             AreaSpec::Address {
                 query,
                 radius_m,

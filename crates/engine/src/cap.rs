@@ -299,6 +299,7 @@ impl Engine {
                 outcome,
                 selection,
                 area_source: Some(source),
+                topology: None,
             },
             cap,
         })

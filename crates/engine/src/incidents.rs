@@ -21,7 +21,7 @@ use outagecast_store::{DeclareOutcome, Growth, Provenance, Transition, Transitio
 use crate::area::{AreaSpec, ResolvedArea};
 use crate::views::{
     DeclaredView, IncidentDetail, IncidentView, PreviewView, RefusedView, ReportView,
-    SelectionView, SmsTextView, TransitionView,
+    SelectionView, SmsTextView, TraceView, TransitionView,
 };
 use crate::{Engine, EngineError, Rails, Refusal, Result, Selection, Spelling, rails};
 
@@ -84,12 +84,16 @@ pub struct Declared {
     pub selection: Selection,
     /// How the area was given, when not as a plain shape.
     pub area_source: Option<String>,
+    /// The isolation trace, for a declaration by topology.
+    pub topology: Option<TraceView>,
 }
 
 impl Declared {
     /// The one JSON shape of a declaration.
     pub fn view(&self) -> DeclaredView {
-        DeclaredView::of(&self.outcome, &self.selection, self.area_source.clone())
+        let mut view = DeclaredView::of(&self.outcome, &self.selection, self.area_source.clone());
+        view.topology = self.topology.clone();
+        view
     }
 }
 
@@ -160,20 +164,44 @@ impl Engine {
         &self,
         req: DeclareRequest,
         spelling: &Spelling,
-    ) -> Result<(IncidentDraft, ResolvedArea, Selection, Option<Refusal>)> {
-        let resolved = self.resolve_area(req.area, spelling).await?;
+    ) -> Result<(
+        IncidentDraft,
+        ResolvedArea,
+        Selection,
+        Option<Refusal>,
+        Option<TraceView>,
+    )> {
+        // By topology the selection is the trace's customers, and the area only its outline.
+        let (resolved, traced) = match req.area {
+            AreaSpec::Topology(spec) => {
+                let traced = self.trace_selection(&spec).await?;
+                let resolved = ResolvedArea {
+                    area: traced.area.clone(),
+                    source: Some(traced.source.clone()),
+                };
+                (resolved, Some(traced))
+            }
+            spec => (self.resolve_area(spec, spelling).await?, None),
+        };
         let draft = req.details.draft(resolved.area.clone(), req.now)?;
-        let selection = self.select(draft.area()).await?;
+        let (selection, topology) = match traced {
+            Some(t) => (self.select_accounts(&t.accounts).await?, Some(t.view)),
+            None => (self.select(draft.area()).await?, None),
+        };
         let count = selection.customers.len() as u64;
         let refusal = self.refusal(draft.area(), count, &req.rails).await?;
-        Ok((draft, resolved, selection, refusal))
+        Ok((draft, resolved, selection, refusal, topology))
     }
 
     /// What declaring `req` would do, writing nothing.
     pub async fn preview(&self, req: DeclareRequest, spelling: &Spelling) -> Result<Preview> {
         let now = req.now;
-        let (draft, resolved, selection, refusal) = self.plan_declaration(req, spelling).await?;
-        Ok(self.preview_of(draft, resolved.source, selection, refusal, spelling, now))
+        let (draft, resolved, selection, refusal, topology) =
+            self.plan_declaration(req, spelling).await?;
+        let mut preview =
+            self.preview_of(draft, resolved.source, selection, refusal, spelling, now);
+        preview.view.topology = topology;
+        Ok(preview)
     }
 
     /// The preview of a planned declaration.
@@ -243,6 +271,7 @@ impl Engine {
                 message: r.explain(spelling),
             }),
             selection: SelectionView::of(&selection),
+            topology: None,
         };
         Preview {
             draft,
@@ -256,7 +285,8 @@ impl Engine {
     /// explained in `spelling`'s words. The CLI and the API both declare through here.
     pub async fn declare(&self, req: DeclareRequest, spelling: &Spelling) -> Result<Declared> {
         let (actor, now) = (req.actor.clone(), req.now);
-        let (draft, resolved, selection, refusal) = self.plan_declaration(req, spelling).await?;
+        let (draft, resolved, selection, refusal, topology) =
+            self.plan_declaration(req, spelling).await?;
         if let Some(refusal) = refusal {
             return Err(refused(refusal, spelling));
         }
@@ -267,6 +297,7 @@ impl Engine {
             outcome,
             selection,
             area_source: resolved.source,
+            topology,
         })
     }
 

@@ -8,6 +8,7 @@
 pub mod area;
 pub mod cap;
 pub mod incidents;
+pub mod network;
 pub mod rails;
 pub mod registry;
 pub mod tokens;
@@ -36,6 +37,7 @@ pub use cap::{CapOutcome, CapOverrides, CapRequest, CapView, FollowUp};
 pub use incidents::{
     DeclareRequest, Declared, IncidentDetails, Preview, Transitioned, UpdateRequest,
 };
+pub use network::{DEFAULT_ATTACH_WITHIN_M, NetworkImport, Services, TopologySpec};
 pub use rails::{Counted, Rails, Refusal, Spelling};
 pub use registry::ZonesFile;
 pub use tokens::{CreatedToken, Tokens};
@@ -270,6 +272,18 @@ impl Engine {
     pub async fn select(&self, area: &Area) -> Result<Selection> {
         let ids = self.current_index().await?.select(area);
         let customers = self.store.customers(&ids).await?;
+        self.selection_of(customers).await
+    }
+
+    /// The customers with these account ids, with their recipients planned (the selection of
+    /// a trace by topology).
+    pub async fn select_accounts(&self, accounts: &[String]) -> Result<Selection> {
+        let accounts: Vec<&str> = accounts.iter().map(String::as_str).collect();
+        let customers = self.store.customers_by_accounts(&accounts).await?;
+        self.selection_of(customers).await
+    }
+
+    async fn selection_of(&self, customers: Vec<(CustomerId, Customer)>) -> Result<Selection> {
         let opted_out: HashSet<(Channel, String)> = self.store.opt_outs().await?;
         let refs: Vec<(CustomerId, &Customer)> = customers.iter().map(|(i, c)| (*i, c)).collect();
         let plan = plan_recipients(&refs, |ch, addr| {

@@ -185,6 +185,9 @@ pub struct DeclaredView {
     /// Who is affected.
     #[serde(flatten)]
     pub selection: SelectionView,
+    /// The isolation trace, for a declaration by topology.
+    #[serde(flatten)]
+    pub topology: Option<TraceView>,
 }
 
 impl DeclaredView {
@@ -195,6 +198,7 @@ impl DeclaredView {
             area_source,
             notices: ChannelCounts::from_map(&o.notices),
             selection: SelectionView::of(selection),
+            topology: None,
         }
     }
 }
@@ -301,6 +305,9 @@ pub struct PreviewView {
     /// Who is affected.
     #[serde(flatten)]
     pub selection: SelectionView,
+    /// The isolation trace, for a preview by topology.
+    #[serde(flatten)]
+    pub topology: Option<TraceView>,
 }
 
 /// One incident with who it affects and where it came from (`incident show`).
@@ -386,4 +393,58 @@ pub struct ZonesImportedView {
     pub updated: u64,
     /// Each zone with its customers.
     pub zones: Vec<ZoneCountView>,
+}
+
+/// One customer's service link as an import made it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttachmentView {
+    pub account_id: String,
+    pub pipe_id: String,
+    /// Metres to the pipe when it was the nearest one; absent when the services file named it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
+}
+
+/// What a network import wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkImportedView {
+    pub nodes: u64,
+    pub links: u64,
+    pub devices: u64,
+    /// Reservoirs, tanks and substations.
+    pub sources: u64,
+    /// Customers tied to a pipe.
+    pub attached: u64,
+    /// Customers with no pipe (none within the distance, or not in the services file).
+    pub unattached_count: u64,
+    /// The longest attachment distance, metres (absent with a services file).
+    pub max_distance_m: Option<f64>,
+    pub attachments: Vec<AttachmentView>,
+    /// Account ids of the unattached customers.
+    pub unattached: Vec<String>,
+}
+
+/// An isolation device to close, where the crew finds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceView {
+    pub id: String,
+    /// `valve`, `switch` or `fuse`.
+    pub kind: String,
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// The isolation trace behind a `--burst-pipe` selection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceView {
+    /// The burst pipe (or faulted section).
+    pub burst_pipe: String,
+    /// The devices given as broken.
+    pub broken_valves: Vec<String>,
+    /// The working devices on the segment's boundary: closing them shuts the segment.
+    pub valves_to_close: Vec<DeviceView>,
+    /// The pipes of the isolated segment.
+    pub segment_pipes: Vec<String>,
+    /// The pipes that lose every path to a source once the segment is shut.
+    pub dry_pipes: Vec<String>,
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod geocode;
 pub mod geojson;
 pub mod limits;
+pub mod network;
 pub mod swap;
 pub mod wkt;
 mod xml;

@@ -34,6 +34,7 @@ pub use model::incidents::{
     TransitionOutcome,
 };
 pub use model::ivr::{IvrChanges, IvrFlagRow, IvrIncidentRow, IvrPoll, IvrSnapshot, RearmOutcome};
+pub use model::network::{NetworkImportSummary, ServiceLink, StoredNetwork};
 pub use model::outbox::{
     ClaimRequest, ClaimedNotice, HandedNotice, OutboxCounts, Outcome, ReportRow, Requeue,
     RoundTrip, RoundTripDone,

@@ -189,6 +189,13 @@ run! {
     fn revoke_token(&self, name: &str, actor: &str, now: DateTime<Utc>) -> Result<TokenInfo> = ops::tokens::revoke_token;
     /// How many tokens are not revoked.
     fn token_count(&self) -> Result<u64> = ops::tokens::token_count;
+    /// Replaces the network model and the service links in one transaction, audited. The
+    /// model must have passed `Network::new` (ids unique, references known).
+    fn replace_network(&self, network: &outagecast_network::NetworkInput, services: &[ServiceLink], actor: &str, source: &str, now: DateTime<Utc>) -> Result<NetworkImportSummary> = ops::network::replace_network;
+    /// The imported network model and service links, `None` before the first import.
+    fn network(&self) -> Result<Option<StoredNetwork>> = ops::network::network;
+    /// The customers with these account ids (unknown ones left out), in id order.
+    fn customers_by_accounts(&self, accounts: &[&str]) -> Result<Vec<(CustomerId, Customer)>> = ops::network::customers_by_accounts;
     /// Imports zones in one transaction (a name that exists in any case is replaced), audited.
     fn upsert_zones(&self, zones: &[ZoneRecord<'_>], actor: &str, source: &str, now: DateTime<Utc>) -> Result<ZoneImportSummary> = ops::zones::upsert_zones;
     /// Every zone, by name.

@@ -16,7 +16,7 @@ use outagecast_core::incident::{
 };
 use outagecast_engine::{
     AreaSpec, DeclareRequest as EngineDeclare, Geocoding, IncidentDetails, Rails, Spelling,
-    UpdateRequest as EngineUpdate,
+    TopologySpec, UpdateRequest as EngineUpdate,
 };
 use outagecast_ingest::geojson::Sizes;
 use outagecast_store::ReportRow;
@@ -61,6 +61,11 @@ pub struct DeclareRequest {
     pub zone: Option<String>,
     /// A street address, geocoded offline against the customers' addresses.
     pub address: Option<String>,
+    /// A burst pipe (power: a faulted section) of the imported network: the customers fed
+    /// from its isolated segment and those left with no path to a source.
+    pub burst_pipe: Option<String>,
+    /// With `burst_pipe`: isolation valves (switches) that will not turn.
+    pub broken_valves: Option<Vec<String>>,
     /// Declare an area that holds nobody.
     #[serde(default)]
     pub allow_empty: bool,
@@ -103,6 +108,8 @@ struct AreaInput<'a> {
     buffer_m: Option<f64>,
     zone: Option<&'a str>,
     address: Option<&'a str>,
+    burst_pipe: Option<&'a str>,
+    broken_valves: Option<&'a [String]>,
 }
 
 /// The engine's area request, if an area was given; resolving it is the engine's.
@@ -111,11 +118,24 @@ fn area_spec(input: AreaInput<'_>) -> Result<Option<AreaSpec>, ApiError> {
         input.area.is_some(),
         input.zone.is_some(),
         input.address.is_some(),
+        input.burst_pipe.is_some(),
     ];
     if given.iter().filter(|g| **g).count() > 1 {
         return Err(ApiError::invalid(
             "area",
-            "area: give the area one way: \"area\" (GeoJSON), \"zone\" or \"address\"",
+            "area: give the area one way: \"area\" (GeoJSON), \"zone\", \"address\" or \"burst_pipe\"",
+        ));
+    }
+    if let Some(burst) = input.burst_pipe {
+        return Ok(Some(AreaSpec::Topology(TopologySpec {
+            burst: burst.to_string(),
+            broken: input.broken_valves.unwrap_or_default().to_vec(),
+        })));
+    }
+    if input.broken_valves.is_some() {
+        return Err(ApiError::invalid(
+            "broken_valves",
+            "broken_valves: give them with \"burst_pipe\", the pipe whose isolation they break",
         ));
     }
     if let Some(geojson) = input.area {
@@ -158,11 +178,13 @@ fn declare_request(
         buffer_m: req.buffer_m,
         zone: req.zone.as_deref(),
         address: req.address.as_deref(),
+        burst_pipe: req.burst_pipe.as_deref(),
+        broken_valves: req.broken_valves.as_deref(),
     })?
     .ok_or_else(|| {
         ApiError::invalid(
             "area",
-            "area: say where: \"area\" (GeoJSON), \"zone\" or \"address\"",
+            "area: say where: \"area\" (GeoJSON), \"zone\", \"address\" or \"burst_pipe\"",
         )
     })?;
     Ok(EngineDeclare {
@@ -233,6 +255,9 @@ pub struct PreviewView {
     /// Who is affected.
     #[serde(flatten)]
     pub selection: SelectionView,
+    /// The isolation trace, for a preview by `burst_pipe`.
+    #[serde(flatten)]
+    pub topology: super::schema::TraceView,
 }
 
 impl From<outagecast_engine::views::PreviewView> for PreviewView {
@@ -260,6 +285,7 @@ impl From<outagecast_engine::views::PreviewView> for PreviewView {
                 message: r.message,
             }),
             selection: v.selection.into(),
+            topology: v.topology.into(),
         }
     }
 }
@@ -428,6 +454,8 @@ pub(super) async fn update(
         buffer_m: req.buffer_m,
         zone: req.zone.as_deref(),
         address: req.address.as_deref(),
+        burst_pipe: None,
+        broken_valves: None,
     })?;
     let update = EngineUpdate {
         actor,

@@ -110,6 +110,69 @@ pub struct DeclaredView {
     /// Who is affected.
     #[serde(flatten)]
     pub selection: SelectionView,
+    /// The isolation trace, for a declaration by `burst_pipe`.
+    #[serde(flatten)]
+    pub topology: TraceView,
+}
+
+/// An isolation device to close, where the crew finds it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeviceView {
+    /// Its id in the network model.
+    pub id: String,
+    /// `valve`, `switch` or `fuse`.
+    pub kind: String,
+    /// Longitude, degrees.
+    pub lon: f64,
+    /// Latitude, degrees.
+    pub lat: f64,
+}
+
+/// The isolation trace behind a `burst_pipe` selection; every field is absent for other
+/// areas (this is flattened into the preview and the declaration, so it must also describe
+/// their answers without a trace).
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct TraceView {
+    /// The burst pipe (or faulted section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst_pipe: Option<String>,
+    /// The devices given as broken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken_valves: Option<Vec<String>>,
+    /// The working devices on the segment's boundary: closing them shuts the segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valves_to_close: Option<Vec<DeviceView>>,
+    /// The pipes of the isolated segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment_pipes: Option<Vec<String>>,
+    /// The pipes with no path left to a source once the segment is shut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_pipes: Option<Vec<String>>,
+}
+
+impl From<Option<engine::TraceView>> for TraceView {
+    fn from(v: Option<engine::TraceView>) -> Self {
+        let Some(v) = v else {
+            return TraceView::default();
+        };
+        TraceView {
+            burst_pipe: Some(v.burst_pipe),
+            broken_valves: Some(v.broken_valves),
+            valves_to_close: Some(
+                v.valves_to_close
+                    .into_iter()
+                    .map(|d| DeviceView {
+                        id: d.id,
+                        kind: d.kind,
+                        lon: d.lon,
+                        lat: d.lat,
+                    })
+                    .collect(),
+            ),
+            segment_pipes: Some(v.segment_pipes),
+            dry_pipes: Some(v.dry_pipes),
+        }
+    }
 }
 
 /// What an update, restore or cancel wrote.
@@ -217,6 +280,7 @@ impl From<engine::DeclaredView> for DeclaredView {
             area_source: v.area_source,
             notices: v.notices.into(),
             selection: v.selection.into(),
+            topology: v.topology.into(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod customers;
 pub(crate) mod incidents;
 pub(crate) mod ivr;
+pub(crate) mod network;
 pub(crate) mod outbox;
 pub(crate) mod provenance;
 pub(crate) mod receipts;

@@ -11,6 +11,7 @@ mod audit;
 mod customers;
 mod incidents;
 mod ivr;
+mod network;
 mod outbox;
 mod provenance;
 mod receipts;

@@ -1,0 +1,328 @@
+//! Network-topology targeting end to end through the real binary: `network import` (GeoJSON,
+//! services CSV or nearest pipe), bad models refused with nothing written.
+#![allow(clippy::unwrap_used)]
+
+use geo::{Closest, ClosestPoint, Distance, Haversine, LineString, Point};
+use serde_json::Value;
+
+mod common;
+
+use common::Db;
+
+/// R1 —P1— J1 —P2— J2 —P3— J3 along latitude 60.2, a valve on P2 at J1 and on P3 at J2.
+const NET: &str = r#"{"type":"FeatureCollection","features":[
+{"type":"Feature","properties":{"id":"R1","kind":"reservoir"},"geometry":{"type":"Point","coordinates":[24.90,60.20]}},
+{"type":"Feature","properties":{"id":"J1","kind":"junction"},"geometry":{"type":"Point","coordinates":[24.91,60.20]}},
+{"type":"Feature","properties":{"id":"J2","kind":"junction"},"geometry":{"type":"Point","coordinates":[24.92,60.20]}},
+{"type":"Feature","properties":{"id":"J3","kind":"junction"},"geometry":{"type":"Point","coordinates":[24.93,60.20]}},
+{"type":"Feature","properties":{"id":"P1","kind":"pipe","from":"R1","to":"J1"},"geometry":{"type":"LineString","coordinates":[[24.90,60.20],[24.91,60.20]]}},
+{"type":"Feature","properties":{"id":"P2","kind":"pipe","from":"J1","to":"J2"},"geometry":{"type":"LineString","coordinates":[[24.91,60.20],[24.915,60.2003],[24.92,60.20]]}},
+{"type":"Feature","properties":{"id":"P3","kind":"pipe","from":"J2","to":"J3"},"geometry":{"type":"LineString","coordinates":[[24.92,60.20],[24.93,60.20]]}},
+{"type":"Feature","properties":{"id":"V1","kind":"valve","pipe":"P2","node":"J1"},"geometry":{"type":"Point","coordinates":[24.9101,60.20]}},
+{"type":"Feature","properties":{"id":"V2","kind":"valve","pipe":"P3","node":"J2"},"geometry":{"type":"Point","coordinates":[24.9201,60.20]}}
+]}"#;
+
+/// Customers near the pipes (C4 is 120 m from any).
+fn customers() -> Vec<(&'static str, f64, f64)> {
+    vec![
+        ("C1", 24.905, 60.2002),
+        ("C2", 24.9149, 60.2006),
+        ("C3", 24.925, 60.1997),
+        ("C4", 24.925, 60.2011),
+    ]
+}
+
+fn town(db: &Db) {
+    let mut csv = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
+    for (i, (id, lon, lat)) in customers().into_iter().enumerate() {
+        csv.push_str(&format!(
+            "{id},{lon},{lat},Katu {i},+3584012345{i:02},,fi,false\n"
+        ));
+    }
+    let path = db.file_str("customers.csv", &csv);
+    db.ok(&["import", "customers", &path]);
+}
+
+/// Metres from a point to a link's line: the line's closest point (planar in degrees, fine at
+/// this scale), then the geodesic-free haversine distance, independent of the import's
+/// projection.
+fn distance_to(line: &[[f64; 2]], lon: f64, lat: f64) -> f64 {
+    let line: LineString = line.iter().map(|&[x, y]| (x, y)).collect();
+    let p = Point::new(lon, lat);
+    match line.closest_point(&p) {
+        Closest::Intersection(c) | Closest::SinglePoint(c) => Haversine.distance(p, c),
+        Closest::Indeterminate => f64::INFINITY,
+    }
+}
+
+fn table_counts(db: &Db) -> Vec<i64> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let url = format!("sqlite://{}?mode=ro", db.path().display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let mut out = Vec::new();
+        for table in [
+            "network_nodes",
+            "network_links",
+            "network_devices",
+            "service_links",
+        ] {
+            let (n,): (i64,) =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            out.push(n);
+        }
+        pool.close().await;
+        out
+    })
+}
+
+#[test]
+fn import_ties_customers_to_the_nearest_pipe_within_the_distance() {
+    let db = Db::new();
+    town(&db);
+    let net = db.file_str("net.geojson", NET);
+    let view: Value = db.json(&["network", "import", &net]);
+    assert_eq!(
+        (
+            view["nodes"].as_u64(),
+            view["links"].as_u64(),
+            view["devices"].as_u64()
+        ),
+        (Some(4), Some(3), Some(2))
+    );
+    assert_eq!(view["sources"], 1);
+    let lines: Value = serde_json::from_str(NET).unwrap();
+    let line_of = |id: &str| -> Vec<[f64; 2]> {
+        let f = lines["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["properties"]["id"] == id && f["geometry"]["type"] == "LineString")
+            .unwrap();
+        serde_json::from_value(f["geometry"]["coordinates"].clone()).unwrap()
+    };
+    let mut expected = Vec::new();
+    for (id, lon, lat) in customers() {
+        let (pipe, d) = ["P1", "P2", "P3"]
+            .into_iter()
+            .map(|p| (p, distance_to(&line_of(p), lon, lat)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        if d <= 50.0 {
+            expected.push((id.to_string(), pipe.to_string(), d));
+        }
+    }
+    let got: Vec<(String, String, f64)> = view["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["account_id"].as_str().unwrap().into(),
+                a["pipe_id"].as_str().unwrap().into(),
+                a["distance_m"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), expected.len(), "{got:?} vs {expected:?}");
+    for ((a, p, d), (ea, ep, ed)) in got.iter().zip(&expected) {
+        assert_eq!((a, p), (ea, ep));
+        assert!((d - ed).abs() < 0.01 * ed + 0.05, "{a}: {d} m vs {ed} m");
+    }
+    assert_eq!(view["unattached"], serde_json::json!(["C4"]));
+    // A tighter distance leaves more unattached; the text output says how many.
+    let text = db.ok(&["network", "import", &net, "--attach-within", "20"]);
+    assert!(text.contains("unattached: C4"), "{text}");
+    assert!(
+        text.starts_with(
+            "imported the network: 4 nodes (sources: 1), 3 links, 2 isolation devices"
+        ),
+        "{text}"
+    );
+    let e = db.fails(&["network", "import", &net, "--attach-within=-3"]);
+    assert!(e.contains("-3 is not a distance"), "{e}");
+}
+
+#[test]
+fn a_services_file_names_the_pipes_and_bad_input_writes_nothing() {
+    let db = Db::new();
+    town(&db);
+    let net = db.file_str("net.geojson", NET);
+    let services = db.file_str(
+        "services.csv",
+        "account_id,pipe_id\nC1,P3\nC2,P2\nNOBODY,P1\n",
+    );
+    let view = db.json(&["network", "import", &net, "--services", &services]);
+    assert_eq!(view["attached"], 2);
+    assert_eq!(view["attachments"][0]["pipe_id"], "P3");
+    assert!(view["attachments"][0].get("distance_m").is_none());
+    assert_eq!(view["unattached"], serde_json::json!(["C3", "C4"]));
+    let before = table_counts(&db);
+    assert_eq!(before, [4, 3, 2, 2]);
+    for (name, text, message) in [
+        (
+            "unknown-node.geojson",
+            NET.replace(r#""to":"J3""#, r#""to":"J9""#),
+            "pipe P3 joins node \"J9\", which is not in the network",
+        ),
+        (
+            "off-pipe.geojson",
+            NET.replace(r#""pipe":"P3","node":"J2""#, r#""pipe":"P3","node":"J1""#),
+            "valve V2 sits on pipe P3 next to node J1, but that pipe joins J2 and J3",
+        ),
+        (
+            "twice.geojson",
+            NET.replace(r#""id":"P3""#, r#""id":"P2""#),
+            "link P2 appears twice",
+        ),
+        (
+            "dry.geojson",
+            NET.replace(r#""kind":"reservoir""#, r#""kind":"junction""#),
+            "the network has no source",
+        ),
+        (
+            "kind.geojson",
+            NET.replace(
+                r#""kind":"pipe","from":"R1""#,
+                r#""kind":"main","from":"R1""#,
+            ),
+            "features[4] (\"P1\"): has kind \"main\"",
+        ),
+        (
+            "json.geojson",
+            NET.replace("]}", "]"),
+            "is not a GeoJSON FeatureCollection at line",
+        ),
+    ] {
+        let path = db.file_str(name, &text);
+        let e = db.fails(&["network", "import", &path]);
+        assert!(e.contains(message), "{name}: {e}");
+        assert!(e.contains(name), "names the file: {e}");
+        assert_eq!(table_counts(&db), before, "{name} wrote nothing");
+    }
+    let bad = db.file_str("bad-services.csv", "account_id,pipe_id\nC1,P9\n");
+    let e = db.fails(&["network", "import", &net, "--services", &bad]);
+    assert!(
+        e.contains("account C1 is fed from pipe \"P9\", which is not in the network"),
+        "{e}"
+    );
+    assert_eq!(table_counts(&db), before);
+}
+
+/// Customer `i`'s phone number as `town` writes it.
+fn phone(i: usize) -> String {
+    format!("+3584012345{i:02}")
+}
+
+#[test]
+fn declare_by_burst_pipe_selects_the_trace_and_arms_exactly_its_numbers() {
+    let db = Db::new();
+    town(&db);
+    let args = [
+        "--kind",
+        "water",
+        "--cause",
+        "burst main",
+        "--burst-pipe",
+        "P2",
+    ];
+    let preview_args: Vec<&str> = ["incident", "preview"]
+        .iter()
+        .chain(&args)
+        .copied()
+        .collect();
+    let e = db.fails(&preview_args);
+    assert!(
+        e.contains("no network is imported; import one with `outagecast network import"),
+        "{e}"
+    );
+    let net = db.file_str("net.geojson", NET);
+    db.ok(&["network", "import", &net]);
+    // P2 is cut off at J1 by V1 and from P3 by V2; P3 then has no path to R1.
+    let preview = db.json(&preview_args);
+    assert_eq!(
+        preview["affected_account_ids"],
+        serde_json::json!(["C2", "C3"])
+    );
+    assert_eq!(preview["segment_pipes"], serde_json::json!(["P2"]));
+    assert_eq!(preview["dry_pipes"], serde_json::json!(["P3"]));
+    let valves: Vec<(&str, f64, f64)> = preview["valves_to_close"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap(),
+                v["lon"].as_f64().unwrap(),
+                v["lat"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(valves, [("V1", 24.9101, 60.2), ("V2", 24.9201, 60.2)]);
+    assert_eq!(preview["area_source"], "burst pipe P2");
+    let text = db.ok(&preview_args);
+    assert!(
+        text.contains("close: V1 (24.910100,60.200000), V2 (24.920100,60.200000)"),
+        "{text}"
+    );
+
+    // A broken V2 merges P3 into the segment: nothing left to close there, J3 is a dead end.
+    let mut broken = preview_args.clone();
+    broken.extend(["--broken-valve", "V2"]);
+    let grown = db.json(&broken);
+    assert_eq!(grown["segment_pipes"], serde_json::json!(["P2", "P3"]));
+    assert_eq!(grown["dry_pipes"], serde_json::json!([]));
+    assert_eq!(grown["valves_to_close"][0]["id"], "V1");
+    assert_eq!(grown["valves_to_close"].as_array().unwrap().len(), 1);
+
+    for (flag, id, message) in [
+        (
+            "--burst-pipe",
+            "P-402",
+            "there is no pipe or section \"P-402\"",
+        ),
+        (
+            "--broken-valve",
+            "V7",
+            "there is no valve, switch or fuse \"V7\"",
+        ),
+    ] {
+        let mut bad = preview_args.clone();
+        if flag == "--burst-pipe" {
+            let last = bad.len() - 1;
+            bad[last] = id;
+        } else {
+            bad.extend([flag, id]);
+        }
+        let e = db.fails(&bad);
+        assert!(e.contains(message), "{e}");
+    }
+
+    let declare_args: Vec<&str> = ["incident", "declare"]
+        .iter()
+        .chain(&args)
+        .copied()
+        .collect();
+    let declared = db.json(&declare_args);
+    assert_eq!(
+        declared["affected_account_ids"],
+        preview["affected_account_ids"]
+    );
+    assert_eq!(declared["valves_to_close"], preview["valves_to_close"]);
+    assert_eq!(declared["armed_numbers"], 2);
+    for (i, (id, _, _)) in customers().into_iter().enumerate() {
+        let armed = db.json(&["ivr", "lookup", &phone(i)])["armed"]
+            .as_bool()
+            .unwrap();
+        assert_eq!(armed, id == "C2" || id == "C3", "{id}");
+    }
+    // The stored area is the outline of the affected pipes: the map and CAP show it.
+    let shown = db.json(&["incident", "show", declared["id"].to_string().as_str()]);
+    assert_eq!(shown["area"]["type"], "union", "{}", shown["area"]);
+}

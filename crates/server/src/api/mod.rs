@@ -6,6 +6,7 @@
 //! log as `token:<name>`. Errors are [`error::ErrorBody`] JSON.
 
 mod audit;
+mod cap;
 mod customers;
 pub mod error;
 mod heavy;
@@ -54,6 +55,8 @@ pub struct ApiSettings {
     pub import_max_bytes: usize,
     /// Limits on CPU-heavy requests (previews, declarations, updates, imports).
     pub heavy: HeavySettings,
+    /// How incidents are published (CAP sender, public URL).
+    pub publish: outagecast_engine::PublishSettings,
 }
 
 impl Default for ApiSettings {
@@ -63,6 +66,7 @@ impl Default for ApiSettings {
             progress_interval: Duration::from_millis(500),
             import_max_bytes: MAX_UPLOAD_BYTES,
             heavy: HeavySettings::default(),
+            publish: outagecast_engine::PublishSettings::default(),
         }
     }
 }
@@ -155,6 +159,8 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(incidents::restore))
         .routes(routes!(incidents::cancel))
         .routes(routes!(incidents::report))
+        .routes(routes!(cap::apply))
+        .routes(routes!(cap::export))
         .routes(routes!(progress::progress))
         .routes(routes!(customers::upload, customers::list))
         .routes(routes!(customers::get, customers::delete))
@@ -278,7 +284,10 @@ fn action_of(method: &Method, path: &str) -> Option<(Action, BodyKind)> {
         "/v1/incidents/{id}/restore" | "/v1/incidents/{id}/cancel" if method == Method::POST => {
             (Declare, BodyKind::Json)
         }
-        "/v1/incidents/{id}/report" | "/v1/incidents/{id}/progress" if read => {
+        "/v1/cap" if method == Method::POST => (Declare, BodyKind::Cap),
+        "/v1/incidents/{id}/report" | "/v1/incidents/{id}/progress" | "/v1/incidents/{id}/cap"
+            if read =>
+        {
             (ReadIncidents, BodyKind::Json)
         }
         "/v1/customers" if read => (ReadCustomers, BodyKind::Json),
@@ -302,6 +311,8 @@ enum BodyKind {
     Json,
     /// A customer or zone file: [`ApiSettings::import_max_bytes`].
     Import,
+    /// A CAP alert: [`outagecast_ingest::cap::MAX_CAP_BYTES`], as on the command line.
+    Cap,
 }
 
 /// Middleware on every `/v1` route: the caller's token and role from the headers alone, then
@@ -330,6 +341,7 @@ async fn authorise(
     request.extensions_mut().insert(caller);
     let (limit, setting) = match body {
         BodyKind::Json => (MAX_JSON_BYTES, None),
+        BodyKind::Cap => (outagecast_ingest::cap::MAX_CAP_BYTES, None),
         BodyKind::Import => (
             state.settings.import_max_bytes,
             Some("OUTAGECAST_IMPORT_MAX_BYTES"),

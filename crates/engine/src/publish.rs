@@ -213,9 +213,11 @@ impl Engine {
             .unwrap_or(Certainty::Observed);
         let severity = CapSeverity::parse(draft.severity().as_str(), "severity")?;
         let web = settings.status_page();
+        // An address the operator typed may be a customer's: the public sees the shape.
         let area_desc = origin
             .area_source
             .clone()
+            .filter(|s| !s.starts_with("address "))
             .unwrap_or_else(|| draft.area().describe());
         let locale = self.settings.locale(incident.updated_at);
         let mut parameters = vec![("outagecast:kind".to_string(), draft.kind().to_string())];

@@ -34,6 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use crate::auth::{Auth, Caller};
+pub(crate) use cap::{CAP_MEDIA_TYPE, cap_document};
 pub use error::{ApiError, ErrorBody};
 pub use heavy::HeavySettings;
 
@@ -74,10 +75,12 @@ impl Default for ApiSettings {
 /// What the API handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
     pub(crate) auth: Auth,
-    settings: Arc<ApiSettings>,
+    pub(crate) settings: Arc<ApiSettings>,
     heavy: heavy::Heavy,
+    /// The public feeds' rendered bodies.
+    pub(crate) public: crate::public::PublicCache,
 }
 
 impl ApiState {
@@ -88,6 +91,7 @@ impl ApiState {
             auth,
             heavy: heavy::Heavy::new(settings.heavy.clone()),
             settings: Arc::new(settings),
+            public: crate::public::PublicCache::default(),
         }
     }
 }
@@ -108,6 +112,7 @@ impl ApiState {
         (name = "zones", description = "Named areas (district metered areas, feeders)"),
         (name = "audit", description = "Who did what, when"),
         (name = "ivr", description = "What the phone system tells a caller"),
+        (name = "public", description = "Open to everyone, no token: the open incidents as GeoJSON, Atom and CAP"),
     )
 )]
 struct ApiDoc;
@@ -227,16 +232,20 @@ fn document_shared_answers(doc: &mut OpenApiDoc) {
     }
 }
 
-/// The documented routes and their OpenAPI description with the shared answers.
-fn parts() -> (axum::Router<ApiState>, OpenApiDoc) {
+/// The documented routes (`/v1`, then the public ones, which take no token) and their
+/// OpenAPI description with the shared answers.
+fn parts() -> (axum::Router<ApiState>, axum::Router<ApiState>, OpenApiDoc) {
     let (router, mut doc) = documented().split_for_parts();
+    let (public, public_doc) = crate::public::documented().split_for_parts();
+    doc.merge(public_doc);
     document_shared_answers(&mut doc);
-    (router, doc)
+    (router, public, doc)
 }
 
-/// The `/v1` routes (without the IVR ones) and their OpenAPI description.
+/// The `/v1` routes (without the IVR ones) and the public feeds, and their OpenAPI
+/// description.
 pub fn api(state: ApiState) -> (Router, OpenApiDoc) {
-    let (router, doc) = parts();
+    let (router, public, doc) = parts();
     let router = router
         // Role and size are checked from the headers, before any handler reads the body.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -245,6 +254,8 @@ pub fn api(state: ApiState) -> (Router, OpenApiDoc) {
         ))
         // `authorise` bounds each body (per route); axum's own 2 MB default would cut imports.
         .layer(DefaultBodyLimit::disable())
+        // Open to everyone: outside `authorise`.
+        .merge(public)
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state);
@@ -383,7 +394,7 @@ fn too_large(limit: usize, setting: Option<&str>) -> ApiError {
 
 /// The OpenAPI document alone (also what `docs/openapi.json` holds), with the IVR routes.
 pub fn openapi() -> OpenApiDoc {
-    parts().1
+    parts().2
 }
 
 /// Reads a JSON body into `T`; a wrong field is named by its path (`area.coordinates[0]`).
@@ -439,7 +450,7 @@ mod tests {
         let doc = openapi();
         let mut checked = 0;
         for (path, item) in &doc.paths.paths {
-            if path.starts_with("/v1/ivr/") {
+            if path.starts_with("/v1/ivr/") || path.starts_with("/public/") {
                 continue; // Guarded in `http` (an ivr token, or Twilio's signature).
             }
             for (method, operation) in [

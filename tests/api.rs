@@ -1054,6 +1054,9 @@ async fn an_exported_cap_validates_and_declares_the_same_incident_elsewhere() {
     assert_eq!(status, StatusCode::CREATED, "{declared}");
     let xml = app.cap_of(&declared["id"]).await;
     valid_cap(app.dir.path(), &xml);
+    // The sample under docs/ (written by crates/engine/tests/cap_sample.rs) too.
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cap-sample.xml");
+    valid_cap(app.dir.path(), &std::fs::read_to_string(sample).unwrap());
     assert!(xml.contains("<msgType>Alert</msgType>"), "{xml}");
     assert!(
         xml.contains("<polygon>60.168,24.934 60.168,24.942 60.1715,24.942 60.1715,24.934 60.168,24.934</polygon>"),

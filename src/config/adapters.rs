@@ -36,6 +36,7 @@ pub const LOOKUP_KEYS: &[&[(&str, Option<&str>)]] = &[
     WORKER_KEYS,
     outagecast_engine::Limits::KEYS,
     outagecast_server::api::HeavySettings::KEYS,
+    outagecast_engine::PublishSettings::KEYS,
 ];
 
 /// What [`worker_config`] reads through [`lookup`].
@@ -167,6 +168,8 @@ pub fn server_config(settings: &Settings, args: &ServeArgs) -> Result<ServerConf
             confirm_threshold: args.confirm_threshold,
             import_max_bytes: args.import_max_bytes,
             heavy: outagecast_server::api::HeavySettings::from_lookup(lookup)
+                .map_err(|e| anyhow::anyhow!(e))?,
+            publish: outagecast_engine::PublishSettings::from_lookup(lookup)
                 .map_err(|e| anyhow::anyhow!(e))?,
             ..ApiSettings::default()
         },

@@ -71,7 +71,8 @@ pub struct Locale {
     pub now: DateTime<Utc>,
 }
 
-pub(crate) fn kind_noun(kind: IncidentKind, lang: Language) -> &'static str {
+/// What the outage of `kind` is called in `lang` ("water outage", "vesikatko").
+pub fn kind_noun(kind: IncidentKind, lang: Language) -> &'static str {
     use IncidentKind::*;
     use Language::*;
     match (kind, lang) {

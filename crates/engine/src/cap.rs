@@ -8,11 +8,12 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use outagecast_core::CoreError;
 use outagecast_core::area::Area;
+use outagecast_core::incident::IncidentId;
 use outagecast_core::incident::{
     Cause, DraftParts, EventKind, Incident, IncidentChanges, IncidentDraft, IncidentKind, Severity,
 };
 use outagecast_ingest::cap::{CapAlert, MsgType, Status};
-use outagecast_store::{CapRecord, Provenance};
+use outagecast_store::{CapMessageRow, CapRecord, Provenance};
 use serde::Serialize;
 
 use crate::incidents::{Declared, Preview, Transitioned, refused};
@@ -140,7 +141,62 @@ pub enum CapOutcome {
     },
 }
 
+/// What an alert delivered by a system (over HTTP) did: CAP senders repeat messages, so the same
+/// message again is an answer, not an error.
+#[derive(Debug)]
+pub enum CapReceipt {
+    /// Applied now.
+    Applied(Box<CapOutcome>),
+    /// The same message (sender, identifier and sent) was applied before, to this incident;
+    /// nothing was written.
+    Repeated {
+        /// The incident it acted on.
+        incident: IncidentId,
+        /// Its msgType.
+        msg_type: String,
+    },
+}
+
 impl Engine {
+    /// Applies a CAP alert delivered by another system: [`Engine::apply_cap`], except that a
+    /// message applied before with the same `sent` is [`CapReceipt::Repeated`] (also when two
+    /// deliveries race: the loser's write fails on the unique message key and is answered
+    /// from the winner's record). The same identifier with another `sent` is refused.
+    pub async fn receive_cap(&self, req: CapRequest, spelling: &Spelling) -> Result<CapReceipt> {
+        let (sender, identifier, sent) = (
+            req.alert.sender.clone(),
+            req.alert.identifier.clone(),
+            req.alert.sent,
+        );
+        let repeated = |m: CapMessageRow| -> Result<CapReceipt> {
+            if m.sent != sent {
+                return Err(EngineError::Conflict {
+                    field: "alert/sent".to_string(),
+                    message: format!(
+                        "alert/identifier: {identifier} from {sender} was applied with sent {} ({} to {}); a new message needs a new identifier; nothing was written",
+                        m.sent.to_rfc3339(),
+                        m.msg_type,
+                        m.incident.label()
+                    ),
+                });
+            }
+            Ok(CapReceipt::Repeated {
+                incident: m.incident,
+                msg_type: m.msg_type,
+            })
+        };
+        if let Some(m) = self.store.cap_message(&sender, &identifier).await? {
+            return repeated(m);
+        }
+        match self.apply_cap(req, spelling).await {
+            Ok(outcome) => Ok(CapReceipt::Applied(Box::new(outcome))),
+            Err(e) => match self.store.cap_message(&sender, &identifier).await? {
+                Some(m) => repeated(m),
+                None => Err(e),
+            },
+        }
+    }
+
     /// Applies a CAP alert: Alert declares, Update updates, Cancel cancels; the same rails as
     /// any declaration or update.
     pub async fn apply_cap(&self, req: CapRequest, spelling: &Spelling) -> Result<CapOutcome> {
@@ -162,7 +218,8 @@ impl Engine {
             return Err(invalid(
                 "alert/identifier",
                 format!(
-                    "--cap alert/identifier: {} from {} was already applied ({} to {}); nothing was written",
+                    "{} alert/identifier: {} from {} was already applied ({} to {}); nothing was written",
+                    alert.input(),
                     alert.identifier,
                     alert.sender,
                     m.msg_type,
@@ -327,22 +384,24 @@ impl Engine {
         let id = match ids.as_slice() {
             [id] => *id,
             [] => {
-                return Err(invalid(
-                    "alert/references",
-                    format!(
-                        "--cap alert/references: none of the referenced messages ({}) declared an incident here; apply the original Alert first; nothing was written",
+                return Err(EngineError::Conflict {
+                    field: "alert/references".to_string(),
+                    message: format!(
+                        "{} alert/references: none of the referenced messages ({}) declared an incident here; apply the original Alert first; nothing was written",
+                        alert.input(),
                         refs.iter()
                             .map(|(s, i)| format!("{i} from {s}"))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
-                ));
+                });
             }
             many => {
                 return Err(invalid(
                     "alert/references",
                     format!(
-                        "--cap alert/references: the referenced messages belong to several incidents ({}); send one {} per incident; nothing was written",
+                        "{} alert/references: the referenced messages belong to several incidents ({}); send one {} per incident; nothing was written",
+                        alert.input(),
                         many.iter()
                             .map(|i| i.label())
                             .collect::<Vec<_>>()

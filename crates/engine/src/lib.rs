@@ -9,6 +9,7 @@ pub mod area;
 pub mod cap;
 pub mod incidents;
 pub mod network;
+pub mod publish;
 pub mod rails;
 pub mod registry;
 pub mod tokens;
@@ -33,11 +34,12 @@ use outagecast_store::{Store, StoreError};
 use std::sync::{Arc, RwLock};
 
 pub use area::{AreaSpec, DEFAULT_ADDRESS_RADIUS_M, Geocoding, ResolvedArea};
-pub use cap::{CapOutcome, CapOverrides, CapRequest, CapView, FollowUp};
+pub use cap::{CapOutcome, CapOverrides, CapReceipt, CapRequest, CapView, FollowUp};
 pub use incidents::{
     DeclareRequest, Declared, IncidentDetails, Preview, Transitioned, UpdateRequest,
 };
 pub use network::{DEFAULT_ATTACH_WITHIN_M, NetworkImport, Services, TopologySpec};
+pub use publish::PublishSettings;
 pub use rails::{Counted, Rails, Refusal, Spelling};
 pub use registry::ZonesFile;
 pub use tokens::{CreatedToken, Tokens};
@@ -61,6 +63,16 @@ pub enum EngineError {
     /// message applied already); the message is in the front end's words.
     #[error("{message}")]
     Invalid {
+        /// The input at fault.
+        field: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The input contradicts what is stored (a CAP Update for an incident never declared
+    /// here, an identifier reused with another `sent`); the message is in the front end's
+    /// words.
+    #[error("{message}")]
+    Conflict {
         /// The input at fault.
         field: String,
         /// What is wrong and how to fix it.

@@ -5,6 +5,7 @@
 //!   lines with `buffer_m`, polygons with holes; several shapes make a union);
 //! * [`wkt`]: OGC Well-Known Text;
 //! * [`cap`]: CAP 1.2 alerts (Alert, Update, Cancel; polygons, circles, zone geocodes);
+//! * [`cap_out`]: CAP 1.2 alerts written (an area as CAP polygons and circles);
 //! * [`customers`]: customers from the customer CSV or a GeoJSON FeatureCollection of points,
 //!   with per-row rejects (shared by the CLI and the HTTP API);
 //! * [`zone`]: named zones from a GeoJSON FeatureCollection;
@@ -15,6 +16,7 @@
 //! field and the fix ([`IngestError`]).
 
 pub mod cap;
+pub mod cap_out;
 pub mod customers;
 pub mod error;
 pub mod geocode;

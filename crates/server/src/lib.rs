@@ -24,6 +24,7 @@ mod follow;
 mod http;
 mod listen;
 pub mod metrics;
+mod public;
 mod run;
 pub mod webhooks;
 

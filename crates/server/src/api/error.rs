@@ -142,6 +142,9 @@ impl From<EngineError> for ApiError {
             EngineError::Rule(c) => c.into(),
             EngineError::Ingest(e) => e.into(),
             EngineError::Invalid { field, message } => ApiError::invalid(field, message),
+            EngineError::Conflict { field, message } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message).at(field)
+            }
             // The API geocodes offline; a geocoding service failing is the server's problem.
             EngineError::Geocoder(e) => ApiError::internal(&e),
             EngineError::Refused { refusal, message } => {

@@ -6,6 +6,7 @@
 //! log as `token:<name>`. Errors are [`error::ErrorBody`] JSON.
 
 mod audit;
+mod cap;
 mod customers;
 pub mod error;
 mod heavy;
@@ -33,6 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use crate::auth::{Auth, Caller};
+pub(crate) use cap::{CAP_MEDIA_TYPE, cap_document};
 pub use error::{ApiError, ErrorBody};
 pub use heavy::HeavySettings;
 
@@ -54,6 +56,8 @@ pub struct ApiSettings {
     pub import_max_bytes: usize,
     /// Limits on CPU-heavy requests (previews, declarations, updates, imports).
     pub heavy: HeavySettings,
+    /// How incidents are published (CAP sender, public URL).
+    pub publish: outagecast_engine::PublishSettings,
 }
 
 impl Default for ApiSettings {
@@ -63,6 +67,7 @@ impl Default for ApiSettings {
             progress_interval: Duration::from_millis(500),
             import_max_bytes: MAX_UPLOAD_BYTES,
             heavy: HeavySettings::default(),
+            publish: outagecast_engine::PublishSettings::default(),
         }
     }
 }
@@ -70,10 +75,12 @@ impl Default for ApiSettings {
 /// What the API handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
     pub(crate) auth: Auth,
-    settings: Arc<ApiSettings>,
+    pub(crate) settings: Arc<ApiSettings>,
     heavy: heavy::Heavy,
+    /// The public feeds' rendered bodies.
+    pub(crate) public: crate::public::PublicCache,
 }
 
 impl ApiState {
@@ -84,6 +91,7 @@ impl ApiState {
             auth,
             heavy: heavy::Heavy::new(settings.heavy.clone()),
             settings: Arc::new(settings),
+            public: crate::public::PublicCache::default(),
         }
     }
 
@@ -109,6 +117,7 @@ impl ApiState {
         (name = "zones", description = "Named areas (district metered areas, feeders)"),
         (name = "audit", description = "Who did what, when"),
         (name = "ivr", description = "What the phone system tells a caller"),
+        (name = "public", description = "Open to everyone, no token: the open incidents as GeoJSON, Atom and CAP"),
     )
 )]
 struct ApiDoc;
@@ -160,6 +169,8 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(incidents::restore))
         .routes(routes!(incidents::cancel))
         .routes(routes!(incidents::report))
+        .routes(routes!(cap::apply))
+        .routes(routes!(cap::export))
         .routes(routes!(progress::progress))
         .routes(routes!(customers::upload, customers::list))
         .routes(routes!(customers::get, customers::delete))
@@ -226,16 +237,20 @@ fn document_shared_answers(doc: &mut OpenApiDoc) {
     }
 }
 
-/// The documented routes and their OpenAPI description with the shared answers.
-fn parts() -> (axum::Router<ApiState>, OpenApiDoc) {
+/// The documented routes (`/v1`, then the public ones, which take no token) and their
+/// OpenAPI description with the shared answers.
+fn parts() -> (axum::Router<ApiState>, axum::Router<ApiState>, OpenApiDoc) {
     let (router, mut doc) = documented().split_for_parts();
+    let (public, public_doc) = crate::public::documented().split_for_parts();
+    doc.merge(public_doc);
     document_shared_answers(&mut doc);
-    (router, doc)
+    (router, public, doc)
 }
 
-/// The `/v1` routes (without the IVR ones) and their OpenAPI description.
+/// The `/v1` routes (without the IVR ones) and the public feeds, and their OpenAPI
+/// description.
 pub fn api(state: ApiState) -> (Router, OpenApiDoc) {
-    let (router, doc) = parts();
+    let (router, public, doc) = parts();
     let router = router
         // Role and size are checked from the headers, before any handler reads the body.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -244,6 +259,8 @@ pub fn api(state: ApiState) -> (Router, OpenApiDoc) {
         ))
         // `authorise` bounds each body (per route); axum's own 2 MB default would cut imports.
         .layer(DefaultBodyLimit::disable())
+        // Open to everyone: outside `authorise`.
+        .merge(public)
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state);
@@ -283,7 +300,10 @@ fn action_of(method: &Method, path: &str) -> Option<(Action, BodyKind)> {
         "/v1/incidents/{id}/restore" | "/v1/incidents/{id}/cancel" if method == Method::POST => {
             (Declare, BodyKind::Json)
         }
-        "/v1/incidents/{id}/report" | "/v1/incidents/{id}/progress" if read => {
+        "/v1/cap" if method == Method::POST => (Declare, BodyKind::Cap),
+        "/v1/incidents/{id}/report" | "/v1/incidents/{id}/progress" | "/v1/incidents/{id}/cap"
+            if read =>
+        {
             (ReadIncidents, BodyKind::Json)
         }
         "/v1/customers" if read => (ReadCustomers, BodyKind::Json),
@@ -307,6 +327,8 @@ enum BodyKind {
     Json,
     /// A customer or zone file: [`ApiSettings::import_max_bytes`].
     Import,
+    /// A CAP alert: [`outagecast_ingest::cap::MAX_CAP_BYTES`], as on the command line.
+    Cap,
 }
 
 /// Middleware on every `/v1` route: the caller's token and role from the headers alone, then
@@ -335,6 +357,7 @@ async fn authorise(
     request.extensions_mut().insert(caller);
     let (limit, setting) = match body {
         BodyKind::Json => (MAX_JSON_BYTES, None),
+        BodyKind::Cap => (outagecast_ingest::cap::MAX_CAP_BYTES, None),
         BodyKind::Import => (
             state.settings.import_max_bytes,
             Some("OUTAGECAST_IMPORT_MAX_BYTES"),
@@ -376,7 +399,7 @@ fn too_large(limit: usize, setting: Option<&str>) -> ApiError {
 
 /// The OpenAPI document alone (also what `docs/openapi.json` holds), with the IVR routes.
 pub fn openapi() -> OpenApiDoc {
-    parts().1
+    parts().2
 }
 
 /// Reads a JSON body into `T`; a wrong field is named by its path (`area.coordinates[0]`).
@@ -432,7 +455,7 @@ mod tests {
         let doc = openapi();
         let mut checked = 0;
         for (path, item) in &doc.paths.paths {
-            if path.starts_with("/v1/ivr/") {
+            if path.starts_with("/v1/ivr/") || path.starts_with("/public/") {
                 continue; // Guarded in `http` (an ivr token, or Twilio's signature).
             }
             for (method, operation) in [

@@ -669,13 +669,16 @@ async fn every_route_against_every_role() {
             }
         }
     }
-    // Open without a token: health, the API's description, and the unsubscribe link (its own
-    // HMAC token; off here, without OUTAGECAST_UNSUBSCRIBE_SECRET).
+    // Open without a token: health, the API's description and its browser, the public feeds
+    // (no customer data), and the unsubscribe link (its own HMAC token; off here, without
+    // OUTAGECAST_UNSUBSCRIBE_SECRET).
     for path in [
         "/healthz",
         "/healthz/dispatch",
         "/openapi.json",
         "/docs",
+        "/public/incidents.geojson",
+        "/public/cap.atom",
         "/unsubscribe?token=x",
     ] {
         let status = app

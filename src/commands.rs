@@ -233,21 +233,26 @@ pub(crate) fn merge(target: &mut serde_json::Value, extra: serde_json::Value) {
 
 fn summary_line(v: &IncidentView) -> String {
     let i = &v.head;
-    let pending: u64 = v
-        .notices
-        .iter()
-        .filter(|n| n.status == NoticeStatus::Pending)
-        .map(|n| n.count)
-        .sum();
+    let of = |status: NoticeStatus| -> u64 {
+        v.notices
+            .iter()
+            .filter(|n| n.status == status)
+            .map(|n| n.count)
+            .sum()
+    };
+    let held = match of(NoticeStatus::Held) {
+        0 => String::new(),
+        n => format!(" ({n} held)"),
+    };
     format!(
-        "{:<8} {:<9} {:<8} {:<9} {:>6} affected {:>6} armed {:>6} pending  {}{}",
+        "{:<8} {:<9} {:<8} {:<9} {:>6} affected {:>6} armed {:>6} pending{held}  {}{}",
         i.label,
         i.status,
         i.kind,
         i.severity,
         v.affected_customers,
         v.armed_numbers,
-        pending,
+        of(NoticeStatus::Pending),
         i.cause,
         i.etr
             .map(|t| format!(" (ETR {})", t.to_rfc3339()))

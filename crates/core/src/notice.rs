@@ -30,6 +30,13 @@ impl fmt::Display for EventId {
 pub enum NoticeStatus {
     /// Waiting in the outbox.
     Pending,
+    /// Waiting in the outbox and unable to go now: its channel's provider refuses this node
+    /// (the circuit is open: refused credentials, an unknown account, no connection) or the
+    /// channel is not configured. The reason is the notice's last error. It is stored as a
+    /// pending notice with its `held` mark, so every rule for pending notices (claims,
+    /// follow-ups, withdrawals) holds for it too; it goes back to pending by itself when the
+    /// cause goes away.
+    Held,
     /// Accepted by the provider.
     Sent,
     /// Confirmed delivered by a receipt.
@@ -43,8 +50,9 @@ pub enum NoticeStatus {
 
 impl NoticeStatus {
     /// Every status.
-    pub const ALL: [NoticeStatus; 5] = [
+    pub const ALL: [NoticeStatus; 6] = [
         NoticeStatus::Pending,
+        NoticeStatus::Held,
         NoticeStatus::Sent,
         NoticeStatus::Delivered,
         NoticeStatus::Failed,
@@ -55,6 +63,7 @@ impl NoticeStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeStatus::Pending => "pending",
+            NoticeStatus::Held => "held",
             NoticeStatus::Sent => "sent",
             NoticeStatus::Delivered => "delivered",
             NoticeStatus::Failed => "failed",
@@ -73,6 +82,11 @@ impl NoticeStatus {
     /// Whether the customer has been told (the message left for their phone or inbox).
     pub fn reached(self) -> bool {
         matches!(self, NoticeStatus::Sent | NoticeStatus::Delivered)
+    }
+
+    /// Whether the notice is still to go out (pending or held).
+    pub fn waiting(self) -> bool {
+        matches!(self, NoticeStatus::Pending | NoticeStatus::Held)
     }
 }
 

@@ -43,7 +43,8 @@ pub struct NoticeCountView {
     /// `sms` or `email`.
     #[schema(value_type = String)]
     pub channel: Channel,
-    /// `pending`, `sent`, `delivered`, `failed`, `superseded`, ...
+    /// `pending`, `held` (waiting for a failing provider or a channel not configured),
+    /// `sent`, `delivered`, `failed`, `superseded`, ...
     #[schema(value_type = String)]
     pub status: NoticeStatus,
     /// How many.

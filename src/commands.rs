@@ -166,11 +166,12 @@ fn declare_request(engine: &Engine, args: &DeclareArgs) -> Result<DeclareRequest
 pub(crate) fn selection_lines(selection: &Selection) -> String {
     let plan = &selection.plan;
     format!(
-        "  affected customers: {} ({} priority)\n  notices: {} sms, {} email{}{}\n  phone numbers armed in the IVR: {}",
+        "  affected customers: {} ({} priority)\n  notices: {} sms, {} email, {} voice{}{}\n  phone numbers armed in the IVR: {}",
         selection.customers.len(),
         selection.priority_count(),
         plan.count(Channel::Sms),
         plan.count(Channel::Email),
+        plan.count(Channel::Voice),
         if plan.opted_out > 0 {
             format!(" ({} contacts opted out)", plan.opted_out)
         } else {
@@ -180,7 +181,7 @@ pub(crate) fn selection_lines(selection: &Selection) -> String {
             String::new()
         } else {
             format!(
-                "\n  no SMS or email for {} customers (landline only or no contact): they hear the IVR if they call",
+                "\n  no SMS, email or call for {} customers (no contact left, or opted out): they hear the IVR if they call",
                 plan.unreachable.len()
             )
         },

@@ -355,12 +355,18 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E,
             .into_iter()
             .filter(|c| !self.channels().contains(c))
             .collect();
+        if !unserved.is_empty() {
+            // Before the lanes, so a short run reports them; bounded, so that a locked store
+            // cannot hold the start (the loop below tries again).
+            let first = hold_unserved(&self.store, &unserved, (self.clock)());
+            let _ = tokio::time::timeout(Duration::from_secs(2), first).await;
+        }
         let _holder = (!unserved.is_empty()).then(|| {
             let (store, clock) = (self.store.clone(), self.clock);
             AbortOnDrop(tokio::spawn(async move {
                 loop {
-                    hold_unserved(&store, &unserved, clock()).await;
                     tokio::time::sleep(UNSERVED_HOLD_EVERY).await;
+                    hold_unserved(&store, &unserved, clock()).await;
                 }
             }))
         });
@@ -414,6 +420,9 @@ pub fn not_configured(channel: Channel) -> &'static str {
         }
         Channel::Email => {
             "email is not configured here: set OUTAGECAST_SMTP_URL and OUTAGECAST_EMAIL_FROM and restart"
+        }
+        Channel::Voice => {
+            "voice is not configured here: calls need OUTAGECAST_VOICE_FROM and the voice transport, which this build does not have yet (the number is armed in the IVR)"
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct ChannelCounts {
     pub sms: u64,
     /// Email notices.
     pub email: u64,
+    /// Voice calls (landlines, and customers who ask for calls).
+    pub voice: u64,
 }
 
 /// Who an area holds and who would be told.
@@ -154,6 +156,7 @@ impl From<engine::ChannelCounts> for ChannelCounts {
         ChannelCounts {
             sms: c.sms,
             email: c.email,
+            voice: c.voice,
         }
     }
 }

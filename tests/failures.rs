@@ -31,16 +31,21 @@ struct Town {
 }
 
 impl Town {
-    /// `phones` customers with a mobile each and `emails` with only an email, declared as one
-    /// burst; the incident's id.
-    async fn declared(phones: usize, emails: usize) -> (Town, String) {
+    /// An empty town: a database folder and the gateway stand-in.
+    async fn new() -> Town {
         let standin = StandIn::start(Faults::default()).await;
-        let town = Town {
+        Town {
             dir: tempfile::tempdir().unwrap(),
             gateway: standin.gateway.clone(),
             standin,
             env: Vec::new(),
-        };
+        }
+    }
+
+    /// `phones` customers with a mobile each and `emails` with only an email, declared as one
+    /// burst; the incident's id.
+    async fn declared(phones: usize, emails: usize) -> (Town, String) {
+        let town = Town::new().await;
         let csv = town.dir.path().join("town.csv");
         town_csv(&csv, phones, emails);
         town.ok(&["import", "customers", csv.to_str().unwrap(), "--json"])
@@ -498,6 +503,68 @@ async fn a_channel_not_configured_holds_its_notices_until_a_run_that_serves_it()
         "{report}"
     );
     assert_eq!(count(&report, "email", "failed"), 0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landline_only_customers_are_planned_as_calls_never_texted_and_wait_held() {
+    let town = Town::new().await;
+    // Six mobiles, three landline-only customers (Kotka numbers) and one landline on two
+    // accounts.
+    let mut csv = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
+    for i in 0..6 {
+        csv.push_str(&format!(
+            "M-{i},24.9414,60.1710,Kaivokatu 1,+35848{:07},,fi,false\n",
+            2_000_000 + i
+        ));
+    }
+    for i in 0..3 {
+        csv.push_str(&format!(
+            "L-{i},24.9414,60.1710,Kaivokatu 1,+358521{:05},,sv,{}\n",
+            10_000 + i,
+            i == 0
+        ));
+    }
+    for account in ["S-1", "S-2"] {
+        csv.push_str(&format!(
+            "{account},24.9414,60.1710,Kaivokatu 1,+35852199999,,fi,false\n"
+        ));
+    }
+    let path = town.dir.path().join("landlines.csv");
+    std::fs::write(&path, csv).unwrap();
+    town.ok(&["import", "customers", path.to_str().unwrap(), "--json"])
+        .await;
+    let declare = declare_town(11);
+    let declared = town
+        .ok(&declare.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert_eq!(declared["notices"]["sms"], 6, "{declared}");
+    assert_eq!(
+        declared["notices"]["voice"], 4,
+        "each landline called once, the shared one too: {declared}"
+    );
+    let id = declared["id"].as_i64().unwrap().to_string();
+    let run = town.drain().await;
+    assert_eq!(run["sent"], 6, "{run}");
+    assert!(
+        town.gateway
+            .messages()
+            .iter()
+            .all(|m| m.to.starts_with("+35848")),
+        "no SMS to a landline"
+    );
+    let held = run["held_notices"].as_array().unwrap();
+    let voice = held.iter().find(|h| h["channel"] == "voice").unwrap();
+    assert_eq!(voice["count"], 4, "{run}");
+    assert!(
+        voice["reason"]
+            .as_str()
+            .unwrap()
+            .contains("OUTAGECAST_VOICE_FROM"),
+        "{run}"
+    );
+    let report = town.report(&id).await;
+    assert_eq!(count(&report, "voice", "held"), 4, "{report}");
+    assert_eq!(count(&report, "sms", "sent"), 6, "{report}");
 }
 
 /// The email settings for a mail server on `port` of loopback, without TLS.

@@ -172,11 +172,12 @@ fn declare_request(
 pub(crate) fn selection_lines(selection: &Selection) -> String {
     let plan = &selection.plan;
     format!(
-        "  affected customers: {} ({} priority)\n  notices: {} sms, {} email{}{}\n  phone numbers armed in the IVR: {}",
+        "  affected customers: {} ({} priority)\n  notices: {} sms, {} email, {} voice{}{}\n  phone numbers armed in the IVR: {}",
         selection.customers.len(),
         selection.priority_count(),
         plan.count(Channel::Sms),
         plan.count(Channel::Email),
+        plan.count(Channel::Voice),
         if plan.opted_out > 0 {
             format!(" ({} contacts opted out)", plan.opted_out)
         } else {
@@ -186,7 +187,7 @@ pub(crate) fn selection_lines(selection: &Selection) -> String {
             String::new()
         } else {
             format!(
-                "\n  no SMS or email for {} customers (landline only or no contact): they hear the IVR if they call",
+                "\n  no SMS, email or call for {} customers (no contact left, or opted out): they hear the IVR if they call",
                 plan.unreachable.len()
             )
         },
@@ -254,21 +255,26 @@ pub(crate) fn merge(target: &mut serde_json::Value, extra: serde_json::Value) {
 
 fn summary_line(v: &IncidentView) -> String {
     let i = &v.head;
-    let pending: u64 = v
-        .notices
-        .iter()
-        .filter(|n| n.status == NoticeStatus::Pending)
-        .map(|n| n.count)
-        .sum();
+    let of = |status: NoticeStatus| -> u64 {
+        v.notices
+            .iter()
+            .filter(|n| n.status == status)
+            .map(|n| n.count)
+            .sum()
+    };
+    let held = match of(NoticeStatus::Held) {
+        0 => String::new(),
+        n => format!(" ({n} held)"),
+    };
     format!(
-        "{:<8} {:<9} {:<8} {:<9} {:>6} affected {:>6} armed {:>6} pending  {}{}",
+        "{:<8} {:<9} {:<8} {:<9} {:>6} affected {:>6} armed {:>6} pending{held}  {}{}",
         i.label,
         i.status,
         i.kind,
         i.severity,
         v.affected_customers,
         v.armed_numbers,
-        pending,
+        of(NoticeStatus::Pending),
         i.cause,
         i.etr
             .map(|t| format!(" (ETR {})", t.to_rfc3339()))

@@ -88,6 +88,8 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
     let after = bounded(store.outbox_counts(&channels, Utc::now()))
         .await
         .unwrap_or_default();
+    // What waits and why: a failing provider, or a channel this run does not serve.
+    let held = bounded(store.held_notices()).await.unwrap_or_default();
     let _ = tokio::time::timeout(Duration::from_secs(1), store.close()).await;
     result?;
 
@@ -115,6 +117,7 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
                 "segments": progress.segments.load(Ordering::Relaxed),
                 "seconds": elapsed,
                 "remaining": after,
+                "held_notices": held,
             }))?
         );
     } else {
@@ -128,6 +131,9 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
             after.due + after.leased,
             after.waiting
         );
+        for h in &held {
+            println!("held: {} {} notices: {}", h.count, h.channel, h.reason);
+        }
     }
     Ok(())
 }

@@ -319,10 +319,12 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
         .await;
     assert_eq!(status, StatusCode::OK);
     let emails = declared["notices"]["email"].as_u64().unwrap();
+    let calls = declared["notices"]["voice"].as_u64().unwrap();
+    assert!(calls > 0, "the sample's landlines are called: {declared}");
     assert_eq!(
         csv.as_str().unwrap().lines().count() as u64,
-        planned + emails + 1,
-        "a header and one row per notice (emails stay queued: no SMTP here)"
+        planned + emails + calls + 1,
+        "a header and one row per notice (emails and calls stay queued: no SMTP or voice here)"
     );
 
     // Metrics see it (beside the API, with the admin token).

@@ -31,16 +31,21 @@ struct Town {
 }
 
 impl Town {
-    /// `phones` customers with a mobile each and `emails` with only an email, declared as one
-    /// burst; the incident's id.
-    async fn declared(phones: usize, emails: usize) -> (Town, String) {
+    /// An empty town: a database folder and the gateway stand-in.
+    async fn new() -> Town {
         let standin = StandIn::start(Faults::default()).await;
-        let town = Town {
+        Town {
             dir: tempfile::tempdir().unwrap(),
             gateway: standin.gateway.clone(),
             standin,
             env: Vec::new(),
-        };
+        }
+    }
+
+    /// `phones` customers with a mobile each and `emails` with only an email, declared as one
+    /// burst; the incident's id.
+    async fn declared(phones: usize, emails: usize) -> (Town, String) {
+        let town = Town::new().await;
         let csv = town.dir.path().join("town.csv");
         town_csv(&csv, phones, emails);
         town.ok(&["import", "customers", csv.to_str().unwrap(), "--json"])
@@ -346,11 +351,26 @@ async fn refused_credentials_hold_the_notices_and_sending_resumes_by_itself_once
     );
     let (code, body) = status_of(&client, &health).await;
     assert_eq!(code, 200, "the IVR stays in the load balancer: {body}");
-    // Nothing failed for the provider's fault; everything waits.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nothing failed for the provider's fault; everything waits, held with the reason (the
+    // notices not yet claimed too).
+    eventually(Duration::from_secs(10), "every notice held", || async {
+        count(&town.report(&id).await, "sms", "held") == N as u64
+    })
+    .await;
     let report = town.report(&id).await;
     assert_eq!(count(&report, "sms", "failed"), 0, "{report}");
-    assert_eq!(count(&report, "sms", "pending"), N as u64);
+    assert_eq!(count(&report, "sms", "pending"), 0, "{report}");
+    assert!(
+        report["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "held"
+                && r["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("OUTAGECAST_SMS_AUTH_TOKEN"))),
+        "each held notice says why: {report}"
+    );
     assert_eq!(town.gateway.accepted(), 0);
 
     // The provider takes the key again: sending resumes by itself.
@@ -391,6 +411,7 @@ async fn refused_credentials_hold_the_notices_and_sending_resumes_by_itself_once
     let report = town.report(&id).await;
     assert_eq!(count(&report, "sms", "sent"), N as u64);
     assert_eq!(count(&report, "sms", "failed"), 0);
+    assert_eq!(count(&report, "sms", "held"), 0, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,6 +442,154 @@ async fn a_wrong_token_then_the_fixed_one_tells_everyone_once() {
     assert_eq!(count(&report, "sms", "sent"), N as u64);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_not_configured_holds_its_notices_until_a_run_that_serves_it() {
+    const PHONES: usize = 20;
+    const EMAILS: usize = 5;
+    let (mut town, id) = Town::declared(PHONES, EMAILS).await;
+    // SMS only: the email notices wait, held, and the run says why.
+    let run = town.drain().await;
+    assert_eq!(run["sent"], PHONES, "{run}");
+    let held = run["held_notices"].as_array().unwrap();
+    assert_eq!(held.len(), 1, "{run}");
+    assert_eq!(
+        (&held[0]["channel"], &held[0]["count"]),
+        (&"email".into(), &EMAILS.into())
+    );
+    assert!(
+        held[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("OUTAGECAST_SMTP_URL"),
+        "{run}"
+    );
+    let text = town
+        .command(&["notify", "run", "--until-empty"], 1000)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!(
+            "held: {EMAILS} email notices: email is not configured"
+        )),
+        "{text}"
+    );
+    let report = town.report(&id).await;
+    assert_eq!(count(&report, "email", "held"), EMAILS as u64, "{report}");
+    let listed = town
+        .command(&["incident", "list"], 1000)
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains(&format!("({EMAILS} held)")), "{listed}");
+
+    // Email configured (a mail server that never answers, so nothing is sent) and a restart:
+    // the email notices are plain pending again, nothing failed.
+    let (port, _server) = silent_smtp();
+    town.env.extend(smtp_env(port));
+    let mut child = town.notify(1000);
+    eventually(Duration::from_secs(10), "email no longer held", || async {
+        count(&town.report(&id).await, "email", "held") == 0
+    })
+    .await;
+    let (status, _) = terminate(&mut child).await;
+    assert!(status.success(), "{}", stderr_of(&mut child).await);
+    let report = town.report(&id).await;
+    assert_eq!(
+        count(&report, "email", "pending"),
+        EMAILS as u64,
+        "{report}"
+    );
+    assert_eq!(count(&report, "email", "failed"), 0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landline_only_customers_are_planned_as_calls_never_texted_and_wait_held() {
+    let town = Town::new().await;
+    // Six mobiles, three landline-only customers (Kotka numbers) and one landline on two
+    // accounts.
+    let mut csv = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
+    for i in 0..6 {
+        csv.push_str(&format!(
+            "M-{i},24.9414,60.1710,Kaivokatu 1,+35848{:07},,fi,false\n",
+            2_000_000 + i
+        ));
+    }
+    for i in 0..3 {
+        csv.push_str(&format!(
+            "L-{i},24.9414,60.1710,Kaivokatu 1,+358521{:05},,sv,{}\n",
+            10_000 + i,
+            i == 0
+        ));
+    }
+    for account in ["S-1", "S-2"] {
+        csv.push_str(&format!(
+            "{account},24.9414,60.1710,Kaivokatu 1,+35852199999,,fi,false\n"
+        ));
+    }
+    let path = town.dir.path().join("landlines.csv");
+    std::fs::write(&path, csv).unwrap();
+    town.ok(&["import", "customers", path.to_str().unwrap(), "--json"])
+        .await;
+    let declare = declare_town(11);
+    let declared = town
+        .ok(&declare.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert_eq!(declared["notices"]["sms"], 6, "{declared}");
+    assert_eq!(
+        declared["notices"]["voice"], 4,
+        "each landline called once, the shared one too: {declared}"
+    );
+    let id = declared["id"].as_i64().unwrap().to_string();
+    let run = town.drain().await;
+    assert_eq!(run["sent"], 6, "{run}");
+    assert!(
+        town.gateway
+            .messages()
+            .iter()
+            .all(|m| m.to.starts_with("+35848")),
+        "no SMS to a landline"
+    );
+    let held = run["held_notices"].as_array().unwrap();
+    let voice = held.iter().find(|h| h["channel"] == "voice").unwrap();
+    assert_eq!(voice["count"], 4, "{run}");
+    assert!(
+        voice["reason"]
+            .as_str()
+            .unwrap()
+            .contains("OUTAGECAST_VOICE_FROM"),
+        "{run}"
+    );
+    let report = town.report(&id).await;
+    assert_eq!(count(&report, "voice", "held"), 4, "{report}");
+    assert_eq!(count(&report, "sms", "sent"), 6, "{report}");
+}
+
+/// The email settings for a mail server on `port` of loopback, without TLS.
+fn smtp_env(port: u16) -> [(String, String); 5] {
+    [
+        (
+            "OUTAGECAST_SMTP_URL".to_string(),
+            format!("smtp://127.0.0.1:{port}?tls=none"),
+        ),
+        ("OUTAGECAST_SMTP_TIMEOUT".into(), "3".into()),
+        (
+            "OUTAGECAST_EMAIL_FROM".into(),
+            "noreply@vesi.example.fi".into(),
+        ),
+        (
+            "OUTAGECAST_PUBLIC_URL".into(),
+            "https://notify.example.fi".into(),
+        ),
+        (
+            "OUTAGECAST_UNSUBSCRIBE_SECRET".into(),
+            "0123456789abcdef0123456789abcdef".into(),
+        ),
+    ]
+}
+
 /// An SMTP "server" that accepts connections and never says a word.
 fn silent_smtp() -> (u16, std::thread::JoinHandle<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -445,25 +614,7 @@ async fn a_mail_server_that_never_answers_delays_only_email_and_sigterm_still_en
     const RATE: u32 = 100;
     let (mut town, id) = Town::declared(PHONES, 40).await;
     let (port, _server) = silent_smtp();
-    town.env.extend([
-        (
-            "OUTAGECAST_SMTP_URL".to_string(),
-            format!("smtp://127.0.0.1:{port}?tls=none"),
-        ),
-        ("OUTAGECAST_SMTP_TIMEOUT".into(), "3".into()),
-        (
-            "OUTAGECAST_EMAIL_FROM".into(),
-            "noreply@vesi.example.fi".into(),
-        ),
-        (
-            "OUTAGECAST_PUBLIC_URL".into(),
-            "https://notify.example.fi".into(),
-        ),
-        (
-            "OUTAGECAST_UNSUBSCRIBE_SECRET".into(),
-            "0123456789abcdef0123456789abcdef".into(),
-        ),
-    ]);
+    town.env.extend(smtp_env(port));
     let started = Instant::now();
     let mut child = town.notify(RATE);
     accepted(&town.gateway, PHONES, Duration::from_secs(60), "every SMS").await;

@@ -305,17 +305,20 @@ pub enum Channel {
     Sms,
     /// An email.
     Email,
+    /// A call to a phone, the message spoken (landlines, and customers who ask for calls).
+    Voice,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Channel; 2] = [Channel::Sms, Channel::Email];
+    pub const ALL: [Channel; 3] = [Channel::Sms, Channel::Email, Channel::Voice];
 
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Sms => "sms",
             Channel::Email => "email",
+            Channel::Voice => "voice",
         }
     }
 
@@ -324,9 +327,10 @@ impl Channel {
         match s.trim().to_ascii_lowercase().as_str() {
             "sms" => Ok(Channel::Sms),
             "email" => Ok(Channel::Email),
+            "voice" => Ok(Channel::Voice),
             other => Err(CoreError::invalid(
                 "channel",
-                format!("{other:?} is not sms or email"),
+                format!("{other:?} is not sms, email or voice"),
             )),
         }
     }

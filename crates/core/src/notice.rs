@@ -30,6 +30,13 @@ impl fmt::Display for EventId {
 pub enum NoticeStatus {
     /// Waiting in the outbox.
     Pending,
+    /// Waiting in the outbox and unable to go now: its channel's provider refuses this node
+    /// (the circuit is open: refused credentials, an unknown account, no connection) or the
+    /// channel is not configured. The reason is the notice's last error. It is stored as a
+    /// pending notice with its `held` mark, so every rule for pending notices (claims,
+    /// follow-ups, withdrawals) holds for it too; it goes back to pending by itself when the
+    /// cause goes away.
+    Held,
     /// Accepted by the provider.
     Sent,
     /// Confirmed delivered by a receipt.
@@ -43,8 +50,9 @@ pub enum NoticeStatus {
 
 impl NoticeStatus {
     /// Every status.
-    pub const ALL: [NoticeStatus; 5] = [
+    pub const ALL: [NoticeStatus; 6] = [
         NoticeStatus::Pending,
+        NoticeStatus::Held,
         NoticeStatus::Sent,
         NoticeStatus::Delivered,
         NoticeStatus::Failed,
@@ -55,6 +63,7 @@ impl NoticeStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeStatus::Pending => "pending",
+            NoticeStatus::Held => "held",
             NoticeStatus::Sent => "sent",
             NoticeStatus::Delivered => "delivered",
             NoticeStatus::Failed => "failed",
@@ -74,6 +83,11 @@ impl NoticeStatus {
     pub fn reached(self) -> bool {
         matches!(self, NoticeStatus::Sent | NoticeStatus::Delivered)
     }
+
+    /// Whether the notice is still to go out (pending or held).
+    pub fn waiting(self) -> bool {
+        matches!(self, NoticeStatus::Pending | NoticeStatus::Held)
+    }
 }
 
 impl fmt::Display for NoticeStatus {
@@ -85,7 +99,7 @@ impl fmt::Display for NoticeStatus {
 /// One contact to tell: a phone number or a mailbox, with the accounts that led to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
-    /// SMS or email.
+    /// SMS, email or voice.
     pub channel: Channel,
     /// E.164 number or email address.
     pub address: String,
@@ -113,7 +127,7 @@ pub struct RecipientPlan {
     pub recipients: Vec<Recipient>,
     /// Every phone number of every affected account (mobile and landline: both call in).
     pub armed: Vec<ArmedNumber>,
-    /// Affected accounts with no channel left to reach them (no mobile, no email, or all
+    /// Affected accounts with no channel left to reach them (no phone, no email, or all
     /// opted out): they only hear the IVR announcement if they call.
     pub unreachable: Vec<CustomerId>,
     /// Contacts skipped because they opted out of that channel.
@@ -175,16 +189,17 @@ pub fn plan_recipients(
 
     for (id, customer) in ordered {
         let mut reachable = false;
-        let sms = customer
-            .phones()
-            .iter()
-            .filter(|p| p.kind() == PhoneKind::Mobile)
-            .map(|p| (Channel::Sms, p.e164()));
+        // Mobiles are texted, landlines called: whatever is configured now (a channel that
+        // is not waits, held, until a dispatcher serves it).
+        let phones = customer.phones().iter().map(|p| match p.kind() {
+            PhoneKind::Mobile => (Channel::Sms, p.e164()),
+            PhoneKind::Landline => (Channel::Voice, p.e164()),
+        });
         let email = customer
             .emails()
             .iter()
             .map(|e| (Channel::Email, e.as_str()));
-        for (channel, address) in sms.chain(email) {
+        for (channel, address) in phones.chain(email) {
             if is_opted_out(channel, address) {
                 if opted_out_seen.insert((channel, address), ()).is_none() {
                     plan.opted_out += 1;
@@ -253,27 +268,52 @@ mod tests {
     }
 
     #[test]
-    fn landlines_are_armed_but_not_texted_and_opt_outs_are_skipped() {
+    fn landlines_are_called_not_texted_and_opt_outs_are_skipped() {
         let a = customer("A", &["+35893101641"], &[], false);
         let b = customer("B", &["+358481111111"], &["b@example.com"], false);
         let c = customer("C", &["+358482222222"], &[], false);
+        let d = customer("D", &["+35852123456"], &[], false);
         let plan = plan_recipients(
             &[
                 (CustomerId(1), &a),
                 (CustomerId(2), &b),
                 (CustomerId(3), &c),
+                (CustomerId(4), &d),
             ],
-            |ch, addr| ch == Channel::Sms && addr == "+358482222222",
+            |ch, addr| {
+                (ch == Channel::Sms && addr == "+358482222222")
+                    || (ch == Channel::Voice && addr == "+35852123456")
+            },
         );
         assert_eq!(plan.count(Channel::Sms), 1);
         assert_eq!(plan.count(Channel::Email), 1);
+        assert_eq!(plan.count(Channel::Voice), 1, "the landline is called");
+        assert!(
+            plan.recipients
+                .iter()
+                .all(|r| r.channel != Channel::Sms || r.address != "+35893101641"),
+            "no SMS to a landline"
+        );
         assert_eq!(
             plan.armed.len(),
-            3,
+            4,
             "every phone is armed, landline and opted-out included"
         );
-        assert_eq!(plan.unreachable, vec![CustomerId(1), CustomerId(3)]);
-        assert_eq!(plan.opted_out, 1);
+        assert_eq!(plan.unreachable, vec![CustomerId(3), CustomerId(4)]);
+        assert_eq!(plan.opted_out, 2, "opt-outs are per channel");
+    }
+
+    #[test]
+    fn a_landline_on_two_accounts_is_called_once_priority_first() {
+        let a = customer("A", &["+35893101641"], &[], false);
+        let b = customer("B", &["+35893101641"], &[], true);
+        let plan = plan_recipients(&[(CustomerId(1), &a), (CustomerId(2), &b)], |_, _| false);
+        assert_eq!(plan.count(Channel::Voice), 1);
+        assert!(plan.recipients[0].priority);
+        assert_eq!(
+            plan.recipients[0].customers,
+            vec![CustomerId(2), CustomerId(1)]
+        );
     }
 
     #[test]

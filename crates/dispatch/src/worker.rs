@@ -264,6 +264,8 @@ impl Transport for Unconfigured {
 pub struct Dispatcher<S, E, O = Store> {
     sms: Option<Arc<Lane<S, O>>>,
     email: Option<Arc<Lane<E, O>>>,
+    store: O,
+    clock: fn() -> DateTime<Utc>,
     progress: Arc<Progress>,
     health: Arc<DispatchHealth>,
 }
@@ -307,6 +309,8 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E,
         Dispatcher {
             sms,
             email,
+            clock: config.clock,
+            store,
             progress,
             health,
         }
@@ -343,6 +347,29 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E,
     pub async fn run(&self, until: RunUntil, shutdown: impl Future<Output = ()>) -> Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut lanes: JoinSet<Result<()>> = JoinSet::new();
+        // Notices of a channel this process cannot send wait as held, saying which settings
+        // would send them: once now (what `notify run` reports) and then now and again, for
+        // the notices planned meanwhile. A lane of another process that serves the channel
+        // clears the mark as it sends.
+        let unserved: Vec<Channel> = Channel::ALL
+            .into_iter()
+            .filter(|c| !self.channels().contains(c))
+            .collect();
+        if !unserved.is_empty() {
+            // Before the lanes, so a short run reports them; bounded, so that a locked store
+            // cannot hold the start (the loop below tries again).
+            let first = hold_unserved(&self.store, &unserved, (self.clock)());
+            let _ = tokio::time::timeout(Duration::from_secs(2), first).await;
+        }
+        let _holder = (!unserved.is_empty()).then(|| {
+            let (store, clock) = (self.store.clone(), self.clock);
+            AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(UNSERVED_HOLD_EVERY).await;
+                    hold_unserved(&store, &unserved, clock()).await;
+                }
+            }))
+        });
         if let Some(lane) = &self.sms {
             lanes.spawn(supervise(Arc::clone(lane), until, stop_rx.clone()));
         }
@@ -378,6 +405,46 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E,
     /// Claims, sends and records until nothing is due (for tests and one-shot use).
     pub async fn drain(&self) -> Result<()> {
         self.run(RunUntil::Empty, std::future::pending()).await
+    }
+}
+
+/// How often notices of a channel this process does not serve are marked held again (those
+/// planned since the last time).
+const UNSERVED_HOLD_EVERY: Duration = Duration::from_secs(5);
+
+/// What holds the notices of a channel that is not configured, naming what would send them.
+pub fn not_configured(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Sms => {
+            "sms is not configured here: set OUTAGECAST_SMS_ACCOUNT_SID, OUTAGECAST_SMS_AUTH_TOKEN, OUTAGECAST_SMS_FROM and OUTAGECAST_SMS_BASE_URL and restart"
+        }
+        Channel::Email => {
+            "email is not configured here: set OUTAGECAST_SMTP_URL and OUTAGECAST_EMAIL_FROM and restart"
+        }
+        Channel::Voice => {
+            "voice is not configured here: calls need OUTAGECAST_VOICE_FROM and the voice transport, which this build does not have yet (the number is armed in the IVR)"
+        }
+    }
+}
+
+/// Marks the waiting notices of `channels` held as not configured; a store error is left for
+/// the next time (the lanes report the store's health).
+async fn hold_unserved<O: Outbox>(store: &O, channels: &[Channel], now: DateTime<Utc>) {
+    for &c in channels {
+        match store.hold_channel(c, not_configured(c), now).await {
+            Ok(0) => {}
+            Ok(n) => info!(channel = %c, held = n, "{}", not_configured(c)),
+            Err(e) => debug!(channel = %c, error = %e, "could not mark the notices held"),
+        }
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -579,6 +646,16 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
         let mut round_since = Instant::now();
         let mut stalled = false;
         let mut circuit = Circuit::Closed;
+        // The channel's notices in the store follow the circuit: held with its reason while
+        // it is open, plain pending once it closes (and at the start: a restart with the
+        // setting fixed clears what an earlier run held).
+        let (holds, hold_rx) = watch::channel(None::<String>);
+        let _holds_applied = AbortOnDrop(tokio::spawn(apply_holds(
+            self.store.clone(),
+            self.channel,
+            self.config.clock,
+            hold_rx,
+        )));
         let mut store_backoff: Option<(Instant, Duration)> = None;
         let mut stopping: Option<Instant> = None;
         let mut next_claim = Instant::now();
@@ -807,7 +884,7 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
                 }
                 joined = sends.join_next(), if !sends.is_empty() => {
                     for sent in joined {
-                        let outcome = self.circuit_learns(&mut circuit, sent.signal, sent.outcome);
+                        let outcome = self.circuit_learns(&mut circuit, &holds, sent.signal, sent.outcome);
                         done.push((sent.id, outcome));
                     }
                 }
@@ -918,7 +995,13 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
 
     /// The provider's part in a send's result: opens or closes the circuit, and gives a
     /// deferred notice the probe's time.
-    fn circuit_learns(&self, circuit: &mut Circuit, signal: Signal, outcome: Outcome) -> Outcome {
+    fn circuit_learns(
+        &self,
+        circuit: &mut Circuit,
+        holds: &watch::Sender<Option<String>>,
+        signal: Signal,
+        outcome: Outcome,
+    ) -> Outcome {
         match signal {
             Signal::NotAsked => {
                 // A probe that never reached the provider (held, withdrawn, timed out) proves
@@ -932,6 +1015,7 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
                 if let Circuit::Open { .. } = circuit {
                     info!(channel = %self.channel, "the {} provider accepts requests again; resuming", self.channel);
                     self.health.channel_up(self.channel);
+                    holds.send_replace(None);
                     *circuit = Circuit::Closed;
                 }
                 outcome
@@ -962,6 +1046,8 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
                     .channel_down(self.channel, &reason, (self.config.clock)());
                 let not_before = (self.config.clock)() + to_chrono(backoff);
                 let open = deferred(not_before, &reason);
+                // Every failure marks them again: notices planned since the last one too.
+                holds.send_replace(Some(reason.clone()));
                 *circuit = Circuit::Open {
                     reason,
                     probe_at: Instant::now() + backoff,
@@ -1123,7 +1209,48 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
 fn deferred(not_before: DateTime<Utc>, reason: &str) -> Outcome {
     Outcome::Deferred {
         not_before,
-        reason: format!("waiting for the provider: {reason}"),
+        reason: waiting_for(reason),
+    }
+}
+
+/// What a notice held for a failing provider says.
+fn waiting_for(reason: &str) -> String {
+    format!("waiting for the provider: {reason}")
+}
+
+/// Keeps the store's held marks of `channel` as the lane's circuit wants them, the latest
+/// wish first: held with the reason while the circuit is open, cleared once it closes. A
+/// store error is retried after a pause (the lane reports the store's health).
+async fn apply_holds<O: Outbox>(
+    store: O,
+    channel: Channel,
+    clock: fn() -> DateTime<Utc>,
+    mut wish: watch::Receiver<Option<String>>,
+) {
+    loop {
+        let want = wish.borrow_and_update().clone();
+        let applied = match &want {
+            Some(reason) => {
+                store
+                    .hold_channel(channel, &waiting_for(reason), clock())
+                    .await
+            }
+            None => store.resume_channel(channel, clock()).await,
+        };
+        match applied {
+            Ok(n) if n > 0 => {
+                debug!(%channel, notices = n, held = want.is_some(), "held marks changed")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                debug!(%channel, error = %e, "could not change the held marks; trying again");
+                tokio::time::sleep(STORE_BACKOFF.1).await;
+                continue;
+            }
+        }
+        if wish.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -47,6 +47,12 @@ impl Outbox for PanicsOnce {
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
         self.store.next_due().await
     }
+    async fn hold_channel(&self, c: Channel, why: &str, now: DateTime<Utc>) -> Result<u64> {
+        self.store.hold_channel(c, why, now).await
+    }
+    async fn resume_channel(&self, c: Channel, now: DateTime<Utc>) -> Result<u64> {
+        self.store.resume_channel(c, now).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,8 @@ pub struct ChannelCounts {
     pub sms: u64,
     /// Email notices.
     pub email: u64,
+    /// Voice calls (landlines, and customers who ask for calls).
+    pub voice: u64,
 }
 
 impl ChannelCounts {
@@ -31,6 +33,7 @@ impl ChannelCounts {
         ChannelCounts {
             sms: counts.get(&Channel::Sms).copied().unwrap_or(0),
             email: counts.get(&Channel::Email).copied().unwrap_or(0),
+            voice: counts.get(&Channel::Voice).copied().unwrap_or(0),
         }
     }
 }
@@ -74,6 +77,7 @@ impl SelectionView {
         ChannelCounts {
             sms: selection.plan.count(Channel::Sms) as u64,
             email: selection.plan.count(Channel::Email) as u64,
+            voice: selection.plan.count(Channel::Voice) as u64,
         }
     }
 }

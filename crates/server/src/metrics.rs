@@ -142,15 +142,13 @@ async fn gauges(store: &Store) -> Result<String, outagecast_store::StoreError> {
             n.count
         );
     }
-    let channels = [
-        outagecast_core::contact::Channel::Sms,
-        outagecast_core::contact::Channel::Email,
-    ];
-    let q = store.outbox_counts(&channels, now).await?;
+    let q = store
+        .outbox_counts(&outagecast_core::contact::Channel::ALL, now)
+        .await?;
     let _ = writeln!(
         out,
-        "# HELP outagecast_queue_depth Unsent notices: due now, waiting (backoff or quiet hours), leased to a worker.\n# TYPE outagecast_queue_depth gauge\noutagecast_queue_depth{{state=\"due\"}} {}\noutagecast_queue_depth{{state=\"waiting\"}} {}\noutagecast_queue_depth{{state=\"leased\"}} {}",
-        q.due, q.waiting, q.leased
+        "# HELP outagecast_queue_depth Unsent notices: due now, waiting (backoff or quiet hours), leased to a worker; held (a failing provider or a channel not configured) counts among those too.\n# TYPE outagecast_queue_depth gauge\noutagecast_queue_depth{{state=\"due\"}} {}\noutagecast_queue_depth{{state=\"waiting\"}} {}\noutagecast_queue_depth{{state=\"leased\"}} {}\noutagecast_queue_depth{{state=\"held\"}} {}",
+        q.due, q.waiting, q.leased, q.held
     );
     let _ = writeln!(
         out,

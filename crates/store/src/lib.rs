@@ -36,8 +36,8 @@ pub use model::incidents::{
 pub use model::ivr::{IvrChanges, IvrFlagRow, IvrIncidentRow, IvrPoll, IvrSnapshot, RearmOutcome};
 pub use model::network::{NetworkImportSummary, ServiceLink, StoredNetwork};
 pub use model::outbox::{
-    ClaimRequest, ClaimedNotice, HandedNotice, OutboxCounts, Outcome, ReportRow, Requeue,
-    RoundTrip, RoundTripDone,
+    ClaimRequest, ClaimedNotice, HandedNotice, HeldNotices, OutboxCounts, Outcome, ReportRow,
+    Requeue, RoundTrip, RoundTripDone,
 };
 pub use model::provenance::{CapMessageRow, CapRecord, IncidentOrigin, Provenance};
 pub use model::receipts::{Receipt, ReceiptOutcome};

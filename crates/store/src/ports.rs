@@ -14,7 +14,8 @@ use crate::{
 
 /// What the dispatcher does with the outbox: its round trips (record outcomes, renew its
 /// leases, hand notices over, claim more; only the lease holder can record), the last
-/// recording and the release on the way out, and a look at the queue.
+/// recording and the release on the way out, a look at the queue, and holding a channel's
+/// notices while it cannot send them.
 pub trait Outbox: Clone + Send + Sync + 'static {
     /// One [`RoundTrip`] in one transaction.
     fn round_trip(&self, r: RoundTrip<'_>) -> impl Future<Output = Result<RoundTripDone>> + Send;
@@ -35,6 +36,19 @@ pub trait Outbox: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<OutboxCounts>> + Send;
     /// When the earliest waiting notice is due.
     fn next_due(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>>> + Send;
+    /// See [`Store::hold_channel`].
+    fn hold_channel(
+        &self,
+        channel: Channel,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// See [`Store::resume_channel`].
+    fn resume_channel(
+        &self,
+        channel: Channel,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64>> + Send;
 }
 
 /// What the inbound webhooks write: delivery receipts and opt-outs, and the language to
@@ -106,6 +120,17 @@ impl Outbox for Store {
     }
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
         Store::next_due(self).await
+    }
+    async fn hold_channel(
+        &self,
+        channel: Channel,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        Store::hold_channel(self, channel, reason, now).await
+    }
+    async fn resume_channel(&self, channel: Channel, now: DateTime<Utc>) -> Result<u64> {
+        Store::resume_channel(self, channel, now).await
     }
 }
 

@@ -235,6 +235,12 @@ run! {
     fn release(&self, owner: &str) -> Result<u64> = ops::outbox::release;
     /// Outbox totals on `channels` at `now`.
     fn outbox_counts(&self, channels: &[Channel], now: DateTime<Utc>) -> Result<OutboxCounts> = ops::outbox::outbox_counts;
+    /// Marks the waiting notices of `channel` held with `reason`; how many were newly marked.
+    fn hold_channel(&self, channel: Channel, reason: &str, now: DateTime<Utc>) -> Result<u64> = ops::outbox::hold_channel;
+    /// Clears the held mark of `channel`'s waiting notices (the cause is gone); how many.
+    fn resume_channel(&self, channel: Channel, now: DateTime<Utc>) -> Result<u64> = ops::outbox::resume_channel;
+    /// Held notices by channel and reason.
+    fn held_notices(&self) -> Result<Vec<HeldNotices>> = ops::outbox::held_notices;
     /// The earliest time a waiting notice becomes due, if any.
     fn next_due(&self) -> Result<Option<DateTime<Utc>>> = ops::outbox::next_due;
     /// Every notice of an incident with its outcome, in id order (accounts in customer id order).

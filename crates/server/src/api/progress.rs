@@ -55,10 +55,7 @@ pub(super) async fn progress(
                 if last.as_deref() == Some(data.as_str()) {
                     continue;
                 }
-                let pending = view
-                    .notices
-                    .iter()
-                    .any(|n| n.status == outagecast_core::notice::NoticeStatus::Pending);
+                let pending = view.notices.iter().any(|n| n.status.waiting());
                 let finished = !view.head.status.is_active() && !pending;
                 let event = Event::default().event("progress").data(data.clone());
                 return Some((Ok(event), (state, Some(data), finished)));

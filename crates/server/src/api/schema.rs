@@ -18,6 +18,8 @@ pub struct ChannelCounts {
     pub sms: u64,
     /// Email notices.
     pub email: u64,
+    /// Voice calls (landlines, and customers who ask for calls).
+    pub voice: u64,
 }
 
 /// Who an area holds and who would be told.
@@ -43,7 +45,8 @@ pub struct NoticeCountView {
     /// `sms` or `email`.
     #[schema(value_type = String)]
     pub channel: Channel,
-    /// `pending`, `sent`, `delivered`, `failed`, `superseded`, ...
+    /// `pending`, `held` (waiting for a failing provider or a channel not configured),
+    /// `sent`, `delivered`, `failed`, `superseded`, ...
     #[schema(value_type = String)]
     pub status: NoticeStatus,
     /// How many.
@@ -216,6 +219,7 @@ impl From<engine::ChannelCounts> for ChannelCounts {
         ChannelCounts {
             sms: c.sms,
             email: c.email,
+            voice: c.voice,
         }
     }
 }

@@ -254,6 +254,20 @@ pub struct OutboxCounts {
     pub failed: u64,
     /// Sent again after an in-doubt attempt the provider could not be asked about.
     pub possible_duplicates: u64,
+    /// Pending but held: the channel's provider refuses this node or the channel is not
+    /// configured (these are counted in `due`, `waiting` or `leased` too).
+    pub held: u64,
+}
+
+/// Held notices of one channel that share a reason (what `notify run` tells the operator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldNotices {
+    /// The channel.
+    pub channel: Channel,
+    /// Why they wait, naming the setting to fix.
+    pub reason: String,
+    /// How many.
+    pub count: u64,
 }
 
 /// One recipient's outcome, for reports.

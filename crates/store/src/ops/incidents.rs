@@ -393,8 +393,10 @@ async fn counts_on<B: Backend>(
         ""
     };
     let mut sql = Sql::built(format!(
-        "SELECT channel, status, COUNT(*) FROM notices {filter}
-          GROUP BY channel, status ORDER BY channel{b}, status{b}",
+        "SELECT channel, st, COUNT(*)
+           FROM (SELECT channel, {st} AS st FROM notices {filter}) n
+          GROUP BY channel, st ORDER BY channel{b}, st{b}",
+        st = crate::ops::outbox::SHOWN_STATUS,
         b = B::BYTEWISE
     ));
     if let Some(id) = id {

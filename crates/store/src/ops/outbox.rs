@@ -29,12 +29,18 @@ use outagecast_core::notice::NoticeStatus;
 
 use crate::backend::{Backend, ClaimQuery, OutcomeWrite, Record, Sql};
 use crate::model::outbox::{
-    ClaimedNotice, HandedNotice, OutboxCounts, Outcome, ReportRow, Requeue, RoundTrip,
+    ClaimedNotice, HandedNotice, HeldNotices, OutboxCounts, Outcome, ReportRow, Requeue, RoundTrip,
     RoundTripDone, requeue_details,
 };
 use crate::model::stored;
 use crate::ops::audit;
 use crate::{Result, StoreError};
+
+/// A notice's status as reports and counts show it: a pending notice with its `held` mark is
+/// `held` (see `0008_held_and_voice.sql`). The same text on both backends (SQLite's 0/1 and
+/// PostgreSQL's boolean both read as a condition).
+pub(crate) const SHOWN_STATUS: &str =
+    "CASE WHEN status = 'pending' AND held THEN 'held' ELSE status END";
 
 /// Leases up to `limit` due notices on `channels` to `owner` for `lease`, priority first then
 /// oldest: one statement, safe to run on any number of nodes at once. Returned priority first,
@@ -206,7 +212,8 @@ pub(crate) async fn outbox_counts<B: Backend>(
            COUNT(*) FILTER (WHERE status = 'pending' AND lease_expires_at >= {lease_now}),
            COUNT(*) FILTER (WHERE status IN ('sent', 'delivered')),
            COUNT(*) FILTER (WHERE status = 'failed'),
-           COUNT(*) FILTER (WHERE possible_duplicate)
+           COUNT(*) FILTER (WHERE possible_duplicate),
+           COUNT(*) FILTER (WHERE status = 'pending' AND held)
          FROM notices WHERE channel {}",
         B::in_list(2)
     ))
@@ -221,7 +228,78 @@ pub(crate) async fn outbox_counts<B: Backend>(
         sent: u(3)?,
         failed: u(4)?,
         possible_duplicates: u(5)?,
+        held: u(6)?,
     })
+}
+
+/// Marks every waiting notice of `channel` held with `reason` (its circuit opened, or the
+/// channel is not configured here): counted and shown as `held` until an attempt's outcome or
+/// [`resume_channel`] clears the mark. Returns how many were newly marked. Leased notices are
+/// marked too: the lane holding them is the one whose provider is failing, or another node's,
+/// whose outcome clears the mark again.
+pub(crate) async fn hold_channel<B: Backend>(
+    b: &B,
+    channel: Channel,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    B::execute(
+        &mut *b.conn().await?,
+        Sql::new(
+            "UPDATE notices SET held = $1, last_error = $2, updated_at = $3
+              WHERE channel = $4 AND status = 'pending'
+                AND NOT (held AND last_error IS NOT NULL AND last_error = $2)",
+        )
+        .arg(true)
+        .arg(reason)
+        .arg(now)
+        .arg(channel.as_str()),
+    )
+    .await
+}
+
+/// Clears the held mark of every waiting notice of `channel` (its provider accepts again, or
+/// the channel is configured now): they are plain pending notices again, due as they were.
+pub(crate) async fn resume_channel<B: Backend>(
+    b: &B,
+    channel: Channel,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    B::execute(
+        &mut *b.conn().await?,
+        Sql::new(
+            "UPDATE notices SET held = $1, updated_at = $2
+              WHERE channel = $3 AND status = 'pending' AND held",
+        )
+        .arg(false)
+        .arg(now)
+        .arg(channel.as_str()),
+    )
+    .await
+}
+
+/// Held notices by channel and reason, channel then reason order.
+pub(crate) async fn held_notices<B: Backend>(b: &B) -> Result<Vec<HeldNotices>> {
+    let rows = B::fetch_all(
+        &mut *b.conn().await?,
+        Sql::built(format!(
+            "SELECT channel, COALESCE(last_error, ''), COUNT(*) FROM notices
+              WHERE status = 'pending' AND held
+              GROUP BY channel, COALESCE(last_error, '')
+              ORDER BY channel{b}, COALESCE(last_error, ''){b}",
+            b = B::BYTEWISE
+        )),
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(HeldNotices {
+                channel: stored(&r.text(0)?, Channel::parse)?,
+                reason: r.text(1)?,
+                count: u64::try_from(r.i64(2)?).unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// The earliest time a waiting notice becomes due, if any.
@@ -254,7 +332,8 @@ pub(crate) async fn notice_report<B: Backend>(
                   WHERE n2.incident_id = $1
                   GROUP BY nc.notice_id)
              SELECT n.id, e.kind, n.channel, n.address, a.accounts,
-                    n.status, n.attempts, n.provider_id, n.last_error, n.sent_at,
+                    CASE WHEN n.status = 'pending' AND n.held THEN 'held' ELSE n.status END,
+                    n.attempts, n.provider_id, n.last_error, n.sent_at,
                     n.possible_duplicate
                FROM notices n
                JOIN incident_events e ON e.id = n.event_id

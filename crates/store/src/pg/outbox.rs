@@ -77,7 +77,8 @@ pub(super) fn claim(q: ClaimQuery<'_>) -> Sql<'_> {
 /// `$8` now, `$9` the owner. Returns the ids recorded.
 ///
 /// Held, released, deferred and withdrawn notices
-/// were not attempted, so the attempt is not counted and their doubt stays as it was. Only
+/// were not attempted, so the attempt is not counted and their doubt stays as it was. A
+/// deferred notice is marked held, a released one keeps its mark, any other outcome clears it. Only
 /// notices still pending and leased to the owner change: an update that meets a row another
 /// node has just reclaimed waits for that claim and re-checks `lease_owner` on the row's new
 /// version (READ COMMITTED), so it leaves the row alone.
@@ -101,6 +102,7 @@ const COMPLETE_SQL: &str = "WITH o AS (
                            ELSE 0 END,
            attempts = CASE WHEN o.k IN (4, 5, 6, 7) THEN notices.attempts - 1
                            ELSE notices.attempts END,
+           held = CASE WHEN o.k = 6 THEN true WHEN o.k = 5 THEN notices.held ELSE false END,
            lease_owner = NULL, lease_expires_at = NULL, updated_at = $8
       FROM o
      WHERE notices.id = o.id AND notices.lease_owner = $9 AND notices.status = 'pending'

@@ -70,7 +70,8 @@ const COMPLETE_CHUNKS: [usize; 3] = [8, 64, 256];
 /// segments, not_before, reason, in_doubt) with the kinds of [`Outcome::kind`]; then come now
 /// (twice) and the owner. Held, released, deferred and withdrawn notices were not attempted:
 /// the attempt is not counted and their doubt stays as it was (a hand-over is the only thing
-/// that sets it). Plain `?` placeholders only: SQLite looks a numbered one up by a linear
+/// that sets it). A deferred notice is marked held (the provider's fault); a released one keeps
+/// its mark, and every other outcome clears it. Plain `?` placeholders only: SQLite looks a numbered one up by a linear
 /// search, which over a thousand parameters costs more than the update itself.
 fn complete_sql(rows: usize) -> String {
     let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
@@ -90,6 +91,7 @@ fn complete_sql(rows: usize) -> String {
                            WHEN o.k IN (4, 5, 6) THEN notices.in_doubt
                            ELSE 0 END,
            attempts = CASE WHEN o.k IN (4, 5, 6, 7) THEN notices.attempts - 1 ELSE notices.attempts END,
+           held = CASE WHEN o.k = 6 THEN 1 WHEN o.k = 5 THEN notices.held ELSE 0 END,
            lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
          FROM o
          WHERE notices.id = o.id AND notices.lease_owner = ? AND notices.status = 'pending'

@@ -130,6 +130,11 @@ async fn declaring_writes_one_notice_per_contact_and_arms_every_number(store: &S
         "the shared mobile is texted once"
     );
     assert_eq!(out.notices.get(&Channel::Email), Some(&1));
+    assert_eq!(
+        out.notices.get(&Channel::Voice),
+        Some(&1),
+        "the landline is called"
+    );
     assert_eq!(out.armed, 3, "two mobiles and a landline");
     assert_eq!(out.incident.status, IncidentStatus::Declared);
     assert_eq!(out.incident, store.incident(out.incident.id).await.unwrap());
@@ -146,7 +151,8 @@ async fn declaring_writes_one_notice_per_contact_and_arms_every_number(store: &S
         pending,
         vec![
             (Channel::Email, NoticeStatus::Pending, 1),
-            (Channel::Sms, NoticeStatus::Pending, 2)
+            (Channel::Sms, NoticeStatus::Pending, 2),
+            (Channel::Voice, NoticeStatus::Pending, 1)
         ]
     );
     assert_eq!(store.notice_totals().await.unwrap(), summary.notices);
@@ -163,7 +169,7 @@ async fn declaring_writes_one_notice_per_contact_and_arms_every_number(store: &S
     assert_eq!(store.affected_ids(out.incident.id).await.unwrap(), ids);
 
     let pending = store.pending_notices(out.incident.id).await.unwrap();
-    assert_eq!(pending.len(), 3);
+    assert_eq!(pending.len(), 4);
     assert!(pending.iter().all(|(_, _, priority, _)| !priority));
     assert!(
         pending[0].3.contains("burst water main"),
@@ -257,7 +263,7 @@ async fn restore_tells_only_those_told_and_withdraws_the_rest(store: &Store) {
     assert_eq!(t.incident.status, IncidentStatus::Restored);
     assert_eq!(t.notices.get(&Channel::Sms), Some(&1));
     assert_eq!(t.notices.get(&Channel::Email), None);
-    assert_eq!(t.superseded, 2);
+    assert_eq!(t.superseded, 3);
     assert_eq!(t.disarmed, 3);
     assert_eq!(t.rewritten, 0);
     let summary = store.summary(t.incident.clone()).await.unwrap();
@@ -268,7 +274,7 @@ async fn restore_tells_only_those_told_and_withdraws_the_rest(store: &Store) {
     assert!(pending[0].3.contains("fixed"), "{}", pending[0].3);
     let log = store.audit_log(1).await.unwrap();
     assert_eq!(log[0].action, "incident.restore");
-    assert_eq!(log[0].details["superseded"], 2);
+    assert_eq!(log[0].details["superseded"], 3);
     assert_eq!(log[0].details["before"]["status"], "declared");
     assert_eq!(log[0].details["after"]["status"], "restored");
     assert_eq!(store.active_incident_count(later).await.unwrap(), 0);
@@ -299,7 +305,7 @@ async fn an_update_rewrites_unsent_notices(store: &Store) {
         )
         .await
         .unwrap();
-    assert_eq!(t.rewritten, 3);
+    assert_eq!(t.rewritten, 4);
     assert!(
         t.notices.is_empty(),
         "nobody was told yet, so nobody gets an update"
@@ -552,7 +558,7 @@ async fn transitions_are_checked(store: &Store) {
         .unwrap();
     assert_eq!(t.incident.status, IncidentStatus::Cancelled);
     assert!(t.notices.is_empty(), "nobody was told");
-    assert_eq!(t.superseded, 3);
+    assert_eq!(t.superseded, 4);
     assert_eq!(t.disarmed, 3);
     assert_eq!(
         store.audit_log(1).await.unwrap()[0].action,
@@ -569,7 +575,8 @@ async fn transitions_are_checked(store: &Store) {
         statuses,
         vec![
             (Channel::Email, NoticeStatus::Superseded, 1),
-            (Channel::Sms, NoticeStatus::Superseded, 2)
+            (Channel::Sms, NoticeStatus::Superseded, 2),
+            (Channel::Voice, NoticeStatus::Superseded, 1)
         ]
     );
 }

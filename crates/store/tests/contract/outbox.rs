@@ -30,6 +30,7 @@ contract!(
     the_heartbeat_keeps_leases_and_a_dead_holders_lapse,
     a_resend_is_counted_as_a_possible_duplicate,
     a_deferred_notice_waits_unattempted_with_the_reason,
+    a_held_channel_shows_held_with_its_reason_until_sent_or_resumed,
     requeue_puts_only_failed_notices_back_and_is_audited,
 );
 
@@ -661,7 +662,7 @@ async fn a_deferred_notice_waits_unattempted_with_the_reason(store: &Store) {
         .collect();
     assert_eq!(store.complete("w", &outcomes, now).await.unwrap(), 2);
     let report = store.notice_report(incident).await.unwrap();
-    assert!(report.iter().all(|r| r.status == NoticeStatus::Pending
+    assert!(report.iter().all(|r| r.status == NoticeStatus::Held
         && r.attempts == 0
         && r.last_error.as_deref() == Some("HTTP 401: check OUTAGECAST_SMS_AUTH_TOKEN")));
     assert!(
@@ -673,6 +674,72 @@ async fn a_deferred_notice_waits_unattempted_with_the_reason(store: &Store) {
     );
     let again = store.claim("w", &ALL, 10, LEASE, probe).await.unwrap();
     assert!(again.iter().all(|n| n.attempts == 1 && !n.in_doubt));
+}
+
+async fn a_held_channel_shows_held_with_its_reason_until_sent_or_resumed(store: &Store) {
+    let incident = declared(store).await;
+    let now = now();
+    const WHY: &str = "waiting for the provider: HTTP 401: check OUTAGECAST_SMS_AUTH_TOKEN";
+    assert_eq!(store.hold_channel(Channel::Sms, WHY, now).await.unwrap(), 2);
+    assert_eq!(
+        store.hold_channel(Channel::Sms, WHY, now).await.unwrap(),
+        0,
+        "already held for that reason"
+    );
+    assert_eq!(
+        store
+            .hold_channel(Channel::Email, "nope", now)
+            .await
+            .unwrap(),
+        0
+    );
+    let counts = store.notice_counts(incident).await.unwrap();
+    assert_eq!(
+        counts
+            .iter()
+            .map(|c| (c.channel, c.status, c.count))
+            .collect::<Vec<_>>(),
+        [(Channel::Sms, NoticeStatus::Held, 2)]
+    );
+    let q = store.outbox_counts(&ALL, now).await.unwrap();
+    assert_eq!((q.held, q.due), (2, 2), "held notices are still queued");
+    let held = store.held_notices().await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0].channel, held[0].reason.as_str(), held[0].count),
+        (Channel::Sms, WHY, 2)
+    );
+    let report = store.notice_report(incident).await.unwrap();
+    assert!(
+        report
+            .iter()
+            .all(|r| r.status == NoticeStatus::Held && r.last_error.as_deref() == Some(WHY))
+    );
+
+    // A held notice is still claimed (the probe); its outcome clears the mark, a release keeps it.
+    let (_, claimed) = complete_and_claim(store, "w", &[], 10, now, false).await;
+    assert_eq!(claimed.len(), 2);
+    let outcomes = [
+        (claimed[0].id, sent("SM1")),
+        (claimed[1].id, Outcome::Released),
+    ];
+    assert_eq!(store.complete("w", &outcomes, now).await.unwrap(), 2);
+    let report = store.notice_report(incident).await.unwrap();
+    let status = |id: i64| report.iter().find(|r| r.notice_id == id).unwrap().status;
+    assert_eq!(status(claimed[0].id), NoticeStatus::Sent);
+    assert_eq!(status(claimed[1].id), NoticeStatus::Held);
+
+    // The cause is gone: the rest are plain pending again, due as they were.
+    assert_eq!(store.resume_channel(Channel::Sms, now).await.unwrap(), 1);
+    assert_eq!(store.resume_channel(Channel::Sms, now).await.unwrap(), 0);
+    assert!(store.held_notices().await.unwrap().is_empty());
+    let report = store.notice_report(incident).await.unwrap();
+    let rest = report
+        .iter()
+        .find(|r| r.notice_id == claimed[1].id)
+        .unwrap();
+    assert_eq!(rest.status, NoticeStatus::Pending);
+    assert_eq!(store.outbox_counts(&ALL, now).await.unwrap().held, 0);
 }
 
 async fn requeue_puts_only_failed_notices_back_and_is_audited(store: &Store) {

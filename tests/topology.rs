@@ -323,8 +323,43 @@ fn declare_by_burst_pipe_selects_the_trace_and_arms_exactly_its_numbers() {
         assert_eq!(armed, id == "C2" || id == "C3", "{id}");
     }
     // The stored area is the outline of the affected pipes: the map and CAP show it.
-    let shown = db.json(&["incident", "show", declared["id"].to_string().as_str()]);
+    let id = declared["id"].to_string();
+    let shown = db.json(&["incident", "show", &id]);
     assert_eq!(shown["area"]["type"], "union", "{}", shown["area"]);
+
+    // V1 will not close: the trace grows over P1 up to the reservoir, and only C1, newly
+    // affected, is told and armed.
+    let updated = db.json(&[
+        "incident",
+        "update",
+        &id,
+        "--burst-pipe",
+        "P2",
+        "--broken-valve",
+        "V1",
+    ]);
+    assert_eq!(updated["added_customers"], 1, "{updated}");
+    assert_eq!(updated["added_notices"]["sms"], 1, "{updated}");
+    assert_eq!(updated["left_customers"], 0, "{updated}");
+    for (i, (id, _, _)) in customers().into_iter().enumerate() {
+        let armed = db.json(&["ivr", "lookup", &phone(i)])["armed"]
+            .as_bool()
+            .unwrap();
+        assert_eq!(armed, id != "C4", "{id}");
+    }
+    let e = db.fails(&[
+        "incident",
+        "update",
+        &id,
+        "--burst-pipe",
+        "P2",
+        "--broken-valve",
+        "V9",
+    ]);
+    assert!(
+        e.contains("there is no valve, switch or fuse \"V9\""),
+        "{e}"
+    );
 }
 
 /// Whether `python3` can import WNTR (installed by `scripts/test`); without it the WNTR test

@@ -162,6 +162,8 @@ pub enum ImportCommand {
     },
 }
 
+// Parsed once per run: the size of the `Update` variant (its flags inline) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum IncidentCommand {
     /// Declare an incident: select the affected customers, plan their notices, arm the IVR.
@@ -204,6 +206,18 @@ pub enum IncidentCommand {
         /// Metres each side of the --corridor line.
         #[arg(long, value_name = "METRES")]
         buffer: Option<f64>,
+        /// Re-run the isolation trace of this burst pipe (power: --faulted-section), e.g. with
+        /// a valve found broken: only the customers it adds are told.
+        #[arg(long, value_name = "PIPE", visible_alias = "faulted-section", conflicts_with_all = ["circle", "polygon", "corridor"])]
+        burst_pipe: Option<String>,
+        /// With --burst-pipe: an isolation valve that will not turn (repeatable).
+        #[arg(
+            long = "broken-valve",
+            value_name = "VALVE",
+            requires = "burst_pipe",
+            visible_alias = "broken-switch"
+        )]
+        broken_valve: Vec<String>,
         /// A new area adding more customers than the threshold: repeat the exact count it adds.
         #[arg(long, value_name = "N")]
         confirm: Option<u64>,

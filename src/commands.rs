@@ -345,6 +345,8 @@ pub struct UpdateFlags<'a> {
     pub cause: Option<&'a str>,
     pub severity: Option<&'a str>,
     pub area: Option<AreaSpec>,
+    /// A new trace: `--burst-pipe` with `--broken-valve`s found on site.
+    pub topology: Option<outagecast_engine::TopologySpec>,
     pub rails: Rails,
 }
 
@@ -356,7 +358,10 @@ pub async fn update(engine: &Engine, args: &IdArgs, flags: UpdateFlags<'_>) -> R
         etr: flags.etr.map(|t| parse_time(t, "--etr")).transpose()?,
         cause: flags.cause.map(Cause::parse).transpose()?,
         severity: flags.severity.map(Severity::parse).transpose()?,
-        area: flags.area,
+        area: match flags.topology {
+            Some(spec) => Some(AreaSpec::Topology(spec)),
+            None => flags.area,
+        },
         rails: flags.rails,
         now: Utc::now(),
     };

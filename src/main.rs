@@ -227,6 +227,8 @@ async fn dispatch(engine: &Engine, command: Command) -> Result<()> {
                 polygon,
                 corridor,
                 buffer,
+                burst_pipe,
+                broken_valve,
                 confirm,
                 confirm_threshold,
                 allow_empty,
@@ -242,6 +244,10 @@ async fn dispatch(engine: &Engine, command: Command) -> Result<()> {
                     cause: cause.as_deref(),
                     severity: severity.as_deref(),
                     area,
+                    topology: burst_pipe.map(|burst| outagecast_engine::TopologySpec {
+                        burst,
+                        broken: broken_valve,
+                    }),
                     rails: outagecast_engine::Rails {
                         allow_empty,
                         confirm,

@@ -1515,3 +1515,126 @@ async fn two_huge_previews_do_not_slow_the_ivr() {
     );
     app.stop().await;
 }
+
+/// `burst_pipe` and `broken_valves` in the preview and declare bodies: the trace's customers,
+/// the valves to close, and clear 400s for an unknown pipe or a second way of giving the area.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_declares_by_burst_pipe_through_the_api() {
+    let mut app = spawn_app().await;
+    let node = |id: &str, kind: &str, lon: f64| {
+        json!({"type": "Feature", "properties": {"id": id, "kind": kind},
+               "geometry": {"type": "Point", "coordinates": [lon, 60.171]}})
+    };
+    let pipe = |id: &str, from: (&str, f64), to: (&str, f64)| {
+        json!({"type": "Feature", "properties": {"id": id, "kind": "pipe", "from": from.0, "to": to.0},
+               "geometry": {"type": "LineString", "coordinates": [[from.1, 60.171], [to.1, 60.171]]}})
+    };
+    let valve = |id: &str, pipe: &str, node: &str| json!({"type": "Feature", "properties": {"id": id, "kind": "valve", "pipe": pipe, "node": node}, "geometry": null});
+    let net = json!({"type": "FeatureCollection", "features": [
+        node("R", "reservoir", 24.935), node("J1", "junction", 24.940),
+        node("J2", "junction", 24.945), node("J3", "junction", 24.950),
+        pipe("P1", ("R", 24.935), ("J1", 24.940)), pipe("P2", ("J1", 24.940), ("J2", 24.945)),
+        pipe("P3", ("J2", 24.945), ("J3", 24.950)),
+        valve("V1", "P2", "J1"), valve("V2", "P3", "J2"),
+    ]});
+    let path = app.dir.path().join("net.geojson");
+    std::fs::write(&path, net.to_string()).unwrap();
+    let imported = app
+        .cli(&["network", "import", path.to_str().unwrap(), "--json"])
+        .await;
+    let on = |pipes: &[&str]| -> Vec<String> {
+        let mut ids: Vec<String> = imported["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| pipes.contains(&a["pipe_id"].as_str().unwrap()))
+            .map(|a| a["account_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert!(!on(&["P2", "P3"]).is_empty(), "{imported}");
+    app.serve(1000).await;
+
+    let body = json!({"kind": "water", "cause": "burst water main", "burst_pipe": "P2", "allow_empty": true});
+    let (status, preview) = app
+        .call(
+            Method::POST,
+            "/v1/incidents/preview",
+            Some(Role::Viewer),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["segment_pipes"], json!(["P2"]));
+    assert_eq!(preview["dry_pipes"], json!(["P3"]));
+    let valves: Vec<&str> = preview["valves_to_close"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(valves, ["V1", "V2"]);
+    let mut affected: Vec<String> =
+        serde_json::from_value(preview["affected_account_ids"].clone()).unwrap();
+    affected.sort();
+    assert_eq!(affected, on(&["P2", "P3"]));
+
+    let grown = json!({"kind": "water", "cause": "burst water main", "burst_pipe": "P2",
+                       "broken_valves": ["V2"], "allow_empty": true});
+    let (status, preview_grown) = app
+        .call(
+            Method::POST,
+            "/v1/incidents/preview",
+            Some(Role::Viewer),
+            Some(&grown),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview_grown}");
+    assert_eq!(preview_grown["segment_pipes"], json!(["P2", "P3"]));
+
+    for (bad, field) in [
+        (
+            json!({"kind": "water", "cause": "x", "burst_pipe": "P-402"}),
+            "burst_pipe",
+        ),
+        (
+            json!({"kind": "water", "cause": "x", "burst_pipe": "P2", "zone": "DMA 7"}),
+            "area",
+        ),
+        (
+            json!({"kind": "water", "cause": "x", "zone": "DMA 7", "broken_valves": ["V1"]}),
+            "broken_valves",
+        ),
+    ] {
+        let (status, err) = app
+            .call(
+                Method::POST,
+                "/v1/incidents/preview",
+                Some(Role::Viewer),
+                Some(&bad),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {err}");
+        assert_eq!(err["field"], field, "{err}");
+    }
+
+    let confirm = affected.len();
+    let mut declare = body.clone();
+    declare["confirm"] = json!(confirm);
+    let (status, declared) = app
+        .call(
+            Method::POST,
+            "/v1/incidents",
+            Some(Role::Operator),
+            Some(&declare),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{declared}");
+    assert_eq!(
+        declared["affected_account_ids"],
+        preview["affected_account_ids"]
+    );
+    assert_eq!(declared["valves_to_close"], preview["valves_to_close"]);
+    app.stop().await;
+}

@@ -326,8 +326,13 @@ impl Engine {
 
     /// Who `area` would add to incident `id` and who would leave it.
     pub(crate) async fn plan_growth(&self, id: IncidentId, area: &Area) -> Result<GrowthPlan> {
-        let before: HashSet<CustomerId> = self.store.affected_ids(id).await?.into_iter().collect();
         let selection = self.select(area).await?;
+        self.growth_of(id, selection).await
+    }
+
+    /// Who `selection` would add to incident `id` and who would leave it.
+    async fn growth_of(&self, id: IncidentId, selection: Selection) -> Result<GrowthPlan> {
+        let before: HashSet<CustomerId> = self.store.affected_ids(id).await?.into_iter().collect();
         let count = selection.customers.len() as u64;
         let inside: HashSet<CustomerId> = selection.customers.iter().map(|(i, _)| *i).collect();
         let mut left: Vec<CustomerId> = before
@@ -377,13 +382,23 @@ impl Engine {
     /// incident (counted in the view), and the ones already told hear they are no longer
     /// affected.
     pub async fn update(&self, req: UpdateRequest, spelling: &Spelling) -> Result<Transitioned> {
-        let area = match req.area {
-            Some(spec) => Some(self.resolve_area(spec, spelling).await?.area),
-            None => None,
+        // By topology (a broken valve found on site) the trace is re-run: its customers are the
+        // new selection, its outline the new area.
+        let (area, traced) = match req.area {
+            Some(AreaSpec::Topology(spec)) => {
+                let traced = self.trace_selection(&spec).await?;
+                let selection = self.select_accounts(&traced.accounts).await?;
+                (Some(traced.area), Some(selection))
+            }
+            Some(spec) => (Some(self.resolve_area(spec, spelling).await?.area), None),
+            None => (None, None),
         };
         let growth = match &area {
             Some(area) => {
-                let growth = self.plan_growth(req.id, area).await?;
+                let growth = match traced {
+                    Some(selection) => self.growth_of(req.id, selection).await?,
+                    None => self.plan_growth(req.id, area).await?,
+                };
                 if let Some(refusal) = self.growth_refusal(area, &growth, &req.rails).await? {
                     return Err(refused(refusal, spelling));
                 }

@@ -37,7 +37,7 @@ pub use cap::{CapOutcome, CapOverrides, CapReceipt, CapRequest, CapView, FollowU
 pub use incidents::{
     DeclareRequest, Declared, IncidentDetails, Preview, Transitioned, UpdateRequest,
 };
-pub use publish::PublishSettings;
+pub use publish::{PublishSettings, StatusAnswer};
 pub use rails::{Counted, Rails, Refusal, Spelling};
 pub use tokens::{CreatedToken, Tokens};
 

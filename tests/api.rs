@@ -1381,6 +1381,51 @@ async fn the_status_lookup_and_page_answer_the_public() {
             }
         }
     }
+    // "STATUS" by SMS: an affected customer's phone hears the outage and its ETR; a number
+    // on no affected account, "no known outage".
+    let report = app
+        .cli(&["incident", "report", &declared["id"].to_string(), "--json"])
+        .await;
+    let phone = report["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["channel"] == "sms")
+        .map(|r| r["address"].as_str().unwrap().to_string())
+        .unwrap();
+    let status_sms = |from: String, word: &'static str| {
+        app.client
+            .post(format!("http://{}/webhooks/sms/inbound", app.http))
+            .bearer_auth(&app.tokens[&Role::Webhook])
+            .form(&[("From", from.as_str()), ("Body", word)])
+            .send()
+    };
+    let reply = status_sms(phone.clone(), "STATUS")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        reply.contains(declared["label"].as_str().unwrap()),
+        "{reply}"
+    );
+    assert!(reply.contains("burst water main"), "{reply}");
+    // The ETR, 15:00 at +02:00, in the server's zone (UTC here).
+    assert!(
+        reply.contains("13") && !reply.contains("No known outage"),
+        "the ETR: {reply}"
+    );
+    let reply = status_sms("+358409999999".into(), "status")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        reply.contains("No known outage at your address."),
+        "{reply}"
+    );
     // The per-client limit (60 a minute by default): 429 with Retry-After, soon.
     let mut limited = None;
     for _ in 0..80 {

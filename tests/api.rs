@@ -996,6 +996,20 @@ fn kamppi_alert(identifier: &str, sent: &str) -> String {
 }
 
 impl App {
+    /// Declares `body` through the API as an operator: the 201 answer.
+    async fn declare(&self, body: &Value) -> Value {
+        let (status, declared) = self
+            .call(
+                Method::POST,
+                "/v1/incidents",
+                Some(Role::Operator),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{declared}");
+        declared
+    }
+
     /// POSTs `xml` to `/v1/cap` as an operator.
     async fn post_cap(&self, xml: &str) -> (StatusCode, Value) {
         let response = self
@@ -1136,15 +1150,7 @@ async fn an_exported_cap_validates_and_declares_the_same_incident_elsewhere() {
         [24.9420, 60.1715], [24.9340, 60.1715], [24.9340, 60.1680]]]});
     let body = json!({"kind": "water", "cause": "burst water main", "area": ring,
                       "etr": "2099-01-01T15:00:00+02:00", "severity": "severe"});
-    let (status, declared) = app
-        .call(
-            Method::POST,
-            "/v1/incidents",
-            Some(Role::Operator),
-            Some(&body),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{declared}");
+    let declared = app.declare(&body).await;
     let xml = app.cap_of(&declared["id"]).await;
     valid_cap(app.dir.path(), &xml);
     // The sample under docs/ (written by crates/engine/tests/cap_sample.rs) too.
@@ -1245,15 +1251,7 @@ async fn the_public_feeds_show_open_incidents_and_no_personal_data() {
         json!({"kind": "heating", "cause": "valve works", "address": "Aleksanterinkatu 5, Helsinki", "radius_m": 80}),
         json!({"kind": "gas", "cause": "closed again", "area": circle(), "radius_m": 100}),
     ] {
-        let (status, declared) = app
-            .call(
-                Method::POST,
-                "/v1/incidents",
-                Some(Role::Operator),
-                Some(&body),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{declared}");
+        let declared = app.declare(&body).await;
         ids.push(declared["label"].as_str().unwrap().to_string());
     }
     let (status, _) = app
@@ -1348,6 +1346,198 @@ async fn the_public_feeds_show_open_incidents_and_no_personal_data() {
             .unwrap()
             .contains("burst main repaired soon")
     );
+    app.stop().await;
+}
+
+/// Issue #17: `/public/status` by point and by address, without a token; `GET /status`
+/// renders in headless Chromium (Debian's, installed by `scripts/test`) with its address form
+/// and, without JavaScript, the answer; past the per-client limit, 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_lookup_and_page_answer_the_public() {
+    let mut app = spawn_app().await;
+    app.serve(1000).await;
+    let body = json!({"kind": "water", "cause": "burst water main", "area": circle(),
+                      "radius_m": 400, "etr": "2099-01-01T15:00:00+02:00"});
+    let declared = app.declare(&body).await;
+    let (status, inside) = app
+        .call(
+            Method::GET,
+            "/public/status?lon=24.9384&lat=60.1699",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{inside}");
+    assert_eq!(inside["affected"], true);
+    assert_eq!(inside["incidents"][0]["id"], declared["label"]);
+    assert_eq!(inside["incidents"][0]["etr"], declared["etr"]);
+    let (_, outside) = app
+        .call(Method::GET, "/public/status?lon=25.2&lat=60.3", None, None)
+        .await;
+    assert_eq!(outside, json!({"affected": false, "incidents": []}));
+    // An affected customer's address (the sample's first inside the circle), by address.
+    let shown = app
+        .cli(&["incident", "show", &declared["id"].to_string(), "--json"])
+        .await;
+    let account = shown["affected_account_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, customer) = app
+        .call(
+            Method::GET,
+            &format!("/v1/customers/{account}"),
+            Some(Role::Admin),
+            None,
+        )
+        .await;
+    let address = customer["address"].as_str().unwrap().to_string();
+    let query = reqwest::Url::parse_with_params("http://x/", [("address", &address)])
+        .unwrap()
+        .query()
+        .unwrap()
+        .trim_start_matches("address=")
+        .to_string();
+    let (status, by_address) = app
+        .call(
+            Method::GET,
+            &format!("/public/status?address={query}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_address}");
+    assert_eq!(by_address["affected"], true, "{address}: {by_address}");
+    assert!(
+        !by_address.to_string().contains(&address),
+        "the match is not shown"
+    );
+
+    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    match chromium {
+        None => {
+            assert!(
+                std::env::var("OUTAGECAST_REQUIRE_FAR_ENDS").as_deref() != Ok("1"),
+                "OUTAGECAST_REQUIRE_FAR_ENDS=1 but chromium is not installed"
+            );
+            eprintln!(
+                "skipped: the /status page in Chromium (scripts/test installs Debian's chromium)"
+            );
+        }
+        Some(chromium) => {
+            for (url, expect) in [
+                (format!("http://{}/status?lang=en", app.http), None),
+                (
+                    format!("http://{}/status?lang=en&address={query}", app.http),
+                    Some("burst water main"),
+                ),
+                (
+                    format!(
+                        "http://{}/status?lang=fi&address=Mannerheimintie+999,+Helsinki",
+                        app.http
+                    ),
+                    None,
+                ),
+            ] {
+                let out = Command::new(chromium)
+                    .args([
+                        "--headless",
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        "--disable-javascript",
+                    ])
+                    .arg(format!(
+                        "--user-data-dir={}",
+                        app.dir.path().join("chromium").display()
+                    ))
+                    .args(["--dump-dom", &url])
+                    .output()
+                    .await
+                    .unwrap();
+                let dom = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    dom.contains("<form") && dom.contains("name=\"address\""),
+                    "{url}: {dom}"
+                );
+                if let Some(text) = expect {
+                    assert!(
+                        dom.contains("Your address is affected") && dom.contains(text),
+                        "{url}: {dom}"
+                    );
+                    assert!(dom.contains("Expected back"), "{url}: {dom}");
+                }
+            }
+        }
+    }
+    // "STATUS" by SMS: an affected customer's phone hears the outage and its ETR; a number
+    // on no affected account, "no known outage".
+    let report = app
+        .cli(&["incident", "report", &declared["id"].to_string(), "--json"])
+        .await;
+    let phone = report["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["channel"] == "sms")
+        .map(|r| r["address"].as_str().unwrap().to_string())
+        .unwrap();
+    let status_sms = |from: String, word: &'static str| {
+        app.client
+            .post(format!("http://{}/webhooks/sms/inbound", app.http))
+            .bearer_auth(&app.tokens[&Role::Webhook])
+            .form(&[("From", from.as_str()), ("Body", word)])
+            .send()
+    };
+    let reply = status_sms(phone.clone(), "STATUS")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        reply.contains(declared["label"].as_str().unwrap()),
+        "{reply}"
+    );
+    assert!(reply.contains("burst water main"), "{reply}");
+    // The ETR, 15:00 at +02:00, in the server's zone (UTC here).
+    assert!(
+        reply.contains("13") && !reply.contains("No known outage"),
+        "the ETR: {reply}"
+    );
+    let reply = status_sms("+358409999999".into(), "status")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        reply.contains("No known outage at your address."),
+        "{reply}"
+    );
+    // The per-client limit (60 a minute by default): 429 with Retry-After, soon.
+    let mut limited = None;
+    for _ in 0..80 {
+        let r = app
+            .client
+            .get(format!(
+                "http://{}/public/status?lon=25.2&lat=60.3",
+                app.http
+            ))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(r);
+            break;
+        }
+    }
+    let limited = limited.expect("a 429 within 80 lookups");
+    assert!(limited.headers().contains_key("retry-after"));
     app.stop().await;
 }
 

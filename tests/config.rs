@@ -654,7 +654,10 @@ fn check_warns_without_a_channel_and_probes_the_configured_ones() {
             ("OUTAGECAST_SMS_ACCOUNT_SID", common::SID.to_string()),
             ("OUTAGECAST_SMS_AUTH_TOKEN", token.to_string()),
             ("OUTAGECAST_SMS_FROM", "+358401234567".to_string()),
-            ("OUTAGECAST_PUBLIC_URL", "https://notify.utility.fi".to_string()),
+            (
+                "OUTAGECAST_PUBLIC_URL",
+                "https://notify.utility.fi".to_string(),
+            ),
         ]
     };
     let env = |pairs: &[(&'static str, String)]| -> Vec<(&'static str, String)> { pairs.to_vec() };

@@ -106,7 +106,7 @@ pub(crate) fn capitalised(s: &str) -> String {
 }
 
 /// "15:00" today, "26.11. 15:00" another day (fi/sv write "klo"/"kl." before the time).
-pub(crate) fn written_time(t: DateTime<Utc>, lang: Language, locale: Locale) -> String {
+pub fn written_time(t: DateTime<Utc>, lang: Language, locale: Locale) -> String {
     let local = t.with_timezone(&locale.zone);
     let today = locale.now.with_timezone(&locale.zone).date_naive();
     let clock = match lang {

@@ -422,7 +422,7 @@ pub fn not_configured(channel: Channel) -> &'static str {
             "email is not configured here: set OUTAGECAST_SMTP_URL and OUTAGECAST_EMAIL_FROM and restart"
         }
         Channel::Voice => {
-            "voice is not configured here: calls need OUTAGECAST_VOICE_FROM and the voice transport, which this build does not have yet (the number is armed in the IVR)"
+            "calls to landlines are planned, but this build has no voice transport yet: they wait here, and the number is armed in the IVR"
         }
     }
 }

@@ -39,7 +39,7 @@ pub use incidents::{
     DeclareRequest, Declared, IncidentDetails, Preview, Transitioned, UpdateRequest,
 };
 pub use network::{DEFAULT_ATTACH_WITHIN_M, NetworkImport, Services, TopologySpec};
-pub use publish::PublishSettings;
+pub use publish::{PublishSettings, StatusAnswer};
 pub use rails::{Counted, Rails, Refusal, Spelling};
 pub use registry::ZonesFile;
 pub use tokens::{CreatedToken, Tokens};

@@ -17,7 +17,10 @@ use outagecast_core::message::{announcement, kind_noun};
 use outagecast_ingest::cap::{CapReference, CapSeverity, Certainty, MsgType, Status, Urgency};
 use outagecast_ingest::cap_out::{self, CapInfoOut, CapMessage, cap_time, is_cap_identifier};
 
-use crate::{Engine, Result};
+use outagecast_core::area::{Area, LonLat};
+
+use crate::views::IncidentView;
+use crate::{AreaSpec, Engine, Geocoding, Result, Spelling};
 
 /// The setting for [`PublishSettings::cap_sender`].
 pub const CAP_SENDER_KEY: &str = "OUTAGECAST_CAP_SENDER";
@@ -32,23 +35,33 @@ pub struct PublishSettings {
     pub cap_sender: String,
     /// The public base URL (`OUTAGECAST_PUBLIC_URL`), for the `web` link to the status page.
     pub public_url: Option<String>,
+    /// Status lookups one client address may make per minute
+    /// (`OUTAGECAST_STATUS_PER_MINUTE`, default 60).
+    pub status_per_minute: u32,
 }
+
+/// The setting for [`PublishSettings::status_per_minute`].
+pub const STATUS_RATE_KEY: &str = "OUTAGECAST_STATUS_PER_MINUTE";
 
 impl Default for PublishSettings {
     fn default() -> Self {
         PublishSettings {
             cap_sender: "outagecast@localhost".to_string(),
             public_url: None,
+            status_per_minute: 60,
         }
     }
 }
 
 impl PublishSettings {
     /// The settings [`PublishSettings::from_lookup`] reads that no other adapter lists.
-    pub const KEYS: &'static [(&'static str, Option<&'static str>)] = &[(
-        CAP_SENDER_KEY,
-        Some("outagecast@ and the public URL's host"),
-    )];
+    pub const KEYS: &'static [(&'static str, Option<&'static str>)] = &[
+        (
+            CAP_SENDER_KEY,
+            Some("outagecast@ and the public URL's host"),
+        ),
+        (STATUS_RATE_KEY, Some("60")),
+    ];
 
     /// From settings looked up by name. A sender CAP cannot carry (spaces, commas, `<`, `&`)
     /// is refused, naming the setting.
@@ -73,9 +86,21 @@ impl PublishSettings {
             }
             None => format!("outagecast@{}", host.as_deref().unwrap_or("localhost")),
         };
+        let status_per_minute = match get(STATUS_RATE_KEY) {
+            Some(t) => match t.trim().parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(format!(
+                        "{STATUS_RATE_KEY}: {t:?} is not a positive whole number of lookups per minute"
+                    ));
+                }
+            },
+            None => 60,
+        };
         Ok(PublishSettings {
             cap_sender,
             public_url,
+            status_per_minute,
         })
     }
 
@@ -128,7 +153,58 @@ fn instruction(lang: Language, web: Option<&str>) -> String {
     }
 }
 
+/// The answer to "is this place affected?".
+#[derive(Debug, Clone)]
+pub struct StatusAnswer {
+    /// The place looked at (for an address, where the geocoder put it; which customer's
+    /// address matched is not said: the public must not learn who is a customer where).
+    pub point: LonLat,
+    /// The open incidents whose area holds the point, most severe first.
+    pub incidents: Vec<IncidentView>,
+}
+
 impl Engine {
+    /// The open, unexpired incidents whose area holds `point`, by the rule the selection
+    /// uses ([`Area::contains`]: boundary inside), most severe first.
+    pub async fn status_at(&self, point: LonLat, now: DateTime<Utc>) -> Result<StatusAnswer> {
+        let mut incidents: Vec<IncidentView> = self
+            .incidents(false)
+            .await?
+            .into_iter()
+            .filter(|v| v.head.status.is_active() && v.head.expires_at.is_none_or(|e| e > now))
+            .filter(|v| v.head.area.contains(point))
+            .collect();
+        incidents.sort_by_key(|v| (std::cmp::Reverse(v.head.severity), v.head.id));
+        Ok(StatusAnswer { point, incidents })
+    }
+
+    /// [`Engine::status_at`] the address `query` geocodes to, offline against the customers'
+    /// addresses (the same geocoder and limits as a declaration by address).
+    pub async fn status_of_address(
+        &self,
+        query: &str,
+        spelling: &Spelling,
+        now: DateTime<Utc>,
+    ) -> Result<StatusAnswer> {
+        let resolved = self
+            .resolve_area(
+                AreaSpec::Address {
+                    query: query.to_string(),
+                    radius_m: None,
+                    geocoding: Geocoding::default(),
+                },
+                spelling,
+            )
+            .await?;
+        let Area::Circle(circle) = &resolved.area else {
+            return Err(crate::EngineError::Invalid {
+                field: spelling.address.to_string(),
+                message: format!("{}: {query:?} is not one place", spelling.address),
+            });
+        };
+        self.status_at(circle.center(), now).await
+    }
+
     /// The incident as a CAP 1.2 alert, one `info` per language of the affected customers
     /// (English when it holds nobody).
     pub async fn incident_cap(&self, id: IncidentId, settings: &PublishSettings) -> Result<String> {

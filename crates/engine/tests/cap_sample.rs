@@ -7,31 +7,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use outagecast_core::area::{Area, polygon_from_ring};
-use outagecast_core::contact::Language;
-use outagecast_core::customer::{CustomerRecord, RecordRules};
 use outagecast_core::incident::{Cause, IncidentKind, Severity};
 use outagecast_engine::{
-    AreaSpec, DeclareRequest, Engine, IncidentDetails, PublishSettings, Rails, Settings, Spelling,
+    AreaSpec, DeclareRequest, Engine, IncidentDetails, PublishSettings, Rails, Spelling,
 };
 use outagecast_store::Store;
 
-fn customer(account: &str, lon: &str, language: &str) -> outagecast_core::customer::Customer {
-    CustomerRecord {
-        account_id: account.into(),
-        lon: lon.into(),
-        lat: "60.1700".into(),
-        address: "Kaivokatu 1, Helsinki".into(),
-        phone: "+358401234567".into(),
-        email: String::new(),
-        language: language.into(),
-        priority: "false".into(),
-    }
-    .parse(RecordRules {
-        default_region: None,
-        default_language: Language::Fi,
-    })
-    .unwrap()
-}
+mod support;
 
 #[tokio::test]
 async fn the_committed_sample_cap_is_what_the_export_writes() {
@@ -41,8 +23,8 @@ async fn the_committed_sample_cap_is_what_the_export_writes() {
     store
         .upsert_customers(
             &[
-                customer("A", "24.9400", "fi"),
-                customer("B", "24.9410", "sv"),
+                support::customer("A", "24.9400", "60.1700", "+358401234567", "fi"),
+                support::customer("B", "24.9410", "60.1700", "+358401234568", "sv"),
             ],
             "test",
             "t.csv",
@@ -50,13 +32,7 @@ async fn the_committed_sample_cap_is_what_the_export_writes() {
         )
         .await
         .unwrap();
-    let settings = Settings {
-        default_region: None,
-        timezone: chrono_tz::Europe::Helsinki,
-        actor: "test".into(),
-        templates: None,
-        limits: Default::default(),
-    };
+    let settings = support::settings();
     let engine = Engine::with_store(store, settings).await.unwrap();
     let ring = [
         [24.9380, 60.1690],
@@ -88,6 +64,7 @@ async fn the_committed_sample_cap_is_what_the_export_writes() {
     let publish = PublishSettings {
         cap_sender: "outages@utility.example".into(),
         public_url: Some("https://outages.utility.example".into()),
+        ..PublishSettings::default()
     };
     let xml = engine
         .incident_cap(declared.outcome.incident.id, &publish)

@@ -7,9 +7,11 @@ use outagecast_core::area::{Area, Circle, LonLat};
 use outagecast_core::contact::Channel;
 use outagecast_core::incident::{Cause, IncidentKind, Severity};
 use outagecast_engine::{
-    AreaSpec, DeclareRequest, Engine, IncidentDetails, Rails, Settings, Spelling, UpdateRequest,
+    AreaSpec, DeclareRequest, Engine, IncidentDetails, Rails, Spelling, UpdateRequest,
 };
 use outagecast_store::Store;
+
+mod support;
 
 // The store's test fixtures: customers, seeding, sending.
 #[allow(dead_code)]
@@ -38,13 +40,7 @@ async fn a_smaller_area_tells_the_told_leavers_and_disarms_them() {
         .upsert_customers(&customers, "test", "t.csv", now)
         .await
         .unwrap();
-    let settings = Settings {
-        default_region: None,
-        timezone: chrono_tz::Europe::Helsinki,
-        actor: "test".into(),
-        templates: None,
-        limits: Default::default(),
-    };
+    let settings = support::settings();
     let engine = Engine::with_store(store.clone(), settings).await.unwrap();
     let declared = engine
         .declare(

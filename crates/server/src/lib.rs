@@ -26,6 +26,7 @@ mod listen;
 pub mod metrics;
 mod public;
 mod run;
+mod status;
 pub mod webhooks;
 
 use std::sync::Arc;

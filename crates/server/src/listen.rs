@@ -78,12 +78,16 @@ pub async fn serve_http(
         shutdown,
         &mut connections,
         "HTTP",
-        |stream, _peer| {
+        |stream, peer| {
             // Small request/response exchanges on kept-alive connections: send at once.
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
-            let service = TowerToHyperService::new(app.clone());
+            // The client's address, for the public routes' rate limit (`ConnectInfo`).
+            let service = TowerToHyperService::new(tower_http::add_extension::AddExtension::new(
+                app.clone(),
+                axum::extract::ConnectInfo(peer),
+            ));
             let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();

@@ -414,4 +414,6 @@ pub(crate) fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(incidents_geojson))
         .routes(routes!(cap_atom))
         .routes(routes!(incident_cap))
+        .routes(routes!(crate::status::status))
+        .routes(routes!(crate::status::page))
 }

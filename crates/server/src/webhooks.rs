@@ -6,7 +6,9 @@
 //!   failed with the error code (and fall back to email); other statuses change nothing.
 //! - `POST /webhooks/sms/inbound`: Twilio's incoming message (`From`, `Body`), answered with
 //!   TwiML. The keywords are the ones carriers use: STOP, STOPALL, UNSUBSCRIBE, END, QUIT,
-//!   CANCEL, OPTOUT, REVOKE opt out; START, UNSTOP, YES opt back in; HELP, INFO get help.
+//!   CANCEL, OPTOUT, REVOKE opt out; START, UNSTOP, YES opt back in; HELP, INFO get help;
+//!   STATUS, TILA, TILANNE, LÄGE answer the outages the IVR announces to that number (its
+//!   accounts' open incidents, in its language, with the ETR) or "no known outage".
 //!   A keyword counts when it is the whole message (case, surrounding spaces and trailing
 //!   punctuation aside), as at the carrier; a message that *starts* with STOP, STOPALL,
 //!   UNSUBSCRIBE or OPTOUT ("Stop sending these") is an opt-out too.
@@ -281,6 +283,8 @@ enum Keyword {
     OptOut,
     OptIn,
     Help,
+    /// "Is there an outage at my address?": answered from the number's armed incidents.
+    Status,
 }
 
 const OPT_OUT: [&str; 8] = [
@@ -297,6 +301,8 @@ const OPT_OUT: [&str; 8] = [
 const OPT_OUT_LEADING: [&str; 4] = ["STOP", "STOPALL", "UNSUBSCRIBE", "OPTOUT"];
 const OPT_IN: [&str; 3] = ["START", "UNSTOP", "YES"];
 const HELP: [&str; 2] = ["HELP", "INFO"];
+/// STATUS (en, sv), TILA/TILANNE (fi), LÄGE (sv).
+const STATUS: [&str; 4] = ["STATUS", "TILA", "TILANNE", "LÄGE"];
 
 fn keyword(body: &str) -> Option<Keyword> {
     let word = |w: &str| {
@@ -312,6 +318,9 @@ fn keyword(body: &str) -> Option<Keyword> {
     }
     if HELP.contains(&whole.as_str()) {
         return Some(Keyword::Help);
+    }
+    if STATUS.contains(&whole.as_str()) {
+        return Some(Keyword::Status);
     }
     let first = word(body.split_whitespace().next().unwrap_or_default());
     OPT_OUT_LEADING
@@ -350,6 +359,9 @@ fn reply_text(keyword: Keyword, lang: Language, sender: Option<&str>) -> String 
             "Outage messages{}. Reply STOP to stop them, START to get them again.",
             sender.map(|s| format!(" from {s}")).unwrap_or_default()
         ),
+        (Status, Fi) => "Osoitteessasi ei ole tiedossa olevaa katkoa.".into(),
+        (Status, Sv) => "Inget känt avbrott på din adress.".into(),
+        (Status, En) => "No known outage at your address.".into(),
     }
 }
 
@@ -420,7 +432,22 @@ async fn sms_inbound(
             .await
             .map(|_| ()),
         (Keyword::Help, _) => Ok(()),
-        (Keyword::OptOut | Keyword::OptIn, None) => {
+        (Keyword::Status, Some(from)) => match app.store.armed_for(from, now).await {
+            // The outages the IVR announces to this number (its accounts' incidents), in
+            // its language, with the ETR; else the "no known outage" text below.
+            Ok(armed) if !armed.is_empty() => {
+                let mut armed = armed;
+                armed.sort_by_key(|a| (std::cmp::Reverse(a.severity), a.id));
+                let text: Vec<String> = armed
+                    .iter()
+                    .map(|a| format!("{}: {}", a.id.label(), a.announcement))
+                    .collect();
+                return twiml(Some(&text.join("\n")));
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        },
+        (Keyword::OptOut | Keyword::OptIn | Keyword::Status, None) => {
             return plain(StatusCode::BAD_REQUEST, "From is not a phone number\n");
         }
     };
@@ -629,6 +656,9 @@ mod tests {
         for body in ["START", "unstop", "Yes", "yes!"] {
             assert_eq!(keyword(body), Some(Keyword::OptIn), "{body:?}");
         }
+        for body in ["STATUS", "tila", "Läge?"] {
+            assert_eq!(keyword(body), Some(Keyword::Status), "{body:?}");
+        }
         for body in ["HELP", "info?", " help "] {
             assert_eq!(keyword(body), Some(Keyword::Help), "{body:?}");
         }
@@ -685,7 +715,12 @@ mod tests {
     #[test]
     fn replies_are_gsm7_single_segments() {
         use outagecast_core::sms::{Encoding, segments};
-        for k in [Keyword::OptOut, Keyword::OptIn, Keyword::Help] {
+        for k in [
+            Keyword::OptOut,
+            Keyword::OptIn,
+            Keyword::Help,
+            Keyword::Status,
+        ] {
             for l in Language::ALL {
                 let s = segments(&reply_text(k, l, Some("Helsingin Vesi")));
                 assert_eq!((s.encoding, s.count), (Encoding::Gsm7, 1), "{k:?} {l:?}");

@@ -33,7 +33,8 @@ pub struct NotifyArgs {
     /// (after a crash); the worker renews its leases every quarter of this.
     #[arg(long, default_value_t = 20.0)]
     pub lease: f64,
-    /// Quiet hours in the utility's time zone (`21:00-08:00`, or `off`).
+    /// Quiet hours in each customer's local time, from their location (the utility's time
+    /// zone without one): `21:00-08:00`, or `off`.
     #[arg(long, env = "OUTAGECAST_QUIET_HOURS", default_value = "off")]
     pub quiet_hours: String,
     /// Print the final totals as JSON.

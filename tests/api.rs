@@ -381,6 +381,7 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
             .unwrap_or(name);
         assert!(helped.contains(base), "no HELP for {name}: {metrics}");
     }
+    dashboard_reads_what_metrics_shows(&metrics, &helped);
 
     // Restore tells only those told; the audit log names the token.
     let (status, restored) = app
@@ -1831,4 +1832,59 @@ async fn an_operator_declares_by_burst_pipe_through_the_api() {
     );
     assert_eq!(declared["valves_to_close"], preview["valves_to_close"]);
     app.stop().await;
+}
+
+/// `contrib/grafana/outagecast.json` queries only metrics `/metrics` describes, grouped by
+/// labels those metrics carry: a renamed metric or label breaks this test, not the control
+/// room's dashboard.
+fn dashboard_reads_what_metrics_shows(metrics: &str, helped: &std::collections::HashSet<&str>) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/grafana/outagecast.json"
+    );
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let names: Vec<&str> = expr
+                .match_indices("outagecast_")
+                .map(|(at, _)| {
+                    let rest = &expr[at..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(rest.len());
+                    &rest[..end]
+                })
+                .collect();
+            assert!(!names.is_empty(), "{expr}");
+            for name in names {
+                let base = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(name);
+                assert!(
+                    helped.contains(base),
+                    "the dashboard queries {name}, which /metrics does not describe: {expr}"
+                );
+                queried += 1;
+                let labels = expr
+                    .split("by (")
+                    .skip(1)
+                    .filter_map(|s| s.split(')').next())
+                    .flat_map(|s| s.split(','))
+                    .map(str::trim)
+                    .filter(|l| *l != "le");
+                for label in labels {
+                    assert!(
+                        metrics
+                            .lines()
+                            .any(|l| l.starts_with(name) && l.contains(&format!("{label}=\""))),
+                        "the dashboard groups {name} by {label}, which it does not carry: {expr}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(queried >= 10, "{queried}");
 }

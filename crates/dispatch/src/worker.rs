@@ -275,7 +275,7 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E,
     pub fn new(store: O, sms: Option<(S, u32)>, email: Option<E>, config: WorkerConfig) -> Self {
         let config = Arc::new(config);
         let progress = Arc::new(Progress::default());
-        let health = Arc::new(DispatchHealth::default());
+        let health = Arc::new(DispatchHealth::started());
         let served: Vec<Channel> = [
             sms.as_ref().map(|_| Channel::Sms),
             email.as_ref().map(|_| Channel::Email),

@@ -8,6 +8,7 @@
 mod support;
 
 mod audit;
+mod calls;
 mod customers;
 mod incidents;
 mod ivr;

@@ -481,6 +481,17 @@ pub async fn report(engine: &Engine, id: &str, json_out: bool, csv: Option<&Path
             report.possible_duplicates
         ))?;
     }
+    let c = &report.calls;
+    emit(&format!(
+        "  IVR: {} callers from the area while it was armed, {} heard the announcement, {} had been told before calling{}; {} called in the hour before it was declared",
+        c.callers,
+        c.heard_announcement,
+        c.told_before_calling,
+        c.median_told_before_seconds
+            .map(|s| format!(" (median {} min before)", (s + 30) / 60))
+            .unwrap_or_default(),
+        c.callers_before_declaration
+    ))?;
     if let Some(path) = csv {
         emit(&format!(
             "per-recipient outcomes written to {}",

@@ -383,6 +383,51 @@ async fn an_operator_declares_through_the_api_and_every_notice_reaches_the_gatew
     }
     dashboard_reads_what_metrics_shows(&metrics, &helped);
 
+    // Two told customers call the IVR (one twice): the report counts them among the area's
+    // callers (with the one who called above, before being told), and that both had been
+    // told before they called. Someone outside the area counts nowhere.
+    let told: Vec<String> = r["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["channel"] == "sms" && row["status"] == "sent")
+        .take(2)
+        .map(|row| row["address"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(told.len(), 2, "{r}");
+    for caller in [&told[0], &told[1], &told[0], &"+358401999999".to_string()] {
+        let (status, _) = app
+            .call(
+                Method::GET,
+                &format!("/v1/ivr/lookup?caller={}", caller.replace('+', "%2B")),
+                Some(Role::Ivr),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the call log is written",
+        || async {
+            let (_, r) = app
+                .call(Method::GET, &report_path, Some(Role::Viewer), None)
+                .await;
+            r["calls"]["told_before_calling"] == 2
+        },
+    )
+    .await;
+    let (_, r) = app
+        .call(Method::GET, &report_path, Some(Role::Viewer), None)
+        .await;
+    assert_eq!(r["calls"]["callers"], 3, "{r}");
+    assert_eq!(r["calls"]["heard_announcement"], 3, "{r}");
+    assert!(
+        r["calls"]["median_told_before_seconds"].as_i64().unwrap() >= 0,
+        "{r}"
+    );
+    assert_eq!(r["calls"]["callers_before_declaration"], 0, "{r}");
+
     // Restore tells only those told; the audit log names the token.
     let (status, restored) = app
         .call(

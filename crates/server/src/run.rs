@@ -111,7 +111,8 @@ pub async fn run(
         settings.menu_url.clone(),
         ready.clone(),
     )
-    .with_voice_guard(settings.voice_guard.clone());
+    .with_voice_guard(settings.voice_guard.clone())
+    .with_call_log(crate::calls::CallLog::start(store.clone()));
     let auth = settings
         .ivr_guard
         .clone()

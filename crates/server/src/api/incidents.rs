@@ -557,9 +557,39 @@ pub struct ReportView {
     /// Notices sent again after a crash because the provider could not be asked whether it had
     /// them: those recipients may have the message twice.
     pub possible_duplicates: u64,
+    /// The callers of the area who reached the IVR, and how many had been told before.
+    pub calls: CallsView,
     /// One row per notice: channel, address, accounts, status, attempts, provider id, error.
     #[schema(value_type = Vec<Object>)]
     pub recipients: Vec<ReportRow>,
+}
+
+/// The calls of an incident's area: the figure a utility shows its regulator.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallsView {
+    /// Callers from the area (numbers armed for the incident) who reached the IVR while armed.
+    pub callers: u64,
+    /// Of those, how many heard the announcement.
+    pub heard_announcement: u64,
+    /// Of those, how many had been told (SMS, email or call to one of their accounts) before
+    /// their first call.
+    pub told_before_calling: u64,
+    /// How long before their first call those were told: the median, in seconds.
+    pub median_told_before_seconds: Option<i64>,
+    /// Numbers of the area that called in the hour before the declaration.
+    pub callers_before_declaration: u64,
+}
+
+impl From<outagecast_store::CallsAvoided> for CallsView {
+    fn from(c: outagecast_store::CallsAvoided) -> Self {
+        CallsView {
+            callers: c.callers,
+            heard_announcement: c.heard_announcement,
+            told_before_calling: c.told_before_calling,
+            median_told_before_seconds: c.median_told_before_seconds,
+            callers_before_declaration: c.callers_before_declaration,
+        }
+    }
 }
 
 /// The report: counts by channel and status, and the per-recipient outcome (JSON or CSV).
@@ -586,6 +616,7 @@ pub(super) async fn report(
             affected_customers: report.affected_customers,
             counts: report.counts.into_iter().map(Into::into).collect(),
             possible_duplicates: report.possible_duplicates,
+            calls: report.calls.into(),
             recipients: report.recipients,
         })
         .into_response()),

@@ -104,6 +104,11 @@ pub async fn run(
     };
 
     let index = Arc::new(CallerIndex::new(settings.index));
+    // The numbering plan's metadata is decoded on first use (about a quarter of a second):
+    // decode it now, not in the first call whose number is not written in E.164.
+    tokio::task::spawn_blocking(|| {
+        let _ = outagecast_ivr::CallerKey::read("tel:+358401234567", None);
+    });
     let ready = Readiness::default();
     let state = IvrState::new(
         index.clone(),

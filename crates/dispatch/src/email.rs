@@ -613,6 +613,7 @@ mod tests {
             public_url: "https://notify.example.fi/".into(),
             unsubscribe_secret: "0123456789abcdef0123456789abcdef".into(),
             timeout: DEFAULT_SMTP_TIMEOUT,
+            sender_name: None,
         }
     }
 

@@ -352,7 +352,10 @@ fn a_database_password_is_never_printed() {
             all.contains("postgres://user:***@127.0.0.1:1/x"),
             "{args:?} names the database: {all}"
         );
-        assert!(!all.contains("hunter2pw"), "{args:?} shows the password: {all}");
+        assert!(
+            !all.contains("hunter2pw"),
+            "{args:?} shows the password: {all}"
+        );
     }
 }
 

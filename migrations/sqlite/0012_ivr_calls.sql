@@ -1,6 +1,6 @@
 -- The IVR's call log: every caller the phone system asked about, when, and whether an
 -- announcement was armed for them. The calls-avoided report of an incident joins it with the
--- incident's IVR flags and its sent notices; kept 90 days (see store::ops::calls).
+-- incident's IVR flags and its sent notices; kept 90 days (see store::ops::call_log).
 CREATE TABLE ivr_calls (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
     caller    TEXT    NOT NULL,

@@ -19,7 +19,7 @@ mod agi;
 pub mod api;
 mod app;
 pub mod auth;
-pub mod calls;
+pub mod call_log;
 mod docs;
 mod follow;
 mod http;
@@ -126,7 +126,7 @@ pub struct IvrState {
     twilio: TwilioGuard,
     meters: LookupMeters,
     /// Where each lookup's caller goes for the calls-avoided report (none in unit tests).
-    calls: Option<calls::CallLog>,
+    calls: Option<call_log::CallLog>,
 }
 
 /// The lookup counter and latency histogram, registered once: looking them up in the
@@ -177,7 +177,7 @@ impl IvrState {
 
     /// The same state, leaving each lookup's caller in `log`.
     #[must_use]
-    pub fn with_call_log(mut self, log: calls::CallLog) -> Self {
+    pub fn with_call_log(mut self, log: call_log::CallLog) -> Self {
         self.calls = Some(log);
         self
     }

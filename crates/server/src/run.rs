@@ -117,7 +117,7 @@ pub async fn run(
         ready.clone(),
     )
     .with_voice_guard(settings.voice_guard.clone())
-    .with_call_log(crate::calls::CallLog::start(store.clone()));
+    .with_call_log(crate::call_log::CallLog::start(store.clone()));
     let auth = settings
         .ivr_guard
         .clone()

@@ -8,7 +8,7 @@
 mod support;
 
 mod audit;
-mod calls;
+mod call_log;
 mod customers;
 mod incidents;
 mod ivr;

@@ -7,7 +7,7 @@ use outagecast_core::incident::IncidentId;
 
 use crate::Result;
 use crate::backend::{Backend, Record, Sql};
-use crate::model::calls::{AreaCaller, CallRecord, CallsAvoided};
+use crate::model::call_log::{AreaCaller, CallRecord, CallsAvoided};
 
 /// How long the call log keeps a call: the numbers are personal data, and a quarter covers
 /// any incident's report.

@@ -8,6 +8,7 @@
 mod support;
 
 mod audit;
+mod counters;
 mod customers;
 mod incidents;
 mod ivr;

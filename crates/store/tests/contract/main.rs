@@ -9,6 +9,7 @@ mod support;
 
 mod audit;
 mod call_log;
+mod counters;
 mod customers;
 mod incidents;
 mod ivr;

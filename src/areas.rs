@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use outagecast_engine::rails::DEFAULT_CONFIRM_THRESHOLD;
 use outagecast_engine::views::TraceView;
@@ -16,11 +16,23 @@ use outagecast_engine::{AreaSpec, Geocoding, Preview, Rails, TopologySpec};
 use outagecast_ingest::geocode::parse_gazetteer_csv;
 use outagecast_ingest::geojson::Sizes;
 
-use crate::cli::DeclareArgs;
-
-/// The area inputs and rails added to `incident declare` and `incident preview`.
+/// The area flags `incident declare`, `preview` and `update` share (all but `--cap`, which
+/// only a declaration takes). At most one area is given; declare and preview require one.
 #[derive(Debug, Args)]
-pub struct IngestArgs {
+#[group(skip)]
+pub struct AreaArgs {
+    /// A circle: LON,LAT,METRES (geodesic radius).
+    #[arg(long, value_name = "LON,LAT,METRES", allow_hyphen_values = true)]
+    pub circle: Option<String>,
+    /// A GeoJSON file with a Polygon or MultiPolygon (a Feature or FeatureCollection is fine).
+    #[arg(long, value_name = "FILE.geojson")]
+    pub polygon: Option<PathBuf>,
+    /// A GeoJSON file with one LineString (a main or a street); needs --buffer.
+    #[arg(long, value_name = "FILE.geojson", requires = "buffer")]
+    pub corridor: Option<PathBuf>,
+    /// Metres each side of the --corridor line (or of --geojson/--wkt lines).
+    #[arg(long, value_name = "METRES")]
+    pub buffer: Option<f64>,
     /// A GeoJSON file: Geometry, Feature or FeatureCollection; Points need a radius_m property
     /// (or --radius), LineStrings buffer_m (or --buffer); several shapes are their union.
     #[arg(long, value_name = "FILE.geojson")]
@@ -29,10 +41,6 @@ pub struct IngestArgs {
     /// POINT needs --radius, LINESTRING --buffer.
     #[arg(long, value_name = "WKT", allow_hyphen_values = true)]
     pub wkt: Option<String>,
-    /// A CAP 1.2 alert (XML): msgType Alert declares, Update and Cancel act on the incident
-    /// that the message in its <references> declared.
-    #[arg(long, value_name = "FILE.xml")]
-    pub cap: Option<PathBuf>,
     /// An imported zone, by name (see `outagecast zones list`).
     #[arg(long, value_name = "NAME")]
     pub zone: Option<String>,
@@ -67,12 +75,59 @@ pub struct IngestArgs {
         default_value = concat!("outagecast/", env!("CARGO_PKG_VERSION"))
     )]
     pub nominatim_user_agent: String,
-    /// Declare an area holding more customers than the threshold: repeat the exact count.
+    /// A burst pipe of the imported network (`network import`): the customers fed from its
+    /// isolated segment and those left with no path to a source (power: --faulted-section).
+    #[arg(long, value_name = "PIPE", visible_alias = "faulted-section")]
+    pub burst_pipe: Option<String>,
+    /// An isolation valve that will not turn, so the trace grows to the next ones (repeatable;
+    /// power: --broken-switch).
+    #[arg(
+        long = "broken-valve",
+        value_name = "VALVE",
+        requires = "burst_pipe",
+        visible_alias = "broken-switch"
+    )]
+    pub broken_valve: Vec<String>,
+}
+
+/// The ids of the flags that each give a whole area: one at most (the `area` group of the
+/// commands that take [`AreaArgs`]).
+pub const AREA_FLAGS: [&str; 8] = [
+    "circle",
+    "polygon",
+    "corridor",
+    "geojson",
+    "wkt",
+    "zone",
+    "address",
+    "burst_pipe",
+];
+
+/// The safety rails of a declaration or of an update that grows the area.
+#[derive(Debug, Args)]
+#[group(skip)]
+pub struct RailArgs {
+    /// An area holding more customers than the threshold (for an update: adding more): repeat
+    /// the exact count.
     #[arg(long, value_name = "N")]
     pub confirm: Option<u64>,
-    /// Customers an area may hold before --confirm N is needed.
+    /// Customers an area may hold (an update may add) before --confirm N is needed.
     #[arg(long, value_name = "N", env = "OUTAGECAST_CONFIRM_THRESHOLD", default_value_t = DEFAULT_CONFIRM_THRESHOLD)]
     pub confirm_threshold: u64,
+    /// Accept an area that holds no customers.
+    #[arg(long)]
+    pub allow_empty: bool,
+}
+
+impl RailArgs {
+    /// The engine's rails.
+    pub fn rails(&self) -> Rails {
+        Rails {
+            allow_empty: self.allow_empty,
+            confirm: self.confirm,
+            confirm_threshold: self.confirm_threshold,
+        }
+    }
 }
 
 /// How `--address` is geocoded.
@@ -88,74 +143,69 @@ pub(crate) fn read(path: &Path, flag: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("{flag}: cannot read {}", path.display()))
 }
 
-/// The area given by the declare/preview flags (all but `--cap`), as the engine's request.
-pub fn spec(args: &DeclareArgs) -> Result<AreaSpec> {
-    let i = &args.ingest;
+/// The area the flags give (all but `--cap`), as the engine's request; `None` when no area
+/// flag is given (an update that changes only the details).
+pub fn spec(a: &AreaArgs) -> Result<Option<AreaSpec>> {
     if let Some(area) = crate::commands::area_from_flags(
-        args.circle.as_deref(),
-        args.polygon.as_deref(),
-        args.corridor.as_deref(),
-        args.buffer,
+        a.circle.as_deref(),
+        a.polygon.as_deref(),
+        a.corridor.as_deref(),
+        a.buffer,
     )? {
-        return Ok(area);
+        return Ok(Some(area));
     }
     let sizes = Sizes {
-        radius_m: i.radius,
-        buffer_m: args.buffer,
+        radius_m: a.radius,
+        buffer_m: a.buffer,
     };
-    if let Some(path) = &i.geojson {
-        return Ok(AreaSpec::GeoJson {
+    if let Some(path) = &a.geojson {
+        return Ok(Some(AreaSpec::GeoJson {
             text: read(path, "--geojson")?,
             sizes,
             source: Some(format!("GeoJSON {}", path.display())),
-        });
+        }));
     }
-    if let Some(text) = &i.wkt {
-        return Ok(AreaSpec::Wkt {
+    if let Some(text) = &a.wkt {
+        return Ok(Some(AreaSpec::Wkt {
             text: text.clone(),
             sizes,
-        });
+        }));
     }
-    if let Some(name) = &i.zone {
-        return Ok(AreaSpec::Zone(name.clone()));
+    if let Some(name) = &a.zone {
+        return Ok(Some(AreaSpec::Zone(name.clone())));
     }
-    if let Some(query) = &i.address {
-        let geocoding = match i.geocoder {
+    if let Some(query) = &a.address {
+        let geocoding = match a.geocoder {
             GeocoderKind::Embedded => Geocoding::Embedded {
-                extra: match &i.gazetteer {
+                extra: match &a.gazetteer {
                     Some(path) => parse_gazetteer_csv(&read(path, "--gazetteer")?, "--gazetteer")?,
                     None => Vec::new(),
                 },
             },
             GeocoderKind::Nominatim => Geocoding::Nominatim {
-                url: i.nominatim_url.clone(),
-                user_agent: i.nominatim_user_agent.clone(),
+                url: a.nominatim_url.clone(),
+                user_agent: a.nominatim_user_agent.clone(),
             },
         };
-        return Ok(AreaSpec::Address {
+        return Ok(Some(AreaSpec::Address {
             query: query.clone(),
-            radius_m: i.radius,
+            radius_m: a.radius,
             geocoding,
-        });
-    }
-    if let Some(burst) = &args.burst_pipe {
-        return Ok(AreaSpec::Topology(TopologySpec {
-            burst: burst.clone(),
-            broken: args.broken_valve.clone(),
         }));
     }
-    bail!(
-        "area: give one of --circle, --polygon, --corridor, --geojson, --wkt, --cap, --zone, --address or --burst-pipe"
-    )
+    Ok(a.burst_pipe.as_ref().map(|burst| {
+        AreaSpec::Topology(TopologySpec {
+            burst: burst.clone(),
+            broken: a.broken_valve.clone(),
+        })
+    }))
 }
 
-/// The rails the declare/preview flags set.
-pub fn rails(args: &DeclareArgs) -> Rails {
-    Rails {
-        allow_empty: args.allow_empty,
-        confirm: args.ingest.confirm,
-        confirm_threshold: args.ingest.confirm_threshold,
-    }
+/// The area a declaration or preview needs.
+pub fn required_spec(a: &AreaArgs) -> Result<AreaSpec> {
+    spec(a)?.context(
+        "area: give one of --circle, --polygon, --corridor, --geojson, --wkt, --cap, --zone, --address or --burst-pipe",
+    )
 }
 
 /// Prints what declaring would do, writing nothing: the affected count, a sample of their

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use outagecast_core::incident::{Cause, IncidentKind, Severity, parse_time};
+use outagecast_core::incident::Cause;
 use outagecast_engine::rails::LAT_LON;
 use outagecast_engine::{CapOutcome, CapOverrides, CapRequest, Engine, Spelling};
 use outagecast_ingest::cap;
@@ -12,35 +12,28 @@ use serde_json::json;
 
 use crate::areas::read;
 use crate::cli::DeclareArgs;
-use crate::commands::{emit, emit_json, merge, selection_lines};
+use crate::commands::{emit, emit_json, merge, selection_lines, time_flag};
 
 pub async fn run(engine: &Engine, args: &DeclareArgs, preview: bool) -> Result<()> {
-    let path = args
-        .ingest
-        .cap
-        .as_deref()
-        .context("--cap: give the CAP file")?;
+    let path = args.cap.as_deref().context("--cap: give the CAP file")?;
     let alert = cap::parse(&read(path, "--cap")?, "--cap")?;
     let req = CapRequest {
         actor: engine.settings().actor.clone(),
         alert,
         overrides: CapOverrides {
-            kind: args.kind.as_deref().map(IncidentKind::parse).transpose()?,
-            severity: args.severity.as_deref().map(Severity::parse).transpose()?,
-            cause: args.cause.as_deref().map(Cause::parse).transpose()?,
-            etr: args
-                .etr
+            kind: args.kind,
+            severity: args.details.severity,
+            cause: args
+                .details
+                .cause
                 .as_deref()
-                .map(|t| parse_time(t, "--etr"))
+                .map(Cause::parse)
                 .transpose()?,
-            expires_at: args
-                .expires
-                .as_deref()
-                .map(|t| parse_time(t, "--expires"))
-                .transpose()?,
+            etr: time_flag(engine, args.details.etr.as_deref(), "--etr")?,
+            expires_at: time_flag(engine, args.expires.as_deref(), "--expires")?,
             reference: args.reference.clone(),
         },
-        rails: crate::areas::rails(args),
+        rails: args.rails.rails(),
         now: Utc::now(),
     };
     // CAP writes latitude first: the swapped-coordinates hint says so.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use outagecast_core::incident::{IncidentKind, Severity};
 
 /// outagecast: tell utility customers about an outage before they call.
 #[derive(Debug, Parser)]
@@ -72,7 +73,12 @@ pub enum Command {
     /// Send the pending notices (SMS over a Twilio-compatible API, email over SMTP).
     #[command(subcommand)]
     Notify(NotifyCommand),
-    /// Serve the IVR lookup over HTTP (JSON, Twilio) and Asterisk FastAGI until Ctrl-C/SIGTERM.
+    /// Run the service until Ctrl-C/SIGTERM: the REST API (/v1), the dispatcher workers, the
+    /// provider webhooks, the IVR front ends (HTTP JSON, Twilio, Asterisk FastAGI), the public
+    /// feeds and status page, /healthz and /metrics.
+    #[command(
+        after_help = "Examples:\n  outagecast serve --listen 0.0.0.0:8080\n  OUTAGECAST_DATABASE_URL=postgres://outagecast@db/outagecast outagecast serve --listen 0.0.0.0:8080 --metrics-listen 127.0.0.1:9090\n  outagecast serve --no-workers   # API and IVR only; run `notify run` elsewhere"
+    )]
     Serve(crate::serve::ServeArgs),
     /// Preview notice texts: SMS encoding and segments, email subject.
     #[command(subcommand)]
@@ -119,6 +125,9 @@ pub struct CheckArgs {
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token. Its secret is printed once and cannot be shown again.
+    #[command(
+        after_help = "Examples:\n  outagecast token create --role operator --name console\n  outagecast token create --role ivr --name asterisk --json"
+    )]
     Create {
         /// What it may do: admin, operator, viewer, ivr or webhook.
         #[arg(long)]
@@ -148,10 +157,14 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// Import customers from CSV (header: account_id,lon,lat,address,phone,email,language,priority).
-    /// Existing accounts are updated; bad rows are reported with their line and skipped.
+    /// Import customers from CSV (header: account_id,lon,lat,address,phone,email,language,priority)
+    /// or GeoJSON (Point features with those properties). Existing accounts are updated; bad rows
+    /// are reported with their line (or feature) and skipped.
+    #[command(
+        after_help = "Examples:\n  outagecast import customers customers.csv\n  outagecast import customers customers.geojson --strict --json"
+    )]
     Customers {
-        /// The CSV file.
+        /// The CSV or GeoJSON file.
         file: PathBuf,
         /// Refuse the whole file if any row is bad (nothing is written).
         #[arg(long)]
@@ -167,8 +180,15 @@ pub enum ImportCommand {
 #[derive(Debug, Subcommand)]
 pub enum IncidentCommand {
     /// Declare an incident: select the affected customers, plan their notices, arm the IVR.
+    #[command(
+        after_help = "Examples:\n  outagecast incident declare --kind water --cause \"burst main\" --circle 24.9384,60.1699,300 --etr 15:00\n  outagecast incident declare --kind water --cause \"burst main\" --address \"Kaivokatu 1, Helsinki\" --radius 200 --etr +3h\n  outagecast incident declare --kind power --cause \"cable fault\" --zone \"Feeder 12\" --severity severe\n  outagecast incident declare --kind water --cause \"burst main\" --burst-pipe P-402\n  outagecast incident declare --cap alert.xml"
+    )]
     Declare(Box<DeclareArgs>),
-    /// Show what a declaration would do, writing nothing.
+    /// Show what a declaration would do, writing nothing: the count needs only the area, the
+    /// texts also --kind and --cause.
+    #[command(
+        after_help = "Examples:\n  outagecast incident preview --circle 24.9384,60.1699,300\n  outagecast incident preview --kind water --cause \"burst main\" --polygon area.geojson --json"
+    )]
     Preview(Box<DeclareArgs>),
     /// List active incidents (all with --all).
     List {
@@ -181,58 +201,20 @@ pub enum IncidentCommand {
     },
     /// Show one incident with its counts.
     Show(IdArgs),
-    /// Change the ETR, cause or severity; tells those already told.
-    Update {
-        #[command(flatten)]
-        id: IdArgs,
-        /// New estimated time of restoration (RFC 3339).
-        #[arg(long)]
-        etr: Option<String>,
-        /// New cause text.
-        #[arg(long)]
-        cause: Option<String>,
-        /// New severity: minor, moderate, severe or extreme.
-        #[arg(long)]
-        severity: Option<String>,
-        /// A new area as a circle LON,LAT,METRES: only customers it adds are told.
-        #[arg(long, value_name = "LON,LAT,METRES", allow_hyphen_values = true, conflicts_with_all = ["polygon", "corridor"])]
-        circle: Option<String>,
-        /// A new area from a GeoJSON polygon file: only customers it adds are told.
-        #[arg(long, value_name = "FILE.geojson", conflicts_with = "corridor")]
-        polygon: Option<PathBuf>,
-        /// A new area along a GeoJSON line (with --buffer): only customers it adds are told.
-        #[arg(long, value_name = "FILE.geojson", requires = "buffer")]
-        corridor: Option<PathBuf>,
-        /// Metres each side of the --corridor line.
-        #[arg(long, value_name = "METRES")]
-        buffer: Option<f64>,
-        /// Re-run the isolation trace of this burst pipe (power: --faulted-section), e.g. with
-        /// a valve found broken: only the customers it adds are told.
-        #[arg(long, value_name = "PIPE", visible_alias = "faulted-section", conflicts_with_all = ["circle", "polygon", "corridor"])]
-        burst_pipe: Option<String>,
-        /// With --burst-pipe: an isolation valve that will not turn (repeatable).
-        #[arg(
-            long = "broken-valve",
-            value_name = "VALVE",
-            requires = "burst_pipe",
-            visible_alias = "broken-switch"
-        )]
-        broken_valve: Vec<String>,
-        /// A new area adding more customers than the threshold: repeat the exact count it adds.
-        #[arg(long, value_name = "N")]
-        confirm: Option<u64>,
-        /// Customers a new area may add before --confirm N is needed.
-        #[arg(long, value_name = "N", env = "OUTAGECAST_CONFIRM_THRESHOLD", default_value_t = outagecast_engine::rails::DEFAULT_CONFIRM_THRESHOLD)]
-        confirm_threshold: u64,
-        /// Accept a new area that holds no customers.
-        #[arg(long)]
-        allow_empty: bool,
-    },
+    /// Change the ETR, cause, severity or area; tells those already told, and only the
+    /// customers a new area adds are told as newly affected.
+    #[command(
+        after_help = "Examples:\n  outagecast incident update INC-12 --etr 18:00\n  outagecast incident update INC-12 --etr +2h --cause \"burst main, crew on site\"\n  outagecast incident update INC-12 --zone \"DMA Kallio\"\n  outagecast incident update INC-12 --burst-pipe P-402 --broken-valve V-17"
+    )]
+    Update(Box<UpdateArgs>),
     /// Mark the service restored: tells those told, disarms the IVR.
     Restore(IdArgs),
     /// Withdraw an incident declared in error: tells those told, disarms the IVR.
     Cancel(IdArgs),
     /// Counts by channel and status, and every recipient's outcome.
+    #[command(
+        after_help = "Examples:\n  outagecast incident report INC-12\n  outagecast incident report INC-12 --csv recipients.csv --json"
+    )]
     Report {
         #[command(flatten)]
         id: IdArgs,
@@ -251,59 +233,59 @@ pub struct IdArgs {
     pub json: bool,
 }
 
+/// The details `incident declare`/`preview` and `incident update` share.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("area").required(true).args(["circle", "polygon", "corridor", "geojson", "wkt", "cap", "zone", "address", "burst_pipe"])))]
-pub struct DeclareArgs {
-    /// Service kind: water, power, gas, heating, telecom or sewer (declare needs it unless
-    /// --cap gives it; preview counts without it, and shows the texts with it and --cause).
-    #[arg(long)]
-    pub kind: Option<String>,
-    /// What happened, one line (it goes into every SMS; as --kind).
+#[group(skip)]
+pub struct DetailArgs {
+    /// Estimated time of restoration in the utility's time zone: 15:00 (the next 15:00),
+    /// "tomorrow 08:00", +3h, +90m, 2026-11-25 15:00, or RFC 3339 with an offset.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub etr: Option<String>,
+    /// What happened, one line (it goes into every SMS).
     #[arg(long)]
     pub cause: Option<String>,
-    /// Estimated time of restoration, RFC 3339 (2026-11-25T15:00:00+02:00).
-    #[arg(long)]
-    pub etr: Option<String>,
-    /// CAP severity: minor, moderate (the default, or the alert's with --cap), severe or extreme.
-    #[arg(long)]
-    pub severity: Option<String>,
+    /// CAP severity (declare: moderate unless given, or the alert's with --cap).
+    #[arg(long, value_parser = crate::commands::severity_values(), ignore_case = true)]
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("area").args(crate::areas::AREA_FLAGS)))]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub id: IdArgs,
+    #[command(flatten)]
+    pub details: DetailArgs,
+    /// A new area (any of the declare area flags).
+    #[command(flatten)]
+    pub area: crate::areas::AreaArgs,
+    #[command(flatten)]
+    pub rails: crate::areas::RailArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("area").required(true).args(crate::areas::AREA_FLAGS).arg("cap")))]
+pub struct DeclareArgs {
+    /// Service kind (declare needs it unless --cap gives it; preview counts without it, and
+    /// shows the texts with it and --cause).
+    #[arg(long, value_parser = crate::commands::kind_values(), ignore_case = true)]
+    pub kind: Option<IncidentKind>,
+    #[command(flatten)]
+    pub details: DetailArgs,
     /// Your own id for the incident (work order, ticket).
     #[arg(long)]
     pub reference: Option<String>,
-    /// When callers stop hearing about it if nobody restores it (RFC 3339).
-    #[arg(long)]
+    /// When callers stop hearing about it if nobody restores it (as --etr).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub expires: Option<String>,
-    /// A circle: LON,LAT,METRES (geodesic radius).
-    #[arg(long, value_name = "LON,LAT,METRES", allow_hyphen_values = true)]
-    pub circle: Option<String>,
-    /// A GeoJSON file with a Polygon or MultiPolygon (a Feature or FeatureCollection is fine).
-    #[arg(long, value_name = "FILE.geojson")]
-    pub polygon: Option<PathBuf>,
-    /// A GeoJSON file with one LineString (a main or a street); needs --buffer.
-    #[arg(long, value_name = "FILE.geojson", requires = "buffer")]
-    pub corridor: Option<PathBuf>,
-    /// Metres each side of the --corridor line.
-    #[arg(long, value_name = "METRES")]
-    pub buffer: Option<f64>,
-    /// GeoJSON, WKT, CAP, zone and address areas; the --confirm rail (see `crate::areas`).
     #[command(flatten)]
-    pub ingest: crate::areas::IngestArgs,
-    /// A burst pipe of the imported network (`network import`): the customers fed from its
-    /// isolated segment and those left with no path to a source (power: --faulted-section).
-    #[arg(long, value_name = "PIPE", visible_alias = "faulted-section")]
-    pub burst_pipe: Option<String>,
-    /// An isolation valve that will not turn, so the trace grows to the next ones (repeatable;
-    /// power: --broken-switch).
-    #[arg(
-        long = "broken-valve",
-        value_name = "VALVE",
-        requires = "burst_pipe",
-        visible_alias = "broken-switch"
-    )]
-    pub broken_valve: Vec<String>,
-    /// Declare even if the area holds no customers.
-    #[arg(long)]
-    pub allow_empty: bool,
+    pub area: crate::areas::AreaArgs,
+    /// A CAP 1.2 alert (XML): msgType Alert declares, Update and Cancel act on the incident
+    /// that the message in its <references> declared.
+    #[arg(long, value_name = "FILE.xml")]
+    pub cap: Option<PathBuf>,
+    #[command(flatten)]
+    pub rails: crate::areas::RailArgs,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -312,6 +294,9 @@ pub struct DeclareArgs {
 #[derive(Debug, Subcommand)]
 pub enum NotifyCommand {
     /// Run the dispatcher in the foreground until Ctrl-C/SIGTERM (or --until-empty).
+    #[command(
+        after_help = "Examples:\n  outagecast notify run --until-empty\n  outagecast notify run --quiet-hours 21:00-08:00 --json"
+    )]
     Run(crate::notify::NotifyArgs),
     /// Put an incident's failed notices back in the queue (after fixing what made them fail).
     Requeue(crate::notify::RequeueArgs),
@@ -320,6 +305,9 @@ pub enum NotifyCommand {
 #[derive(Debug, Subcommand)]
 pub enum IvrCommand {
     /// Is an announcement armed for this caller number, and what does it say?
+    #[command(
+        after_help = "Examples:\n  outagecast ivr lookup +358401234567\n  outagecast --default-region FI ivr lookup 040 123 4567 --json"
+    )]
     Lookup {
         /// The caller number, in any common form (+358…, 00358…, national with --default-region).
         number: String,

@@ -9,16 +9,17 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use outagecast_core::area::{Area, Circle};
 use outagecast_core::contact::Channel;
-use outagecast_core::incident::{Cause, EventKind, IncidentId, IncidentKind, Severity, parse_time};
+use outagecast_core::incident::{Cause, EventKind, IncidentId, IncidentKind, Severity};
 use outagecast_core::ivr::IvrAnswer;
 use outagecast_core::notice::NoticeStatus;
+use outagecast_core::when::{local_label, parse_time};
 use serde_json::json;
 
-use crate::cli::{DeclareArgs, IdArgs};
+use crate::cli::{DeclareArgs, IdArgs, UpdateArgs};
 use crate::import::read_customers;
 use outagecast_engine::views::IncidentView;
 use outagecast_engine::{
-    AreaSpec, DeclareRequest, Engine, IncidentDetails, Rails, Selection, Spelling, Transitioned,
+    AreaSpec, DeclareRequest, Engine, IncidentDetails, Selection, Spelling, Transitioned,
     UpdateRequest,
 };
 
@@ -122,36 +123,67 @@ pub fn area_from_flags(
 }
 
 /// The incident's details from the declare/preview flags; every error names its flag.
-pub fn details_from_args(args: &DeclareArgs) -> Result<IncidentDetails> {
+pub fn details_from_args(engine: &Engine, args: &DeclareArgs) -> Result<IncidentDetails> {
     details(
+        engine,
         args,
-        args.kind.as_deref().context(
+        args.kind.context(
             "--kind: say which service is out: water, power, gas, heating, telecom or sewer",
         )?,
-        args.cause
+        args.details
+            .cause
             .as_deref()
             .context("--cause: say what happened, e.g. \"burst water main\"")?,
     )
 }
 
 /// The details with this kind and cause, the rest from the flags.
-fn details(args: &DeclareArgs, kind: &str, cause: &str) -> Result<IncidentDetails> {
+fn details(
+    engine: &Engine,
+    args: &DeclareArgs,
+    kind: IncidentKind,
+    cause: &str,
+) -> Result<IncidentDetails> {
     Ok(IncidentDetails {
-        kind: IncidentKind::parse(kind)?,
-        severity: Severity::parse(args.severity.as_deref().unwrap_or("moderate"))?,
+        kind,
+        severity: args.details.severity.unwrap_or(Severity::Moderate),
         cause: Cause::parse(cause)?,
-        etr: args
-            .etr
-            .as_deref()
-            .map(|t| parse_time(t, "--etr"))
-            .transpose()?,
+        etr: time_flag(engine, args.details.etr.as_deref(), "--etr")?,
         reference: args.reference.clone(),
-        expires_at: args
-            .expires
-            .as_deref()
-            .map(|t| parse_time(t, "--expires"))
-            .transpose()?,
+        expires_at: time_flag(engine, args.expires.as_deref(), "--expires")?,
     })
+}
+
+/// A time flag (`--etr 15:00`, `+3h`, RFC 3339) in the utility's time zone.
+pub(crate) fn time_flag(
+    engine: &Engine,
+    text: Option<&str>,
+    flag: &str,
+) -> Result<Option<chrono::DateTime<Utc>>> {
+    let locale = engine.settings().locale(Utc::now());
+    Ok(text.map(|t| parse_time(t, flag, &locale)).transpose()?)
+}
+
+/// `--kind`'s values, listed in `--help` and in clap's error for a wrong one.
+pub fn kind_values() -> impl clap::builder::TypedValueParser<Value = IncidentKind> {
+    word_values(IncidentKind::ALL, IncidentKind::as_str, IncidentKind::parse)
+}
+
+/// `--severity`'s values.
+pub fn severity_values() -> impl clap::builder::TypedValueParser<Value = Severity> {
+    word_values(Severity::ALL, Severity::as_str, Severity::parse)
+}
+
+/// A clap parser over one of the core's word enumerations: clap lists the words, the core's
+/// own `parse` makes the value (so the spellings live in one place).
+fn word_values<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    word: fn(T) -> &'static str,
+    parse: fn(&str) -> outagecast_core::error::Result<T>,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(all.iter().map(|v| word(*v)))
+        .map(move |text| parse(&text).expect("clap checked the word"))
 }
 
 /// The engine's declaration request from the declare/preview flags.
@@ -163,8 +195,8 @@ fn declare_request(
     Ok(DeclareRequest {
         actor: engine.settings().actor.clone(),
         details,
-        area: crate::areas::spec(args)?,
-        rails: crate::areas::rails(args),
+        area: crate::areas::required_spec(&args.area)?,
+        rails: args.rails.rails(),
         now: Utc::now(),
     })
 }
@@ -196,12 +228,12 @@ pub(crate) fn selection_lines(selection: &Selection) -> String {
 }
 
 pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
-    if args.ingest.cap.is_some() {
+    if args.cap.is_some() {
         return crate::cap::run(engine, args, false).await;
     }
     let declared = engine
         .declare(
-            declare_request(engine, args, details_from_args(args)?)?,
+            declare_request(engine, args, details_from_args(engine, args)?)?,
             &Spelling::CLI,
         )
         .await?;
@@ -227,16 +259,16 @@ pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
 }
 
 pub async fn preview(engine: &Engine, args: &DeclareArgs) -> Result<()> {
-    if args.ingest.cap.is_some() {
+    if args.cap.is_some() {
         return crate::cap::run(engine, args, true).await;
     }
     // Counting needs only the area; the texts need the kind and the cause. Without them the
     // preview is planned with stand-ins and shows no texts (nor their segments).
-    let texts = args.kind.is_some() && args.cause.is_some();
+    let texts = args.kind.is_some() && args.details.cause.is_some();
     let details = if texts {
-        details_from_args(args)?
+        details_from_args(engine, args)?
     } else {
-        details(args, "water", "-")?
+        details(engine, args, IncidentKind::Water, "-")?
     };
     let req = declare_request(engine, args, details)?;
     let mut preview = engine.preview(req, &Spelling::CLI).await?;
@@ -253,7 +285,7 @@ pub(crate) fn merge(target: &mut serde_json::Value, extra: serde_json::Value) {
     }
 }
 
-fn summary_line(v: &IncidentView) -> String {
+fn summary_line(v: &IncidentView, zone: chrono_tz::Tz) -> String {
     let i = &v.head;
     let of = |status: NoticeStatus| -> u64 {
         v.notices
@@ -277,7 +309,7 @@ fn summary_line(v: &IncidentView) -> String {
         of(NoticeStatus::Pending),
         i.cause,
         i.etr
-            .map(|t| format!(" (ETR {})", t.to_rfc3339()))
+            .map(|t| format!(" (ETR {})", local_label(t, zone)))
             .unwrap_or_default()
     )
 }
@@ -295,7 +327,7 @@ pub async fn list(engine: &Engine, all: bool, json: bool) -> Result<()> {
         });
     }
     for v in &incidents {
-        emit(&summary_line(v))?;
+        emit(&summary_line(v, engine.settings().timezone))?;
     }
     Ok(())
 }
@@ -309,6 +341,7 @@ pub async fn show(engine: &Engine, args: &IdArgs) -> Result<()> {
     }
     let v = &detail.incident;
     let i = &v.head;
+    let zone = engine.settings().timezone;
     let mut out = format!(
         "{} {} ({}, {}): {}\n  reference: {}\n  area: {}\n  declared: {}\n  ETR: {}\n  affected customers: {}\n  phone numbers armed: {}\n  notices:",
         i.label,
@@ -318,8 +351,10 @@ pub async fn show(engine: &Engine, args: &IdArgs) -> Result<()> {
         i.cause,
         i.reference.as_deref().unwrap_or("-"),
         i.area.describe(),
-        i.declared_at.to_rfc3339(),
-        i.etr.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into()),
+        local_label(i.declared_at, zone),
+        i.etr
+            .map(|t| local_label(t, zone))
+            .unwrap_or_else(|| "-".into()),
         v.affected_customers,
         v.armed_numbers,
     );
@@ -339,34 +374,21 @@ pub async fn show(engine: &Engine, args: &IdArgs) -> Result<()> {
     emit(&out)
 }
 
-/// What `incident update` asks for, as parsed flags.
-pub struct UpdateFlags<'a> {
-    pub etr: Option<&'a str>,
-    pub cause: Option<&'a str>,
-    pub severity: Option<&'a str>,
-    pub area: Option<AreaSpec>,
-    /// A new trace: `--burst-pipe` with `--broken-valve`s found on site.
-    pub topology: Option<outagecast_engine::TopologySpec>,
-    pub rails: Rails,
-}
-
-pub async fn update(engine: &Engine, args: &IdArgs, flags: UpdateFlags<'_>) -> Result<()> {
-    let id = IncidentId::parse(&args.id)?;
+pub async fn update(engine: &Engine, args: &UpdateArgs) -> Result<()> {
+    let id = IncidentId::parse(&args.id.id)?;
+    let d = &args.details;
     let req = UpdateRequest {
         actor: engine.settings().actor.clone(),
         id,
-        etr: flags.etr.map(|t| parse_time(t, "--etr")).transpose()?,
-        cause: flags.cause.map(Cause::parse).transpose()?,
-        severity: flags.severity.map(Severity::parse).transpose()?,
-        area: match flags.topology {
-            Some(spec) => Some(AreaSpec::Topology(spec)),
-            None => flags.area,
-        },
-        rails: flags.rails,
+        etr: time_flag(engine, d.etr.as_deref(), "--etr")?,
+        cause: d.cause.as_deref().map(Cause::parse).transpose()?,
+        severity: d.severity,
+        area: crate::areas::spec(&args.area)?,
+        rails: args.rails.rails(),
         now: Utc::now(),
     };
     let done = engine.update(req, &Spelling::CLI).await?;
-    print_transition(&done, EventKind::Updated, args.json)
+    print_transition(&done, EventKind::Updated, args.id.json)
 }
 
 pub async fn restore(engine: &Engine, args: &IdArgs) -> Result<()> {
@@ -459,6 +481,17 @@ pub async fn report(engine: &Engine, id: &str, json_out: bool, csv: Option<&Path
             report.possible_duplicates
         ))?;
     }
+    let c = &report.calls;
+    emit(&format!(
+        "  IVR: {} callers from the area while it was armed, {} heard the announcement, {} had been told before calling{}; {} called in the hour before it was declared",
+        c.callers,
+        c.heard_announcement,
+        c.told_before_calling,
+        c.median_told_before_seconds
+            .map(|s| format!(" (median {} min before)", (s + 30) / 60))
+            .unwrap_or_default(),
+        c.callers_before_declaration
+    ))?;
     if let Some(path) = csv {
         emit(&format!(
             "per-recipient outcomes written to {}",

@@ -218,44 +218,7 @@ async fn dispatch(engine: &Engine, command: Command) -> Result<()> {
             IncidentCommand::Preview(args) => commands::preview(engine, &args).await,
             IncidentCommand::List { all, json } => commands::list(engine, all, json).await,
             IncidentCommand::Show(args) => commands::show(engine, &args).await,
-            IncidentCommand::Update {
-                id,
-                etr,
-                cause,
-                severity,
-                circle,
-                polygon,
-                corridor,
-                buffer,
-                burst_pipe,
-                broken_valve,
-                confirm,
-                confirm_threshold,
-                allow_empty,
-            } => {
-                let area = commands::area_from_flags(
-                    circle.as_deref(),
-                    polygon.as_deref(),
-                    corridor.as_deref(),
-                    buffer,
-                )?;
-                let flags = commands::UpdateFlags {
-                    etr: etr.as_deref(),
-                    cause: cause.as_deref(),
-                    severity: severity.as_deref(),
-                    area,
-                    topology: burst_pipe.map(|burst| outagecast_engine::TopologySpec {
-                        burst,
-                        broken: broken_valve,
-                    }),
-                    rails: outagecast_engine::Rails {
-                        allow_empty,
-                        confirm,
-                        confirm_threshold,
-                    },
-                };
-                commands::update(engine, &id, flags).await
-            }
+            IncidentCommand::Update(args) => commands::update(engine, &args).await,
             IncidentCommand::Restore(id) => commands::restore(engine, &id).await,
             IncidentCommand::Cancel(id) => commands::cancel(engine, &id).await,
             IncidentCommand::Report { id, csv } => {

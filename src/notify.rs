@@ -33,8 +33,9 @@ pub struct NotifyArgs {
     /// (after a crash); the worker renews its leases every quarter of this.
     #[arg(long, default_value_t = 20.0)]
     pub lease: f64,
-    /// Quiet hours in each customer's time zone (`21:00-08:00`, or `off`). Not set: texts and
-    /// mails go at any hour, calls wait out 21:00-08:00; `off`: calls go at any hour too.
+    /// Quiet hours in each customer's local time, from their location (the utility's time
+    /// zone without one): `21:00-08:00`, or `off`. Not set: texts and mails go at any hour,
+    /// calls wait out 21:00-08:00; `off`: calls go at any hour too.
     #[arg(long, env = "OUTAGECAST_QUIET_HOURS", default_value = "")]
     pub quiet_hours: String,
     /// Print the final totals as JSON.

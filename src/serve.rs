@@ -157,6 +157,10 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
         );
     }
     let engine = Arc::new(Engine::with_store(store.clone(), settings.clone()).await?);
+    // The recorder first: what the dispatcher sets as it starts (its store gauge) is kept, and
+    // every metric gets its HELP text.
+    outagecast_server::metrics::recorder();
+    outagecast_dispatch::measure::describe();
     let dispatcher = if args.no_workers {
         None
     } else {
@@ -181,8 +185,6 @@ pub async fn run(db: &str, settings: &Settings, args: &ServeArgs) -> Result<()> 
         Arc::new(DispatchHealthSource(d.health())) as Arc<dyn outagecast_server::HealthSource>
     });
     let mut server = Server::new(store.clone(), engine, config)?;
-    // The recorder is installed by now: the dispatcher's metrics get their HELP texts.
-    outagecast_dispatch::measure::describe();
     let metrics_line = match metrics {
         Some(listener) => {
             let line = format!("metrics listening on {}\n", listener.local_addr()?);

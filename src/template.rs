@@ -11,11 +11,12 @@ use outagecast_core::CoreError;
 use outagecast_core::area::{Area, Circle, LonLat};
 use outagecast_core::contact::Language;
 use outagecast_core::incident::{
-    Cause, DraftParts, EventKind, IncidentDraft, IncidentId, IncidentKind, Severity, parse_time,
+    Cause, DraftParts, EventKind, IncidentDraft, IncidentId, IncidentKind, Severity,
 };
 use outagecast_core::message::Wording;
 use outagecast_core::sms::{Encoding, segments};
 use outagecast_core::template::{Part, TemplateSet};
+use outagecast_core::when::parse_time;
 use serde_json::json;
 
 use outagecast_engine::Settings;
@@ -31,9 +32,9 @@ pub enum TemplateCommand {
 /// Flags of `template preview`.
 #[derive(Debug, Args)]
 pub struct PreviewArgs {
-    /// Service kind: water, power, gas, heating, telecom or sewer.
-    #[arg(long)]
-    pub kind: String,
+    /// Service kind.
+    #[arg(long, value_parser = crate::commands::kind_values(), ignore_case = true)]
+    pub kind: IncidentKind,
     /// declared, updated, restored or cancelled (default: all four).
     #[arg(long)]
     pub event: Option<String>,
@@ -43,8 +44,9 @@ pub struct PreviewArgs {
     /// What happened, one line (it goes into every SMS).
     #[arg(long)]
     pub cause: String,
-    /// Estimated time of restoration, RFC 3339 (2026-11-25T15:00:00+02:00).
-    #[arg(long)]
+    /// Estimated time of restoration in the utility's time zone (15:00, "tomorrow 08:00",
+    /// +3h, 2026-11-25 15:00) or RFC 3339 with an offset.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub etr: Option<String>,
     /// The incident number shown as "INC-N" in the text; its length counts.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -65,7 +67,7 @@ pub fn run(settings: &Settings, command: &TemplateCommand) -> Result<()> {
                 &settings.wording(now),
                 settings.templates.is_some(),
                 args,
-                now,
+                &settings.locale(now),
             )
         }
     }
@@ -101,9 +103,10 @@ fn preview(
     wording: &dyn Wording,
     operator: bool,
     args: &PreviewArgs,
-    now: chrono::DateTime<Utc>,
+    locale: &outagecast_core::message::Locale,
 ) -> Result<()> {
-    let kind = IncidentKind::parse(&args.kind)?;
+    let now = locale.now;
+    let kind = args.kind;
     let events = match &args.event {
         Some(e) => vec![EventKind::parse(e).map_err(|err| err.renamed("event", "--event"))?],
         None => EventKind::ALL.to_vec(),
@@ -121,7 +124,7 @@ fn preview(
     let etr = args
         .etr
         .as_deref()
-        .map(|t| parse_time(t, "--etr"))
+        .map(|t| parse_time(t, "--etr", locale))
         .transpose()?;
     let draft = IncidentDraft::new(
         DraftParts {

@@ -321,6 +321,34 @@ fn list_show_update_and_cancel() {
     ]);
     assert_eq!(updated["status"], "updated");
     assert_eq!(updated["etr"], "2099-01-01T16:00:00Z");
+    // A local date and time in the utility's zone, and a time from now.
+    let local = db.json(&[
+        "--timezone",
+        "Europe/Helsinki",
+        "incident",
+        "update",
+        &id,
+        "--etr",
+        "2099-07-01 18:00",
+    ]);
+    assert_eq!(local["etr"], "2099-07-01T15:00:00Z");
+    let soon = db.json(&["incident", "update", &id, "--etr", "+3h"]);
+    let etr = chrono::DateTime::parse_from_rfc3339(soon["etr"].as_str().unwrap()).unwrap();
+    let ahead = etr.signed_duration_since(chrono::Utc::now());
+    assert!(
+        (chrono::Duration::minutes(170)..=chrono::Duration::minutes(180)).contains(&ahead),
+        "{ahead}"
+    );
+    // A new area by any declare flag: a zone-less WKT polygon here.
+    let grown = db.json(&[
+        "incident",
+        "update",
+        &id,
+        "--wkt",
+        "POLYGON((24.93 60.16, 24.96 60.16, 24.96 60.175, 24.93 60.175, 24.93 60.16))",
+        "--allow-empty",
+    ]);
+    assert_eq!(grown["status"], "updated", "{grown}");
     let cancelled = db.json(&["incident", "cancel", &id]);
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(
@@ -360,7 +388,26 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
         ])
         .contains("in the past")
     );
-    assert!(declare(&["--circle", "24.94,60.17,100", "--severity", "bad"]).contains("--severity"));
+    assert!(declare(&["--circle", "24.94,60.17,100", "--etr", "+0h"]).contains("+3h"));
+    // An enumeration's wrong word is a usage error (exit 2) that lists the words.
+    for (flag, word) in [("--severity", "bad"), ("--kind", "lava")] {
+        let out = db.run(&[
+            "incident",
+            "declare",
+            "--cause",
+            "burst",
+            "--circle",
+            "24.94,60.17,100",
+            flag,
+            word,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains("possible values"),
+            "{stderr}"
+        );
+    }
     // Swapped lon/lat that still lands on the globe selects nobody: refused, with the hint.
     let empty = declare(&["--circle", "60.17,24.94,300"]);
     assert!(

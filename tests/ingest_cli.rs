@@ -568,11 +568,25 @@ fn a_city_wide_area_needs_the_exact_count_confirmed() {
     assert_eq!(answer["error"]["code"], "refused", "{answer}");
     assert_eq!(answer["error"]["field"], "area", "{answer}");
     assert!(refused.stdout.is_empty());
+    // A wrong word for an enumeration is a usage error (2), as one JSON object naming the flag.
     let bad = db.run(&with(&args, &["--severity", "huge", "--json"]));
+    assert_eq!(bad.status.code(), Some(2));
+    let answer: serde_json::Value = serde_json::from_slice(&bad.stderr).unwrap();
+    assert_eq!(answer["error"]["code"], "usage", "{answer}");
+    assert_eq!(answer["error"]["field"], "--severity", "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("possible values: minor, moderate, severe, extreme"),
+        "{answer}"
+    );
+    // A value the command itself refuses is a failure (1), with its field.
+    let bad = db.run(&with(&args, &["--etr", "soon", "--json"]));
     assert_eq!(bad.status.code(), Some(1));
     let answer: serde_json::Value = serde_json::from_slice(&bad.stderr).unwrap();
     assert_eq!(answer["error"]["code"], "invalid", "{answer}");
-    assert!(answer["error"]["field"].is_string(), "{answer}");
+    assert_eq!(answer["error"]["field"], "--etr", "{answer}");
     let err = db.fails(&with(
         &args,
         &["--confirm-threshold", "1000", "--confirm", "2000"],

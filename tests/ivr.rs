@@ -627,3 +627,185 @@ fn inbound_routes_are_closed_by_default_and_insecure_webhooks_says_so() {
         }
     }
 }
+
+/// A block of `docs/contact-centres.md` by its `file=NAME` mark.
+fn recipe(name: &str) -> String {
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/contact-centres.md"
+    ))
+    .unwrap();
+    let mark = format!(" file={name}\n");
+    let start = page
+        .find(&mark)
+        .unwrap_or_else(|| panic!("docs/contact-centres.md has no block {name}"))
+        + mark.len();
+    let end = start + page[start..].find("\n```").unwrap();
+    page[start..end].to_string()
+}
+
+/// `%XX` for everything but digits, as a URL's query wants a caller number.
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Issue #20 item 8: each documented contact-centre request, as written in
+/// `docs/contact-centres.md`, against a live `serve`: Twilio's webhook request, the Amazon
+/// Connect Lambda function (run by python3 with Connect's event), the Genesys Cloud data
+/// action's request and response templates. Each answers within the recipes' 2-second budget.
+#[test]
+fn every_contact_centre_recipe_works_against_a_live_serve() {
+    let (_dir, db) = db();
+    cli(&db, &["import", "customers", SAMPLE]);
+    let serve = Serve::start(&db);
+    let declared: Value = serde_json::from_str(&cli(
+        &db,
+        &[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst main",
+            "--circle",
+            "24.9506,60.1691,150",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let incident = declared["id"].as_i64().unwrap();
+    let caller = sample_phones()
+        .into_iter()
+        .flat_map(|(_, phones)| phones)
+        .find(|p| serve.lookup(p)["armed"] == true)
+        .expect("someone in the area has a phone");
+    let outsider = "+14155550100";
+    let budget = Duration::from_secs(2);
+
+    // Twilio: the webhook request with the URL's credentials.
+    let documented = recipe("twilio-request.http");
+    let (head, form) = documented.split_once("\n\n").unwrap();
+    let request_line = head.lines().next().unwrap();
+    assert!(head.contains("Authorization: Basic"), "{head}");
+    let form = form.trim().replace("{caller}", &url_encoded(&caller));
+    let started = Instant::now();
+    let (status, twiml) = http_request(&serve.http, request_line, &serve.webhook, &form);
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{twiml}");
+    assert!(
+        twiml.contains("<Say language=\"") && twiml.contains("<Redirect"),
+        "{twiml}"
+    );
+    assert!(took < budget, "{took:?}");
+    eprintln!("twilio webhook: {took:?}");
+
+    // Amazon Connect: the Lambda function, run as Connect runs it.
+    let lambda = tempfile::tempdir().unwrap();
+    std::fs::write(
+        lambda.path().join("lambda_function.py"),
+        recipe("lambda_function.py"),
+    )
+    .unwrap();
+    let token = serve
+        .ivr
+        .trim()
+        .strip_prefix("Authorization: Bearer ")
+        .unwrap()
+        .to_string();
+    let connect = |url: &str, caller: &str| -> (Value, Duration) {
+        let event = recipe("connect-event.json").replace("{caller}", caller);
+        let started = Instant::now();
+        let out = Command::new("python3")
+            .current_dir(lambda.path())
+            .env("OUTAGECAST_URL", url)
+            .env("OUTAGECAST_IVR_TOKEN", &token)
+            .args([
+                "-c",
+                "import json, sys, lambda_function as f; print(json.dumps(f.lambda_handler(json.loads(sys.argv[1]), None)))",
+                &event,
+            ])
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (serde_json::from_slice(&out.stdout).unwrap(), took)
+    };
+    let url = format!("http://{}", serve.http);
+    let (answer, took) = connect(&url, &caller);
+    assert_eq!(answer["armed"], "1", "{answer}");
+    assert!(!answer["message"].as_str().unwrap().is_empty(), "{answer}");
+    assert!(
+        ["fi", "sv", "en"].contains(&answer["language"].as_str().unwrap()),
+        "{answer}"
+    );
+    assert_eq!(answer["incidents"], incident.to_string(), "{answer}");
+    assert!(took < budget, "{took:?}");
+    eprintln!("amazon connect lambda (python3 start-up included): {took:?}");
+    assert_eq!(connect(&url, outsider).0["armed"], "0");
+    // outagecast unreachable: nothing to announce, within the function's own timeout.
+    let (answer, took) = connect("http://127.0.0.1:9", &caller);
+    assert_eq!(answer["armed"], "0", "{answer}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+
+    // Genesys Cloud: the data action's request template, then its response translation.
+    let genesys = |caller: &str| -> (Value, Duration) {
+        let request: Value = serde_json::from_str(&recipe("genesys-request.json")).unwrap();
+        let response: Value = serde_json::from_str(&recipe("genesys-response.json")).unwrap();
+        assert_eq!(request["requestType"], "GET");
+        let target = request["requestUrlTemplate"]
+            .as_str()
+            .unwrap()
+            .replace("https://outagecast.example.com", "")
+            .replace("$esc.url(${input.caller})", &url_encoded(caller));
+        let header = request["headers"]["Authorization"]
+            .as_str()
+            .unwrap()
+            .replace("${credentials.token}", &token);
+        let started = Instant::now();
+        let (status, body) = http_request(
+            &serve.http,
+            &format!("GET {target} HTTP/1.1"),
+            &format!("Authorization: {header}\r\n"),
+            "",
+        );
+        let took = started.elapsed();
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let mut success = response["successTemplate"].as_str().unwrap().to_string();
+        for (name, path) in response["translationMap"].as_object().unwrap() {
+            let key = path.as_str().unwrap().strip_prefix("$.").unwrap();
+            let value = match &body[key] {
+                Value::Null => response["translationMapDefaults"][name]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                v => v.to_string(),
+            };
+            success = success.replace(&format!("${{{name}}}"), &value);
+        }
+        (serde_json::from_str(&success).unwrap(), took)
+    };
+    // Genesys gives the caller as Call.Ani, a tel: URI.
+    let (answer, took) = genesys(&format!("tel:{caller}"));
+    assert_eq!(answer["armed"], true, "{answer}");
+    assert!(
+        !answer["announcement"].as_str().unwrap().is_empty(),
+        "{answer}"
+    );
+    assert!(took < budget, "{took:?}");
+    eprintln!("genesys data action: {took:?}");
+    let (answer, _) = genesys(&format!("tel:{outsider}"));
+    assert_eq!(
+        answer,
+        serde_json::json!({"armed": false, "announcement": "", "language": ""})
+    );
+}

@@ -258,8 +258,7 @@ fn the_etr_is_written_in_the_utilitys_time_zone() {
 
 #[test]
 fn bad_input_gets_one_line_naming_the_flag() {
-    let cases: [(&[&str], &str); 8] = [
-        (&["--kind", "lava", "--cause", "x"], "--kind"),
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--kind", "water", "--cause", "x", "--event", "exploded"],
             "--event",
@@ -291,6 +290,14 @@ fn bad_input_gets_one_line_naming_the_flag() {
         let e = fails(args);
         assert!(e.starts_with(&format!("error: {field}")), "{args:?}: {e}");
     }
+    // A kind clap does not know is a usage error (2) listing the kinds.
+    let (out, _dir) = run(&["--kind", "lava", "--cause", "x"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--kind") && stderr.contains("possible values: water, power"),
+        "{stderr}"
+    );
 }
 
 #[test]

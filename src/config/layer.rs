@@ -125,7 +125,7 @@ impl Invocation {
         let mut matches = command
             .clone()
             .try_get_matches_from(&argv)
-            .unwrap_or_else(|e| e.exit());
+            .unwrap_or_else(|e| usage_exit(e, &argv));
         let checking = matches.subcommand_name() == Some("config");
         let mut from_file = BTreeSet::new();
         let mut problems = Vec::new();
@@ -198,6 +198,40 @@ impl Invocation {
             problems,
         })
     }
+}
+
+/// Ends the process for a usage error as clap would (its text, exit status 2), except that a
+/// command run with `--json` gets one JSON object on stderr like every other failure, naming
+/// the flag: `{"error": {"code": "usage", "message", "field"}}`. Help and version go out as
+/// they are.
+fn usage_exit(e: clap::Error, argv: &[OsString]) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if shown || !argv.iter().skip(1).any(|a| a == "--json") {
+        e.exit()
+    }
+    let field = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next().map(str::to_string),
+        _ => None,
+    };
+    let text = e.render().to_string();
+    let message = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!(
+        "{}",
+        serde_json::json!({"error": {"code": "usage", "message": message, "field": field}})
+    );
+    std::process::exit(2)
 }
 
 #[cfg(test)]

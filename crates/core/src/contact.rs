@@ -237,6 +237,46 @@ impl fmt::Display for EmailAddress {
     }
 }
 
+/// The utility's name as customers know it (`OUTAGECAST_SENDER_NAME`, "Helsinki Water"): in the
+/// HELP reply and as the display name of email sent from a bare address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SenderName(String);
+
+impl SenderName {
+    /// One line of 1 to 60 characters, trimmed.
+    pub fn parse(text: &str) -> Result<Self> {
+        let t = text.trim();
+        if t.is_empty() || t.chars().count() > 60 || t.chars().any(char::is_control) {
+            return Err(CoreError::invalid(
+                "OUTAGECAST_SENDER_NAME",
+                format!(
+                    "{text:?} is not a name of one line and at most 60 characters, e.g. \"Helsinki Water\""
+                ),
+            ));
+        }
+        Ok(SenderName(t.to_string()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SenderName {
+    type Error = CoreError;
+    fn try_from(s: String) -> Result<Self> {
+        SenderName::parse(&s)
+    }
+}
+
+impl From<SenderName> for String {
+    fn from(n: SenderName) -> String {
+        n.0
+    }
+}
+
 /// The languages that messages and announcements are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

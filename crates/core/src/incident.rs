@@ -353,20 +353,6 @@ fn check_future(field: &str, t: DateTime<Utc>, now: DateTime<Utc>) -> Result<()>
     Ok(())
 }
 
-/// Parses an RFC 3339 timestamp (`2026-11-25T15:00:00+02:00`) as given to `--etr`.
-pub fn parse_time(text: &str, field: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            CoreError::invalid(
-                field,
-                format!(
-                    "{text:?} is not an RFC 3339 time ({e}); write it like 2026-11-25T15:00:00+02:00"
-                ),
-            )
-        })
-}
-
 /// An incident as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {

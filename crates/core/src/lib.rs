@@ -18,5 +18,6 @@ pub mod secret;
 pub mod sms;
 pub mod template;
 pub mod validity;
+pub mod when;
 
 pub use error::{CoreError, Result};

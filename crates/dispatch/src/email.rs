@@ -21,7 +21,7 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use outagecast_core::contact::Channel;
+use outagecast_core::contact::{Channel, SenderName};
 use outagecast_core::secret::{Secret, redact_url};
 use sha2::Sha256;
 
@@ -53,6 +53,8 @@ pub struct EmailSettings {
     pub unsubscribe_secret: Secret<String>,
     /// `OUTAGECAST_SMTP_TIMEOUT`: the whole of one message's SMTP exchange.
     pub timeout: Duration,
+    /// `OUTAGECAST_SENDER_NAME`: the display name of a bare `OUTAGECAST_EMAIL_FROM` address.
+    pub sender_name: Option<SenderName>,
 }
 
 impl EmailSettings {
@@ -65,6 +67,7 @@ impl EmailSettings {
         ("OUTAGECAST_PUBLIC_URL", None),
         ("OUTAGECAST_UNSUBSCRIBE_SECRET", None),
         ("OUTAGECAST_SMTP_TIMEOUT", Some("30")),
+        ("OUTAGECAST_SENDER_NAME", None),
     ];
 
     /// Reads the settings from the environment; `None` when `OUTAGECAST_SMTP_URL` is unset
@@ -101,8 +104,16 @@ impl EmailSettings {
                     problem: format!("{t:?} is not a number of seconds between 0 and 600"),
                 })?,
         };
+        let sender_name = value("OUTAGECAST_SENDER_NAME")
+            .map(|n| SenderName::parse(&n))
+            .transpose()
+            .map_err(|e| DispatchError::Config {
+                field: "OUTAGECAST_SENDER_NAME",
+                problem: e.to_string(),
+            })?;
         Ok(Some(EmailSettings {
             timeout,
+            sender_name,
             smtp_url: smtp_url.into(),
             from: require(
                 "OUTAGECAST_EMAIL_FROM",
@@ -263,11 +274,10 @@ fn lettre_url(url: &str) -> Result<String, DispatchError> {
 }
 
 impl SmtpEmail {
-    /// Checks the settings and builds the (pooled, lazily connecting) SMTP client.
     /// Checks the settings and builds the (pooled, lazily connecting) SMTP client. Call it
     /// inside the Tokio runtime: the pool runs a task there.
     pub fn new(settings: &EmailSettings) -> Result<Self, DispatchError> {
-        let from: Mailbox = settings
+        let mut from: Mailbox = settings
             .from
             .trim()
             .parse()
@@ -278,6 +288,12 @@ impl SmtpEmail {
                     settings.from
                 ),
             })?;
+        if from.name.is_none() {
+            from.name = settings
+                .sender_name
+                .as_ref()
+                .map(|n| n.as_str().to_string());
+        }
         let public_url = public_base(&settings.public_url)?;
         let key = UnsubscribeKey::new(settings.unsubscribe_secret.expose())?;
         let url = lettre_url(settings.smtp_url.expose())?;
@@ -597,6 +613,7 @@ mod tests {
             public_url: "https://notify.example.fi/".into(),
             unsubscribe_secret: "0123456789abcdef0123456789abcdef".into(),
             timeout: DEFAULT_SMTP_TIMEOUT,
+            sender_name: None,
         }
     }
 

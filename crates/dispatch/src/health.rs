@@ -86,6 +86,15 @@ impl HealthReport {
 }
 
 impl DispatchHealth {
+    /// A dispatcher's health as it starts: the store is taken to work until a write fails, and
+    /// the gauges say so from the first scrape (a gauge first set on a failure would leave a
+    /// dashboard blank while all is well).
+    pub fn started() -> Self {
+        metrics::gauge!("outagecast_dispatch_store_up").set(1.0);
+        metrics::counter!("outagecast_dispatch_restarts_total").absolute(0);
+        Self::default()
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // Every update is one assignment: a panic elsewhere leaves consistent data.
         self.state.lock().unwrap_or_else(|e| e.into_inner())

@@ -296,7 +296,7 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox, V: Transport + '
     ) -> Self {
         let config = Arc::new(config);
         let progress = Arc::new(Progress::default());
-        let health = Arc::new(DispatchHealth::default());
+        let health = Arc::new(DispatchHealth::started());
         let served: Vec<Channel> = [
             sms.as_ref().map(|_| Channel::Sms),
             email.as_ref().map(|_| Channel::Email),

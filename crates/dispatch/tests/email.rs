@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use mailin_embedded::response::{INTERNAL_ERROR, NO_MAILBOX, OK};
 use mailin_embedded::{Handler, Response, Server, SslConfig};
-use outagecast_core::contact::Channel;
+use outagecast_core::contact::{Channel, SenderName};
 use outagecast_dispatch::email::{DEFAULT_SMTP_TIMEOUT, EmailSettings, SmtpEmail, UnsubscribeKey};
 use outagecast_dispatch::transport::{LookupError, OutgoingMessage, SendOutcome, Transport};
 use tokio::sync::mpsc;
@@ -96,6 +96,7 @@ fn settings(url: String) -> EmailSettings {
         public_url: "https://notify.example.fi".into(),
         unsubscribe_secret: SECRET.into(),
         timeout: DEFAULT_SMTP_TIMEOUT,
+        sender_name: None,
     }
 }
 
@@ -323,5 +324,28 @@ async fn no_server_or_no_starttls_stops_the_channel_instead_of_failing_the_notic
     match email.send(&notice(2, "anna@example.fi")).await {
         SendOutcome::ProviderDown { reason } => assert!(reason.contains("STARTTLS"), "{reason}"),
         other => panic!("missing STARTTLS stops the channel: {other:?}"),
+    }
+}
+
+/// `OUTAGECAST_SENDER_NAME` names a bare sender address; a name in `OUTAGECAST_EMAIL_FROM`
+/// wins.
+#[tokio::test]
+async fn the_sender_name_names_a_bare_from_address() {
+    let (port, mut inbox) = smtp_server();
+    let url = format!("smtp://127.0.0.1:{port}?tls=none");
+    let mut bare = settings(url.clone());
+    bare.from = "noreply@vesi.example.fi".into();
+    bare.sender_name = Some(SenderName::parse("Helsingin Vesi").unwrap());
+    let mut named = settings(url);
+    named.sender_name = Some(SenderName::parse("Helsingin Vesi").unwrap());
+    for (s, shown) in [
+        (bare, "\"Helsingin Vesi\" <noreply@vesi.example.fi>"),
+        (named, "\"Helsinki Water\" <noreply@vesi.example.fi>"),
+    ] {
+        let email = SmtpEmail::new(&s).unwrap();
+        email.send(&notice(43, "anna@example.fi")).await;
+        let got = inbox.recv().await.unwrap();
+        let (headers, _) = split(&got.data);
+        assert_eq!(header(&headers, "From"), Some(shown));
     }
 }

@@ -540,6 +540,7 @@ impl Engine {
             affected_customers: view.affected_customers,
             counts: view.notices,
             possible_duplicates: recipients.iter().filter(|r| r.possible_duplicate).count() as u64,
+            calls: self.store.calls_avoided(id).await?,
             recipients,
         })
     }

@@ -10,7 +10,8 @@ use outagecast_core::contact::Language;
 use outagecast_core::incident::{Incident, IncidentKind, IncidentStatus, Severity};
 use outagecast_core::notice::NoticeStatus;
 use outagecast_store::{
-    DeclareOutcome, IncidentOrigin, IncidentSummary, ReportRow, StoredZone, TransitionOutcome,
+    CallsAvoided, DeclareOutcome, IncidentOrigin, IncidentSummary, ReportRow, StoredZone,
+    TransitionOutcome,
 };
 use serde::Serialize;
 
@@ -342,6 +343,9 @@ pub struct ReportView {
     /// Notices sent again after a crash because the provider could not be asked whether it
     /// had them: those recipients may have the message twice.
     pub possible_duplicates: u64,
+    /// The callers of the area who reached the IVR, and how many had been told before they
+    /// called: the calls the notices avoided, or did not.
+    pub calls: CallsAvoided,
     /// One row per notice: channel, address, accounts, status, attempts, provider id, error.
     pub recipients: Vec<ReportRow>,
 }

@@ -491,6 +491,19 @@ impl CallerIndex {
         now: DateTime<Utc>,
         f: impl FnOnce(&Announcements<'_>) -> R,
     ) -> R {
+        self.with_caller_key(raw, default_region, now, |_, found| f(found))
+    }
+
+    /// As [`CallerIndex::with_caller`], also giving `f` the caller's number when it could be
+    /// read (the call log keeps it). With nothing armed, only a number already in E.164 is
+    /// read: the numbering plan is not consulted for an answer that is "nothing" anyway.
+    pub fn with_caller_key<R>(
+        &self,
+        raw: &str,
+        default_region: Option<Region>,
+        now: DateTime<Utc>,
+        f: impl FnOnce(Option<CallerKey>, &Announcements<'_>) -> R,
+    ) -> R {
         let key = CallerKey::fast(raw).or_else(|| {
             if self.numbers.load(Ordering::Relaxed) == 0 {
                 None
@@ -499,8 +512,8 @@ impl CallerIndex {
             }
         });
         match key {
-            Some(key) => self.with(key, now, f),
-            None => f(&Announcements::nothing()),
+            Some(key) => self.with(key, now, |found| f(Some(key), found)),
+            None => f(None, &Announcements::nothing()),
         }
     }
 

@@ -19,6 +19,7 @@ mod agi;
 pub mod api;
 mod app;
 pub mod auth;
+pub mod call_log;
 mod docs;
 mod follow;
 mod http;
@@ -124,6 +125,8 @@ pub struct IvrState {
     ready: Readiness,
     twilio: TwilioGuard,
     meters: LookupMeters,
+    /// Where each lookup's caller goes for the calls-avoided report (none in unit tests).
+    calls: Option<call_log::CallLog>,
 }
 
 /// The lookup counter and latency histogram, registered once: looking them up in the
@@ -168,7 +171,15 @@ impl IvrState {
             // Refuses until given a signer or told otherwise: closed by default.
             twilio: TwilioGuard::default(),
             meters: LookupMeters::register(),
+            calls: None,
         }
+    }
+
+    /// The same state, leaving each lookup's caller in `log`.
+    #[must_use]
+    pub fn with_call_log(mut self, log: call_log::CallLog) -> Self {
+        self.calls = Some(log);
+        self
     }
 
     /// The same state, checking the voice webhook with `guard` (the SMS webhooks' check).
@@ -183,9 +194,15 @@ impl IvrState {
     /// to announce": a phone system must always get an answer.
     pub fn with_caller<R>(&self, raw: &str, f: impl FnOnce(&Announcements<'_>) -> R) -> R {
         let started = std::time::Instant::now();
+        let now = Utc::now();
         let out = if self.ready.is_loaded() {
             self.index
-                .with_caller(raw, self.default_region, Utc::now(), f)
+                .with_caller_key(raw, self.default_region, now, |key, found| {
+                    if let (Some(log), Some(key)) = (&self.calls, key) {
+                        log.record(key, now, found.armed());
+                    }
+                    f(found)
+                })
         } else {
             f(&Announcements::nothing())
         };

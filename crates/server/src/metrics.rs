@@ -45,6 +45,10 @@ pub fn recorder() -> Option<PrometheusHandle> {
                         "outagecast_ivr_lookups_total",
                         "IVR lookups answered (JSON, TwiML and FastAGI)."
                     );
+                    metrics::describe_counter!(
+                        "outagecast_ivr_calls_dropped_total",
+                        "IVR lookups left out of the call log because its queue was full (the calls-avoided report misses them)."
+                    );
                     metrics::describe_histogram!(
                         "outagecast_ivr_lookup_seconds",
                         metrics::Unit::Seconds,

@@ -104,6 +104,11 @@ pub async fn run(
     };
 
     let index = Arc::new(CallerIndex::new(settings.index));
+    // The numbering plan's metadata is decoded on first use (about a quarter of a second):
+    // decode it now, not in the first call whose number is not written in E.164.
+    tokio::task::spawn_blocking(|| {
+        let _ = outagecast_ivr::CallerKey::read("tel:+358401234567", None);
+    });
     let ready = Readiness::default();
     let state = IvrState::new(
         index.clone(),
@@ -111,7 +116,8 @@ pub async fn run(
         settings.menu_url.clone(),
         ready.clone(),
     )
-    .with_voice_guard(settings.voice_guard.clone());
+    .with_voice_guard(settings.voice_guard.clone())
+    .with_call_log(crate::call_log::CallLog::start(store.clone()));
     let auth = settings
         .ivr_guard
         .clone()

@@ -29,7 +29,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
-use outagecast_core::contact::{Channel, EmailAddress, Language, Region};
+use outagecast_core::contact::{Channel, EmailAddress, Language, Region, SenderName};
 use outagecast_core::ivr::normalise_caller;
 use outagecast_core::secret::Secret;
 use outagecast_dispatch::email::{UnsubscribeKey, escape_html};
@@ -80,6 +80,7 @@ impl WebhookSettings {
         ("OUTAGECAST_SMS_AUTH_TOKEN", None),
         ("OUTAGECAST_UNSUBSCRIBE_SECRET", None),
         ("OUTAGECAST_DEFAULT_REGION", None),
+        ("OUTAGECAST_SENDER_NAME", None),
     ];
 
     /// Reads the settings through `get` (the environment, a config file, a test's map).
@@ -97,7 +98,14 @@ impl WebhookSettings {
             sms_auth_token: value("OUTAGECAST_SMS_AUTH_TOKEN").map(Secret::new),
             unsubscribe_secret: value("OUTAGECAST_UNSUBSCRIBE_SECRET").map(Secret::new),
             default_region,
-            sender_name: None,
+            sender_name: value("OUTAGECAST_SENDER_NAME")
+                .map(|n| SenderName::parse(&n))
+                .transpose()
+                .map_err(|e| ServerError::Config {
+                    field: "OUTAGECAST_SENDER_NAME",
+                    problem: e.to_string(),
+                })?
+                .map(String::from),
             unsigned: Unsigned::Refuse,
             call_retry: outagecast_dispatch::voice::call_retry(&get).map_err(|e| match e {
                 outagecast_dispatch::DispatchError::Config { field, problem } => {

@@ -743,3 +743,22 @@ async fn unsubscribe_is_off_without_a_secret() {
     assert_eq!(code, 404);
     assert!(body.contains("OUTAGECAST_UNSUBSCRIBE_SECRET"));
 }
+
+/// `OUTAGECAST_SENDER_NAME` feeds the HELP reply; a name that is not one short line is
+/// refused naming the setting.
+#[test]
+fn the_sender_name_is_read_and_checked() {
+    let read = |name: &str| {
+        let name = name.to_string();
+        WebhookSettings::from_lookup(move |key| {
+            (key == "OUTAGECAST_SENDER_NAME").then(|| name.clone())
+        })
+    };
+    assert_eq!(
+        read(" Helsingin Vesi ").unwrap().sender_name.as_deref(),
+        Some("Helsingin Vesi")
+    );
+    assert_eq!(read("").unwrap().sender_name, None);
+    let e = read("two\nlines").unwrap_err().to_string();
+    assert!(e.contains("OUTAGECAST_SENDER_NAME"), "{e}");
+}

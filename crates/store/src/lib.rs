@@ -28,6 +28,7 @@ mod sqlite;
 mod store;
 
 pub use model::audit::{AuditEntry, AuditQuery, MAX_AUDIT_PAGE};
+pub use model::call_log::{CallRecord, CallsAvoided};
 pub use model::customers::{ImportSummary, MAX_CUSTOMER_PAGE};
 pub use model::incidents::{
     Declaration, DeclareOutcome, Growth, IncidentSummary, NoticeCount, Transition,
@@ -43,6 +44,7 @@ pub use model::provenance::{CapMessageRow, CapRecord, IncidentOrigin, Provenance
 pub use model::receipts::{CallOutcome, CallResult, CallRetry, Receipt, ReceiptOutcome};
 pub use model::tokens::TokenInfo;
 pub use model::zones::{StoredZone, ZoneImportSummary, ZoneRecord};
+pub use ops::call_log::CALL_LOG_DAYS;
 pub use sqlite::SqliteStore;
 pub use store::{ChangeFeed, Store, is_postgres_url};
 

@@ -254,6 +254,12 @@ run! {
     fn next_due(&self) -> Result<Option<DateTime<Utc>>> = ops::outbox::next_due;
     /// Every notice of an incident with its outcome, in id order (accounts in customer id order).
     fn notice_report(&self, incident: IncidentId) -> Result<Vec<ReportRow>> = ops::outbox::notice_report;
+    /// Appends callers the IVR was asked about to the call log; how many.
+    fn record_calls(&self, calls: &[CallRecord<'_>]) -> Result<u64> = ops::call_log::record_calls;
+    /// Forgets the calls older than `CALL_LOG_DAYS`; how many.
+    fn prune_calls(&self, now: DateTime<Utc>) -> Result<u64> = ops::call_log::prune_calls;
+    /// The calls of an incident's area: who reached the IVR, who had been told before.
+    fn calls_avoided(&self, incident: IncidentId) -> Result<CallsAvoided> = ops::call_log::calls_avoided;
     /// Where an incident came from.
     fn origin(&self, id: IncidentId) -> Result<IncidentOrigin> = ops::provenance::origin;
     /// Writes a declared incident, its event, the affected set, every planned notice, the IVR

@@ -11,9 +11,8 @@ use chrono::{DateTime, Utc};
 use outagecast_core::area::Area;
 use outagecast_core::auth::Action;
 use outagecast_core::contact::Language;
-use outagecast_core::incident::{
-    Cause, IncidentId, IncidentKind, IncidentStatus, Severity, parse_time,
-};
+use outagecast_core::incident::{Cause, IncidentId, IncidentKind, IncidentStatus, Severity};
+use outagecast_core::when::parse_time;
 use outagecast_engine::{
     AreaSpec, DeclareRequest as EngineDeclare, Geocoding, IncidentDetails, Rails, Spelling,
     TopologySpec, UpdateRequest as EngineUpdate,
@@ -42,12 +41,13 @@ pub struct DeclareRequest {
     /// What happened, one line: it goes into every SMS.
     #[schema(example = "burst water main")]
     pub cause: String,
-    /// Estimated time of restoration, RFC 3339.
+    /// Estimated time of restoration: RFC 3339, or in the utility's time zone `15:00` (the
+    /// next one), `tomorrow 08:00`, `+3h`, `2026-11-25 15:00`.
     #[schema(example = "2026-11-25T15:00:00+02:00")]
     pub etr: Option<String>,
     /// The operator's own id.
     pub reference: Option<String>,
-    /// When the incident stops being announced by itself, RFC 3339.
+    /// When the incident stops being announced by itself (as `etr`).
     pub expires_at: Option<String>,
     /// A GeoJSON geometry, Feature or FeatureCollection (longitude first). A Point needs
     /// `radius_m` (as a property or below), a LineString `buffer_m`.
@@ -77,7 +77,7 @@ pub struct DeclareRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
-    /// A new estimated time of restoration, RFC 3339.
+    /// A new estimated time of restoration (as in a declaration).
     pub etr: Option<String>,
     /// A new cause.
     pub cause: Option<String>,
@@ -162,8 +162,15 @@ fn area_spec(input: AreaInput<'_>) -> Result<Option<AreaSpec>, ApiError> {
     Ok(None)
 }
 
-fn time(text: Option<&str>, field: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    Ok(text.map(|t| parse_time(t, field)).transpose()?)
+/// A time in the body: RFC 3339, or as an operator writes it (`15:00`, `+3h`) in the
+/// utility's zone, as on the command line.
+fn time(
+    state: &ApiState,
+    text: Option<&str>,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let locale = state.engine.settings().locale(Utc::now());
+    Ok(text.map(|t| parse_time(t, field, &locale)).transpose()?)
 }
 
 /// The engine's declaration request for a body.
@@ -193,9 +200,9 @@ fn declare_request(
             kind: IncidentKind::parse(&req.kind)?,
             severity: Severity::parse(req.severity.as_deref().unwrap_or("moderate"))?,
             cause: Cause::parse(&req.cause)?,
-            etr: time(req.etr.as_deref(), "etr")?,
+            etr: time(state, req.etr.as_deref(), "etr")?,
             reference: req.reference.clone(),
-            expires_at: time(req.expires_at.as_deref(), "expires_at")?,
+            expires_at: time(state, req.expires_at.as_deref(), "expires_at")?,
         },
         area,
         rails: Rails {
@@ -460,7 +467,7 @@ pub(super) async fn update(
     let update = EngineUpdate {
         actor,
         id,
-        etr: time(req.etr.as_deref(), "etr")?,
+        etr: time(&state, req.etr.as_deref(), "etr")?,
         cause: req.cause.as_deref().map(Cause::parse).transpose()?,
         severity: req.severity.as_deref().map(Severity::parse).transpose()?,
         area,
@@ -550,9 +557,39 @@ pub struct ReportView {
     /// Notices sent again after a crash because the provider could not be asked whether it had
     /// them: those recipients may have the message twice.
     pub possible_duplicates: u64,
+    /// The callers of the area who reached the IVR, and how many had been told before.
+    pub calls: CallsView,
     /// One row per notice: channel, address, accounts, status, attempts, provider id, error.
     #[schema(value_type = Vec<Object>)]
     pub recipients: Vec<ReportRow>,
+}
+
+/// The calls of an incident's area: the figure a utility shows its regulator.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallsView {
+    /// Callers from the area (numbers armed for the incident) who reached the IVR while armed.
+    pub callers: u64,
+    /// Of those, how many heard the announcement.
+    pub heard_announcement: u64,
+    /// Of those, how many had been told (SMS, email or call to one of their accounts) before
+    /// their first call.
+    pub told_before_calling: u64,
+    /// How long before their first call those were told: the median, in seconds.
+    pub median_told_before_seconds: Option<i64>,
+    /// Numbers of the area that called in the hour before the declaration.
+    pub callers_before_declaration: u64,
+}
+
+impl From<outagecast_store::CallsAvoided> for CallsView {
+    fn from(c: outagecast_store::CallsAvoided) -> Self {
+        CallsView {
+            callers: c.callers,
+            heard_announcement: c.heard_announcement,
+            told_before_calling: c.told_before_calling,
+            median_told_before_seconds: c.median_told_before_seconds,
+            callers_before_declaration: c.callers_before_declaration,
+        }
+    }
 }
 
 /// The report: counts by channel and status, and the per-recipient outcome (JSON or CSV).
@@ -579,6 +616,7 @@ pub(super) async fn report(
             affected_customers: report.affected_customers,
             counts: report.counts.into_iter().map(Into::into).collect(),
             possible_duplicates: report.possible_duplicates,
+            calls: report.calls.into(),
             recipients: report.recipients,
         })
         .into_response()),

@@ -3,6 +3,7 @@
 //! No SQL here.
 
 pub(crate) mod audit;
+pub(crate) mod call_log;
 pub(crate) mod customers;
 pub(crate) mod incidents;
 pub(crate) mod ivr;

@@ -3,6 +3,7 @@
 //! backend only says how a statement is bound and read.
 
 pub(crate) mod audit;
+pub(crate) mod call_log;
 pub(crate) mod calls;
 pub(crate) mod customers;
 pub(crate) mod incidents;

@@ -36,12 +36,6 @@ use crate::model::stored;
 use crate::ops::audit;
 use crate::{Result, StoreError};
 
-/// A notice's status as reports and counts show it: a pending notice with its `held` mark is
-/// `held` (see `0008_held_and_voice.sql`). The same text on both backends (SQLite's 0/1 and
-/// PostgreSQL's boolean both read as a condition).
-pub(crate) const SHOWN_STATUS: &str =
-    "CASE WHEN status = 'pending' AND held THEN 'held' ELSE status END";
-
 /// Leases up to `limit` due notices on `channels` to `owner` for `lease`, priority first then
 /// oldest: one statement, safe to run on any number of nodes at once. Returned priority first,
 /// then by id.

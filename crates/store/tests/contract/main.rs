@@ -8,6 +8,8 @@
 mod support;
 
 mod audit;
+mod call_log;
+mod counters;
 mod customers;
 mod incidents;
 mod ivr;

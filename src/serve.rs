@@ -67,9 +67,14 @@ pub struct ServeArgs {
     /// Do not run the dispatcher workers here (another node or `notify run` sends).
     #[arg(long)]
     pub no_workers: bool,
-    /// Quiet hours in each customer's time zone (`21:00-08:00`, or `off`). Not set: texts and
-    /// mails go at any hour, calls wait out 21:00-08:00; `off`: calls go at any hour too.
-    #[arg(long, env = "OUTAGECAST_QUIET_HOURS", default_value = "")]
+    /// Quiet hours in each customer's local time, from their location (the utility's time
+    /// zone without one): `21:00-08:00` (texts, mails and calls), `calls 21:00-08:00` (calls
+    /// only; severe incidents and priority customers are not held), or `off`.
+    #[arg(
+        long,
+        env = "OUTAGECAST_QUIET_HOURS",
+        default_value = "calls 21:00-08:00"
+    )]
     pub quiet_hours: String,
     /// Seconds a worker's claim is held without a heartbeat before another node may take it
     /// over (a crashed node's notices are taken over this long after its last heartbeat).

@@ -11,6 +11,8 @@
 //! - kill -9 of `serve` mid-calls, then a restart: every landline called exactly once (the
 //!   in-doubt calls are looked up at the stand-in's `GET Calls.json?To=…`).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -51,7 +53,12 @@ impl Town {
     }
 
     fn db(&self) -> String {
-        self.dir.path().join("town.db").to_str().unwrap().to_string()
+        self.dir
+            .path()
+            .join("town.db")
+            .to_str()
+            .unwrap()
+            .to_string()
     }
 
     /// The CLI against the town's database with a clean environment.
@@ -252,7 +259,11 @@ async fn landlines_are_called_once_in_their_language_and_mobiles_texted_once() {
     for c in &calls {
         per_number.entry(c.to.as_str()).or_default().push(c);
     }
-    assert_eq!(per_number.len(), landlines.len(), "only landlines are called");
+    assert_eq!(
+        per_number.len(),
+        landlines.len(),
+        "only landlines are called"
+    );
     for (number, lang) in &landlines {
         let placed = &per_number[number.as_str()];
         let expected = if *number == busy { 2 } else { 1 };
@@ -260,7 +271,8 @@ async fn landlines_are_called_once_in_their_language_and_mobiles_texted_once() {
         for c in placed {
             assert_eq!(c.from, VOICE_FROM);
             assert!(
-                c.twiml.contains(&format!("<Say language=\"{}\">", bcp47(lang))),
+                c.twiml
+                    .contains(&format!("<Say language=\"{}\">", bcp47(lang))),
                 "{number} ({lang}): {}",
                 c.twiml
             );
@@ -313,10 +325,7 @@ async fn landlines_are_called_once_in_their_language_and_mobiles_texted_once() {
     // The report shows each call; the metrics count them by outcome.
     let report = town.report(&id);
     let rows = report["recipients"].as_array().unwrap();
-    let busy_row = rows
-        .iter()
-        .find(|r| r["address"] == busy.as_str())
-        .unwrap();
+    let busy_row = rows.iter().find(|r| r["address"] == busy.as_str()).unwrap();
     assert_eq!(busy_row["calls"], "busy, answered (human)", "{busy_row}");
     assert_eq!(busy_row["status"], "delivered");
     let metrics = reqwest::Client::new()
@@ -330,8 +339,14 @@ async fn landlines_are_called_once_in_their_language_and_mobiles_texted_once() {
         .unwrap();
     // /metrics wants an admin token; when refused, the store's totals are checked instead.
     if metrics.contains("outagecast_calls") {
-        assert!(metrics.contains("outagecast_calls{outcome=\"answered\"} 10"), "{metrics}");
-        assert!(metrics.contains("outagecast_calls{outcome=\"busy\"} 1"), "{metrics}");
+        assert!(
+            metrics.contains("outagecast_calls{outcome=\"answered\"} 10"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("outagecast_calls{outcome=\"busy\"} 1"),
+            "{metrics}"
+        );
     }
 
     // The rate reached: the spread of the first call to each number.
@@ -390,7 +405,11 @@ async fn kill_9_mid_calls_calls_every_landline_exactly_once() {
         *per_number.entry(c.to).or_default() += 1;
     }
     for n in &numbers {
-        assert_eq!(per_number.get(n), Some(&1), "{n} called exactly once: {per_number:?}");
+        assert_eq!(
+            per_number.get(n),
+            Some(&1),
+            "{n} called exactly once: {per_number:?}"
+        );
     }
     eprintln!(
         "voice kill -9: {placed_before} calls before the kill, 12 in all, each once; test {:.1} s",

@@ -117,8 +117,7 @@ pub fn worker_config(
     config.batch = opts.batch.max(1);
     config.concurrency = opts.concurrency.max(1);
     config.lease = seconds("--lease", opts.lease, 1.0)?;
-    config.quiet_hours = QuietHours::parse(opts.quiet_hours)?;
-    config.call_quiet_hours = call_quiet_hours(opts.quiet_hours)?;
+    (config.quiet_hours, config.call_quiet_hours) = QuietHours::parse_setting(opts.quiet_hours)?;
     config.timezone = timezone;
     if let Some(sms) = sms {
         // Five request timeouts: long after any request the provider was still handling.
@@ -126,19 +125,6 @@ pub fn worker_config(
     }
     Ok(config)
 }
-
-/// When calls wait, from `OUTAGECAST_QUIET_HOURS`: calls are stricter than texts, so when
-/// it is not set they still wait out the night ([`DEFAULT_CALL_QUIET_HOURS`]); `off` turns
-/// that off too, and hours given apply to calls as to texts.
-pub fn call_quiet_hours(text: &str) -> Result<Option<QuietHours>> {
-    if text.trim().is_empty() {
-        return Ok(QuietHours::parse(DEFAULT_CALL_QUIET_HOURS)?);
-    }
-    Ok(QuietHours::parse(text)?)
-}
-
-/// The night in which calls wait when `OUTAGECAST_QUIET_HOURS` is not set.
-pub const DEFAULT_CALL_QUIET_HOURS: &str = "21:00-08:00";
 
 /// The dispatcher that `serve` and `notify run` run.
 pub type AppDispatcher = Dispatcher<TwilioSms, SmtpEmail, Store, VoiceCall>;

@@ -271,8 +271,9 @@ impl CallGauge for NoCalls {
     fn calls_in_progress(
         &self,
         _since: chrono::DateTime<chrono::Utc>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<u64, String>> + Send + '_>>
-    {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<u64, String>> + Send + '_>,
+    > {
         Box::pin(async { Ok(0) })
     }
 }

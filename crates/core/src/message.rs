@@ -551,7 +551,9 @@ pub fn spoken_notice(
             format!("Vårt tidigare meddelande ({noun}et) är återkallat. Vi ber om ursäkt.")
         }
         (Cancelled, En) => {
-            format!("Please ignore our earlier call about a {noun}: it was cancelled. Sorry for the trouble.")
+            format!(
+                "Please ignore our earlier call about a {noun}: it was cancelled. Sorry for the trouble."
+            )
         }
     };
     MessageText {

@@ -138,6 +138,10 @@ impl Drop for Permit {
 
 impl std::fmt::Debug for Permit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Permit" } else { "Permit(free)" })
+        f.write_str(if self.0.is_some() {
+            "Permit"
+        } else {
+            "Permit(free)"
+        })
     }
 }

@@ -110,7 +110,9 @@ impl VoiceConfig {
         if !(public.starts_with("https://") || public.starts_with("http://")) {
             return Err(DispatchError::Config {
                 field: "OUTAGECAST_PUBLIC_URL",
-                problem: format!("{public:?} is not an http(s) URL; write e.g. https://notify.utility.fi"),
+                problem: format!(
+                    "{public:?} is not an http(s) URL; write e.g. https://notify.utility.fi"
+                ),
             });
         }
         let timeout = seconds(&get, "OUTAGECAST_SMS_TIMEOUT", 10.0, 300.0)?;
@@ -130,7 +132,9 @@ impl VoiceConfig {
             retry: call_retry(&get)?,
             timeout,
             lookup: !matches!(
-                value("OUTAGECAST_SMS_LOOKUP").map(|v| v.to_ascii_lowercase()).as_deref(),
+                value("OUTAGECAST_SMS_LOOKUP")
+                    .map(|v| v.to_ascii_lowercase())
+                    .as_deref(),
                 Some("off" | "false" | "no" | "0")
             ),
         }))
@@ -149,7 +153,9 @@ pub fn call_retry(get: impl Fn(&str) -> Option<String>) -> Result<CallRetry> {
 }
 
 fn value(get: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    get(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// A positive whole number setting.
@@ -480,7 +486,12 @@ impl Transport for VoiceCall {
         Ok(list
             .calls
             .into_iter()
-            .find(|c| !matches!(c.status.as_str(), "busy" | "no-answer" | "failed" | "canceled"))
+            .find(|c| {
+                !matches!(
+                    c.status.as_str(),
+                    "busy" | "no-answer" | "failed" | "canceled"
+                )
+            })
             .map(|c| c.sid))
     }
 
@@ -539,7 +550,12 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]
@@ -585,8 +601,16 @@ mod tests {
 
     #[test]
     fn twiml_says_the_text_twice_in_the_language_and_escapes_it() {
-        let t = call_twiml("Vesikatko <Kaivokatu> & muut", Language::Fi, "https://x/g?a=1&b=2");
-        assert_eq!(t.matches("<Say language=\"fi-FI\">Vesikatko &lt;Kaivokatu&gt; &amp; muut</Say>").count(), 2);
+        let t = call_twiml(
+            "Vesikatko <Kaivokatu> & muut",
+            Language::Fi,
+            "https://x/g?a=1&b=2",
+        );
+        assert_eq!(
+            t.matches("<Say language=\"fi-FI\">Vesikatko &lt;Kaivokatu&gt; &amp; muut</Say>")
+                .count(),
+            2
+        );
         assert!(t.contains("<Gather numDigits=\"1\" action=\"https://x/g?a=1&amp;b=2\""));
         assert!(t.contains("<Pause length=\"1\"/>"));
         assert!(call_twiml("x", Language::Sv, "a").contains("sv-SE"));

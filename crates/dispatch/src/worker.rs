@@ -66,7 +66,9 @@ impl QuietHours {
         }
         let bad = || DispatchError::Config {
             field: "OUTAGECAST_QUIET_HOURS",
-            problem: format!("{t:?} is not HH:MM-HH:MM (e.g. 21:00-08:00) or off"),
+            problem: format!(
+                "{t:?} is not HH:MM-HH:MM (e.g. 21:00-08:00), calls HH:MM-HH:MM (calls only) or off"
+            ),
         };
         let (a, b) = t.split_once('-').ok_or_else(bad)?;
         let start = NaiveTime::parse_from_str(a.trim(), "%H:%M").map_err(|_| bad())?;
@@ -76,6 +78,30 @@ impl QuietHours {
         }
         Ok(Some(QuietHours { start, end }))
     }
+
+    /// `OUTAGECAST_QUIET_HOURS` as (texts and mails, calls): `off` (none), `calls HH:MM-HH:MM`
+    /// (calls only: a call at night wakes people, a text does not), or `HH:MM-HH:MM` (both).
+    /// Empty is the default, [`QuietHours::DEFAULT`].
+    pub fn parse_setting(text: &str) -> Result<(Option<Self>, Option<Self>)> {
+        let t = text.trim();
+        let t = if t.is_empty() { Self::DEFAULT } else { t };
+        match t.split_once(char::is_whitespace) {
+            Some((word, hours)) if word.eq_ignore_ascii_case("calls") => {
+                let calls = Self::parse(hours)?.ok_or_else(|| DispatchError::Config {
+                    field: "OUTAGECAST_QUIET_HOURS",
+                    problem: format!("{t:?}: write the hours after calls, e.g. calls 21:00-08:00"),
+                })?;
+                Ok((None, Some(calls)))
+            }
+            _ => {
+                let both = Self::parse(t)?;
+                Ok((both, both))
+            }
+        }
+    }
+
+    /// The default: texts and mails at any hour, calls not at night.
+    pub const DEFAULT: &str = "calls 21:00-08:00";
 
     /// If `now` falls in quiet hours, when they end.
     pub fn hold_until(&self, now: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
@@ -328,8 +354,8 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox, V: Transport + '
         // Calls start one at a time at the pace (no burst): a provider counts calls per
         // second strictly, and a call costs far more than a text.
         let voice = voice.map(|(transport, rate)| {
-            let pacer = NonZeroU32::new(rate)
-                .map(|rate| Arc::new(Pacer::new(rate, NonZeroU32::MIN)));
+            let pacer =
+                NonZeroU32::new(rate).map(|rate| Arc::new(Pacer::new(rate, NonZeroU32::MIN)));
             Arc::new(Lane::new(transport, lane(Channel::Voice, pacer)))
         });
         for c in &served {

@@ -84,7 +84,11 @@ pub(crate) async fn create(
         );
     }
     if from.is_empty() {
-        return api_error(StatusCode::BAD_REQUEST, 21603, "A 'From' phone number is required.");
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            21603,
+            "A 'From' phone number is required.",
+        );
     }
     if twiml.is_empty() && field("Url").is_empty() {
         return api_error(StatusCode::BAD_REQUEST, 21205, "Url or Twiml is required.");
@@ -263,13 +267,11 @@ async fn post_form(url: &str, body: &str) -> Option<u16> {
         Some((u, h)) => (Some(u), h),
         None => (None, authority),
     };
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect(host),
-    )
-    .await
-    .ok()?
-    .ok()?;
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(host))
+            .await
+            .ok()?
+            .ok()?;
     let auth = userinfo
         .map(|u| {
             format!(

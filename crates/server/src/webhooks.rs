@@ -339,13 +339,13 @@ fn call_result(
     }
 }
 
-/// The call sid of a voice callback, checked.
-fn call_sid(params: &[(String, String)]) -> Result<&str, Response> {
+/// The call sid of a voice callback, checked; the error is the 400's text.
+fn call_sid(params: &[(String, String)]) -> Result<&str, &'static str> {
     let Some(sid) = param(params, &["CallSid"]) else {
-        return Err(plain(StatusCode::BAD_REQUEST, "CallSid is missing\n"));
+        return Err("CallSid is missing\n");
     };
     if sid.len() > MAX_SID_LEN || !sid.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(plain(StatusCode::BAD_REQUEST, "CallSid is not a call id\n"));
+        return Err("CallSid is not a call id\n");
     }
     Ok(sid)
 }
@@ -368,7 +368,7 @@ async fn voice_status(
     }
     let sid = match call_sid(&params) {
         Ok(sid) => sid,
-        Err(bad) => return bad,
+        Err(bad) => return plain(StatusCode::BAD_REQUEST, bad),
     };
     let Some(status) = param(&params, &["CallStatus"]) else {
         return plain(StatusCode::BAD_REQUEST, "CallStatus is missing\n");
@@ -421,7 +421,7 @@ async fn voice_gather(
     }
     let sid = match call_sid(&params) {
         Ok(sid) => sid,
-        Err(bad) => return bad,
+        Err(bad) => return plain(StatusCode::BAD_REQUEST, bad),
     };
     let call = match app.store.call_text(sid).await {
         Ok(call) => call,
@@ -451,8 +451,8 @@ async fn voice_gather(
         }
         (Some("9"), _) => {
             // Outbound: the customer is the number called (`To`).
-            let Some(called) = param(&params, &["To", "Called"])
-                .and_then(|n| normalise_caller(n, app.region))
+            let Some(called) =
+                param(&params, &["To", "Called"]).and_then(|n| normalise_caller(n, app.region))
             else {
                 return plain(StatusCode::BAD_REQUEST, "To is not a phone number\n");
             };

@@ -34,8 +34,13 @@ pub struct NotifyArgs {
     #[arg(long, default_value_t = 20.0)]
     pub lease: f64,
     /// Quiet hours in each customer's local time, from their location (the utility's time
-    /// zone without one): `21:00-08:00`, or `off`.
-    #[arg(long, env = "OUTAGECAST_QUIET_HOURS", default_value = "off")]
+    /// zone without one): `21:00-08:00` (texts, mails and calls), `calls 21:00-08:00` (calls
+    /// only; severe incidents and priority customers are not held), or `off`.
+    #[arg(
+        long,
+        env = "OUTAGECAST_QUIET_HOURS",
+        default_value = "calls 21:00-08:00"
+    )]
     pub quiet_hours: String,
     /// Print the final totals as JSON.
     #[arg(long)]

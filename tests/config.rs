@@ -78,7 +78,10 @@ fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
     let v = check(dir, &[], &[]);
     assert!(v["config_file"].is_null());
     assert_eq!(setting(&v, "timezone"), is("UTC", "default"));
-    assert_eq!(setting(&v, "quiet_hours"), is("off", "default"));
+    assert_eq!(
+        setting(&v, "quiet_hours"),
+        is("calls 21:00-08:00", "default")
+    );
     assert_eq!(setting(&v, "sms_rate"), is("10", "default"));
     assert_eq!(setting(&v, "listen"), is("127.0.0.1:8080", "default"));
     assert_eq!(

@@ -559,7 +559,7 @@ async fn landline_only_customers_are_planned_as_calls_never_texted_and_wait_held
         voice["reason"]
             .as_str()
             .unwrap()
-            .contains("no voice transport yet"),
+            .contains("OUTAGECAST_VOICE_FROM"),
         "{run}"
     );
     let report = town.report(&id).await;

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use chrono_tz::Tz;
 use outagecast_dispatch::email::{EmailSettings, SmtpEmail};
 use outagecast_dispatch::sms::{SmsConfig, TwilioSms};
+use outagecast_dispatch::voice::{VoiceCall, VoiceConfig};
 use outagecast_dispatch::worker::{Dispatcher, InDoubtPolicy, QuietHours, WorkerConfig};
 use outagecast_engine::Settings;
 use outagecast_ivr::IndexSettings;
@@ -31,6 +32,7 @@ use crate::serve::ServeArgs;
 /// `config check` shows: each adapter's own list.
 pub const LOOKUP_KEYS: &[&[(&str, Option<&str>)]] = &[
     SmsConfig::KEYS,
+    VoiceConfig::KEYS,
     EmailSettings::KEYS,
     WebhookSettings::KEYS,
     WORKER_KEYS,
@@ -50,6 +52,21 @@ pub fn limits() -> Result<outagecast_engine::Limits> {
 /// `OUTAGECAST_SMS_*`; `None` when SMS is not configured.
 pub fn sms() -> Result<Option<SmsConfig>> {
     Ok(SmsConfig::from_lookup(lookup)?)
+}
+
+/// `OUTAGECAST_VOICE_*` (the account defaults to the SMS one); `None` when voice is not
+/// configured (no `OUTAGECAST_VOICE_FROM`).
+pub fn voice() -> Result<Option<VoiceConfig>> {
+    Ok(VoiceConfig::from_lookup(lookup)?)
+}
+
+/// The voice transport and its calls per second; the store counts the calls in progress.
+pub fn voice_transport(config: VoiceConfig, store: &Store) -> Result<(VoiceCall, u32)> {
+    let rate = config.rate;
+    Ok((
+        VoiceCall::new(config, std::sync::Arc::new(store.clone()))?,
+        rate,
+    ))
 }
 
 /// `OUTAGECAST_SMTP_URL` and what email needs with it; `None` when email is not configured.
@@ -100,7 +117,7 @@ pub fn worker_config(
     config.batch = opts.batch.max(1);
     config.concurrency = opts.concurrency.max(1);
     config.lease = seconds("--lease", opts.lease, 1.0)?;
-    config.quiet_hours = QuietHours::parse(opts.quiet_hours)?;
+    (config.quiet_hours, config.call_quiet_hours) = QuietHours::parse_setting(opts.quiet_hours)?;
     config.timezone = timezone;
     if let Some(sms) = sms {
         // Five request timeouts: long after any request the provider was still handling.
@@ -109,20 +126,30 @@ pub fn worker_config(
     Ok(config)
 }
 
+/// The dispatcher that `serve` and `notify run` run.
+pub type AppDispatcher = Dispatcher<TwilioSms, SmtpEmail, Store, VoiceCall>;
+
 /// The dispatcher for the channels configured; `None` when none is.
 pub fn dispatcher(
     store: &Store,
     settings: &Settings,
     opts: &WorkerOptions<'_>,
-) -> Result<Option<Dispatcher<TwilioSms, SmtpEmail>>> {
+) -> Result<Option<AppDispatcher>> {
     let sms_config = sms()?;
     let config = worker_config(settings.timezone, opts, sms_config.as_ref())?;
     let sms = sms_config.map(sms_transport).transpose()?;
     let email = email()?.map(|s| email_transport(&s)).transpose()?;
-    if sms.is_none() && email.is_none() {
+    let voice = voice()?.map(|v| voice_transport(v, store)).transpose()?;
+    if sms.is_none() && email.is_none() && voice.is_none() {
         return Ok(None);
     }
-    Ok(Some(Dispatcher::new(store.clone(), sms, email, config)))
+    Ok(Some(Dispatcher::with_voice(
+        store.clone(),
+        sms,
+        email,
+        voice,
+        config,
+    )))
 }
 
 /// Where Twilio calls go after the announcement (`--ivr-menu-url`); none when empty.
@@ -223,6 +250,11 @@ mod tests {
             })
         };
         SmsConfig::from_lookup(get).unwrap();
+        VoiceConfig::from_lookup(|name| match name {
+            "OUTAGECAST_PUBLIC_URL" => Some("https://notify.example.fi".into()),
+            other => get(other),
+        })
+        .unwrap();
         EmailSettings::from_lookup(get).unwrap();
         WebhookSettings::from_lookup(get).unwrap();
         outagecast_engine::Limits::from_lookup(get).unwrap();

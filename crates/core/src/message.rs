@@ -44,6 +44,27 @@ pub trait Wording: Sync {
     ) -> MessageText {
         no_longer_affected_text(id, draft, lang)
     }
+    /// What a voice call says for `event` in `lang`: written for the ear from the same words
+    /// as the IVR announcement ([`Wording::announcement`]), so a customer who is called and one
+    /// who calls in hear the same thing; no links, the reference spelled out.
+    fn spoken(
+        &self,
+        id: IncidentId,
+        draft: &IncidentDraft,
+        event: EventKind,
+        lang: Language,
+    ) -> MessageText {
+        spoken_notice(id, draft, event, lang, &self.announcement(draft, lang))
+    }
+    /// [`Wording::no_longer_affected`] for a voice call.
+    fn spoken_no_longer_affected(
+        &self,
+        id: IncidentId,
+        draft: &IncidentDraft,
+        lang: Language,
+    ) -> MessageText {
+        spoken_no_longer_affected(id, draft, lang)
+    }
 }
 
 impl Wording for Locale {
@@ -462,6 +483,100 @@ pub fn announcement(draft: &IncidentDraft, lang: Language, locale: Locale) -> St
             etr.map(|t| format!(" We expect it to be fixed by {t}."))
                 .unwrap_or_else(|| " We are working to fix it.".into())
         ),
+    }
+}
+
+/// The incident's reference as a text-to-speech engine should say it: letter by letter, then
+/// the number ("I N C, 7"), after the word for reference in `lang`.
+pub fn spoken_reference(id: IncidentId, lang: Language) -> String {
+    let label = id.label();
+    let (letters, number) = label.split_once('-').unwrap_or(("", label.as_str()));
+    let spelled: Vec<String> = letters.chars().map(String::from).collect();
+    let word = match lang {
+        Language::Fi => "Viite",
+        Language::Sv => "Referens",
+        Language::En => "Reference",
+    };
+    if spelled.is_empty() {
+        format!("{word} {number}.")
+    } else {
+        format!("{word} {}, {number}.", spelled.join(" "))
+    }
+}
+
+/// A voice call's text for `event`: `announcement` (the IVR's words for the incident) framed
+/// for the event, then the reference spelled out. Restored and cancelled say it is over.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use outagecast_core::area::{Area, Circle, LonLat};
+/// use outagecast_core::contact::Language;
+/// use outagecast_core::incident::*;
+/// use outagecast_core::message::{announcement, spoken_notice, Locale};
+/// let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+/// let draft = IncidentDraft::new(DraftParts {
+///     kind: IncidentKind::Water, severity: Severity::Moderate,
+///     cause: Cause::parse("burst water main on Kaivokatu").unwrap(),
+///     etr: Some(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()),
+///     reference: None,
+///     area: Area::Circle(Circle::new(LonLat::parse(24.94, 60.17).unwrap(), 300.0).unwrap()),
+///     expires_at: None,
+/// }, now).unwrap();
+/// let locale = Locale { zone: chrono_tz::Europe::Helsinki, now };
+/// let said = announcement(&draft, Language::En, locale);
+/// let text = spoken_notice(IncidentId(7), &draft, EventKind::Declared, Language::En, &said);
+/// assert_eq!(text.body, "We know about the water outage in your area: burst water main on Kaivokatu. We expect it to be fixed by 3 PM. Reference I N C, 7.");
+/// ```
+pub fn spoken_notice(
+    id: IncidentId,
+    draft: &IncidentDraft,
+    event: EventKind,
+    lang: Language,
+    announcement: &str,
+) -> MessageText {
+    let noun = kind_noun(draft.kind(), lang);
+    let reference = spoken_reference(id, lang);
+    use EventKind::*;
+    use Language::*;
+    let said = match (event, lang) {
+        (Declared, _) => announcement.to_string(),
+        (Updated, Fi) => format!("Päivitys. {announcement}"),
+        (Updated, Sv) => format!("En uppdatering. {announcement}"),
+        (Updated, En) => format!("An update. {announcement}"),
+        (Restored, _) => restored_announcement(draft.kind(), lang),
+        (Cancelled, Fi) => {
+            format!("Aiempi ilmoituksemme ({noun}) on peruttu. Pahoittelemme häiriötä.")
+        }
+        (Cancelled, Sv) => {
+            format!("Vårt tidigare meddelande ({noun}et) är återkallat. Vi ber om ursäkt.")
+        }
+        (Cancelled, En) => {
+            format!(
+                "Please ignore our earlier call about a {noun}: it was cancelled. Sorry for the trouble."
+            )
+        }
+    };
+    MessageText {
+        subject: capitalised(noun),
+        body: format!("{said} {reference}"),
+    }
+}
+
+/// [`no_longer_affected_text`] for a voice call.
+pub fn spoken_no_longer_affected(
+    id: IncidentId,
+    draft: &IncidentDraft,
+    lang: Language,
+) -> MessageText {
+    let noun = kind_noun(draft.kind(), lang);
+    let said = match lang {
+        Language::Fi => format!("Hyviä uutisia: {noun} ei enää koske osoitettanne."),
+        Language::Sv => format!("Goda nyheter: {noun}et berör inte längre din adress."),
+        Language::En => format!("Good news: the {noun} no longer affects your address."),
+    };
+    MessageText {
+        subject: capitalised(noun),
+        body: format!("{said} {}", spoken_reference(id, lang)),
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`transport`]: the contract a channel adapter fulfils ([`transport::Transport`]).
 //! - [`sms`]: Twilio-compatible SMS over HTTP.
+//! - [`voice`]: Twilio-compatible voice calls over HTTP (landlines).
 //! - [`retry`]: when to try again (pure).
 //! - [`pace`]: the provider's rate, reserved in arrival order.
 //! - [`worker`]: the claim → send → record loop.
@@ -19,6 +20,7 @@ pub mod pace;
 pub mod retry;
 pub mod sms;
 pub mod transport;
+pub mod voice;
 pub mod worker;
 pub mod zone;
 

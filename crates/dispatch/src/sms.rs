@@ -190,41 +190,16 @@ struct ApiError {
 impl TwilioSms {
     /// Builds the adapter and its connection pool.
     pub fn new(config: SmsConfig) -> Result<Self> {
-        crate::install_crypto_provider();
-        // Every connection the sends opened stays open for the next (keep-alive; no idle
-        // cap below the concurrency), and a POST is never redirected.
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .pool_max_idle_per_host(usize::MAX)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| DispatchError::Config {
-                field: "OUTAGECAST_SMS_BASE_URL",
-                problem: format!("cannot build an HTTP client: {e}"),
-            })?;
+        let client = http_client(config.timeout, &SMS)?;
         let messages_url = reqwest::Url::parse(&format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             config.base_url, config.account_sid
         ))
         .map_err(|e| DispatchError::Config {
-            field: "OUTAGECAST_SMS_BASE_URL",
+            field: SMS.base,
             problem: format!("{:?} is not a URL: {e}", config.base_url),
         })?;
-        let mut authorization = reqwest::header::HeaderValue::from_str(&format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                config.account_sid,
-                config.auth_token.expose()
-            ))
-        ))
-        .map_err(|_| DispatchError::Config {
-            field: "OUTAGECAST_SMS_AUTH_TOKEN",
-            problem: "holds characters that cannot go in an HTTP header".into(),
-        })?;
-        authorization.set_sensitive(true);
+        let authorization = basic_auth(&config.account_sid, &config.auth_token, &SMS)?;
         Ok(TwilioSms {
             client,
             config,
@@ -243,42 +218,108 @@ impl TwilioSms {
     /// answers its owner): `Ok` with what answered, or what is wrong and the setting to check.
     /// Sends nothing. For `config check --probe`.
     pub async fn probe(&self) -> std::result::Result<String, String> {
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}.json",
-            self.config.base_url, self.config.account_sid
-        );
-        let answer = self
-            .client
-            .get(&url)
-            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot reach {} ({}): check OUTAGECAST_SMS_BASE_URL",
-                    self.config.base_url,
-                    error_chain(&e)
-                )
-            })?;
-        match answer.status().as_u16() {
-            200 => Ok(format!(
-                "{} answered for account {} (HTTP 200)",
-                self.config.base_url, self.config.account_sid
-            )),
-            401 | 403 => Err(format!(
-                "{} refused the credentials (HTTP {}): check OUTAGECAST_SMS_ACCOUNT_SID and OUTAGECAST_SMS_AUTH_TOKEN",
-                self.config.base_url,
-                answer.status().as_u16()
-            )),
-            404 => Err(format!(
-                "{} has no account {} (HTTP 404): check OUTAGECAST_SMS_ACCOUNT_SID and OUTAGECAST_SMS_BASE_URL",
-                self.config.base_url, self.config.account_sid
-            )),
-            other => Err(format!(
-                "{} answered HTTP {other} for the account",
-                self.config.base_url
-            )),
-        }
+        probe_account(
+            &self.client,
+            &self.authorization,
+            &self.config.base_url,
+            &self.config.account_sid,
+            &SMS,
+        )
+        .await
+    }
+}
+
+/// The settings and words an HTTP provider's errors name: SMS and voice share the account
+/// API, and each names its own settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Names {
+    /// "SMS provider", "voice provider".
+    pub what: &'static str,
+    /// The base URL setting.
+    pub base: &'static str,
+    /// The account sid setting.
+    pub sid: &'static str,
+    /// The auth token setting.
+    pub token: &'static str,
+}
+
+/// What the SMS adapter's errors name.
+pub(crate) const SMS: Names = Names {
+    what: "SMS provider",
+    base: "OUTAGECAST_SMS_BASE_URL",
+    sid: "OUTAGECAST_SMS_ACCOUNT_SID",
+    token: "OUTAGECAST_SMS_AUTH_TOKEN",
+};
+
+/// The connection pool for a Twilio-compatible API.
+pub(crate) fn http_client(timeout: Duration, names: &Names) -> Result<reqwest::Client> {
+    crate::install_crypto_provider();
+    // Every connection the sends opened stays open for the next (keep-alive; no idle cap
+    // below the concurrency), and a POST is never redirected.
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_max_idle_per_host(usize::MAX)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| DispatchError::Config {
+            field: names.base,
+            problem: format!("cannot build an HTTP client: {e}"),
+        })
+}
+
+/// `Basic base64(sid:token)`, marked sensitive (never logged).
+pub(crate) fn basic_auth(
+    sid: &str,
+    token: &Secret<String>,
+    names: &Names,
+) -> Result<reqwest::header::HeaderValue> {
+    let mut authorization = reqwest::header::HeaderValue::from_str(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{sid}:{}", token.expose()))
+    ))
+    .map_err(|_| DispatchError::Config {
+        field: names.token,
+        problem: "holds characters that cannot go in an HTTP header".into(),
+    })?;
+    authorization.set_sensitive(true);
+    Ok(authorization)
+}
+
+/// Asks the provider for the account itself (`GET …/Accounts/{sid}.json`): `Ok` with what
+/// answered, or what is wrong and the setting to check. Sends nothing.
+pub(crate) async fn probe_account(
+    client: &reqwest::Client,
+    authorization: &reqwest::header::HeaderValue,
+    base_url: &str,
+    sid: &str,
+    names: &Names,
+) -> std::result::Result<String, String> {
+    let url = format!("{base_url}/2010-04-01/Accounts/{sid}.json");
+    let answer = client
+        .get(&url)
+        .header(reqwest::header::AUTHORIZATION, authorization.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot reach {base_url} ({}): check {}",
+                error_chain(&e),
+                names.base
+            )
+        })?;
+    match answer.status().as_u16() {
+        200 => Ok(format!("{base_url} answered for account {sid} (HTTP 200)")),
+        s @ (401 | 403) => Err(format!(
+            "{base_url} refused the credentials (HTTP {s}): check {} and {}",
+            names.sid, names.token
+        )),
+        404 => Err(format!(
+            "{base_url} has no account {sid} (HTTP 404): check {} and {}",
+            names.sid, names.base
+        )),
+        other => Err(format!("{base_url} answered HTTP {other} for the account")),
     }
 }
 
@@ -297,6 +338,7 @@ fn classify(
     code: Option<i64>,
     reason: String,
     after: Option<Duration>,
+    names: &Names,
 ) -> SendOutcome {
     if code.is_some_and(|c| RECIPIENT_CODES.contains(&c)) {
         return SendOutcome::Permanent { reason };
@@ -304,12 +346,14 @@ fn classify(
     match status {
         401 | 403 => SendOutcome::ProviderDown {
             reason: format!(
-                "the SMS provider refused the credentials ({reason}); check OUTAGECAST_SMS_ACCOUNT_SID and OUTAGECAST_SMS_AUTH_TOKEN"
+                "the {} refused the credentials ({reason}); check {} and {}",
+                names.what, names.sid, names.token
             ),
         },
         404 => SendOutcome::ProviderDown {
             reason: format!(
-                "the SMS provider does not know the account's messages URL ({reason}); check OUTAGECAST_SMS_BASE_URL and OUTAGECAST_SMS_ACCOUNT_SID"
+                "the {} does not know the account's URL ({reason}); check {} and {}",
+                names.what, names.base, names.sid
             ),
         },
         408 | 429 | 500..=599 => SendOutcome::Retry {
@@ -338,6 +382,78 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// POSTs a create request (a message, a call) and reads the provider's answer: accepted with
+/// its sid, or what the failure means ([`classify`]). Anything after the connection was made
+/// may have reached the provider (in doubt).
+pub(crate) async fn create(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    authorization: &reqwest::header::HeaderValue,
+    form: &[(&str, &str)],
+    base_url: &str,
+    names: &Names,
+) -> SendOutcome {
+    let response = client
+        .post(url.clone())
+        .header(reqwest::header::AUTHORIZATION, authorization.clone())
+        .form(form)
+        .send()
+        .await;
+    let response = match response {
+        Ok(r) => r,
+        Err(e) if e.is_connect() => {
+            // No connection (refused, no route, the name does not resolve): nothing reached
+            // the provider, and nothing will until the address or the network is fixed.
+            return SendOutcome::ProviderDown {
+                reason: format!(
+                    "cannot connect to the {} at {base_url} ({}); check {} and the network",
+                    names.what,
+                    error_chain(&e),
+                    names.base
+                ),
+            };
+        }
+        Err(e) => {
+            // Anything after the connection was made might have reached the provider.
+            let in_doubt = true;
+            return SendOutcome::Retry {
+                reason: format!(
+                    "{}: {e}",
+                    if e.is_timeout() {
+                        "timeout"
+                    } else {
+                        "transport error"
+                    }
+                ),
+                after: None,
+                in_doubt,
+            };
+        }
+    };
+    let status = response.status();
+    let after = retry_after(response.headers());
+    let text = response.bytes().await.unwrap_or_default();
+    if status.is_success() {
+        return match serde_json::from_slice::<Created>(&text) {
+            Ok(resource) => SendOutcome::Accepted {
+                provider_id: resource.sid,
+            },
+            // Accepted but unreadable: it was sent; record that with no sid.
+            Err(_) => SendOutcome::Accepted {
+                provider_id: String::new(),
+            },
+        };
+    }
+    let api: ApiError = serde_json::from_slice(&text).unwrap_or_default();
+    let reason = format!(
+        "HTTP {}{}{}",
+        status.as_u16(),
+        api.code.map(|c| format!(" code {c}")).unwrap_or_default(),
+        api.message.map(|m| format!(": {m}")).unwrap_or_default()
+    );
+    classify(status.as_u16(), api.code, reason, after, names)
+}
+
 impl Transport for TwilioSms {
     fn channel(&self) -> Channel {
         Channel::Sms
@@ -352,65 +468,15 @@ impl Transport for TwilioSms {
         if let Some(cb) = &self.config.status_callback {
             form.push(("StatusCallback", cb));
         }
-        let response = self
-            .client
-            .post(self.messages_url.clone())
-            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
-            .form(&form)
-            .send()
-            .await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) if e.is_connect() => {
-                // No connection (refused, no route, the name does not resolve): nothing reached
-                // the provider, and nothing will until the address or the network is fixed.
-                return SendOutcome::ProviderDown {
-                    reason: format!(
-                        "cannot connect to the SMS provider at {} ({}); check OUTAGECAST_SMS_BASE_URL and the network",
-                        self.config.base_url,
-                        error_chain(&e)
-                    ),
-                };
-            }
-            Err(e) => {
-                // Anything after the connection was made might have reached the provider.
-                let in_doubt = true;
-                return SendOutcome::Retry {
-                    reason: format!(
-                        "{}: {e}",
-                        if e.is_timeout() {
-                            "timeout"
-                        } else {
-                            "transport error"
-                        }
-                    ),
-                    after: None,
-                    in_doubt,
-                };
-            }
-        };
-        let status = response.status();
-        let after = retry_after(response.headers());
-        let text = response.bytes().await.unwrap_or_default();
-        if status.is_success() {
-            return match serde_json::from_slice::<Created>(&text) {
-                Ok(resource) => SendOutcome::Accepted {
-                    provider_id: resource.sid,
-                },
-                // Accepted but unreadable: it was sent; record that with no sid.
-                Err(_) => SendOutcome::Accepted {
-                    provider_id: String::new(),
-                },
-            };
-        }
-        let api: ApiError = serde_json::from_slice(&text).unwrap_or_default();
-        let reason = format!(
-            "HTTP {}{}{}",
-            status.as_u16(),
-            api.code.map(|c| format!(" code {c}")).unwrap_or_default(),
-            api.message.map(|m| format!(": {m}")).unwrap_or_default()
-        );
-        classify(status.as_u16(), api.code, reason, after)
+        create(
+            &self.client,
+            &self.messages_url,
+            &self.authorization,
+            &form,
+            &self.config.base_url,
+            &SMS,
+        )
+        .await
     }
 
     async fn find_sent(&self, m: &OutgoingMessage) -> Result<Option<String>, LookupError> {

@@ -94,4 +94,54 @@ pub trait Transport: Send + Sync {
     /// send after this (in doubt: it may have gone out) and starts one only while that much of
     /// the notice's lease is left.
     fn timeout(&self) -> Duration;
+
+    /// Waits up to `wait` for room for one more send, before the hand-over: a channel with a
+    /// cap on what is in progress at once (simultaneous calls) makes its sends queue here.
+    /// `None`: no room in time, the notice is given back unsent. Most channels have no cap.
+    fn permit(&self, wait: Duration) -> impl Future<Output = Option<Permit>> + Send {
+        let _ = wait;
+        async { Some(Permit::free()) }
+    }
+}
+
+/// Room for one send, from [`Transport::permit`]: given back when dropped, or by
+/// [`Permit::done`] with whether the provider accepted the send (an accepted call keeps its
+/// room until the call ends).
+pub struct Permit(Option<Box<dyn FnOnce(bool) + Send>>);
+
+impl Permit {
+    /// A permit for a channel without a cap.
+    pub fn free() -> Self {
+        Permit(None)
+    }
+
+    /// A permit that calls `release` with whether the send was accepted.
+    pub fn new(release: impl FnOnce(bool) + Send + 'static) -> Self {
+        Permit(Some(Box::new(release)))
+    }
+
+    /// The send is over; `accepted` whether the provider took it.
+    pub fn done(mut self, accepted: bool) {
+        if let Some(release) = self.0.take() {
+            release(accepted);
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(release) = self.0.take() {
+            release(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Permit"
+        } else {
+            "Permit(free)"
+        })
+    }
 }

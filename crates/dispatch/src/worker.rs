@@ -66,7 +66,9 @@ impl QuietHours {
         }
         let bad = || DispatchError::Config {
             field: "OUTAGECAST_QUIET_HOURS",
-            problem: format!("{t:?} is not HH:MM-HH:MM (e.g. 21:00-08:00) or off"),
+            problem: format!(
+                "{t:?} is not HH:MM-HH:MM (e.g. 21:00-08:00), calls HH:MM-HH:MM (calls only) or off"
+            ),
         };
         let (a, b) = t.split_once('-').ok_or_else(bad)?;
         let start = NaiveTime::parse_from_str(a.trim(), "%H:%M").map_err(|_| bad())?;
@@ -76,6 +78,30 @@ impl QuietHours {
         }
         Ok(Some(QuietHours { start, end }))
     }
+
+    /// `OUTAGECAST_QUIET_HOURS` as (texts and mails, calls): `off` (none), `calls HH:MM-HH:MM`
+    /// (calls only: a call at night wakes people, a text does not), or `HH:MM-HH:MM` (both).
+    /// Empty is the default, [`QuietHours::DEFAULT`].
+    pub fn parse_setting(text: &str) -> Result<(Option<Self>, Option<Self>)> {
+        let t = text.trim();
+        let t = if t.is_empty() { Self::DEFAULT } else { t };
+        match t.split_once(char::is_whitespace) {
+            Some((word, hours)) if word.eq_ignore_ascii_case("calls") => {
+                let calls = Self::parse(hours)?.ok_or_else(|| DispatchError::Config {
+                    field: "OUTAGECAST_QUIET_HOURS",
+                    problem: format!("{t:?}: write the hours after calls, e.g. calls 21:00-08:00"),
+                })?;
+                Ok((None, Some(calls)))
+            }
+            _ => {
+                let both = Self::parse(t)?;
+                Ok((both, both))
+            }
+        }
+    }
+
+    /// The default: texts and mails at any hour, calls not at night.
+    pub const DEFAULT: &str = "calls 21:00-08:00";
 
     /// If `now` falls in quiet hours, when they end.
     pub fn hold_until(&self, now: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
@@ -150,6 +176,9 @@ pub struct WorkerConfig {
     pub retry: RetryPolicy,
     /// Quiet hours, if any.
     pub quiet_hours: Option<QuietHours>,
+    /// Quiet hours for calls, if any: stricter than for texts (the binary gives calls a
+    /// night even when texts have none; `OUTAGECAST_QUIET_HOURS=off` turns both off).
+    pub call_quiet_hours: Option<QuietHours>,
     /// The utility's time zone: quiet hours for notices whose customer's zone is unknown.
     pub timezone: Tz,
     /// How long to wait before looking again when nothing is due.
@@ -178,6 +207,7 @@ impl WorkerConfig {
             window: 40,
             retry: RetryPolicy::default(),
             quiet_hours: None,
+            call_quiet_hours: None,
             timezone: chrono_tz::UTC,
             idle_poll: Duration::from_millis(500),
             in_doubt_settle: Duration::from_secs(60),
@@ -259,11 +289,12 @@ impl Transport for Unconfigured {
     }
 }
 
-/// The dispatcher for one process: an SMS and an email transport, either optional, each sent
-/// by its own lane, over the outbox port `O` (the [`Store`] in production).
-pub struct Dispatcher<S, E, O = Store> {
+/// The dispatcher for one process: an SMS, an email and a voice transport, each optional,
+/// each sent by its own lane, over the outbox port `O` (the [`Store`] in production).
+pub struct Dispatcher<S, E, O = Store, V = Unconfigured> {
     sms: Option<Arc<Lane<S, O>>>,
     email: Option<Arc<Lane<E, O>>>,
+    voice: Option<Arc<Lane<V, O>>>,
     store: O,
     clock: fn() -> DateTime<Utc>,
     progress: Arc<Progress>,
@@ -271,14 +302,31 @@ pub struct Dispatcher<S, E, O = Store> {
 }
 
 impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E, O> {
-    /// A dispatcher; with SMS comes the account's segments per second.
+    /// A dispatcher without calls; with SMS comes the account's segments per second.
     pub fn new(store: O, sms: Option<(S, u32)>, email: Option<E>, config: WorkerConfig) -> Self {
+        Dispatcher::with_voice(store, sms, email, None, config)
+    }
+}
+
+impl<S: Transport + 'static, E: Transport + 'static, O: Outbox, V: Transport + 'static>
+    Dispatcher<S, E, O, V>
+{
+    /// A dispatcher; with SMS comes the account's segments per second, with voice the calls
+    /// per second.
+    pub fn with_voice(
+        store: O,
+        sms: Option<(S, u32)>,
+        email: Option<E>,
+        voice: Option<(V, u32)>,
+        config: WorkerConfig,
+    ) -> Self {
         let config = Arc::new(config);
         let progress = Arc::new(Progress::default());
         let health = Arc::new(DispatchHealth::started());
         let served: Vec<Channel> = [
             sms.as_ref().map(|_| Channel::Sms),
             email.as_ref().map(|_| Channel::Email),
+            voice.as_ref().map(|_| Channel::Voice),
         ]
         .into_iter()
         .flatten()
@@ -303,12 +351,20 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E,
         });
         let email =
             email.map(|transport| Arc::new(Lane::new(transport, lane(Channel::Email, None))));
+        // Calls start one at a time at the pace (no burst): a provider counts calls per
+        // second strictly, and a call costs far more than a text.
+        let voice = voice.map(|(transport, rate)| {
+            let pacer =
+                NonZeroU32::new(rate).map(|rate| Arc::new(Pacer::new(rate, NonZeroU32::MIN)));
+            Arc::new(Lane::new(transport, lane(Channel::Voice, pacer)))
+        });
         for c in &served {
             health.serve(*c);
         }
         Dispatcher {
             sms,
             email,
+            voice,
             clock: config.clock,
             store,
             progress,
@@ -324,6 +380,9 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E,
         }
         if self.email.is_some() {
             out.push(Channel::Email);
+        }
+        if self.voice.is_some() {
+            out.push(Channel::Voice);
         }
         out
     }
@@ -376,6 +435,9 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox> Dispatcher<S, E,
         if let Some(lane) = &self.email {
             lanes.spawn(supervise(Arc::clone(lane), until, stop_rx.clone()));
         }
+        if let Some(lane) = &self.voice {
+            lanes.spawn(supervise(Arc::clone(lane), until, stop_rx.clone()));
+        }
         // Stops the lanes however this future ends (a drop included).
         let _stop_on_drop = StopOnDrop(&stop_tx);
         tokio::pin!(shutdown);
@@ -422,7 +484,7 @@ pub fn not_configured(channel: Channel) -> &'static str {
             "email is not configured here: set OUTAGECAST_SMTP_URL and OUTAGECAST_EMAIL_FROM and restart"
         }
         Channel::Voice => {
-            "calls to landlines are planned, but this build has no voice transport yet: they wait here, and the number is armed in the IVR"
+            "voice is not configured here: set OUTAGECAST_VOICE_FROM (the caller id; the account defaults to the SMS one) and OUTAGECAST_PUBLIC_URL and restart; meanwhile the number is armed in the IVR"
         }
     }
 }
@@ -618,7 +680,7 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
 
     /// The loop behind [`Dispatcher::run`] for this lane.
     async fn run(self: Arc<Self>, until: RunUntil, mut stop: watch::Receiver<bool>) -> Result<()> {
-        if self.config.quiet_hours.is_some() {
+        if self.config.quiet_hours.is_some() || self.config.call_quiet_hours.is_some() {
             // Load the time-zone boundaries before the first notice needs them.
             let _ = tokio::task::spawn_blocking(crate::zone::preload).await;
         }
@@ -1353,7 +1415,11 @@ pub fn quiet_hold(
     config: &WorkerConfig,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let quiet = config.quiet_hours?;
+    let quiet = if notice.channel == Channel::Voice {
+        config.call_quiet_hours?
+    } else {
+        config.quiet_hours?
+    };
     if notice.priority || notice.severity.bypasses_quiet_hours() {
         return None;
     }
@@ -1424,6 +1490,11 @@ async fn deliver<T: Transport>(
             }
         }
     }
+    // Room under the channel's cap (simultaneous calls), for at most half a lease.
+    let Some(permit) = transport.permit(config.lease / 2).await else {
+        debug!("no room under the channel's cap within half a lease; released unsent");
+        return (Outcome::Released, Signal::NotAsked);
+    };
     let cost = transport.cost(&message).max(1);
     // Queue for the provider's rate, but not for longer than half a lease: a notice that
     // cannot start by then is given back unsent for a fresh claim.
@@ -1486,6 +1557,7 @@ async fn deliver<T: Transport>(
             in_doubt: true,
         },
     };
+    permit.done(matches!(answer, SendOutcome::Accepted { .. }));
     let status = crate::measure::response_status(&answer);
     let settled = match answer {
         SendOutcome::Accepted { provider_id } => {

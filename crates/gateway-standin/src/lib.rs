@@ -1,4 +1,6 @@
-//! A Twilio-compatible SMS gateway stand-in.
+//! A Twilio-compatible SMS and voice gateway stand-in.
+//!
+//! Calls: see [`calls`] (`Calls.json`, scripted busy / no-answer outcomes, status callbacks).
 //!
 //! Speaks the wire format outagecast's SMS adapter uses: `POST
 //! /2010-04-01/Accounts/{sid}/Messages.json` (form `To`, `From` or `MessagingServiceSid`,
@@ -24,6 +26,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+mod calls;
+pub use calls::Call;
 
 /// Which requests fail, by request number (0 = never).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +77,17 @@ pub struct Gateway {
     started: Option<Instant>,
     requests: AtomicU64,
     state: Mutex<Recorded>,
+    /// The calls, and what the next calls to a number will end with.
+    calls: Mutex<CallState>,
+    /// How long a call lasts before its final status callback.
+    call_length: Mutex<Duration>,
+}
+
+/// The calls placed, and the scripted outcomes per number.
+#[derive(Debug, Default)]
+struct CallState {
+    calls: Vec<Call>,
+    script: HashMap<String, std::collections::VecDeque<&'static str>>,
 }
 
 /// Everything recorded, behind one lock (one lock per request, not three).
@@ -130,6 +146,7 @@ impl Gateway {
             expected_auth: RwLock::new(basic(account_sid, auth_token)),
             faults,
             started: Some(Instant::now()),
+            call_length: Mutex::new(Duration::from_millis(300)),
             ..Gateway::default()
         })
     }
@@ -433,6 +450,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route(
             "/2010-04-01/Accounts/{sid}/Messages.json",
             post(send).get(list),
+        )
+        .route(
+            "/2010-04-01/Accounts/{sid}/Calls.json",
+            post(calls::create).get(calls::list),
         )
         .route("/2010-04-01/Accounts/{sid}", get(account))
         .route("/stats", get(stats))

@@ -146,6 +146,14 @@ async fn gauges(store: &Store) -> Result<String, outagecast_store::StoreError> {
             n.count
         );
     }
+    // Every call placed, by its final status (busy and no-answer ones were called again).
+    let _ = writeln!(
+        out,
+        "# HELP outagecast_calls Voice calls placed, by outcome: answered (a person or a voicemail), busy, no-answer, failed, canceled.\n# TYPE outagecast_calls gauge"
+    );
+    for (outcome, n) in store.call_totals().await? {
+        let _ = writeln!(out, "outagecast_calls{{outcome=\"{outcome}\"}} {n}");
+    }
     let q = store
         .outbox_counts(&outagecast_core::contact::Channel::ALL, now)
         .await?;

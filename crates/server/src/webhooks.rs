@@ -33,7 +33,7 @@ use outagecast_core::contact::{Channel, EmailAddress, Language, Region, SenderNa
 use outagecast_core::ivr::normalise_caller;
 use outagecast_core::secret::Secret;
 use outagecast_dispatch::email::{UnsubscribeKey, escape_html};
-use outagecast_store::{Receipt, Store};
+use outagecast_store::{CallOutcome, CallResult, CallRetry, Receipt, Store};
 use serde::Deserialize;
 
 use crate::ServerError;
@@ -42,6 +42,7 @@ use crate::auth::{Auth, BearerAuthorized, TwilioGuard, TwilioSigner, Unsigned, w
 /// Who changed an opt-out, in the audit log.
 const SOURCE_SMS: &str = "sms:inbound";
 const SOURCE_EMAIL: &str = "email:unsubscribe";
+const SOURCE_VOICE: &str = "voice:gather";
 
 /// The largest webhook body read (Twilio's forms are well under 2 KB).
 const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
@@ -65,6 +66,9 @@ pub struct WebhookSettings {
     pub sender_name: Option<String>,
     /// What happens to requests with neither a signature nor a token (`--insecure-webhooks`).
     pub unsigned: Unsigned,
+    /// How busy and unanswered calls are called again (`OUTAGECAST_VOICE_RETRY_DELAY`,
+    /// `OUTAGECAST_VOICE_ATTEMPTS`), applied by the voice status callback.
+    pub call_retry: CallRetry,
 }
 
 impl WebhookSettings {
@@ -103,6 +107,15 @@ impl WebhookSettings {
                 })?
                 .map(String::from),
             unsigned: Unsigned::Refuse,
+            call_retry: outagecast_dispatch::voice::call_retry(&get).map_err(|e| match e {
+                outagecast_dispatch::DispatchError::Config { field, problem } => {
+                    ServerError::Config { field, problem }
+                }
+                other => ServerError::Config {
+                    field: "OUTAGECAST_VOICE_RETRY_DELAY",
+                    problem: other.to_string(),
+                },
+            })?,
         })
     }
 }
@@ -111,6 +124,7 @@ impl WebhookSettings {
 #[derive(Debug, Clone)]
 pub struct Webhooks {
     twilio: TwilioGuard,
+    call_retry: CallRetry,
     key: Option<UnsubscribeKey>,
     region: Option<Region>,
     sender_name: Option<String>,
@@ -155,6 +169,7 @@ impl Webhooks {
             .map(|s| UnsubscribeKey::new(s.expose()))
             .transpose()?;
         Ok(Webhooks {
+            call_retry: settings.call_retry,
             twilio: TwilioGuard::new(signer, settings.unsigned),
             key,
             region: settings.default_region,
@@ -177,6 +192,7 @@ impl Webhooks {
     pub fn router(self, store: Store, auth: Auth) -> Router {
         let app = Arc::new(App {
             store,
+            call_retry: self.call_retry,
             twilio: self.twilio,
             key: self.key,
             region: self.region,
@@ -185,6 +201,8 @@ impl Webhooks {
         Router::new()
             .route("/webhooks/sms/status", post(sms_status))
             .route("/webhooks/sms/inbound", post(sms_inbound))
+            .route("/webhooks/voice/status", post(voice_status))
+            .route("/webhooks/voice/gather", post(voice_gather))
             .route_layer(axum::middleware::from_fn_with_state(auth, webhook_token))
             // Twilio's forms are a few hundred bytes.
             .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
@@ -206,6 +224,7 @@ pub fn router(store: Store, settings: WebhookSettings) -> Result<Router, ServerE
 
 struct App {
     store: Store,
+    call_retry: CallRetry,
     twilio: TwilioGuard,
     key: Option<UnsubscribeKey>,
     region: Option<Region>,
@@ -282,6 +301,171 @@ async fn sms_status(
             StatusCode::OK.into_response()
         }
         Err(e) => internal(&e),
+    }
+}
+
+/// What a final call status means for the notice; `None` for progress (`queued`, `ringing`,
+/// `in-progress`, …), which changes nothing.
+fn call_result(
+    status: &str,
+    answered_by: Option<&str>,
+    error_code: Option<&str>,
+) -> Option<CallResult> {
+    let code = || error_code.map(|c| c.chars().take(32).collect::<String>());
+    match status.to_ascii_lowercase().as_str() {
+        // A fax is no one to tell: the call failed for this notice.
+        "completed" if answered_by.is_some_and(|a| a.eq_ignore_ascii_case("fax")) => {
+            Some(CallResult::Failed {
+                status: "failed",
+                reason: Some("answered by a fax machine".into()),
+            })
+        }
+        "completed" => Some(CallResult::Answered {
+            by: answered_by.map(|a| a.chars().take(32).collect()),
+        }),
+        "busy" => Some(CallResult::Unanswered { status: "busy" }),
+        "no-answer" => Some(CallResult::Unanswered {
+            status: "no-answer",
+        }),
+        "failed" => Some(CallResult::Failed {
+            status: "failed",
+            reason: code(),
+        }),
+        "canceled" => Some(CallResult::Failed {
+            status: "canceled",
+            reason: code(),
+        }),
+        _ => None,
+    }
+}
+
+/// The call sid of a voice callback, checked; the error is the 400's text.
+fn call_sid(params: &[(String, String)]) -> Result<&str, &'static str> {
+    let Some(sid) = param(params, &["CallSid"]) else {
+        return Err("CallSid is missing\n");
+    };
+    if sid.len() > MAX_SID_LEN || !sid.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("CallSid is not a call id\n");
+    }
+    Ok(sid)
+}
+
+/// Twilio's final call status (`CallSid`, `CallStatus`, `AnsweredBy`, `ErrorCode`): answered
+/// by a person or a voicemail → delivered; busy or no answer → called again after the delay
+/// while attempts remain, else failed; failed or canceled → failed with the reason.
+async fn voice_status(
+    State(app): State<Arc<App>>,
+    OriginalUri(uri): OriginalUri,
+    bearer: Option<Extension<BearerAuthorized>>,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refused) = app
+        .twilio
+        .check(bearer.map(|b| b.0), &uri, &headers, &params)
+    {
+        return refused.into_response();
+    }
+    let sid = match call_sid(&params) {
+        Ok(sid) => sid,
+        Err(bad) => return plain(StatusCode::BAD_REQUEST, bad),
+    };
+    let Some(status) = param(&params, &["CallStatus"]) else {
+        return plain(StatusCode::BAD_REQUEST, "CallStatus is missing\n");
+    };
+    let Some(result) = call_result(
+        status,
+        param(&params, &["AnsweredBy"]),
+        param(&params, &["ErrorCode"]),
+    ) else {
+        return StatusCode::OK.into_response();
+    };
+    match app
+        .store
+        .record_call_status(sid, &result, app.call_retry, Utc::now())
+        .await
+    {
+        // Not recorded yet (the call ended before the dispatcher's round recorded its sid,
+        // or it is not ours): 503 asks the provider to try again (Twilio retries a callback
+        // with `#rc` on its URL; the stand-in does), and a sid that never comes stays
+        // unknown.
+        Ok(CallOutcome::Unknown) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "call not known (yet)\n",
+        )
+            .into_response(),
+        Ok(outcome) => {
+            tracing::debug!(sid, ?result, ?outcome, "call status");
+            StatusCode::OK.into_response()
+        }
+        Err(e) => internal(&e),
+    }
+}
+
+/// The key pressed in the call's `<Gather>`: 1 says the message again (the same TwiML), 9 opts
+/// the number called out of calls (answered in its language), anything else says goodbye.
+async fn voice_gather(
+    State(app): State<Arc<App>>,
+    OriginalUri(uri): OriginalUri,
+    bearer: Option<Extension<BearerAuthorized>>,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> Response {
+    use outagecast_dispatch::voice::{call_twiml, goodbye, opted_out, say_and_hang_up};
+    if let Err(refused) = app
+        .twilio
+        .check(bearer.map(|b| b.0), &uri, &headers, &params)
+    {
+        return refused.into_response();
+    }
+    let sid = match call_sid(&params) {
+        Ok(sid) => sid,
+        Err(bad) => return plain(StatusCode::BAD_REQUEST, bad),
+    };
+    let call = match app.store.call_text(sid).await {
+        Ok(call) => call,
+        Err(e) => return internal(&e),
+    };
+    let lang = call.as_ref().map_or(Language::En, |(_, l)| *l);
+    let xml = |body: String| {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    };
+    match (param(&params, &["Digits"]), &call) {
+        (Some("1"), Some((text, lang))) => {
+            // The gather's own URL is where the next key press goes.
+            let action = format!(
+                "{}{}",
+                app.twilio
+                    .signer()
+                    .map(|s| s.public_url.clone())
+                    .unwrap_or_default(),
+                uri.path()
+            );
+            xml(call_twiml(text, *lang, &action))
+        }
+        (Some("9"), _) => {
+            // Outbound: the customer is the number called (`To`).
+            let Some(called) =
+                param(&params, &["To", "Called"]).and_then(|n| normalise_caller(n, app.region))
+            else {
+                return plain(StatusCode::BAD_REQUEST, "To is not a phone number\n");
+            };
+            if let Err(e) = app
+                .store
+                .opt_out_and_withdraw(Channel::Voice, &called, SOURCE_VOICE, Utc::now())
+                .await
+            {
+                return internal(&e);
+            }
+            xml(say_and_hang_up(opted_out(lang), lang))
+        }
+        _ => xml(say_and_hang_up(goodbye(lang), lang)),
     }
 }
 

@@ -41,7 +41,7 @@ pub use model::outbox::{
     Requeue, RoundTrip, RoundTripDone,
 };
 pub use model::provenance::{CapMessageRow, CapRecord, IncidentOrigin, Provenance};
-pub use model::receipts::{Receipt, ReceiptOutcome};
+pub use model::receipts::{CallOutcome, CallResult, CallRetry, Receipt, ReceiptOutcome};
 pub use model::tokens::TokenInfo;
 pub use model::zones::{StoredZone, ZoneImportSummary, ZoneRecord};
 pub use ops::call_log::CALL_LOG_DAYS;

@@ -213,6 +213,15 @@ run! {
     /// Records a delivery receipt by the provider's message id (a failed one falls back to
     /// email; one for an id not recorded yet waits for it).
     fn record_receipt(&self, provider_id: &str, receipt: &Receipt, now: DateTime<Utc>) -> Result<ReceiptOutcome> = ops::receipts::record_receipt;
+    /// Records a voice call's final status by its call sid: delivered, called again after
+    /// the delay (busy, no answer, while attempts remain) or failed with the reason.
+    fn record_call_status(&self, provider_id: &str, result: &CallResult, retry: CallRetry, now: DateTime<Utc>) -> Result<CallOutcome> = ops::calls::record_call_status;
+    /// Voice calls placed since `since` and not yet settled by a status callback.
+    fn calls_in_progress(&self, since: DateTime<Utc>) -> Result<u64> = ops::calls::calls_in_progress;
+    /// The text and language of the voice notice whose call has this sid.
+    fn call_text(&self, provider_id: &str) -> Result<Option<(String, Language)>> = ops::calls::call_text;
+    /// Calls placed, by final outcome (for metrics).
+    fn call_totals(&self) -> Result<Vec<(String, u64)>> = ops::calls::call_totals;
     /// Opts a contact out of a channel and withdraws its notices still waiting; how many.
     fn opt_out_and_withdraw(&self, channel: Channel, address: &str, source: &str, now: DateTime<Utc>) -> Result<u64> = ops::receipts::opt_out_and_withdraw;
     /// Opts a contact back in; whether it had been opted out.

@@ -296,6 +296,8 @@ pub struct ReportRow {
     /// Sent again after an in-doubt attempt the provider could not be asked about: the
     /// recipient may have it twice.
     pub possible_duplicate: bool,
+    /// Voice: every call placed and its outcome, oldest first (`busy, answered (human)`).
+    pub calls: Option<String>,
 }
 
 /// The audit details of a requeue (both backends).

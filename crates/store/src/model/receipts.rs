@@ -38,3 +38,78 @@ pub enum ReceiptOutcome {
     /// applied when it does.
     Waiting,
 }
+
+/// What a voice call's final status callback said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallResult {
+    /// Someone or something took the call: `completed`, with Twilio's `AnsweredBy` (`human`,
+    /// `machine_end_beep`, …; `unknown` when detection gave no verdict). A voicemail counts as
+    /// delivered: the message was left after the beep.
+    Answered {
+        /// Twilio's `AnsweredBy`, as given.
+        by: Option<String>,
+    },
+    /// `busy` or `no-answer`: called again after the retry delay, up to the attempts allowed.
+    Unanswered {
+        /// `busy` or `no-answer`.
+        status: &'static str,
+    },
+    /// `failed` or `canceled`: the notice fails with this reason.
+    Failed {
+        /// `failed` or `canceled`.
+        status: &'static str,
+        /// The provider's error code, if it gave one.
+        reason: Option<String>,
+    },
+}
+
+impl CallResult {
+    /// The `call_attempts.outcome` word.
+    pub(crate) fn outcome(&self) -> &'static str {
+        match self {
+            CallResult::Answered { .. } => "answered",
+            CallResult::Unanswered { status } | CallResult::Failed { status, .. } => status,
+        }
+    }
+}
+
+/// How busy and unanswered calls are tried again (`OUTAGECAST_VOICE_RETRY_DELAY`,
+/// `OUTAGECAST_VOICE_ATTEMPTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallRetry {
+    /// The wait before the next call.
+    pub delay: chrono::Duration,
+    /// Calls in all, the first included.
+    pub attempts: u32,
+}
+
+impl Default for CallRetry {
+    /// Ten minutes, three calls: what the issue asks for by default.
+    fn default() -> Self {
+        CallRetry {
+            delay: chrono::Duration::minutes(10),
+            attempts: 3,
+        }
+    }
+}
+
+/// What recording a call's status did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// Delivered (answered by a person or a voicemail).
+    Delivered,
+    /// Pending again: called again at `at`.
+    CallAgain {
+        /// When.
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Failed with this reason.
+    Failed {
+        /// Why, for the operator.
+        reason: String,
+    },
+    /// This call's status was recorded already (a repeated callback): nothing changed.
+    Unchanged,
+    /// No sent call has this sid (not recorded yet, or not ours): the caller may retry.
+    Unknown,
+}

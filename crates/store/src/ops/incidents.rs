@@ -72,6 +72,7 @@ pub(crate) async fn declare<B: Backend>(
         event_id,
         &d.plan.recipients,
         |lang| wording.notice(incident_id, d.draft, EventKind::Declared, lang),
+        |lang| wording.spoken(incident_id, d.draft, EventKind::Declared, lang),
         d.now,
     )
     .await?;
@@ -214,6 +215,7 @@ pub(crate) async fn transition<B: Backend>(
             event_id,
             &fresh,
             |lang| wording.notice(t.id, &draft, EventKind::Declared, lang),
+            |lang| wording.spoken(t.id, &draft, EventKind::Declared, lang),
             now,
         )
         .await?;
@@ -245,6 +247,7 @@ pub(crate) async fn transition<B: Backend>(
             event_id,
             &told,
             |lang| wording.notice(t.id, &draft, t.event, lang),
+            |lang| wording.spoken(t.id, &draft, t.event, lang),
             now,
         )
         .await?
@@ -263,6 +266,7 @@ pub(crate) async fn transition<B: Backend>(
         event_id,
         &leaving,
         |lang| wording.no_longer_affected(t.id, &draft, lang),
+        |lang| wording.spoken_no_longer_affected(t.id, &draft, lang),
         now,
     )
     .await?;
@@ -554,13 +558,15 @@ async fn add_affected<B: Backend>(
 }
 
 /// Inserts one notice per recipient (and which accounts led to it) with `text` in its
-/// language; returns counts per channel.
+/// language (`spoken` for a voice call); returns counts per channel.
+#[allow(clippy::too_many_arguments)]
 async fn insert_notices<B: Backend>(
     c: &mut B::Conn,
     incident: IncidentId,
     event_id: EventId,
     recipients: &[Recipient],
     text: impl Fn(Language) -> MessageText,
+    spoken: impl Fn(Language) -> MessageText,
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<Channel, u64>> {
     let mut counts = BTreeMap::new();
@@ -593,6 +599,27 @@ async fn insert_notices<B: Backend>(
         .iter()
         .map(|(id, ch, addr)| ((ch.as_str(), addr.as_str()), *id))
         .collect();
+    // Calls say the text written for the ear: the voice notices get it in their language.
+    let mut voice: HashMap<Language, Vec<i64>> = HashMap::new();
+    for r in recipients.iter().filter(|r| r.channel == Channel::Voice) {
+        if let Some(&n) = by_contact.get(&(r.channel.as_str(), r.address.as_str())) {
+            voice.entry(r.language).or_default().push(n);
+        }
+    }
+    for (lang, ids) in voice {
+        let said = spoken(lang);
+        B::execute(
+            c,
+            Sql::built(format!(
+                "UPDATE notices SET subject = $1, body = $2 WHERE id {}",
+                B::in_list(3)
+            ))
+            .arg(said.subject)
+            .arg(said.body)
+            .arg(ids),
+        )
+        .await?;
+    }
     let mut links = Vec::new();
     for r in recipients {
         if let Some(&n) = by_contact.get(&(r.channel.as_str(), r.address.as_str())) {
@@ -799,24 +826,30 @@ async fn rewrite_pending<B: Backend>(
     let mut n = 0;
     for event in [EventKind::Declared, EventKind::Updated] {
         for lang in Language::ALL {
-            let text = wording.notice(id, draft, event, lang);
-            n += B::execute(
-                c,
-                Sql::new(
-                    "UPDATE notices SET subject = $1, body = $2, updated_at = $3
-                      WHERE incident_id = $4 AND status = 'pending' AND language = $5
-                        AND in_doubt = 0
-                        AND event_id IN (SELECT id FROM incident_events
-                                          WHERE incident_id = $4 AND kind = $6)",
+            // Texts and mails get the written words, calls the spoken ones.
+            for (voice, text) in [
+                (false, wording.notice(id, draft, event, lang)),
+                (true, wording.spoken(id, draft, event, lang)),
+            ] {
+                n += B::execute(
+                    c,
+                    Sql::built(format!(
+                        "UPDATE notices SET subject = $1, body = $2, updated_at = $3
+                          WHERE incident_id = $4 AND status = 'pending' AND language = $5
+                            AND in_doubt = 0 AND channel {} 'voice'
+                            AND event_id IN (SELECT id FROM incident_events
+                                              WHERE incident_id = $4 AND kind = $6)",
+                        if voice { "=" } else { "<>" }
+                    ))
+                    .arg(text.subject)
+                    .arg(text.body)
+                    .arg(now)
+                    .arg(id.0)
+                    .arg(lang.code())
+                    .arg(event.as_str()),
                 )
-                .arg(text.subject)
-                .arg(text.body)
-                .arg(now)
-                .arg(id.0)
-                .arg(lang.code())
-                .arg(event.as_str()),
-            )
-            .await?;
+                .await?;
+            }
         }
     }
     Ok(n)

@@ -4,6 +4,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod call_log;
+pub(crate) mod calls;
 pub(crate) mod customers;
 pub(crate) mod incidents;
 pub(crate) mod ivr;

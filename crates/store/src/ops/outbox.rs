@@ -324,14 +324,23 @@ pub(crate) async fn notice_report<B: Backend>(
                    JOIN notice_customers nc ON nc.notice_id = n2.id
                    JOIN customers c ON c.id = nc.customer_id
                   WHERE n2.incident_id = $1
-                  GROUP BY nc.notice_id)
+                  GROUP BY nc.notice_id),
+             calls AS (
+                 SELECT ca.notice_id,
+                        string_agg(ca.outcome || COALESCE(' (' || ca.answered_by || ')', ''),
+                                   ', ' ORDER BY ca.at) AS calls
+                   FROM notices n3
+                   JOIN call_attempts ca ON ca.notice_id = n3.id
+                  WHERE n3.incident_id = $1
+                  GROUP BY ca.notice_id)
              SELECT n.id, e.kind, n.channel, n.address, a.accounts,
                     CASE WHEN n.status = 'pending' AND n.held THEN 'held' ELSE n.status END,
                     n.attempts, n.provider_id, n.last_error, n.sent_at,
-                    n.possible_duplicate
+                    n.possible_duplicate, ca.calls
                FROM notices n
                JOIN incident_events e ON e.id = n.event_id
                LEFT JOIN accounts a ON a.notice_id = n.id
+               LEFT JOIN calls ca ON ca.notice_id = n.id
               WHERE n.incident_id = $1 ORDER BY n.id",
         )
         .arg(incident.0),
@@ -351,6 +360,7 @@ pub(crate) async fn notice_report<B: Backend>(
                 last_error: r.opt_text(8)?,
                 sent_at: r.opt_time(9)?,
                 possible_duplicate: r.bool(10)?,
+                calls: r.opt_text(11)?,
             })
         })
         .collect()

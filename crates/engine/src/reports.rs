@@ -133,7 +133,7 @@ pub fn clusters(reports: &[OutageReport]) -> Vec<ReportCluster> {
         })
         .collect();
     // Stable: cells were in west-to-east, south-to-north order.
-    out.sort_by(|a, b| b.reports.cmp(&a.reports));
+    out.sort_by_key(|c| std::cmp::Reverse(c.reports));
     out
 }
 

@@ -1935,14 +1935,14 @@ fn dashboard_reads_what_metrics_shows(metrics: &str, helped: &std::collections::
     assert!(queried >= 10, "{queried}");
 }
 
-/// A sample customer far (over 1 km) from [`circle`], whose number no other account has:
-/// `(account, lon, lat, phone, language)`.
-fn customer_far_from_the_circle() -> (String, f64, f64, String, String) {
+/// The sample customers far (over 1 km) from [`circle`] whose mobile number no other account
+/// has: `(account, lon, lat, phone, language)`.
+fn customers_far_from_the_circle() -> Vec<(String, f64, f64, String, String)> {
     let mut reader = csv::Reader::from_path(SAMPLE).unwrap();
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     let phones: Vec<&str> = rows.iter().map(|r| &r[4]).collect();
     rows.iter()
-        .find_map(|r| {
+        .filter_map(|r| {
             let (lon, lat): (f64, f64) = (r[1].parse().unwrap(), r[2].parse().unwrap());
             let dx = (lon - 24.9384) * 60.17f64.to_radians().cos() * 111_320.0;
             let dy = (lat - 60.1699) * 110_540.0;
@@ -1960,7 +1960,7 @@ fn customer_far_from_the_circle() -> (String, f64, f64, String, String) {
                     )
                 })
         })
-        .unwrap()
+        .collect()
 }
 
 /// Outage reports by SMS, end to end with Twilio's signature: OUT from a customer no incident
@@ -2009,7 +2009,8 @@ async fn an_outage_report_by_sms_is_listed_for_operators_and_a_known_outage_is_a
     };
 
     // A customer far from the outage reports one.
-    let (account, lon, lat, phone, language) = customer_far_from_the_circle();
+    let far = customers_far_from_the_circle();
+    let (account, lon, lat, phone, language) = far[0].clone();
     let reply = sms(&phone, "OUT").await.unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
     let reply = reply.text().await.unwrap();
@@ -2130,13 +2131,50 @@ async fn an_outage_report_by_sms_is_listed_for_operators_and_a_known_outage_is_a
     let (_, page) = reports(Role::Operator, "").await;
     assert_eq!(page["reports"].as_array().unwrap().len(), 2, "{page}");
 
+    // A neighbour in the same 0.01° cell reports too: a cluster of two, newest first.
+    let cell = |lon: f64, lat: f64| ((lon / 0.01).floor(), (lat / 0.01).floor());
+    let neighbour = far[1..]
+        .iter()
+        .find(|c| cell(c.1, c.2) == cell(lon, lat))
+        .unwrap();
+    sms(&neighbour.3, "out")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (_, page) = reports(Role::Operator, "").await;
+    let newest = &page["reports"][0];
+    assert_eq!(newest["accounts"][0]["account_id"], neighbour.0.as_str());
+    let clusters = page["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), 1, "{page}");
+    assert_eq!(clusters[0]["reports"], 2);
+    assert_eq!(
+        clusters[0]["messages"], 3,
+        "two reports, one repeated: {page}"
+    );
+    assert_eq!(
+        clusters[0]["report_ids"],
+        json!([newest["id"], report["id"]])
+    );
+    let bbox: Vec<f64> = clusters[0]["bbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        bbox[0] <= lon && lon <= bbox[2] && bbox[1] <= lat && lat <= bbox[3],
+        "{page}"
+    );
+
     // since and limit.
     let (_, page) = reports(Role::Operator, "?limit=1").await;
     assert_eq!(page["reports"].as_array().unwrap().len(), 1, "{page}");
     let (_, page) = reports(Role::Operator, "?since=2099-01-01T00:00:00Z").await;
     assert!(page["reports"].as_array().unwrap().is_empty(), "{page}");
     let (_, page) = reports(Role::Operator, "?since=2000-01-01T00:00:00%2B02:00").await;
-    assert_eq!(page["reports"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["reports"].as_array().unwrap().len(), 3, "{page}");
     for (query, field) in [
         ("?since=yesterday", "since"),
         ("?limit=0", "limit"),

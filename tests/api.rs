@@ -633,6 +633,7 @@ async fn every_route_against_every_role() {
             Action::ImportCustomers,
         ),
         (Method::GET, "/v1/audit", None, Action::ReadAudit),
+        (Method::GET, "/v1/reports", None, Action::ReadIncidents),
         (Method::POST, "/v1/cap", Some(json!({})), Action::Declare),
         (
             Method::GET,
@@ -1932,4 +1933,258 @@ fn dashboard_reads_what_metrics_shows(metrics: &str, helped: &std::collections::
         }
     }
     assert!(queried >= 10, "{queried}");
+}
+
+/// The sample customers far (over 1 km) from [`circle`] whose mobile number no other account
+/// has: `(account, lon, lat, phone, language)`.
+fn customers_far_from_the_circle() -> Vec<(String, f64, f64, String, String)> {
+    let mut reader = csv::Reader::from_path(SAMPLE).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let phones: Vec<&str> = rows.iter().map(|r| &r[4]).collect();
+    rows.iter()
+        .filter_map(|r| {
+            let (lon, lat): (f64, f64) = (r[1].parse().unwrap(), r[2].parse().unwrap());
+            let dx = (lon - 24.9384) * 60.17f64.to_radians().cos() * 111_320.0;
+            let dy = (lat - 60.1699) * 110_540.0;
+            let phone = &r[4];
+            ((dx * dx + dy * dy).sqrt() > 1000.0
+                && phone.starts_with("+3584")
+                && phones.iter().filter(|p| **p == phone).count() == 1)
+                .then(|| {
+                    (
+                        r[0].to_string(),
+                        lon,
+                        lat,
+                        phone.to_string(),
+                        r[6].to_string(),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Outage reports by SMS, end to end with Twilio's signature: OUT from a customer no incident
+/// covers is a report with its account and location in `GET /v1/reports`, acknowledged in
+/// the customer's language; the same number again within half an hour counts on it; a viewer
+/// sees only the number's last four digits; OUT from an affected customer hears the outage and
+/// records nothing; an unknown number is recorded without a location; unsigned or forged
+/// requests are refused and record nothing; bad `since`/`limit` name the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_report_by_sms_is_listed_for_operators_and_a_known_outage_is_answered() {
+    let mut app = spawn_app().await;
+    app.serve(1000).await;
+    let body = json!({"kind": "water", "cause": "burst water main", "area": circle(),
+                      "radius_m": 400, "etr": "2099-01-01T15:00:00+02:00"});
+    let declared = app.declare(&body).await;
+    let url = format!("http://{}/webhooks/sms/inbound", app.http);
+    // Signed as Twilio signs: the public URL it called plus the sorted parameters.
+    let sms = |from: &str, text: &str| {
+        let form = vec![
+            ("From".to_string(), from.to_string()),
+            ("Body".to_string(), text.to_string()),
+            (
+                "MessageSid".to_string(),
+                "SM00000000000000000000000000000001".to_string(),
+            ),
+        ];
+        let signature = outagecast_server::auth::twilio_signature(
+            common::TOKEN,
+            "https://notify.example.fi/webhooks/sms/inbound",
+            &form,
+        );
+        app.client
+            .post(&url)
+            .header("X-Twilio-Signature", signature)
+            .form(&form)
+            .send()
+    };
+    let reports = async |role: Role, query: &str| {
+        app.call(
+            Method::GET,
+            &format!("/v1/reports{query}"),
+            Some(role),
+            None,
+        )
+        .await
+    };
+
+    // A customer far from the outage reports one.
+    let far = customers_far_from_the_circle();
+    let (account, lon, lat, phone, language) = far[0].clone();
+    let reply = sms(&phone, "OUT").await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let reply = reply.text().await.unwrap();
+    let thanks = match language.as_str() {
+        "fi" => "Kiitos, vikailmoituksesi on vastaanotettu.",
+        "sv" => "Tack, vi har tagit emot din felanmälan.",
+        _ => "Thank you, we have your outage report.",
+    };
+    assert!(reply.contains(thanks), "{language}: {reply}");
+    let (status, page) = reports(Role::Operator, "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let listed = page["reports"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{page}");
+    let report = &listed[0];
+    assert_eq!(report["phone"], phone.as_str());
+    assert_eq!(report["channel"], "sms");
+    assert_eq!(report["text"], "OUT");
+    assert_eq!(report["repeats"], 0);
+    assert_eq!(report["accounts"][0]["account_id"], account.as_str());
+    assert!(
+        (report["lon"].as_f64().unwrap() - lon).abs() < 1e-9,
+        "{report}"
+    );
+    assert!(
+        (report["lat"].as_f64().unwrap() - lat).abs() < 1e-9,
+        "{report}"
+    );
+    assert_eq!(report["received_at"], report["last_at"]);
+    assert!(page["clusters"].as_array().unwrap().is_empty(), "{page}");
+
+    // Again, with words: counted on the same report, not a second one.
+    let again = sms(&phone, "vika, ei vettä")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(again.contains(thanks), "{again}");
+    let (_, page) = reports(Role::Operator, "").await;
+    let listed = page["reports"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{page}");
+    assert_eq!(listed[0]["repeats"], 1);
+    assert_eq!(listed[0]["id"], report["id"]);
+    assert_eq!(listed[0]["text"], "OUT");
+
+    // A viewer sees the report, and only the number's last four digits.
+    let (status, page) = reports(Role::Viewer, "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let shown = page["reports"][0]["phone"].as_str().unwrap();
+    assert_eq!(shown, format!("•••{}", &phone[phone.len() - 4..]));
+    assert_eq!(
+        page["reports"][0]["accounts"][0]["account_id"],
+        account.as_str()
+    );
+
+    // An affected customer hears the outage it reports; nothing is recorded.
+    let report_of = app
+        .cli(&["incident", "report", &declared["id"].to_string(), "--json"])
+        .await;
+    let affected = report_of["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["channel"] == "sms")
+        .map(|r| r["address"].as_str().unwrap().to_string())
+        .unwrap();
+    let heard = sms(&affected, "Out").await.unwrap().text().await.unwrap();
+    assert!(
+        heard.contains(declared["label"].as_str().unwrap()),
+        "{heard}"
+    );
+    assert!(heard.contains("burst water main"), "{heard}");
+    let (_, page) = reports(Role::Operator, "").await;
+    assert_eq!(page["reports"].as_array().unwrap().len(), 1, "{page}");
+
+    // A number no customer has: recorded without a location, answered in the word's language.
+    let unknown = "+358409999999";
+    let reply = sms(unknown, "FEL").await.unwrap().text().await.unwrap();
+    assert!(
+        reply.contains("Tack, vi har tagit emot din felanmälan."),
+        "{reply}"
+    );
+    let (_, page) = reports(Role::Admin, "").await;
+    let listed = page["reports"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{page}");
+    assert_eq!(listed[0]["phone"], unknown, "newest first: {page}");
+    assert_eq!(listed[0]["accounts"], json!([]));
+    assert!(listed[0]["lon"].is_null() && listed[0]["lat"].is_null());
+
+    // Unsigned, or signed with another key: refused, and nothing recorded.
+    let unsigned = app
+        .client
+        .post(&url)
+        .form(&[("From", "+358401111111"), ("Body", "OUT")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), StatusCode::FORBIDDEN);
+    let forged = app
+        .client
+        .post(&url)
+        .header(
+            "X-Twilio-Signature",
+            outagecast_server::auth::twilio_signature(
+                "not-the-token",
+                "https://notify.example.fi/webhooks/sms/inbound",
+                &[
+                    ("Body".to_string(), "OUT".to_string()),
+                    ("From".to_string(), "+358401111111".to_string()),
+                ],
+            ),
+        )
+        .form(&[("From", "+358401111111"), ("Body", "OUT")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let (_, page) = reports(Role::Operator, "").await;
+    assert_eq!(page["reports"].as_array().unwrap().len(), 2, "{page}");
+
+    // A neighbour in the same 0.01° cell reports too: a cluster of two, newest first.
+    let cell = |lon: f64, lat: f64| ((lon / 0.01).floor(), (lat / 0.01).floor());
+    let neighbour = far[1..]
+        .iter()
+        .find(|c| cell(c.1, c.2) == cell(lon, lat))
+        .unwrap();
+    sms(&neighbour.3, "out")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (_, page) = reports(Role::Operator, "").await;
+    let newest = &page["reports"][0];
+    assert_eq!(newest["accounts"][0]["account_id"], neighbour.0.as_str());
+    let clusters = page["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), 1, "{page}");
+    assert_eq!(clusters[0]["reports"], 2);
+    assert_eq!(
+        clusters[0]["messages"], 3,
+        "two reports, one repeated: {page}"
+    );
+    assert_eq!(
+        clusters[0]["report_ids"],
+        json!([newest["id"], report["id"]])
+    );
+    let bbox: Vec<f64> = clusters[0]["bbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        bbox[0] <= lon && lon <= bbox[2] && bbox[1] <= lat && lat <= bbox[3],
+        "{page}"
+    );
+
+    // since and limit.
+    let (_, page) = reports(Role::Operator, "?limit=1").await;
+    assert_eq!(page["reports"].as_array().unwrap().len(), 1, "{page}");
+    let (_, page) = reports(Role::Operator, "?since=2099-01-01T00:00:00Z").await;
+    assert!(page["reports"].as_array().unwrap().is_empty(), "{page}");
+    let (_, page) = reports(Role::Operator, "?since=2000-01-01T00:00:00%2B02:00").await;
+    assert_eq!(page["reports"].as_array().unwrap().len(), 3, "{page}");
+    for (query, field) in [
+        ("?since=yesterday", "since"),
+        ("?limit=0", "limit"),
+        ("?limit=5000", "limit"),
+    ] {
+        let (status, err) = reports(Role::Operator, query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {err}");
+        assert_eq!(err["field"], field, "{query}: {err}");
+    }
+    let (status, _) = reports(Role::Ivr, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    app.stop().await;
 }

@@ -12,6 +12,7 @@ pub mod network;
 pub mod publish;
 pub mod rails;
 pub mod registry;
+pub mod reports;
 pub mod tokens;
 pub mod views;
 
@@ -42,6 +43,7 @@ pub use network::{DEFAULT_ATTACH_WITHIN_M, NetworkImport, Services, TopologySpec
 pub use publish::{PublishSettings, StatusAnswer};
 pub use rails::{Counted, Rails, Refusal, Spelling};
 pub use registry::ZonesFile;
+pub use reports::{CLUSTER_CELL_DEGREES, CLUSTER_WINDOW, ReportCluster, ReportListing};
 pub use tokens::{CreatedToken, Tokens};
 
 /// Everything an engine operation can refuse or fail with.

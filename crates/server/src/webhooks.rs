@@ -8,10 +8,17 @@
 //!   TwiML. The keywords are the ones carriers use: STOP, STOPALL, UNSUBSCRIBE, END, QUIT,
 //!   CANCEL, OPTOUT, REVOKE opt out; START, UNSTOP, YES opt back in; HELP, INFO get help;
 //!   STATUS, TILA, TILANNE, LÄGE answer the outages the IVR announces to that number (its
-//!   accounts' open incidents, in its language, with the ETR) or "no known outage".
+//!   accounts' open incidents, in its language, with the ETR) or "no known outage";
+//!   OUT, VIKA, FEL (`OUTAGECAST_REPORT_WORDS`) report an outage: from a number the IVR
+//!   announces an outage to, the answer is that outage (as for STATUS) and nothing is
+//!   recorded (the outage is known); from any other number, customer or not, the message is
+//!   recorded as an outage report (`Store::record_report`: the number's accounts and their
+//!   locations, the text; a repeat within 30 minutes counted, not added) for `GET /v1/reports`,
+//!   and acknowledged in the customer's language (for an unknown number, the word's).
 //!   A keyword counts when it is the whole message (case, surrounding spaces and trailing
 //!   punctuation aside), as at the carrier; a message that *starts* with STOP, STOPALL,
-//!   UNSUBSCRIBE or OPTOUT ("Stop sending these") is an opt-out too.
+//!   UNSUBSCRIBE or OPTOUT ("Stop sending these") is an opt-out too, and one that starts with
+//!   a report word ("VIKA, ei vettä Kaivokatu 1") is a report with its text.
 //! - `GET /unsubscribe?token=…` shows a confirmation page with a button (a link scanner that
 //!   fetches the link changes nothing); `POST /unsubscribe?token=…` (the page's button, or a
 //!   mail client's one-click `List-Unsubscribe=One-Click`) opts the address out of email.
@@ -33,7 +40,7 @@ use outagecast_core::contact::{Channel, EmailAddress, Language, Region, SenderNa
 use outagecast_core::ivr::normalise_caller;
 use outagecast_core::secret::Secret;
 use outagecast_dispatch::email::{UnsubscribeKey, escape_html};
-use outagecast_store::{CallOutcome, CallResult, CallRetry, Receipt, Store};
+use outagecast_store::{CallOutcome, CallResult, CallRetry, NewReport, Receipt, Store, StoreError};
 use serde::Deserialize;
 
 use crate::ServerError;
@@ -69,6 +76,79 @@ pub struct WebhookSettings {
     /// How busy and unanswered calls are called again (`OUTAGECAST_VOICE_RETRY_DELAY`,
     /// `OUTAGECAST_VOICE_ATTEMPTS`), applied by the voice status callback.
     pub call_retry: CallRetry,
+    /// `OUTAGECAST_REPORT_WORDS`: the words that report an outage by SMS.
+    pub report_words: ReportWords,
+}
+
+/// The words that report an outage by SMS (`OUTAGECAST_REPORT_WORDS`, comma-separated; by
+/// default OUT, VIKA (fi) and FEL (sv)). A message whose first word is one of them (case and
+/// punctuation aside) is a report. They may not be one of the other keywords (STOP, START,
+/// HELP, STATUS, …), which would then mean two things.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportWords(Vec<String>);
+
+impl ReportWords {
+    /// The default words, as the setting spells them.
+    pub const DEFAULT: &'static str = "OUT,VIKA,FEL";
+
+    /// Reads a comma-separated list: each word one word, upper-cased, not another keyword.
+    pub fn parse(text: &str) -> Result<Self, ServerError> {
+        let problem = |problem: String| ServerError::Config {
+            field: "OUTAGECAST_REPORT_WORDS",
+            problem,
+        };
+        let mut words: Vec<String> = Vec::new();
+        for raw in text.split(',') {
+            let word = raw.trim();
+            if word.is_empty() {
+                continue;
+            }
+            if word.chars().any(|c| c.is_whitespace() || c.is_control())
+                || word.chars().any(|c| c.is_ascii_punctuation())
+            {
+                return Err(problem(format!(
+                    "{word:?} is not one word; list single words separated by commas, e.g. {}",
+                    Self::DEFAULT
+                )));
+            }
+            let upper = word.to_uppercase();
+            if reserved(&upper) {
+                return Err(problem(format!(
+                    "{word:?} already means something else by SMS (opt-out, opt-in, help or status); choose another word"
+                )));
+            }
+            if !words.contains(&upper) {
+                words.push(upper);
+            }
+        }
+        if words.is_empty() {
+            return Err(problem(format!(
+                "lists no word; give one or more separated by commas, e.g. {}",
+                Self::DEFAULT
+            )));
+        }
+        Ok(ReportWords(words))
+    }
+
+    /// The words, upper-case.
+    pub fn words(&self) -> &[String] {
+        &self.0
+    }
+
+    fn contains(&self, upper: &str) -> bool {
+        self.0.iter().any(|w| w == upper)
+    }
+}
+
+impl Default for ReportWords {
+    fn default() -> Self {
+        ReportWords(
+            Self::DEFAULT
+                .split(',')
+                .map(String::from)
+                .collect::<Vec<_>>(),
+        )
+    }
 }
 
 impl WebhookSettings {
@@ -81,6 +161,7 @@ impl WebhookSettings {
         ("OUTAGECAST_UNSUBSCRIBE_SECRET", None),
         ("OUTAGECAST_DEFAULT_REGION", None),
         ("OUTAGECAST_SENDER_NAME", None),
+        ("OUTAGECAST_REPORT_WORDS", Some(ReportWords::DEFAULT)),
     ];
 
     /// Reads the settings through `get` (the environment, a config file, a test's map).
@@ -116,6 +197,10 @@ impl WebhookSettings {
                     problem: other.to_string(),
                 },
             })?,
+            report_words: value("OUTAGECAST_REPORT_WORDS")
+                .map(|w| ReportWords::parse(&w))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }
@@ -128,6 +213,7 @@ pub struct Webhooks {
     key: Option<UnsubscribeKey>,
     region: Option<Region>,
     sender_name: Option<String>,
+    report_words: ReportWords,
 }
 
 impl Webhooks {
@@ -174,6 +260,7 @@ impl Webhooks {
             key,
             region: settings.default_region,
             sender_name: settings.sender_name,
+            report_words: settings.report_words,
         })
     }
 
@@ -197,6 +284,7 @@ impl Webhooks {
             key: self.key,
             region: self.region,
             sender_name: self.sender_name,
+            report_words: self.report_words,
         });
         Router::new()
             .route("/webhooks/sms/status", post(sms_status))
@@ -229,6 +317,7 @@ struct App {
     key: Option<UnsubscribeKey>,
     region: Option<Region>,
     sender_name: Option<String>,
+    report_words: ReportWords,
 }
 
 fn param<'a>(params: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
@@ -477,6 +566,9 @@ enum Keyword {
     Help,
     /// "Is there an outage at my address?": answered from the number's armed incidents.
     Status,
+    /// "There is an outage here": answered like [`Keyword::Status`] when one is known, else
+    /// recorded as an outage report and acknowledged.
+    Report,
 }
 
 const OPT_OUT: [&str; 8] = [
@@ -496,11 +588,32 @@ const HELP: [&str; 2] = ["HELP", "INFO"];
 /// STATUS (en, sv), TILA/TILANNE (fi), LÄGE (sv).
 const STATUS: [&str; 4] = ["STATUS", "TILA", "TILANNE", "LÄGE"];
 
-fn keyword(body: &str) -> Option<Keyword> {
-    let word = |w: &str| {
-        w.trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
-            .to_uppercase()
-    };
+/// Whether `upper` is one of the fixed keywords (which a report word may not be).
+fn reserved(upper: &str) -> bool {
+    OPT_OUT.contains(&upper)
+        || OPT_IN.contains(&upper)
+        || HELP.contains(&upper)
+        || STATUS.contains(&upper)
+}
+
+/// A word of a message as keywords are compared: surrounding punctuation and space trimmed,
+/// upper-cased.
+fn keyword_word(w: &str) -> String {
+    w.trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
+        .to_uppercase()
+}
+
+/// The message's first word, as [`keyword_word`] gives it.
+fn first_word(body: &str) -> String {
+    keyword_word(
+        body.split(|c: char| c.is_whitespace() || c == ',')
+            .find(|w| !w.is_empty())
+            .unwrap_or_default(),
+    )
+}
+
+fn keyword(body: &str, report: &ReportWords) -> Option<Keyword> {
+    let word = keyword_word;
     let whole = word(body);
     if OPT_OUT.contains(&whole.as_str()) {
         return Some(Keyword::OptOut);
@@ -515,9 +628,22 @@ fn keyword(body: &str) -> Option<Keyword> {
         return Some(Keyword::Status);
     }
     let first = word(body.split_whitespace().next().unwrap_or_default());
-    OPT_OUT_LEADING
-        .contains(&first.as_str())
-        .then_some(Keyword::OptOut)
+    if OPT_OUT_LEADING.contains(&first.as_str()) {
+        return Some(Keyword::OptOut);
+    }
+    report
+        .contains(&first_word(body))
+        .then_some(Keyword::Report)
+}
+
+/// The language a default report word is in, for answering a number no customer has.
+fn word_language(upper: &str) -> Option<Language> {
+    match upper {
+        "VIKA" => Some(Language::Fi),
+        "FEL" => Some(Language::Sv),
+        "OUT" => Some(Language::En),
+        _ => None,
+    }
 }
 
 fn reply_text(keyword: Keyword, lang: Language, sender: Option<&str>) -> String {
@@ -554,6 +680,15 @@ fn reply_text(keyword: Keyword, lang: Language, sender: Option<&str>) -> String 
         (Status, Fi) => "Osoitteessasi ei ole tiedossa olevaa katkoa.".into(),
         (Status, Sv) => "Inget känt avbrott på din adress.".into(),
         (Status, En) => "No known outage at your address.".into(),
+        (Report, Fi) => {
+            "Kiitos, vikailmoituksesi on vastaanotettu. Vastaa TILA, niin kerromme tiedossa olevat katkot.".into()
+        }
+        (Report, Sv) => {
+            "Tack, vi har tagit emot din felanmälan. Svara LÄGE för kända avbrott.".into()
+        }
+        (Report, En) => {
+            "Thank you, we have your outage report. Reply STATUS for known outages.".into()
+        }
     }
 }
 
@@ -605,7 +740,7 @@ async fn sms_inbound(
         return refused.into_response();
     }
     let body = param(&params, &["Body"]).unwrap_or_default();
-    let Some(keyword) = keyword(body) else {
+    let Some(keyword) = keyword(body, &app.report_words) else {
         // Not a keyword: nobody reads replies here, and an automatic answer to every text
         // would be noise. Say nothing.
         return twiml(None);
@@ -624,22 +759,37 @@ async fn sms_inbound(
             .await
             .map(|_| ()),
         (Keyword::Help, _) => Ok(()),
-        (Keyword::Status, Some(from)) => match app.store.armed_for(from, now).await {
-            // The outages the IVR announces to this number (its accounts' incidents), in
-            // its language, with the ETR; else the "no known outage" text below.
-            Ok(armed) if !armed.is_empty() => {
-                let mut armed = armed;
-                armed.sort_by_key(|a| (std::cmp::Reverse(a.severity), a.id));
-                let text: Vec<String> = armed
-                    .iter()
-                    .map(|a| format!("{}: {}", a.id.label(), a.announcement))
-                    .collect();
-                return twiml(Some(&text.join("\n")));
-            }
-            Ok(_) => Ok(()),
+        // The outages the IVR announces to this number, else the "no known outage" text
+        // below.
+        (Keyword::Status, Some(from)) => match known_outages(&app.store, from, now).await {
+            Ok(Some(text)) => return twiml(Some(&text)),
+            Ok(None) => Ok(()),
             Err(e) => Err(e),
         },
-        (Keyword::OptOut | Keyword::OptIn | Keyword::Status, None) => {
+        // A known outage is answered, not reported again; anything else is a report.
+        (Keyword::Report, Some(from)) => match known_outages(&app.store, from, now).await {
+            Ok(Some(text)) => return twiml(Some(&text)),
+            Ok(None) => app
+                .store
+                .record_report(NewReport {
+                    phone: from,
+                    text: body,
+                    channel: Channel::Sms,
+                    at: now,
+                })
+                .await
+                .map(|done| {
+                    tracing::info!(
+                        report = done.id,
+                        new = done.new,
+                        repeats = done.repeats,
+                        accounts = done.accounts,
+                        "outage report by SMS"
+                    );
+                }),
+            Err(e) => Err(e),
+        },
+        (Keyword::OptOut | Keyword::OptIn | Keyword::Status | Keyword::Report, None) => {
             return plain(StatusCode::BAD_REQUEST, "From is not a phone number\n");
         }
     };
@@ -648,12 +798,34 @@ async fn sms_inbound(
     }
     let lang = match &from {
         Some(from) => match app.store.contact_language(from).await {
-            Ok(lang) => lang.unwrap_or(Language::En),
+            Ok(lang) => lang
+                .or_else(|| word_language(&first_word(body)))
+                .unwrap_or(Language::En),
             Err(e) => return internal(&e),
         },
         None => Language::En,
     };
     twiml(Some(&reply_text(keyword, lang, app.sender_name.as_deref())))
+}
+
+/// What STATUS answers a number when the IVR announces outages to it (its accounts' open
+/// incidents, most severe first, each with its label, in its language with the ETR); `None`
+/// when none is known.
+async fn known_outages(
+    store: &Store,
+    from: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<Option<String>, StoreError> {
+    let mut armed = store.armed_for(from, now).await?;
+    if armed.is_empty() {
+        return Ok(None);
+    }
+    armed.sort_by_key(|a| (std::cmp::Reverse(a.severity), a.id));
+    let text: Vec<String> = armed
+        .iter()
+        .map(|a| format!("{}: {}", a.id.label(), a.announcement))
+        .collect();
+    Ok(Some(text.join("\n")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -843,16 +1015,26 @@ mod tests {
             "revoke",
             "Stop sending these",
         ] {
-            assert_eq!(keyword(body), Some(Keyword::OptOut), "{body:?}");
+            assert_eq!(keyword(body, &words()), Some(Keyword::OptOut), "{body:?}");
         }
         for body in ["START", "unstop", "Yes", "yes!"] {
-            assert_eq!(keyword(body), Some(Keyword::OptIn), "{body:?}");
+            assert_eq!(keyword(body, &words()), Some(Keyword::OptIn), "{body:?}");
         }
         for body in ["STATUS", "tila", "Läge?"] {
-            assert_eq!(keyword(body), Some(Keyword::Status), "{body:?}");
+            assert_eq!(keyword(body, &words()), Some(Keyword::Status), "{body:?}");
         }
         for body in ["HELP", "info?", " help "] {
-            assert_eq!(keyword(body), Some(Keyword::Help), "{body:?}");
+            assert_eq!(keyword(body, &words()), Some(Keyword::Help), "{body:?}");
+        }
+        for body in [
+            "OUT",
+            "out!",
+            " Vika ",
+            "VIKA, ei vettä Kaivokatu 1",
+            "fel: inget vatten",
+            "Out no power since 10",
+        ] {
+            assert_eq!(keyword(body, &words()), Some(Keyword::Report), "{body:?}");
         }
         for body in [
             "",
@@ -864,9 +1046,42 @@ mod tests {
             "Kiitos",
             "😀",
             "STOP\u{0}",
+            "Outage?",
+            "without water",
         ] {
-            assert_eq!(keyword(body), None, "{body:?}");
+            assert_eq!(keyword(body, &words()), None, "{body:?}");
         }
+        // Configured words replace the defaults.
+        let own = ReportWords::parse(" katko , Strömavbrott,katko").unwrap();
+        assert_eq!(own.words(), ["KATKO", "STRÖMAVBROTT"]);
+        assert_eq!(keyword("Katko täällä", &own), Some(Keyword::Report));
+        assert_eq!(keyword("OUT", &own), None);
+    }
+
+    fn words() -> ReportWords {
+        ReportWords::default()
+    }
+
+    #[test]
+    fn report_words_are_checked() {
+        for (text, says) in [
+            ("", "lists no word"),
+            (" , ", "lists no word"),
+            ("OUT,no power", "not one word"),
+            ("OUT!", "not one word"),
+            ("vika,stop", "means something else"),
+            ("Status", "means something else"),
+        ] {
+            let e = ReportWords::parse(text).unwrap_err().to_string();
+            assert!(
+                e.starts_with("OUTAGECAST_REPORT_WORDS: ") && e.contains(says),
+                "{text:?}: {e}"
+            );
+        }
+        assert_eq!(
+            ReportWords::parse(ReportWords::DEFAULT).unwrap(),
+            ReportWords::default()
+        );
     }
 
     #[test]
@@ -912,6 +1127,7 @@ mod tests {
             Keyword::OptIn,
             Keyword::Help,
             Keyword::Status,
+            Keyword::Report,
         ] {
             for l in Language::ALL {
                 let s = segments(&reply_text(k, l, Some("Helsingin Vesi")));

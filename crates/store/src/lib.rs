@@ -36,6 +36,10 @@ pub use model::incidents::{
 };
 pub use model::ivr::{IvrChanges, IvrFlagRow, IvrIncidentRow, IvrPoll, IvrSnapshot, RearmOutcome};
 pub use model::network::{NetworkImportSummary, ServiceLink, StoredNetwork};
+pub use model::outage_reports::{
+    MAX_REPORT_PAGE, MAX_REPORT_TEXT_CHARS, NewReport, OutageReport, REPORT_DAYS,
+    REPORT_DEDUPE_WINDOW, ReportOutcome, ReportQuery, ReportedAccount,
+};
 pub use model::outbox::{
     ClaimRequest, ClaimedNotice, HandedNotice, HeldNotices, OutboxCounts, Outcome, ReportRow,
     Requeue, RoundTrip, RoundTripDone,

@@ -260,6 +260,11 @@ run! {
     fn prune_calls(&self, now: DateTime<Utc>) -> Result<u64> = ops::call_log::prune_calls;
     /// The calls of an incident's area: who reached the IVR, who had been told before.
     fn calls_avoided(&self, incident: IncidentId) -> Result<CallsAvoided> = ops::call_log::calls_avoided;
+    /// Records an outage report from a customer's number (with its accounts and their
+    /// locations), or counts a repeat within the dedupe window; prunes old reports.
+    fn record_report(&self, report: NewReport<'_>) -> Result<ReportOutcome> = ops::outage_reports::record_report;
+    /// Outage reports, the latest activity first.
+    fn outage_reports(&self, query: ReportQuery) -> Result<Vec<OutageReport>> = ops::outage_reports::outage_reports;
     /// Where an incident came from.
     fn origin(&self, id: IncidentId) -> Result<IncidentOrigin> = ops::provenance::origin;
     /// Writes a declared incident, its event, the affected set, every planned notice, the IVR

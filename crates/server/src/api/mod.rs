@@ -12,6 +12,7 @@ pub mod error;
 mod heavy;
 mod incidents;
 mod progress;
+mod reports;
 mod schema;
 mod zones;
 
@@ -120,6 +121,7 @@ impl ApiState {
         (name = "customers", description = "The customer register"),
         (name = "zones", description = "Named areas (district metered areas, feeders)"),
         (name = "audit", description = "Who did what, when"),
+        (name = "reports", description = "Outage reports from customers, before anyone declares"),
         (name = "ivr", description = "What the phone system tells a caller"),
         (name = "public", description = "Open to everyone, no token: the open incidents as GeoJSON, Atom and CAP"),
     )
@@ -180,6 +182,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(customers::get, customers::delete))
         .routes(routes!(zones::upload, zones::list))
         .routes(routes!(audit::list))
+        .routes(routes!(reports::list))
 }
 
 /// Documents on every operation the answers the shared layers give, whatever the handler:
@@ -319,6 +322,7 @@ fn action_of(method: &Method, path: &str) -> Option<(Action, BodyKind)> {
         "/v1/zones" if read => (ReadIncidents, BodyKind::Json),
         "/v1/zones" if method == Method::POST => (ImportCustomers, BodyKind::Import),
         "/v1/audit" if read => (ReadAudit, BodyKind::Json),
+        "/v1/reports" if read => (ReadIncidents, BodyKind::Json),
         _ => return None,
     };
     Some((action, body))

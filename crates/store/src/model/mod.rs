@@ -8,6 +8,7 @@ pub(crate) mod customers;
 pub(crate) mod incidents;
 pub(crate) mod ivr;
 pub(crate) mod network;
+pub(crate) mod outage_reports;
 pub(crate) mod outbox;
 pub(crate) mod provenance;
 pub(crate) mod receipts;

@@ -14,6 +14,7 @@ mod customers;
 mod incidents;
 mod ivr;
 mod network;
+mod outage_reports;
 mod outbox;
 mod provenance;
 mod receipts;

@@ -10,7 +10,9 @@ use outagecast_store::{SqliteStore, Store};
 #[allow(dead_code)]
 #[path = "../../src/fixtures.rs"]
 mod fixtures;
-pub use fixtures::{customer, declare_with, locale, seed, send_sms_except, water_draft};
+pub use fixtures::{
+    customer, customer_at, declare_with, locale, seed, send_sms_except, water_draft,
+};
 
 /// A store under test and what keeps it alive (its temporary directory).
 pub struct Fresh {

@@ -37,7 +37,7 @@ impl PipeIndex {
         let x_scale = mean_lat.to_radians().cos() * METRES_PER_DEGREE;
         let mut segments = Vec::new();
         for (i, link) in network.links().iter().enumerate() {
-            if link.kind() == LinkKind::Pump {
+            if matches!(link.kind(), LinkKind::Pump | LinkKind::ControlValve) {
                 continue;
             }
             for pair in link.path().windows(2) {

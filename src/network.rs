@@ -9,7 +9,9 @@ use anyhow::bail;
 use clap::{Subcommand, ValueEnum};
 use outagecast_engine::{DEFAULT_ATTACH_WITHIN_M, Engine, NetworkImport, Services};
 use outagecast_ingest::crs::Crs;
-use outagecast_ingest::epanet::{network_from_inp, valves_from_csv, valves_from_geojson};
+use outagecast_ingest::epanet::{
+    add_valves, network_from_inp, valves_from_csv, valves_from_geojson,
+};
 use outagecast_ingest::network::{network_from_geojson, services_from_csv};
 use outagecast_network::NetworkInput;
 use serde_json::json;
@@ -135,11 +137,12 @@ fn read_model(m: &Model<'_>) -> Result<NetworkInput> {
                 .extension()
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-            input.devices = if csv {
+            let layer = if csv {
                 valves_from_csv(&valves_text, &valves_name)?
             } else {
                 valves_from_geojson(&valves_text, &valves_name)?
             };
+            add_valves(&mut input, layer, &valves_name)?;
             Ok(input)
         }
     }

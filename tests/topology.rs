@@ -611,6 +611,27 @@ fn the_epanet_form_traces_as_the_geojson_form(
         farthest_m * 1000.0
     );
 
+    // The valve layer as GeoJSON: the GeoJSON form's own valve features.
+    let net: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("net.geojson")).unwrap()).unwrap();
+    let valve_features: Vec<&Value> = net["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["properties"]["kind"] == "valve")
+        .collect();
+    let layer = db.file_str(
+        "valves.geojson",
+        &serde_json::json!({"type": "FeatureCollection", "features": valve_features}).to_string(),
+    );
+    let mut by_geojson = import.to_vec();
+    by_geojson[6] = layer.as_str();
+    assert_eq!(&db.json(&by_geojson), geojson_import);
+    let (t, theirs) = (&trials[0], &previews[0]);
+    let ours = db.json(&burst_preview(t["pipe"].as_str().unwrap(), &[]));
+    assert_eq!(ours["valves_to_close"], theirs["valves_to_close"]);
+    assert_eq!(ours["affected_account_ids"], theirs["affected_account_ids"]);
+
     // Refused, naming the file, section and line, with the network left as it was.
     let before = table_counts(&db);
     let original = std::fs::read_to_string(dir.join("net.inp")).unwrap();
@@ -682,7 +703,9 @@ fn the_epanet_form_traces_as_the_geojson_form(
         &off_pipe,
     ]);
     assert!(
-        e.contains("valve V1 sits on pipe 330 next to node 10, but that pipe joins"),
+        e.contains(
+            "valves-off.csv: valve V1 sits on pipe 330 next to node \"10\", but that pipe joins 60 and 601"
+        ),
         "{e}"
     );
     let e = db.fails(&["network", "import", &inp, "--crs", "EPSG:3067"]);

@@ -128,6 +128,8 @@ pub fn network_from_inp(text: &str, field: &str, crs: Option<&Crs>) -> Result<Ne
     let mut coordinates: HashMap<String, RawPoint> = HashMap::new();
     let mut vertices: HashMap<String, Vec<RawPoint>> = HashMap::new();
     let mut saw_coordinates = false;
+    // A byte-order mark, as some Windows tools write one, is not part of the first line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let content = raw.split(';').next().unwrap_or_default().trim();
@@ -514,6 +516,35 @@ pub fn valves_from_geojson(text: &str, field: &str) -> Result<Vec<DeviceInput>> 
     Ok(input.devices)
 }
 
+/// Adds the valve layer read from `field` to a model, checking each valve against it first so
+/// that a wrong pipe or node is reported under the valve file's name (not the model's): the
+/// pipe must be a link of the model and the node one of that link's ends.
+pub fn add_valves(input: &mut NetworkInput, valves: Vec<DeviceInput>, field: &str) -> Result<()> {
+    let links: HashMap<&str, &LinkInput> = input.links.iter().map(|l| (l.id.as_str(), l)).collect();
+    for v in &valves {
+        let Some(link) = links.get(v.link.as_str()) else {
+            return Err(IngestError::invalid(
+                field,
+                format!(
+                    "valve {} sits on pipe {:?}, which is in none of the model's [PIPES], [PUMPS] and [VALVES]; correct its pipe",
+                    v.id, v.link
+                ),
+            ));
+        };
+        if v.node != link.from && v.node != link.to {
+            return Err(IngestError::invalid(
+                field,
+                format!(
+                    "valve {} sits on {} {} next to node {:?}, but that {} joins {} and {}; give one of its end nodes",
+                    v.id, link.kind, link.id, v.node, link.kind, link.from, link.to
+                ),
+            ));
+        }
+    }
+    input.devices.extend(valves);
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -535,6 +566,8 @@ mod tests {
     #[test]
     fn a_model_is_read_from_its_sections() {
         let input = network_from_inp(INP, "net.inp", None).unwrap();
+        let with_bom = format!("\u{feff}{}", INP.replace('\n', "\r\n"));
+        assert_eq!(network_from_inp(&with_bom, "net.inp", None).unwrap(), input);
         let ids: Vec<(&str, NodeKind)> = input
             .nodes
             .iter()
@@ -582,7 +615,30 @@ mod tests {
         assert!(input.devices.is_empty());
         // A closed pipe still connects (module docs): the model builds with it.
         let mut input = input;
-        input.devices = valves_from_csv("id,pipe,node\nA,P2,J1\n B , P2 , J2 \n", "v.csv").unwrap();
+        let e = add_valves(
+            &mut input.clone(),
+            valves_from_csv("id,pipe,node\nA,P2,R1\n", "v.csv").unwrap(),
+            "v.csv",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "v.csv: valve A sits on pipe P2 next to node \"R1\", but that pipe joins J1 and J2; give one of its end nodes"
+        );
+        let e = add_valves(
+            &mut input.clone(),
+            valves_from_csv("id,pipe,node\nA,P7,J1\n", "v.csv").unwrap(),
+            "v.csv",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("v.csv: valve A sits on pipe \"P7\", which is in none of"),
+            "{e}"
+        );
+        let valves = valves_from_csv("id,pipe,node\nA,P2,J1\n B , P2 , J2 \n", "v.csv").unwrap();
+        add_valves(&mut input, valves, "v.csv").unwrap();
         let net = Network::new(input).unwrap();
         assert_eq!(net.devices()[1].id(), "B");
         assert_eq!(net.devices()[1].position(), net.nodes()[1].position());

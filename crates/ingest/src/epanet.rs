@@ -832,4 +832,31 @@ mod tests {
             "{e}"
         );
     }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        /// Any mix of section headers, ids, numbers, comments and junk lines is read or
+        /// refused with an error, never a panic, with or without a CRS.
+        #[test]
+        fn any_text_is_read_or_refused(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "[JUNCTIONS]", "[reservoirs]", "[TANKS]", "[PIPES]", "[PUMPS]",
+                        "[VALVES]", "[COORDINATES]", "[VERTICES]", "[END]", "[OPTIONS]", "[",
+                        ";", "",
+                    ]).prop_map(str::to_string),
+                    "[ \\t]?[A-C][0-2]( [A-C][0-2])?( [A-C][0-2])?( -?[0-9]{1,8}(\\.[0-9]{0,3})?)?( Closed)?( ;x)?",
+                    "-?[0-9e.]{1,12}[ \\t]-?[0-9e.]{1,12}",
+                ],
+                0..40,
+            ),
+            projected in proptest::bool::ANY,
+        ) {
+            let text = lines.join("\n");
+            let crs = Crs::parse("EPSG:3067", "--crs").unwrap();
+            let _ = network_from_inp(&text, "net.inp", projected.then_some(&crs));
+        }
+    }
 }

@@ -15,13 +15,15 @@
 //!   ([`LinkKind::ControlValve`]). The isolation valves an operator closes are not in an
 //!   `.inp` at all; they come as a separate layer ([`valves_from_csv`], or valve features
 //!   read by [`valves_from_geojson`]).
-//! * A pipe whose status is `Closed` (or `CV`) still connects. The status in `[PIPES]` is the
-//!   initial setting of a simulation, which `[CONTROLS]` and `[RULES]` change (Net3's pipe
-//!   330 is a bypass that opens when the pump stops), not a valve that is shut for good; a
-//!   trace that dropped it would leave customers off the segment who get wet when it opens.
+//! * A pipe whose status is `Closed` (or `CV`) still connects, and so does a link that
+//!   `[STATUS]` closes. Those statuses are the initial settings of a simulation, which
+//!   `[CONTROLS]` and `[RULES]` change (Net3's pipe 330 is a bypass that opens when the pump
+//!   stops), not valves shut for good; a trace that dropped such a pipe would miss the
+//!   customers it feeds once it opens.
 //!
-//! Coordinates are lon/lat unless a [`Crs`] is given (`--crs EPSG:NNNN`); without one, a
-//! coordinate outside lon/lat's range is refused with the advice to pass `--crs`. Errors name
+//! Ids are compared as written (case-sensitive), as WNTR reads them. Coordinates are lon/lat
+//! unless a [`Crs`] is given (`--crs EPSG:NNNN`); without one, a coordinate outside lon/lat's
+//! range is refused with the advice to pass `--crs`. Errors name
 //! the file, the section and the line, and say what to fix.
 
 use std::collections::HashMap;

@@ -7,6 +7,10 @@ Writes into OUT_DIR:
   services.csv   account_id,pipe_id
   expected.json  per trial: the burst pipe, the broken valves, and WNTR's segment pipes,
                  valves to close, dry pipes and affected accounts
+  net.inp        (when pyproj is installed) Net3's own .inp with [COORDINATES] and
+                 [VERTICES] replaced by net.geojson's lon/lat projected to EPSG:3067
+                 (ETRS-TM35FIN) by pyproj, the rest of the file as WNTR ships it
+  valves.csv     the same valve layer as id,pipe,node
 
 Usage: python3 net3_isolation.py OUT_DIR [SEED]
 """
@@ -66,6 +70,39 @@ for vid, (link, node) in valves.items():
                      "geometry": {"type": "Point", "coordinates": lonlat(wn.get_node(node).coordinates)}})
 with open(os.path.join(out, "net.geojson"), "w") as f:
     json.dump({"type": "FeatureCollection", "features": features}, f)
+
+with open(os.path.join(out, "valves.csv"), "w") as f:
+    f.write("id,pipe,node\n")
+    for vid, (link, node) in valves.items():
+        f.write(f"{vid},{link},{node}\n")
+
+try:
+    import pyproj
+except ImportError:
+    pyproj = None
+if pyproj is not None:
+    to_tm35fin = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3067", always_xy=True)
+
+    def projected(xy):
+        x, y = to_tm35fin.transform(*lonlat(xy))
+        return f"{x:.4f}\t{y:.4f}"
+
+    lines = []
+    section = None
+    with open(inp, newline="") as f:
+        for line in f.read().splitlines():
+            stripped = line.split(";")[0].strip()
+            if stripped.startswith("["):
+                section = stripped.upper()
+            elif stripped and section == "[COORDINATES]":
+                name = stripped.split()[0]
+                line = f" {name}\t{projected(wn.get_node(name).coordinates)}\t; projected"
+            elif stripped and section == "[VERTICES]":
+                name, x, y = stripped.split()[:3]
+                line = f" {name}\t{projected((float(x), float(y)))}"
+            lines.append(line)
+    with open(os.path.join(out, "net.inp"), "w", newline="") as f:
+        f.write("\r\n".join(lines) + "\r\n")
 
 with open(os.path.join(out, "customers.csv"), "w") as f:
     f.write("account_id,lon,lat,address,phone,email,language,priority\n")

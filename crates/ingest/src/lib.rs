@@ -8,6 +8,9 @@
 //! * [`cap_out`]: CAP 1.2 alerts written (an area as CAP polygons and circles);
 //! * [`customers`]: customers from the customer CSV or a GeoJSON FeatureCollection of points,
 //!   with per-row rejects (shared by the CLI and the HTTP API);
+//! * [`network`]: the network model from GeoJSON and the services CSV; [`epanet`]: the model
+//!   from an EPANET `.inp` and the isolation-valve layer, with [`crs`] for projected
+//!   coordinates (`--crs EPSG:NNNN`, proj4rs);
 //! * [`zone`]: named zones from a GeoJSON FeatureCollection;
 //! * [`geocode`]: the embedded gazetteer, the `Geocoder` trait and the candidate policy;
 //! * [`swap`]: an area's lon/lat mirror image, for the "looks swapped" check.
@@ -17,7 +20,9 @@
 
 pub mod cap;
 pub mod cap_out;
+pub mod crs;
 pub mod customers;
+pub mod epanet;
 pub mod error;
 pub mod geocode;
 pub mod geojson;

@@ -37,7 +37,7 @@ impl PipeIndex {
         let x_scale = mean_lat.to_radians().cos() * METRES_PER_DEGREE;
         let mut segments = Vec::new();
         for (i, link) in network.links().iter().enumerate() {
-            if link.kind() == LinkKind::Pump {
+            if matches!(link.kind(), LinkKind::Pump | LinkKind::ControlValve) {
                 continue;
             }
             for pair in link.path().windows(2) {
@@ -90,10 +90,16 @@ mod tests {
             path: Vec::new(),
         };
         let net = Network::new(NetworkInput {
-            nodes: vec![node("R", 25.0), node("A", 25.01), node("B", 25.02)],
+            nodes: vec![
+                node("R", 25.0),
+                node("A", 25.01),
+                node("B", 25.02),
+                node("C", 25.03),
+            ],
             links: vec![
                 link("PU", LinkKind::Pump, "R", "A"),
                 link("P", LinkKind::Pipe, "A", "B"),
+                link("PRV", LinkKind::ControlValve, "B", "C"),
             ],
             devices: Vec::new(),
         })
@@ -106,6 +112,9 @@ mod tests {
         assert_eq!(index.nearest(at(25.015, 60.0003), 30.0), None);
         // Beside the pump, the pipe is what is nearest (the pump feeds nobody).
         let a = index.nearest(at(25.005, 60.0), 1000.0).unwrap();
+        assert_eq!(a.link, 1);
+        // So beside a control valve (EPANET's [VALVES]).
+        let a = index.nearest(at(25.025, 60.0), 1000.0).unwrap();
         assert_eq!(a.link, 1);
     }
 }

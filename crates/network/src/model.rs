@@ -22,12 +22,15 @@ pub enum NodeKind {
     Substation,
 }
 
-/// What a link is. Pumps carry water like pipes for connectivity (the trace does not model
-/// hydraulics); a section is the power spelling of a pipe.
+/// What a link is. Pumps and control valves (EPANET's `[VALVES]`: pressure reducing,
+/// flow control and the like, which regulate rather than isolate) carry water like pipes for
+/// connectivity (the trace does not model hydraulics); neither feeds customers directly, so
+/// the nearest-pipe attachment skips both. A section is the power spelling of a pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LinkKind {
     Pipe,
     Pump,
+    ControlValve,
     Section,
 }
 
@@ -49,8 +52,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every accepted spelling, for error messages.
-    pub const SPELLINGS: &'static str =
-        "junction, reservoir, tank, substation, pipe, pump, section, valve, switch, fuse";
+    pub const SPELLINGS: &'static str = "junction, reservoir, tank, substation, pipe, pump, control_valve, section, valve, switch, fuse";
 
     /// Reads a kind in either vocabulary (case-insensitive).
     pub fn parse(text: &str) -> Option<Self> {
@@ -61,6 +63,7 @@ impl Kind {
             "substation" => Kind::Node(NodeKind::Substation),
             "pipe" => Kind::Link(LinkKind::Pipe),
             "pump" => Kind::Link(LinkKind::Pump),
+            "control_valve" => Kind::Link(LinkKind::ControlValve),
             "section" => Kind::Link(LinkKind::Section),
             "valve" => Kind::Device(DeviceKind::Valve),
             "switch" => Kind::Device(DeviceKind::Switch),
@@ -90,6 +93,7 @@ impl LinkKind {
         match self {
             LinkKind::Pipe => "pipe",
             LinkKind::Pump => "pump",
+            LinkKind::ControlValve => "control_valve",
             LinkKind::Section => "section",
         }
     }

@@ -289,6 +289,11 @@ mod tests {
         assert_eq!(k("section"), Kind::Link(LinkKind::Section));
         assert_eq!(k("fuse"), Kind::Device(DeviceKind::Fuse));
         assert_eq!(Kind::parse("hydrant"), None);
+        // EPANET's control valves are stored by this spelling and read back by it.
+        assert_eq!(
+            k(LinkKind::ControlValve.as_str()),
+            Kind::Link(LinkKind::ControlValve)
+        );
         let net = Network::new(NetworkInput {
             nodes: vec![
                 node("S", NodeKind::Substation),

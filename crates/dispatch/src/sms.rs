@@ -385,6 +385,32 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 /// POSTs a create request (a message, a call) and reads the provider's answer: accepted with
 /// its sid, or what the failure means ([`classify`]). Anything after the connection was made
 /// may have reached the provider (in doubt).
+/// `GET {url}?To=…` on a Twilio-style list endpoint (messages or calls) with the account's
+/// authorization: the provider's record of what went to `to`. A 404, 405 or 501 means there
+/// is no list here, so the provider cannot be asked.
+pub(crate) async fn list_to<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    authorization: &reqwest::header::HeaderValue,
+    to: &str,
+    what: &str,
+) -> Result<T, LookupError> {
+    let failed = |e: String| LookupError::Failed(format!("looking up {what}: {e}"));
+    let response = client
+        .get(url.clone())
+        .header(reqwest::header::AUTHORIZATION, authorization.clone())
+        .query(&[("To", to), ("PageSize", "100")])
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    match response.status().as_u16() {
+        404 | 405 | 501 => return Err(LookupError::Unsupported),
+        s if !(200..300).contains(&s) => return Err(failed(format!("HTTP {s}"))),
+        _ => {}
+    }
+    response.json().await.map_err(|e| failed(e.to_string()))
+}
+
 pub(crate) async fn create(
     client: &reqwest::Client,
     url: &reqwest::Url,
@@ -483,22 +509,14 @@ impl Transport for TwilioSms {
         if !self.config.lookup {
             return Err(LookupError::Unsupported);
         }
-        let failed = |e: String| LookupError::Failed(format!("looking up earlier attempts: {e}"));
-        let response = self
-            .client
-            .get(self.messages_url.clone())
-            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
-            .query(&[("To", m.to.as_str()), ("PageSize", "100")])
-            .send()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        match response.status().as_u16() {
-            // No message list here: the gateway cannot be asked.
-            404 | 405 | 501 => return Err(LookupError::Unsupported),
-            s if !(200..300).contains(&s) => return Err(failed(format!("HTTP {s}"))),
-            _ => {}
-        }
-        let list: MessageList = response.json().await.map_err(|e| failed(e.to_string()))?;
+        let list: MessageList = list_to(
+            &self.client,
+            &self.messages_url,
+            &self.authorization,
+            &m.to,
+            "earlier attempts",
+        )
+        .await?;
         Ok(list
             .messages
             .into_iter()

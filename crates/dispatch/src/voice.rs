@@ -27,7 +27,7 @@ use outagecast_store::{CallRetry, Store};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::sms::{Names, basic_auth, create, http_client, probe_account};
+use crate::sms::{Names, basic_auth, create, http_client, list_to, probe_account};
 use crate::transport::{LookupError, OutgoingMessage, Permit, SendOutcome, Transport};
 use crate::{DispatchError, Result};
 
@@ -466,21 +466,14 @@ impl Transport for VoiceCall {
         if !self.config.lookup {
             return Err(LookupError::Unsupported);
         }
-        let failed = |e: String| LookupError::Failed(format!("looking up earlier calls: {e}"));
-        let response = self
-            .client
-            .get(self.calls_url.clone())
-            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
-            .query(&[("To", m.to.as_str()), ("PageSize", "100")])
-            .send()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        match response.status().as_u16() {
-            404 | 405 | 501 => return Err(LookupError::Unsupported),
-            s if !(200..300).contains(&s) => return Err(failed(format!("HTTP {s}"))),
-            _ => {}
-        }
-        let list: CallList = response.json().await.map_err(|e| failed(e.to_string()))?;
+        let list: CallList = list_to(
+            &self.client,
+            &self.calls_url,
+            &self.authorization,
+            &m.to,
+            "earlier calls",
+        )
+        .await?;
         // A busy, unanswered, failed or canceled call is an earlier attempt that did not reach
         // anyone (a retry's own predecessor): only a live or completed call counts.
         Ok(list

@@ -142,15 +142,8 @@ pub(crate) async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if gw.no_lookup.load(Ordering::Relaxed) {
-        return api_error(
-            StatusCode::NOT_FOUND,
-            20404,
-            "The requested resource was not found",
-        );
-    }
-    if account != gw.account_sid || !gw.authorised(&headers) {
-        return api_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    if let Some(refused) = gw.refuse_list(&account, &headers) {
+        return refused;
     }
     let calls = gw.calls.lock().unwrap_or_else(|e| e.into_inner());
     let picked: Vec<_> = calls

@@ -204,6 +204,23 @@ impl Gateway {
         seen.values().map(|n| n - 1).sum()
     }
 
+    /// Why a list request (messages or calls) is not answered: no list endpoint
+    /// (`no_lookup`, a 404 as a gateway without one gives), or the wrong account or
+    /// credentials.
+    pub(crate) fn refuse_list(&self, account: &str, headers: &HeaderMap) -> Option<Response> {
+        if self.no_lookup.load(Ordering::Relaxed) {
+            return Some(api_error(
+                StatusCode::NOT_FOUND,
+                20404,
+                "The requested resource was not found",
+            ));
+        }
+        if account != self.account_sid || !self.authorised(headers) {
+            return Some(api_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate"));
+        }
+        None
+    }
+
     fn authorised(&self, headers: &HeaderMap) -> bool {
         let expected = self.expected_auth.read().unwrap_or_else(|e| e.into_inner());
         headers
@@ -381,15 +398,8 @@ async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if gw.no_lookup.load(Ordering::Relaxed) {
-        return api_error(
-            StatusCode::NOT_FOUND,
-            20404,
-            "The requested resource was not found",
-        );
-    }
-    if sid != gw.account_sid || !gw.authorised(&headers) {
-        return api_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    if let Some(refused) = gw.refuse_list(&sid, &headers) {
+        return refused;
     }
     let picked: Vec<Message> = {
         let state = gw.state();

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Extension, Form, OriginalUri, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
@@ -428,13 +428,25 @@ fn call_result(
     }
 }
 
-/// The call sid of a voice callback, checked; the error is the 400's text.
-fn call_sid(params: &[(String, String)]) -> Result<&str, &'static str> {
+/// A voice callback checked (signature or token, as every webhook) and its call sid; the
+/// error is the answer (401/403 refused, 400 no call sid). A rejection is the response
+/// itself, as an axum extractor's would be.
+#[allow(clippy::result_large_err)]
+fn voice_callback<'p>(
+    app: &App,
+    bearer: Option<Extension<BearerAuthorized>>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    params: &'p [(String, String)],
+) -> Result<&'p str, Response> {
+    app.twilio
+        .check(bearer.map(|b| b.0), uri, headers, params)
+        .map_err(IntoResponse::into_response)?;
     let Some(sid) = param(params, &["CallSid"]) else {
-        return Err("CallSid is missing\n");
+        return Err(plain(StatusCode::BAD_REQUEST, "CallSid is missing\n"));
     };
     if sid.len() > MAX_SID_LEN || !sid.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("CallSid is not a call id\n");
+        return Err(plain(StatusCode::BAD_REQUEST, "CallSid is not a call id\n"));
     }
     Ok(sid)
 }
@@ -449,15 +461,9 @@ async fn voice_status(
     headers: HeaderMap,
     Form(params): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refused) = app
-        .twilio
-        .check(bearer.map(|b| b.0), &uri, &headers, &params)
-    {
-        return refused.into_response();
-    }
-    let sid = match call_sid(&params) {
+    let sid = match voice_callback(&app, bearer, &uri, &headers, &params) {
         Ok(sid) => sid,
-        Err(bad) => return plain(StatusCode::BAD_REQUEST, bad),
+        Err(answer) => return answer,
     };
     let Some(status) = param(&params, &["CallStatus"]) else {
         return plain(StatusCode::BAD_REQUEST, "CallStatus is missing\n");
@@ -502,15 +508,9 @@ async fn voice_gather(
     Form(params): Form<Vec<(String, String)>>,
 ) -> Response {
     use outagecast_dispatch::voice::{call_twiml, goodbye, opted_out, say_and_hang_up};
-    if let Err(refused) = app
-        .twilio
-        .check(bearer.map(|b| b.0), &uri, &headers, &params)
-    {
-        return refused.into_response();
-    }
-    let sid = match call_sid(&params) {
+    let sid = match voice_callback(&app, bearer, &uri, &headers, &params) {
         Ok(sid) => sid,
-        Err(bad) => return plain(StatusCode::BAD_REQUEST, bad),
+        Err(answer) => return answer,
     };
     let call = match app.store.call_text(sid).await {
         Ok(call) => call,

@@ -122,6 +122,7 @@ fn synthetic_customers(points: &[LonLat]) -> Vec<Customer> {
                 emails: vec![],
                 language: Language::Fi,
                 priority: i % 50 == 0,
+                channel: None,
             })
         })
         .collect()

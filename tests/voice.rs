@@ -10,12 +10,21 @@
 //!   the calls by outcome.
 //! - kill -9 of `serve` mid-calls, then a restart: every landline called exactly once (the
 //!   in-doubt calls are looked up at the stand-in's `GET Calls.json?To=…`).
+//! - The provider refuses the credentials (the town has a mobile whose customer asked for
+//!   calls in the import's `channel` column: called, not texted): the calls wait held, `/healthz/dispatch` names
+//!   `OUTAGECAST_VOICE_AUTH_TOKEN` in one ERROR line, and once the key is accepted again each
+//!   line is called once, by itself.
+//! - A Calls API that places each call and never answers the request: after three requests in
+//!   a row the provider counts as down (`/healthz/dispatch` says so); once it answers, the calls
+//!   it had placed are found, not placed again, and their outcomes (whose callbacks were lost)
+//!   are asked for at `GET Calls/{sid}.json`.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{SID, StandIn, TOKEN, count, eventually};
@@ -30,6 +39,8 @@ struct Town {
     standin: StandIn,
     port: u16,
     token: String,
+    /// An admin token, for `/metrics`.
+    admin: String,
 }
 
 impl Town {
@@ -46,9 +57,12 @@ impl Town {
             standin,
             port,
             token: String::new(),
+            admin: String::new(),
         };
         let made = town.json(&["token", "create", "--role", "webhook", "--name", "gateway"]);
         town.token = made["token"].as_str().unwrap().to_string();
+        let made = town.json(&["token", "create", "--role", "admin", "--name", "on-call"]);
+        town.admin = made["token"].as_str().unwrap().to_string();
         town
     }
 
@@ -84,8 +98,9 @@ impl Town {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// `serve` on the town's port, sending SMS and placing calls through the stand-in.
-    async fn serve(&self, rate: u32) -> tokio::process::Child {
+    /// `serve` on the town's port, sending SMS and placing calls through the stand-in, with
+    /// these settings beside the town's own.
+    fn serve_command(&self, rate: u32, env: &[(&str, &str)]) -> tokio::process::Command {
         let mut cmd = self.standin.command("Vesi", 100);
         cmd.arg("--db")
             .arg(self.db())
@@ -100,10 +115,77 @@ impl Town {
                 "OUTAGECAST_PUBLIC_URL",
                 format!("http://webhook:{}@127.0.0.1:{}", self.token, self.port),
             )
-            .stderr(std::process::Stdio::null());
+            .envs(env.iter().copied());
+        cmd
+    }
+
+    async fn serve(&self, rate: u32) -> tokio::process::Child {
+        let mut cmd = self.serve_command(rate, &[]);
+        cmd.stderr(std::process::Stdio::null());
+        self.spawn(cmd).await
+    }
+
+    /// `serve` with its log kept: the child and what it has written to stderr so far.
+    async fn serve_logged(
+        &self,
+        rate: u32,
+        env: &[(&str, &str)],
+    ) -> (tokio::process::Child, Arc<Mutex<String>>) {
+        use tokio::io::AsyncBufReadExt;
+        let mut cmd = self.serve_command(rate, env);
+        cmd.stderr(std::process::Stdio::piped());
+        let mut child = self.spawn(cmd).await;
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let kept = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
+        (child, log)
+    }
+
+    async fn spawn(&self, cmd: tokio::process::Command) -> tokio::process::Child {
         let (child, http) = common::spawn_serve(cmd).await;
         assert_eq!(http, format!("127.0.0.1:{}", self.port));
         child
+    }
+
+    /// `n` customers with only a landline (`+35852` and six digits from `base` on), all Finnish, at the
+    /// burst's centre; their numbers.
+    fn landlines(&self, n: usize, base: u32) -> Vec<String> {
+        let mut csv = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
+        let numbers: Vec<String> = (0..n)
+            .map(|i| format!("+35852{:06}", base as usize + i))
+            .collect();
+        for (i, number) in numbers.iter().enumerate() {
+            csv.push_str(&format!(
+                "L-{i:03},24.9414,60.1710,Kaivokatu 1,{number},,fi,false\n"
+            ));
+        }
+        let path = self.dir.path().join("landlines.csv");
+        std::fs::write(&path, csv).unwrap();
+        self.json(&["import", "customers", path.to_str().unwrap()]);
+        numbers
+    }
+
+    /// `GET /healthz/dispatch`: the status code and the voice component.
+    async fn voice_health(&self) -> (u16, Value) {
+        let url = format!("http://127.0.0.1:{}/healthz/dispatch", self.port);
+        let Ok(answer) = reqwest::get(url).await else {
+            return (0, Value::Null);
+        };
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        let voice = body["components"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == "voice"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        (status, voice)
     }
 
     fn report(&self, id: &str) -> Value {
@@ -330,24 +412,20 @@ async fn landlines_are_called_once_in_their_language_and_mobiles_texted_once() {
     assert_eq!(busy_row["status"], "delivered");
     let metrics = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{}/metrics", town.port))
-        .basic_auth("webhook", Some(&town.token))
+        .bearer_auth(&town.admin)
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
-    // /metrics wants an admin token; when refused, the store's totals are checked instead.
-    if metrics.contains("outagecast_calls") {
-        assert!(
-            metrics.contains("outagecast_calls{outcome=\"answered\"} 10"),
-            "{metrics}"
-        );
-        assert!(
-            metrics.contains("outagecast_calls{outcome=\"busy\"} 1"),
-            "{metrics}"
-        );
-    }
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("outagecast_calls{outcome=\"answered\"} 10"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("outagecast_calls{outcome=\"busy\"} 1"),
+        "{metrics}"
+    );
 
     // The rate reached: the spread of the first call to each number.
     let mut firsts: Vec<Duration> = per_number.values().map(|c| c[0].at).collect();
@@ -369,17 +447,7 @@ async fn landlines_are_called_once_in_their_language_and_mobiles_texted_once() {
 async fn kill_9_mid_calls_calls_every_landline_exactly_once() {
     let started = Instant::now();
     let town = Town::new().await;
-    // Landlines only.
-    let mut csv = String::from("account_id,lon,lat,address,phone,email,language,priority\n");
-    let numbers: Vec<String> = (0..12).map(|i| format!("+3585220{:04}", i)).collect();
-    for (i, n) in numbers.iter().enumerate() {
-        csv.push_str(&format!(
-            "L-{i:03},24.9414,60.1710,Kaivokatu 1,{n},,fi,false\n"
-        ));
-    }
-    let path = town.dir.path().join("landlines.csv");
-    std::fs::write(&path, csv).unwrap();
-    town.json(&["import", "customers", path.to_str().unwrap()]);
+    let numbers = town.landlines(12, 200_000);
     let gateway = town.standin.gateway.clone();
     gateway.set_call_length(Duration::from_millis(300));
     let id = declare(&town, 12);
@@ -416,4 +484,171 @@ async fn kill_9_mid_calls_calls_every_landline_exactly_once() {
         started.elapsed().as_secs_f64()
     );
     serve.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_call_credentials_hold_the_calls_and_they_go_once_accepted_again() {
+    let started = Instant::now();
+    let town = Town::new().await;
+    let mut numbers = town.landlines(5, 300_000);
+    // A mobile whose customer asked to be called (the import's `channel` column).
+    let asked = "+358481234000";
+    let path = town.dir.path().join("asked.csv");
+    std::fs::write(
+        &path,
+        format!(
+            "account_id,lon,lat,address,phone,email,language,priority,channel\n\
+             M-1,24.9414,60.1710,Kaivokatu 1,{asked},,fi,false,voice\n"
+        ),
+    )
+    .unwrap();
+    town.json(&["import", "customers", path.to_str().unwrap()]);
+    numbers.push(asked.to_string());
+    let gateway = town.standin.gateway.clone();
+    gateway.set_call_length(Duration::from_millis(100));
+    // The provider has revoked the key the calls are configured with.
+    gateway.set_auth_token("revoked");
+    let id = declare(&town, 6);
+    let (mut serve, log) = town.serve_logged(10, &[]).await;
+    eventually(
+        Duration::from_secs(20),
+        "/healthz/dispatch names voice",
+        || async { town.voice_health().await.1["state"] == "degraded" },
+    )
+    .await;
+    let (status, voice) = town.voice_health().await;
+    assert_eq!(status, 503, "{voice}");
+    let reason = voice["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("refused the credentials")
+            && reason.contains("OUTAGECAST_VOICE_AUTH_TOKEN"),
+        "the reason names the setting to fix: {reason}"
+    );
+    eventually(Duration::from_secs(10), "every call held", || {
+        let report = town.report(&id);
+        async move { count(&report, "voice", "held") == 6 }
+    })
+    .await;
+    let report = town.report(&id);
+    assert_eq!(
+        count(&report, "voice", "failed"),
+        0,
+        "nothing burnt: {report}"
+    );
+    assert!(gateway.calls().is_empty(), "no call was placed");
+
+    // The key is accepted again: the calls go by themselves, each once.
+    gateway.set_auth_token(TOKEN);
+    eventually(Duration::from_secs(90), "every call delivered", || {
+        let report = town.report(&id);
+        async move { count(&report, "voice", "delivered") == 6 }
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "/healthz/dispatch back to 200",
+        || async { town.voice_health().await.0 == 200 },
+    )
+    .await;
+    let mut per_number: HashMap<String, usize> = HashMap::new();
+    for c in gateway.calls() {
+        *per_number.entry(c.to).or_default() += 1;
+    }
+    for n in &numbers {
+        assert_eq!(
+            per_number.get(n),
+            Some(&1),
+            "{n} called once: {per_number:?}"
+        );
+    }
+    serve.kill().await.unwrap();
+    let log = log.lock().unwrap().clone();
+    let errors = log
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("refused the credentials"))
+        .count();
+    assert_eq!(errors, 1, "one clear error line, not one per call:\n{log}");
+    eprintln!(
+        "voice refused then accepted: 6 calls each once; test {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_api_that_places_the_call_and_never_answers_calls_each_line_once() {
+    let started = Instant::now();
+    let town = Town::new().await;
+    let numbers = town.landlines(4, 400_000);
+    let gateway = town.standin.gateway.clone();
+    gateway.set_call_length(Duration::from_millis(100));
+    // Each call is placed, but the create request gets no answer for a minute; the calls'
+    // status callbacks are lost on the way.
+    gateway.set_calls_hang(Some(Duration::from_secs(60)));
+    gateway.lose_callbacks(true);
+    let id = declare(&town, 4);
+    let (mut serve, log) = town
+        .serve_logged(
+            10,
+            &[
+                ("OUTAGECAST_SMS_TIMEOUT", "2"),
+                ("OUTAGECAST_VOICE_MAX_CALL_SECONDS", "2"),
+            ],
+        )
+        .await;
+    eventually(Duration::from_secs(20), "the calls placed", || {
+        let n = gateway.calls().len();
+        async move { n >= 4 }
+    })
+    .await;
+    // Several requests in a row unanswered: the provider counts as down, and says why.
+    eventually(
+        Duration::from_secs(20),
+        "/healthz/dispatch says why",
+        || async { town.voice_health().await.1["state"] == "degraded" },
+    )
+    .await;
+    let (status, voice) = town.voice_health().await;
+    assert_eq!(status, 503, "{voice}");
+    assert!(
+        voice["reason"]
+            .as_str()
+            .unwrap()
+            .contains("requests in a row without an answer"),
+        "{voice}"
+    );
+    // The provider answers again: the calls it had placed are found by the look-up, not
+    // placed twice; their status callbacks never come, so each outcome is asked for.
+    gateway.set_calls_hang(None);
+    eventually(Duration::from_secs(60), "every call delivered", || {
+        let report = town.report(&id);
+        async move { count(&report, "voice", "delivered") == 4 }
+    })
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "/healthz/dispatch back to 200",
+        || async { town.voice_health().await.0 == 200 },
+    )
+    .await;
+    let mut per_number: HashMap<String, usize> = HashMap::new();
+    for c in gateway.calls() {
+        *per_number.entry(c.to).or_default() += 1;
+    }
+    for n in &numbers {
+        assert_eq!(
+            per_number.get(n),
+            Some(&1),
+            "{n} called once: {per_number:?}"
+        );
+    }
+    serve.kill().await.unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains("their status callbacks never came"),
+        "the outcomes came from the provider's record:\n{log}"
+    );
+    eprintln!(
+        "voice hanging Calls API: 4 calls each once; test {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }

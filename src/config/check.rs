@@ -2,7 +2,7 @@
 //! and the same parsers), each effective value and where it came from, and every problem on
 //! its own line.
 
-use outagecast_dispatch::voice::{CallGauge, VoiceCall};
+use outagecast_dispatch::voice::{CallLedger, VoiceCall};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::ToSocketAddrs;
 use std::path::Path;
@@ -267,7 +267,7 @@ fn warnings(values: &[Effective<'_>]) -> Vec<String> {
 /// The calls-in-progress count of a check: nothing is called, so none are.
 struct NoCalls;
 
-impl CallGauge for NoCalls {
+impl CallLedger for NoCalls {
     fn calls_in_progress(
         &self,
         _since: chrono::DateTime<chrono::Utc>,

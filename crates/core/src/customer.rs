@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::area::LonLat;
-use crate::contact::{EmailAddress, Language, PhoneNumber, Region};
+use crate::contact::{Channel, EmailAddress, Language, PhoneNumber, Region};
 use crate::error::{CoreError, Result};
 
 /// The store's row id for a customer: the key of the spatial index and of notices. Dense and
@@ -80,6 +80,8 @@ pub struct Customer {
     emails: Vec<EmailAddress>,
     language: Language,
     priority: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel: Option<Channel>,
 }
 
 /// Everything needed to build a [`Customer`]; a struct so that call sites name each field.
@@ -99,6 +101,10 @@ pub struct CustomerParts {
     pub language: Language,
     /// Medically dependent or otherwise vulnerable: told first, always.
     pub priority: bool,
+    /// The one channel the customer asked to be told by (`channel` column), used when they
+    /// have a contact for it; `None`: every contact by its default channel (mobiles texted,
+    /// landlines called, emails mailed).
+    pub channel: Option<Channel>,
 }
 
 impl Customer {
@@ -112,6 +118,7 @@ impl Customer {
             mut emails,
             language,
             priority,
+            channel,
         } = parts;
         dedup_in_order(&mut phones);
         dedup_in_order(&mut emails);
@@ -123,6 +130,7 @@ impl Customer {
             emails,
             language,
             priority,
+            channel,
         }
     }
 
@@ -154,6 +162,10 @@ impl Customer {
     pub fn priority(&self) -> bool {
         self.priority
     }
+    /// The channel the customer asked to be told by, if any.
+    pub fn channel(&self) -> Option<Channel> {
+        self.channel
+    }
 }
 
 fn dedup_in_order<T: PartialEq + Clone>(items: &mut Vec<T>) {
@@ -169,9 +181,10 @@ fn dedup_in_order<T: PartialEq + Clone>(items: &mut Vec<T>) {
 }
 
 /// One row of the customer CSV as text, before validation. Header:
-/// `account_id,lon,lat,address,phone,email,language,priority`. `phone` and `email` may hold
-/// several values separated by `;`; `language` defaults to the configured default when empty;
-/// `priority` is `true/false`, `yes/no` or `1/0` (empty is false).
+/// `account_id,lon,lat,address,phone,email,language,priority,channel`. `phone` and `email` may
+/// hold several values separated by `;`; `language` defaults to the configured default when
+/// empty; `priority` is `true/false`, `yes/no` or `1/0` (empty is false); `channel` (optional:
+/// `sms`, `email` or `voice`) is the one channel the customer asked for.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CustomerRecord {
     /// Account id.
@@ -195,10 +208,13 @@ pub struct CustomerRecord {
     /// Priority flag.
     #[serde(default)]
     pub priority: String,
+    /// `sms`, `email`, `voice`, or empty.
+    #[serde(default)]
+    pub channel: String,
 }
 
 /// The CSV header, in order.
-pub const CSV_HEADER: [&str; 8] = [
+pub const CSV_HEADER: [&str; 9] = [
     "account_id",
     "lon",
     "lat",
@@ -207,6 +223,7 @@ pub const CSV_HEADER: [&str; 8] = [
     "email",
     "language",
     "priority",
+    "channel",
 ];
 
 /// Settings that shape how customer records are read.
@@ -242,6 +259,15 @@ impl CustomerRecord {
             Language::parse(&self.language)?
         };
         let priority = parse_flag(&self.priority)?;
+        let channel = match self.channel.trim() {
+            "" => None,
+            text => Some(Channel::parse(text).map_err(|_| {
+                CoreError::invalid(
+                    "channel",
+                    format!("{text:?} is not a channel; write sms, email or voice, or leave it empty for the default (mobiles texted, landlines called, emails mailed)"),
+                )
+            })?),
+        };
         Ok(Customer::new(CustomerParts {
             account_id,
             location,
@@ -250,6 +276,7 @@ impl CustomerRecord {
             emails,
             language,
             priority,
+            channel,
         }))
     }
 }
@@ -306,6 +333,7 @@ mod tests {
             email: "a@example.com".into(),
             language: "".into(),
             priority: "yes".into(),
+            channel: String::new(),
         }
     }
 
@@ -319,18 +347,26 @@ mod tests {
         );
         assert_eq!(c.language(), Language::Fi);
         assert!(c.priority());
+        assert_eq!(c.channel(), None, "an empty channel is the default");
+        let mut asking = record();
+        asking.channel = " Voice ".into();
+        assert_eq!(
+            asking.parse(rules()).unwrap().channel(),
+            Some(Channel::Voice)
+        );
     }
 
     #[test]
     fn each_bad_column_is_named() {
         type Spoil = fn(&mut CustomerRecord);
-        let cases: [(Spoil, &str); 6] = [
+        let cases: [(Spoil, &str); 7] = [
             (|r| r.account_id = " ".into(), "account_id"),
             (|r| r.lon = "24,94".into(), "lon"),
             (|r| r.lat = "160.1".into(), "lat"),
             (|r| r.phone = "12".into(), "phone"),
             (|r| r.email = "nobody".into(), "email"),
             (|r| r.priority = "maybe".into(), "priority"),
+            (|r| r.channel = "fax".into(), "channel"),
         ];
         for (spoil, field) in cases {
             let mut r = record();

@@ -144,6 +144,39 @@ impl RecipientPlan {
     }
 }
 
+/// The contacts a customer is told at, each with its channel. By default every contact:
+/// mobiles are texted, landlines called, emails mailed, whatever is configured now (a channel
+/// that is not waits, held, until a dispatcher serves it). A customer who asked for one
+/// channel is told only by it when they have a contact for it (`voice` calls every phone,
+/// mobiles too; `sms` texts the mobiles; `email` mails), else by default.
+fn contacts_to_tell(customer: &Customer) -> Vec<(Channel, &str)> {
+    let phones = customer.phones().iter();
+    let emails = customer
+        .emails()
+        .iter()
+        .map(|e| (Channel::Email, e.as_str()));
+    let asked: Vec<(Channel, &str)> = match customer.channel() {
+        None => Vec::new(),
+        Some(Channel::Voice) => phones.clone().map(|p| (Channel::Voice, p.e164())).collect(),
+        Some(Channel::Sms) => phones
+            .clone()
+            .filter(|p| p.kind() == PhoneKind::Mobile)
+            .map(|p| (Channel::Sms, p.e164()))
+            .collect(),
+        Some(Channel::Email) => emails.clone().collect(),
+    };
+    if !asked.is_empty() {
+        return asked;
+    }
+    phones
+        .map(|p| match p.kind() {
+            PhoneKind::Mobile => (Channel::Sms, p.e164()),
+            PhoneKind::Landline => (Channel::Voice, p.e164()),
+        })
+        .chain(emails)
+        .collect()
+}
+
 /// Plans who hears about a newly declared incident.
 ///
 /// `affected` may come in any order; priority customers are put first (then by account id), so
@@ -163,6 +196,7 @@ impl RecipientPlan {
 ///     emails: vec![],
 ///     language: Language::Fi,
 ///     priority,
+///     channel: None,
 /// });
 /// let (a, b) = (flat("A", false), flat("B", true));
 /// // One person, two flats: one SMS, marked priority because flat B is.
@@ -189,17 +223,7 @@ pub fn plan_recipients(
 
     for (id, customer) in ordered {
         let mut reachable = false;
-        // Mobiles are texted, landlines called: whatever is configured now (a channel that
-        // is not waits, held, until a dispatcher serves it).
-        let phones = customer.phones().iter().map(|p| match p.kind() {
-            PhoneKind::Mobile => (Channel::Sms, p.e164()),
-            PhoneKind::Landline => (Channel::Voice, p.e164()),
-        });
-        let email = customer
-            .emails()
-            .iter()
-            .map(|e| (Channel::Email, e.as_str()));
-        for (channel, address) in phones.chain(email) {
+        for (channel, address) in contacts_to_tell(customer) {
             if is_opted_out(channel, address) {
                 if opted_out_seen.insert((channel, address), ()).is_none() {
                     plan.opted_out += 1;
@@ -250,6 +274,16 @@ mod tests {
     use crate::customer::{AccountId, CustomerParts};
 
     fn customer(id: &str, phones: &[&str], emails: &[&str], priority: bool) -> Customer {
+        customer_asking(id, phones, emails, priority, None)
+    }
+
+    fn customer_asking(
+        id: &str,
+        phones: &[&str],
+        emails: &[&str],
+        priority: bool,
+        channel: Option<Channel>,
+    ) -> Customer {
         Customer::new(CustomerParts {
             account_id: AccountId::parse(id).unwrap(),
             location: LonLat::parse(24.94, 60.17).unwrap(),
@@ -264,6 +298,7 @@ mod tests {
                 .collect(),
             language: Language::En,
             priority,
+            channel,
         })
     }
 
@@ -324,5 +359,54 @@ mod tests {
         assert_eq!(plan.recipients[0].address, "+358482222222");
         assert!(plan.recipients[0].priority);
         assert!(!plan.recipients[1].priority);
+    }
+
+    #[test]
+    fn a_customer_who_asked_for_one_channel_is_told_only_by_it_when_they_can_be() {
+        let told = |c: &Customer| {
+            let plan = plan_recipients(&[(CustomerId(1), c)], |_, _| false);
+            plan.recipients
+                .iter()
+                .map(|r| (r.channel, r.address.clone()))
+                .collect::<Vec<_>>()
+        };
+        let both = |channel| {
+            customer_asking(
+                "A",
+                &["+358481111111", "+35852123456"],
+                &["a@example.com"],
+                false,
+                channel,
+            )
+        };
+        assert_eq!(told(&both(None)).len(), 3, "by default every contact");
+        assert_eq!(
+            told(&both(Some(Channel::Voice))),
+            vec![
+                (Channel::Voice, "+358481111111".to_string()),
+                (Channel::Voice, "+35852123456".to_string())
+            ],
+            "voice calls every phone, the mobile too"
+        );
+        assert_eq!(
+            told(&both(Some(Channel::Sms))),
+            vec![(Channel::Sms, "+358481111111".to_string())]
+        );
+        assert_eq!(
+            told(&both(Some(Channel::Email))),
+            vec![(Channel::Email, "a@example.com".to_string())]
+        );
+        // Asked for email with no address: told as by default rather than not at all.
+        let no_email = customer_asking("B", &["+358482222222"], &[], false, Some(Channel::Email));
+        assert_eq!(
+            told(&no_email),
+            vec![(Channel::Sms, "+358482222222".to_string())]
+        );
+        // Asked for SMS with only a landline: it cannot be texted, so it is called.
+        let landline = customer_asking("C", &["+35852123456"], &[], false, Some(Channel::Sms));
+        assert_eq!(
+            told(&landline),
+            vec![(Channel::Voice, "+35852123456".to_string())]
+        );
     }
 }

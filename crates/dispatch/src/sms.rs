@@ -382,9 +382,6 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// POSTs a create request (a message, a call) and reads the provider's answer: accepted with
-/// its sid, or what the failure means ([`classify`]). Anything after the connection was made
-/// may have reached the provider (in doubt).
 /// `GET {url}?To=…` on a Twilio-style list endpoint (messages or calls) with the account's
 /// authorization: the provider's record of what went to `to`. A 404, 405 or 501 means there
 /// is no list here, so the provider cannot be asked.
@@ -395,11 +392,30 @@ pub(crate) async fn list_to<T: serde::de::DeserializeOwned>(
     to: &str,
     what: &str,
 ) -> Result<T, LookupError> {
+    get_resource(
+        client,
+        url,
+        authorization,
+        &[("To", to), ("PageSize", "100")],
+        what,
+    )
+    .await
+}
+
+/// `GET {url}?{query}` of a Twilio-style resource with the account's authorization, read as
+/// JSON. A 404, 405 or 501 means the provider cannot be asked this.
+pub(crate) async fn get_resource<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    authorization: &reqwest::header::HeaderValue,
+    query: &[(&str, &str)],
+    what: &str,
+) -> Result<T, LookupError> {
     let failed = |e: String| LookupError::Failed(format!("looking up {what}: {e}"));
     let response = client
         .get(url.clone())
         .header(reqwest::header::AUTHORIZATION, authorization.clone())
-        .query(&[("To", to), ("PageSize", "100")])
+        .query(query)
         .send()
         .await
         .map_err(|e| failed(e.to_string()))?;
@@ -411,6 +427,9 @@ pub(crate) async fn list_to<T: serde::de::DeserializeOwned>(
     response.json().await.map_err(|e| failed(e.to_string()))
 }
 
+/// POSTs a create request (a message, a call) and reads the provider's answer: accepted with
+/// its sid, or what the failure means ([`classify`]). Anything after the connection was made
+/// may have reached the provider (in doubt).
 pub(crate) async fn create(
     client: &reqwest::Client,
     url: &reqwest::Url,
@@ -443,14 +462,11 @@ pub(crate) async fn create(
             // Anything after the connection was made might have reached the provider.
             let in_doubt = true;
             return SendOutcome::Retry {
-                reason: format!(
-                    "{}: {e}",
-                    if e.is_timeout() {
-                        "timeout"
-                    } else {
-                        "transport error"
-                    }
-                ),
+                reason: if e.is_timeout() {
+                    format!("no answer from {base_url} in time")
+                } else {
+                    format!("transport error: {}", error_chain(&e))
+                },
                 after: None,
                 in_doubt,
             };

@@ -95,6 +95,12 @@ pub trait Transport: Send + Sync {
     /// the notice's lease is left.
     fn timeout(&self) -> Duration;
 
+    /// Work the adapter does beside sending for as long as its lane runs (voice: asking the
+    /// provider about calls whose final status never came). Most adapters have none.
+    fn maintain(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
+
     /// Waits up to `wait` for room for one more send, before the hand-over: a channel with a
     /// cap on what is in progress at once (simultaneous calls) makes its sends queue here.
     /// `None`: no room in time, the notice is given back unsent. Most channels have no cap.

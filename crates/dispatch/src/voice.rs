@@ -23,11 +23,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use outagecast_core::contact::{Channel, Language};
 use outagecast_core::secret::Secret;
-use outagecast_store::{CallRetry, Store};
+use outagecast_store::{CallResult, CallRetry, Store};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::sms::{Names, basic_auth, create, http_client, list_to, probe_account};
+use crate::sms::{Names, basic_auth, create, get_resource, http_client, list_to, probe_account};
 use crate::transport::{LookupError, OutgoingMessage, Permit, SendOutcome, Transport};
 use crate::{DispatchError, Result};
 
@@ -293,16 +293,39 @@ pub fn estimated_call_seconds(text: &str, lang: Language) -> u32 {
     (spoken / 2.5 + 2.0 + 5.0).ceil() as u32
 }
 
-/// How many calls are in progress, as the store counts them (every node's).
-pub trait CallGauge: Send + Sync + 'static {
+/// The calls as the store keeps them (every node's): how many are in progress, and those whose
+/// final status never came, to be asked about and settled.
+pub trait CallLedger: Send + Sync + 'static {
     /// Voice notices sent since `since` and not settled by their final status.
     fn calls_in_progress(
         &self,
         since: DateTime<Utc>,
     ) -> Pin<Box<dyn Future<Output = std::result::Result<u64, String>> + Send + '_>>;
+
+    /// The sids of calls placed before `sent_before` and never settled, oldest first. A
+    /// ledger that keeps no calls (a check that places none) has none.
+    fn unsettled_calls(
+        &self,
+        sent_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<Vec<String>, String>> + Send + '_>> {
+        let _ = (sent_before, limit);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Records a call's final status as its status callback would have.
+    fn settle_call<'a>(
+        &'a self,
+        sid: &'a str,
+        result: &'a CallResult,
+        retry: CallRetry,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send + 'a>> {
+        let _ = (sid, result, retry);
+        Box::pin(async { Ok(()) })
+    }
 }
 
-impl CallGauge for Store {
+impl CallLedger for Store {
     fn calls_in_progress(
         &self,
         since: DateTime<Utc>,
@@ -313,6 +336,32 @@ impl CallGauge for Store {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn unsettled_calls(
+        &self,
+        sent_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<Vec<String>, String>> + Send + '_>> {
+        Box::pin(async move {
+            Store::unsettled_calls(self, sent_before, limit)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn settle_call<'a>(
+        &'a self,
+        sid: &'a str,
+        result: &'a CallResult,
+        retry: CallRetry,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            Store::record_call_status(self, sid, result, retry, Utc::now())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// How long an accepted call is counted here before the store is sure to show it: the lane
@@ -320,6 +369,8 @@ impl CallGauge for Store {
 const RECORDING: Duration = Duration::from_secs(1);
 /// How long the store's count is reused.
 const GAUGE_FRESH: Duration = Duration::from_millis(250);
+/// Unsettled calls asked about in one sweep.
+const SETTLE_BATCH: u32 = 100;
 /// How often a send waiting for room looks again.
 const SLOT_POLL: Duration = Duration::from_millis(100);
 
@@ -338,7 +389,7 @@ pub struct VoiceCall {
     config: VoiceConfig,
     calls_url: reqwest::Url,
     authorization: reqwest::header::HeaderValue,
-    gauge: Arc<dyn CallGauge>,
+    ledger: Arc<dyn CallLedger>,
     slots: Arc<Mutex<Slots>>,
 }
 
@@ -356,6 +407,8 @@ struct CallResource {
     sid: String,
     #[serde(default)]
     status: String,
+    #[serde(default)]
+    answered_by: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -365,8 +418,9 @@ struct CallList {
 }
 
 impl VoiceCall {
-    /// Builds the adapter; `gauge` counts the calls in progress (the store).
-    pub fn new(config: VoiceConfig, gauge: Arc<dyn CallGauge>) -> Result<Self> {
+    /// Builds the adapter; `ledger` (the store) counts the calls in progress and keeps the
+    /// calls whose final status is still to come.
+    pub fn new(config: VoiceConfig, ledger: Arc<dyn CallLedger>) -> Result<Self> {
         let client = http_client(config.timeout, &VOICE)?;
         let calls_url = reqwest::Url::parse(&format!(
             "{}/2010-04-01/Accounts/{}/Calls.json",
@@ -382,7 +436,7 @@ impl VoiceCall {
             config,
             calls_url,
             authorization,
-            gauge,
+            ledger,
             slots: Arc::default(),
         })
     }
@@ -416,7 +470,7 @@ impl VoiceCall {
         }
         let since = Utc::now()
             - chrono::Duration::from_std(self.config.max_call).unwrap_or(chrono::Duration::MAX);
-        match self.gauge.calls_in_progress(since).await {
+        match self.ledger.calls_in_progress(since).await {
             Ok(n) => {
                 let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
                 slots.counted = Some((n, Instant::now()));
@@ -428,6 +482,90 @@ impl VoiceCall {
                 None
             }
         }
+    }
+}
+
+impl VoiceCall {
+    /// One sweep for lost status callbacks: each call placed longer ago than the longest call
+    /// (`OUTAGECAST_VOICE_MAX_CALL_SECONDS`) whose final status never came (the node was down
+    /// when it was posted, or the call was found by a look-up after its callback had given up)
+    /// is asked about at `GET Calls/{sid}.json`, and what the provider says is recorded as the
+    /// callback would have. Returns how many were settled, and whether the provider could be
+    /// asked at all.
+    pub async fn settle_lost_callbacks(&self) -> (usize, bool) {
+        let before = Utc::now()
+            - chrono::Duration::from_std(self.config.max_call).unwrap_or(chrono::Duration::MAX);
+        let sids = match self.ledger.unsettled_calls(before, SETTLE_BATCH).await {
+            Ok(sids) => sids,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list the unsettled calls");
+                return (0, true);
+            }
+        };
+        let (mut settled, mut asked) = (0, sids.is_empty());
+        for sid in &sids {
+            match self.final_status(sid).await {
+                Ok(Some(result)) => {
+                    asked = true;
+                    match self
+                        .ledger
+                        .settle_call(sid, &result, self.config.retry)
+                        .await
+                    {
+                        Ok(()) => settled += 1,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "cannot record a call's status");
+                            break;
+                        }
+                    }
+                }
+                // Still ringing or talking: asked again next time.
+                Ok(None) => asked = true,
+                // This call unknown, or no such endpoint: the next one may be known.
+                Err(LookupError::Unsupported) => {}
+                Err(LookupError::Failed(e)) => {
+                    tracing::debug!(error = %e, "cannot ask about a call");
+                    asked = true;
+                    break;
+                }
+            }
+        }
+        if settled > 0 {
+            // Lost callbacks mean the public URL does not reach a node, or none was up.
+            tracing::warn!(
+                settled,
+                "calls settled from the provider's record: their status callbacks never came \
+                 (check that OUTAGECAST_PUBLIC_URL reaches this service)"
+            );
+        }
+        (settled, asked)
+    }
+
+    /// The provider's final status of the call `sid`; `None` while it is still in progress.
+    async fn final_status(
+        &self,
+        sid: &str,
+    ) -> std::result::Result<Option<CallResult>, LookupError> {
+        let mut url = self.calls_url.clone();
+        {
+            let Ok(mut path) = url.path_segments_mut() else {
+                return Err(LookupError::Unsupported);
+            };
+            path.pop().push("Calls").push(&format!("{sid}.json"));
+        }
+        let call: CallResource = get_resource(
+            &self.client,
+            &url,
+            &self.authorization,
+            &[],
+            "a call's status",
+        )
+        .await?;
+        Ok(CallResult::from_status(
+            &call.status,
+            call.answered_by.as_deref(),
+            None,
+        ))
     }
 }
 
@@ -490,6 +628,20 @@ impl Transport for VoiceCall {
 
     fn cost(&self, _: &OutgoingMessage) -> u32 {
         1
+    }
+
+    /// Sweeps for lost status callbacks now and then (a quarter of the longest call, between
+    /// 1 and 30 s), less often while the provider cannot be asked.
+    async fn maintain(&self) {
+        if !self.config.lookup {
+            return std::future::pending().await;
+        }
+        let every =
+            (self.config.max_call / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        loop {
+            let (_, asked) = self.settle_lost_callbacks().await;
+            tokio::time::sleep(if asked { every } else { every * 10 }).await;
+        }
     }
 
     fn timeout(&self) -> Duration {

@@ -438,6 +438,15 @@ impl<S: Transport + 'static, E: Transport + 'static, O: Outbox, V: Transport + '
         if let Some(lane) = &self.voice {
             lanes.spawn(supervise(Arc::clone(lane), until, stop_rx.clone()));
         }
+        // What the transports do beside sending, stopped with the lanes.
+        let _maintained: Vec<AbortOnDrop> = [
+            self.sms.as_ref().map(|l| maintain(Arc::clone(l))),
+            self.email.as_ref().map(|l| maintain(Arc::clone(l))),
+            self.voice.as_ref().map(|l| maintain(Arc::clone(l))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         // Stops the lanes however this future ends (a drop included).
         let _stop_on_drop = StopOnDrop(&stop_tx);
         tokio::pin!(shutdown);
@@ -517,6 +526,12 @@ impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         let _ = self.0.send(true);
     }
+}
+
+/// Runs the upkeep of a lane's transport ([`Transport::maintain`]) as a task, aborted when
+/// dropped.
+fn maintain<T: Transport + 'static, O: Outbox>(lane: Arc<Lane<T, O>>) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move { lane.transport.maintain().await }))
 }
 
 /// Runs a lane, restarting it after a panic (its sends were aborted with it; what it had
@@ -604,6 +619,8 @@ enum Signal {
     Answered,
     /// It is failing as a whole.
     Down(String),
+    /// It took the request and gave no answer in time (it may have acted on it).
+    Silent(String),
 }
 
 /// One send's result.
@@ -616,7 +633,10 @@ struct Sent {
 /// Whether the lane's provider is taking requests.
 #[derive(Debug)]
 enum Circuit {
-    Closed,
+    Closed {
+        /// Requests in a row the provider has left without an answer.
+        unanswered: u32,
+    },
     Open {
         reason: String,
         /// When the next probe may start.
@@ -627,6 +647,10 @@ enum Circuit {
     },
 }
 
+/// Requests in a row left without an answer before the provider counts as down: one timeout
+/// is a slow request, several in a row a provider that takes requests and never answers (each
+/// more would be one more notice in doubt).
+const UNANSWERED_IS_DOWN: u32 = 3;
 /// The first wait after the provider fails, and the longest.
 const PROBE_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
 /// The first wait after the store fails, and the longest (dispatch resumes within this of the
@@ -707,7 +731,7 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
         // When the running round started, and whether it was reported as stalled.
         let mut round_since = Instant::now();
         let mut stalled = false;
-        let mut circuit = Circuit::Closed;
+        let mut circuit = Circuit::Closed { unanswered: 0 };
         // The channel's notices in the store follow the circuit: held with its reason while
         // it is open, plain pending once it closes (and at the start: a restart with the
         // setting fixed clears what an earlier run held).
@@ -757,7 +781,7 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
             // Start sends from the queue (one probe at a time while the circuit is open).
             while sends.len() < concurrency && stopping.is_none() {
                 let may_start = match &mut circuit {
-                    Circuit::Closed => true,
+                    Circuit::Closed { .. } => true,
                     Circuit::Open {
                         probe_at, probing, ..
                     } => {
@@ -798,7 +822,7 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
                     }
                 }
                 let circuit_claims = match &circuit {
-                    Circuit::Closed => true,
+                    Circuit::Closed { .. } => true,
                     Circuit::Open {
                         probe_at, probing, ..
                     } => !*probing && now >= *probe_at && queue.is_empty() && sends.is_empty(),
@@ -811,7 +835,7 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
                     && now >= next_claim
                 {
                     match circuit {
-                        Circuit::Closed => batch.min(room),
+                        Circuit::Closed { .. } => batch.min(room),
                         Circuit::Open { .. } => 1,
                     }
                 } else {
@@ -831,7 +855,7 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
                         break;
                     }
                     // Nothing sending, nothing to record, nothing claimable now.
-                    if until == RunUntil::Empty && matches!(circuit, Circuit::Closed) {
+                    if until == RunUntil::Empty && matches!(circuit, Circuit::Closed { .. }) {
                         match self.is_drained().await {
                             Ok(true) => break,
                             Ok(false) => {}
@@ -1066,60 +1090,98 @@ impl<T: Transport + 'static, O: Outbox> Lane<T, O> {
     ) -> Outcome {
         match signal {
             Signal::NotAsked => {
-                // A probe that never reached the provider (held, withdrawn, timed out) proves
-                // nothing: the next notice probes instead.
+                // A probe that never reached the provider (held, withdrawn) proves nothing:
+                // the next notice probes instead.
                 if let Circuit::Open { probing, .. } = circuit {
                     *probing = false;
                 }
                 outcome
             }
             Signal::Answered => {
-                if let Circuit::Open { .. } = circuit {
-                    info!(channel = %self.channel, "the {} provider accepts requests again; resuming", self.channel);
-                    self.health.channel_up(self.channel);
-                    holds.send_replace(None);
-                    *circuit = Circuit::Closed;
+                match circuit {
+                    Circuit::Open { .. } => {
+                        info!(channel = %self.channel, "the {} provider accepts requests again; resuming", self.channel);
+                    }
+                    Circuit::Closed { unanswered } => {
+                        *unanswered = 0;
+                        return outcome;
+                    }
                 }
+                self.health.channel_up(self.channel);
+                holds.send_replace(None);
+                *circuit = Circuit::Closed { unanswered: 0 };
                 outcome
             }
-            Signal::Down(reason) => {
-                let backoff = match circuit {
-                    Circuit::Closed => {
-                        error!(
-                            channel = %self.channel,
-                            "{reason}. The {} notices wait (nothing is failed for this); probing again in {} s",
-                            self.channel,
-                            PROBE_BACKOFF.0.as_secs()
-                        );
-                        PROBE_BACKOFF.0
+            Signal::Silent(reason) => {
+                let unanswered = match circuit {
+                    Circuit::Closed { unanswered } => {
+                        *unanswered += 1;
+                        *unanswered
                     }
-                    Circuit::Open {
-                        backoff, probing, ..
-                    } => {
-                        if *probing {
-                            debug!(channel = %self.channel, %reason, "probe refused");
-                            (*backoff * 2).min(PROBE_BACKOFF.1)
-                        } else {
-                            *backoff
-                        }
+                    Circuit::Open { probing, .. } => {
+                        *probing = false;
+                        UNANSWERED_IS_DOWN
                     }
                 };
-                self.health
-                    .channel_down(self.channel, &reason, (self.config.clock)());
-                let not_before = (self.config.clock)() + to_chrono(backoff);
-                let open = deferred(not_before, &reason);
-                // Every failure marks them again: notices planned since the last one too.
-                holds.send_replace(Some(reason.clone()));
-                *circuit = Circuit::Open {
-                    reason,
-                    probe_at: Instant::now() + backoff,
-                    backoff,
-                    probing: false,
-                };
-                self.progress.deferred.fetch_add(1, Ordering::Relaxed);
-                open
+                if unanswered < UNANSWERED_IS_DOWN {
+                    return outcome;
+                }
+                let reason = format!(
+                    "the {} provider has left {unanswered} requests in a row without an answer ({reason}); each is looked up before it is sent again",
+                    self.channel
+                );
+                // The notice stays in doubt (not deferred as unsent): it is asked after first.
+                self.circuit_opens(circuit, holds, reason);
+                outcome
             }
+            Signal::Down(reason) => self.circuit_opens(circuit, holds, reason),
         }
+    }
+
+    /// The provider is failing as a whole: says so once, tells `/healthz/dispatch`, holds the
+    /// channel's notices with the reason and waits for a probe; the deferred outcome of an
+    /// unsent notice.
+    fn circuit_opens(
+        &self,
+        circuit: &mut Circuit,
+        holds: &watch::Sender<Option<String>>,
+        reason: String,
+    ) -> Outcome {
+        let backoff = match circuit {
+            Circuit::Closed { .. } => {
+                error!(
+                    channel = %self.channel,
+                    "{reason}. The {} notices wait (nothing is failed for this); probing again in {} s",
+                    self.channel,
+                    PROBE_BACKOFF.0.as_secs()
+                );
+                PROBE_BACKOFF.0
+            }
+            Circuit::Open {
+                backoff, probing, ..
+            } => {
+                if *probing {
+                    debug!(channel = %self.channel, %reason, "probe refused");
+                    (*backoff * 2).min(PROBE_BACKOFF.1)
+                } else {
+                    *backoff
+                }
+            }
+        };
+        self.health
+            .channel_down(self.channel, &reason, (self.config.clock)());
+        let not_before = (self.config.clock)() + to_chrono(backoff);
+        let open = deferred(not_before, &reason);
+        // Every failure marks them again: notices planned since the last one too.
+        holds.send_replace(Some(reason.clone()));
+        *circuit = Circuit::Open {
+            reason,
+            probe_at: Instant::now() + backoff,
+            backoff,
+            probing: false,
+        };
+        self.progress.deferred.fetch_add(1, Ordering::Relaxed);
+        open
     }
 
     /// Notes a store failure: backs off, says so once, and tells `/healthz/dispatch`.
@@ -1582,9 +1644,10 @@ async fn deliver<T: Transport>(
         } => {
             // Provider errors quote the recipient; the log names the notice (the span) only.
             warn!(reason = %WithoutContacts(&reason), "will retry");
-            // A timeout says nothing of the provider's health; a 429 or 5xx is an answer.
+            // A timeout is a request left unanswered (several in a row: a provider down); a
+            // 429 or 5xx is an answer.
             let signal = if in_doubt {
-                Signal::NotAsked
+                Signal::Silent(reason.clone())
             } else {
                 Signal::Answered
             };

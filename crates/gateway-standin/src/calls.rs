@@ -1,6 +1,7 @@
 //! The Calls API: `POST /2010-04-01/Accounts/{sid}/Calls.json` (form `To`, `From`, `Twiml`,
-//! `StatusCallback`, …; basic auth) answering 201 with `{sid, status: "queued", to}`, and `GET`
-//! of the same path filtered by `To` (`{calls: [{sid, to, from, status}]}`). Each call ends
+//! `StatusCallback`, …; basic auth) answering 201 with `{sid, status: "queued", to}`, `GET`
+//! of the same path filtered by `To` (`{calls: [{sid, to, from, status}]}`), and `GET
+//! …/Calls/{sid}.json` (one call: its status, and `answered_by`). Each call ends
 //! after [`Gateway::set_call_length`] with the next outcome scripted for its number
 //! ([`Gateway::script_calls`]: `busy`, `no-answer`, `failed`, or `completed` answered by a
 //! human, the default) and its final status is POSTed to the call's `StatusCallback` (a
@@ -128,6 +129,10 @@ pub(crate) async fn create(
         ends.end_call(&end_sid, &end_to, &end_from, outcome, &callback)
             .await;
     });
+    let hang = *gw.calls_hang.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(hang) = hang {
+        tokio::time::sleep(hang).await;
+    }
     (
         StatusCode::CREATED,
         Json(json!({ "sid": sid, "status": "queued", "to": to })),
@@ -153,6 +158,35 @@ pub(crate) async fn list(
         .map(|c| json!({ "sid": c.sid, "to": c.to, "from": c.from, "status": c.status }))
         .collect();
     Json(json!({ "calls": picked })).into_response()
+}
+
+/// `GET …/Calls/{CallSid}.json`: one call as Twilio answers it (`status`, and `answered_by`
+/// once a completed call was answered), 404 for a sid it never gave.
+pub(crate) async fn fetch(
+    State(gw): State<Arc<Gateway>>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = gw.refuse_list(&account, &headers) {
+        return refused;
+    }
+    let sid = call.strip_suffix(".json").unwrap_or(&call);
+    let calls = gw.calls.lock().unwrap_or_else(|e| e.into_inner());
+    match calls.calls.iter().find(|c| c.sid == sid) {
+        Some(c) => {
+            let answered_by = (c.status == "completed").then_some("human");
+            Json(json!({
+                "sid": c.sid, "to": c.to, "from": c.from, "status": c.status,
+                "answered_by": answered_by,
+            }))
+            .into_response()
+        }
+        None => api_error(
+            StatusCode::NOT_FOUND,
+            20404,
+            &format!("The requested resource /Calls/{sid}.json was not found"),
+        ),
+    }
 }
 
 impl Gateway {
@@ -182,6 +216,18 @@ impl Gateway {
         *self.call_length.lock().unwrap_or_else(|e| e.into_inner()) = length;
     }
 
+    /// While `Some`, each call is placed, then its create request hangs this long before the
+    /// answer (a provider that accepts and never answers); `None` answers at once again.
+    pub fn set_calls_hang(&self, hang: Option<Duration>) {
+        *self.calls_hang.lock().unwrap_or_else(|e| e.into_inner()) = hang;
+    }
+
+    /// While `true`, calls end with their status kept (`GET Calls/{sid}.json` shows it) but
+    /// no status callback is posted: callbacks lost on the way.
+    pub fn lose_callbacks(&self, lose: bool) {
+        self.lose_callbacks.store(lose, Ordering::Relaxed);
+    }
+
     async fn end_call(&self, sid: &str, to: &str, from: &str, outcome: &str, callback: &str) {
         if let Some(c) = self
             .calls
@@ -193,7 +239,7 @@ impl Gateway {
         {
             c.status = outcome.to_string();
         }
-        if callback.is_empty() {
+        if callback.is_empty() || self.lose_callbacks.load(Ordering::Relaxed) {
             return;
         }
         let mut form = vec![

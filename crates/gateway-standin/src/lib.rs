@@ -81,6 +81,11 @@ pub struct Gateway {
     calls: Mutex<CallState>,
     /// How long a call lasts before its final status callback.
     call_length: Mutex<Duration>,
+    /// While set, a call is placed and recorded, then the create request is left without an
+    /// answer this long: the provider that took the call but cannot tell us.
+    calls_hang: Mutex<Option<Duration>>,
+    /// While set, a call's final status is kept but never posted to its `StatusCallback`.
+    lose_callbacks: AtomicBool,
 }
 
 /// The calls placed, and the scripted outcomes per number.
@@ -465,6 +470,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             "/2010-04-01/Accounts/{sid}/Calls.json",
             post(calls::create).get(calls::list),
         )
+        .route("/2010-04-01/Accounts/{sid}/Calls/{call}", get(calls::fetch))
         .route("/2010-04-01/Accounts/{sid}", get(account))
         .route("/stats", get(stats))
         .with_state(gateway)

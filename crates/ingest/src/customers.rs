@@ -16,6 +16,7 @@
 //! | `phone`, `email` | `properties.phone`, `properties.email` | a string, several separated by `;`, or an array of strings |
 //! | `language` | `properties.language` | `fi`, `sv` or `en`; empty or absent: the default |
 //! | `priority` | `properties.priority` | `true`/`false` (a boolean or a string); absent: false |
+//! | `channel` | `properties.channel` | `sms`, `email` or `voice`: the one channel the customer asked for (used when they have a contact for it); empty or absent: every contact by default (mobiles texted, landlines called, emails mailed) |
 //!
 //! A `null` property is the same as an absent one (an empty CSV field).
 
@@ -314,13 +315,14 @@ const GEOJSON: &str = "GeoJSON";
 
 /// The customer properties of a GeoJSON feature: the CSV columns but `lon` and `lat`, which
 /// are the Point's coordinates.
-pub const GEOJSON_PROPERTIES: [&str; 6] = [
+pub const GEOJSON_PROPERTIES: [&str; 7] = [
     "account_id",
     "address",
     "phone",
     "email",
     "language",
     "priority",
+    "channel",
 ];
 
 /// Reads customers from an RFC 7946 FeatureCollection, one Point feature per customer at its
@@ -471,10 +473,10 @@ fn feature_record(
             },
         );
     };
-    let mut texts = [String::new(), String::new(), String::new(), String::new()];
+    let mut texts: [String; 5] = Default::default();
     for (slot, name) in texts
         .iter_mut()
-        .zip(["address", "phone", "email", "language"])
+        .zip(["address", "phone", "email", "language", "channel"])
     {
         match text_property(name, properties.get(name)) {
             Ok(text) => *slot = text,
@@ -498,7 +500,7 @@ fn feature_record(
             "is null; give the service location as a Point [lon, lat]".to_string(),
         );
     };
-    let [address, phone, email, language] = texts;
+    let [address, phone, email, language, channel] = texts;
     Ok(Ok(CustomerRecord {
         account_id: account,
         // Display of an f64 is the shortest text that parses back to the same number.
@@ -509,6 +511,7 @@ fn feature_record(
         email,
         language,
         priority,
+        channel,
     }))
 }
 
@@ -717,14 +720,14 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "header: unknown column(s) x, missing column(s) lon; expected \
-             account_id,lon,lat,address,phone,email,language,priority"
+             account_id,lon,lat,address,phone,email,language,priority,channel"
         );
         assert_eq!(err.field(), "header");
         let err = read_customers("lon,lat\n".as_bytes(), rules()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "header: missing column(s) account_id; expected \
-             account_id,lon,lat,address,phone,email,language,priority"
+             account_id,lon,lat,address,phone,email,language,priority,channel"
         );
     }
 
@@ -885,7 +888,7 @@ mod tests {
                     "\"account_id\":\"A\"",
                     "\"account_id\":\"A\",\"phone_number\":\"1\",\"lat\":1",
                 )]),
-                "features[0].properties.lat: is not a customer property (also phone_number); expected account_id, address, phone, email, language, priority; the location is the Point",
+                "features[0].properties.lat: is not a customer property (also phone_number); expected account_id, address, phone, email, language, priority, channel; the location is the Point",
             ),
             (
                 collection(&[&point.replace("{\"account_id\":\"A\"}", "[]")]),

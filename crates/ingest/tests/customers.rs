@@ -30,6 +30,7 @@ struct Row {
     emails: Vec<String>,
     language: String,
     priority: bool,
+    channel: String,
 }
 
 fn to_csv(rows: &[Row]) -> String {
@@ -45,6 +46,7 @@ fn to_csv(rows: &[Row]) -> String {
             r.emails.join(";"),
             r.language.clone(),
             r.priority.to_string(),
+            r.channel.clone(),
         ])
         .unwrap();
     }
@@ -73,6 +75,7 @@ fn to_geojson(rows: &[Row], arrays: bool) -> String {
                     "email": list(&r.emails),
                     "language": r.language,
                     "priority": r.priority,
+                    "channel": r.channel,
                 }
             })
         })
@@ -103,6 +106,7 @@ fn the_helsinki_sample_as_geojson_gives_the_same_customers() {
                 emails: list(&r[5]),
                 language: r[6].to_string(),
                 priority: matches!(r[7].trim(), "true" | "yes" | "1"),
+                channel: r.get(8).unwrap_or_default().to_string(),
             }
         })
         .collect();
@@ -146,9 +150,10 @@ fn row() -> impl Strategy<Value = Row> {
         emails,
         prop::sample::select(vec!["", "fi", "sv", "en", "SV"]),
         any::<bool>(),
+        prop::sample::select(vec!["", "sms", "voice", "email", "Voice"]),
     )
         .prop_map(
-            |(account_id, lon, lat, address, phones, emails, language, priority)| Row {
+            |(account_id, lon, lat, address, phones, emails, language, priority, channel)| Row {
                 account_id,
                 lon,
                 lat,
@@ -157,6 +162,7 @@ fn row() -> impl Strategy<Value = Row> {
                 emails,
                 language: language.to_string(),
                 priority,
+                channel: channel.to_string(),
             },
         )
 }
@@ -267,6 +273,7 @@ fn the_format_follows_the_file_or_the_content_type() {
         emails: vec![],
         language: "sv".into(),
         priority: true,
+        channel: "voice".into(),
     }];
     let csv = to_csv(&rows);
     let geojson = to_geojson(&rows, true);

@@ -393,41 +393,6 @@ async fn sms_status(
     }
 }
 
-/// What a final call status means for the notice; `None` for progress (`queued`, `ringing`,
-/// `in-progress`, …), which changes nothing.
-fn call_result(
-    status: &str,
-    answered_by: Option<&str>,
-    error_code: Option<&str>,
-) -> Option<CallResult> {
-    let code = || error_code.map(|c| c.chars().take(32).collect::<String>());
-    match status.to_ascii_lowercase().as_str() {
-        // A fax is no one to tell: the call failed for this notice.
-        "completed" if answered_by.is_some_and(|a| a.eq_ignore_ascii_case("fax")) => {
-            Some(CallResult::Failed {
-                status: "failed",
-                reason: Some("answered by a fax machine".into()),
-            })
-        }
-        "completed" => Some(CallResult::Answered {
-            by: answered_by.map(|a| a.chars().take(32).collect()),
-        }),
-        "busy" => Some(CallResult::Unanswered { status: "busy" }),
-        "no-answer" => Some(CallResult::Unanswered {
-            status: "no-answer",
-        }),
-        "failed" => Some(CallResult::Failed {
-            status: "failed",
-            reason: code(),
-        }),
-        "canceled" => Some(CallResult::Failed {
-            status: "canceled",
-            reason: code(),
-        }),
-        _ => None,
-    }
-}
-
 /// A voice callback checked (signature or token, as every webhook) and its call sid; the
 /// error is the answer (401/403 refused, 400 no call sid). A rejection is the response
 /// itself, as an axum extractor's would be.
@@ -468,7 +433,7 @@ async fn voice_status(
     let Some(status) = param(&params, &["CallStatus"]) else {
         return plain(StatusCode::BAD_REQUEST, "CallStatus is missing\n");
     };
-    let Some(result) = call_result(
+    let Some(result) = CallResult::from_status(
         status,
         param(&params, &["AnsweredBy"]),
         param(&params, &["ErrorCode"]),

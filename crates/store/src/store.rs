@@ -218,6 +218,9 @@ run! {
     fn record_call_status(&self, provider_id: &str, result: &CallResult, retry: CallRetry, now: DateTime<Utc>) -> Result<CallOutcome> = ops::calls::record_call_status;
     /// Voice calls placed since `since` and not yet settled by a status callback.
     fn calls_in_progress(&self, since: DateTime<Utc>) -> Result<u64> = ops::calls::calls_in_progress;
+    /// Voice calls placed before `sent_before` and never settled by a final status, oldest
+    /// first: their sids.
+    fn unsettled_calls(&self, sent_before: DateTime<Utc>, limit: u32) -> Result<Vec<String>> = ops::calls::unsettled_calls;
     /// The text and language of the voice notice whose call has this sid.
     fn call_text(&self, provider_id: &str) -> Result<Option<(String, Language)>> = ops::calls::call_text;
     /// Calls placed, by final outcome (for metrics).

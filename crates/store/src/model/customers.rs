@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use outagecast_core::area::LonLat;
-use outagecast_core::contact::{EmailAddress, Language, PhoneKind, PhoneNumber};
+use outagecast_core::contact::{Channel, EmailAddress, Language, PhoneKind, PhoneNumber};
 use outagecast_core::customer::{AccountId, Customer, CustomerId, CustomerParts};
 use serde::Serialize;
 
@@ -28,7 +28,8 @@ pub const MAX_CUSTOMER_PAGE: u32 = 1000;
 pub(crate) const GENERATION_KEY: &str = "customers_generation";
 
 /// The customer columns [`assemble`] reads, in order.
-pub(crate) const CUSTOMER_COLUMNS: &str = "id, account_id, lon, lat, address, language, priority";
+pub(crate) const CUSTOMER_COLUMNS: &str =
+    "id, account_id, lon, lat, address, language, priority, channel";
 
 /// The contact columns [`assemble`] reads, in order.
 pub(crate) const CONTACT_COLUMNS: &str = "customer_id, medium, value, kind";
@@ -80,6 +81,7 @@ pub(crate) fn delete_details(
             "lat": before.location().lat(),
             "language": before.language().code(),
             "priority": before.priority(),
+            "channel": before.channel().map(|c| c.as_str()),
             "phones": before.phones().len(),
             "emails": before.emails().len(),
         },
@@ -128,6 +130,10 @@ pub(crate) fn assemble<R: Record>(
                 emails,
                 language: stored(&r.text(5)?, Language::parse)?,
                 priority: r.bool(6)?,
+                channel: r
+                    .opt_text(7)?
+                    .map(|c| stored(&c, Channel::parse))
+                    .transpose()?,
             });
             Ok((CustomerId(id), customer))
         })

@@ -64,6 +64,41 @@ pub enum CallResult {
 }
 
 impl CallResult {
+    /// What a final call status means for the notice; `None` for progress (`queued`, `ringing`,
+    /// `in-progress`, …), which changes nothing.
+    pub fn from_status(
+        status: &str,
+        answered_by: Option<&str>,
+        error_code: Option<&str>,
+    ) -> Option<CallResult> {
+        let code = || error_code.map(|c| c.chars().take(32).collect::<String>());
+        match status.to_ascii_lowercase().as_str() {
+            // A fax is no one to tell: the call failed for this notice.
+            "completed" if answered_by.is_some_and(|a| a.eq_ignore_ascii_case("fax")) => {
+                Some(CallResult::Failed {
+                    status: "failed",
+                    reason: Some("answered by a fax machine".into()),
+                })
+            }
+            "completed" => Some(CallResult::Answered {
+                by: answered_by.map(|a| a.chars().take(32).collect()),
+            }),
+            "busy" => Some(CallResult::Unanswered { status: "busy" }),
+            "no-answer" => Some(CallResult::Unanswered {
+                status: "no-answer",
+            }),
+            "failed" => Some(CallResult::Failed {
+                status: "failed",
+                reason: code(),
+            }),
+            "canceled" => Some(CallResult::Failed {
+                status: "canceled",
+                reason: code(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The `call_attempts.outcome` word.
     pub(crate) fn outcome(&self) -> &'static str {
         match self {

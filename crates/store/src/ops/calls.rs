@@ -161,6 +161,29 @@ pub(crate) async fn calls_in_progress<B: Backend>(b: &B, since: DateTime<Utc>) -
     Ok(u64::try_from(row.i64(0)?).unwrap_or_default())
 }
 
+/// The sids of voice calls placed before `sent_before` whose final status never came (a lost
+/// callback: the node was down, or the call was found by a look-up after its callback gave
+/// up), oldest first, at most `limit`: the dispatcher asks the provider about each.
+pub(crate) async fn unsettled_calls<B: Backend>(
+    b: &B,
+    sent_before: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<String>> {
+    let rows = B::fetch_all(
+        &mut *b.conn().await?,
+        Sql::new(
+            "SELECT provider_id FROM notices
+              WHERE channel = 'voice' AND status = 'sent' AND provider_id IS NOT NULL
+                AND sent_at < $1
+              ORDER BY sent_at, id LIMIT $2",
+        )
+        .arg(sent_before)
+        .arg(i64::from(limit)),
+    )
+    .await?;
+    rows.iter().map(|r| r.text(0)).collect()
+}
+
 /// Calls placed, by final outcome (`answered`, `busy`, `no-answer`, `failed`, `canceled`),
 /// for `/metrics`.
 pub(crate) async fn call_totals<B: Backend>(b: &B) -> Result<Vec<(String, u64)>> {

@@ -23,6 +23,7 @@ pub(super) async fn upsert_customer_rows(
     let mut addresses = Vec::with_capacity(n);
     let mut languages = Vec::with_capacity(n);
     let mut priorities = Vec::with_capacity(n);
+    let mut channels: Vec<Option<&str>> = Vec::with_capacity(n);
     for customer in chunk {
         accounts.push(customer.account_id().as_str());
         lons.push(customer.location().lon());
@@ -30,19 +31,21 @@ pub(super) async fn upsert_customer_rows(
         addresses.push(customer.address());
         languages.push(customer.language().code());
         priorities.push(customer.priority());
+        channels.push(customer.channel().map(|c| c.as_str()));
     }
     // `xmax = 0` tells a row this statement inserted from one it updated. WITH ORDINALITY +
     // ORDER BY hands out new ids in the order of the rows.
     Ok(sqlx::query_as(
-        "INSERT INTO customers (account_id, lon, lat, address, language, priority, created_at, updated_at)
-         SELECT a, x, y, addr, lang, prio, $7, $7
-           FROM UNNEST($1::text[], $2::float8[], $3::float8[], $4::text[], $5::text[], $6::bool[])
-                WITH ORDINALITY AS u(a, x, y, addr, lang, prio, ord)
+        "INSERT INTO customers (account_id, lon, lat, address, language, priority, channel, created_at, updated_at)
+         SELECT a, x, y, addr, lang, prio, chan, $8, $8
+           FROM UNNEST($1::text[], $2::float8[], $3::float8[], $4::text[], $5::text[], $6::bool[],
+                       $7::text[])
+                WITH ORDINALITY AS u(a, x, y, addr, lang, prio, chan, ord)
           ORDER BY ord
          ON CONFLICT (account_id) DO UPDATE SET
            lon = excluded.lon, lat = excluded.lat, address = excluded.address,
            language = excluded.language, priority = excluded.priority,
-           updated_at = excluded.updated_at
+           channel = excluded.channel, updated_at = excluded.updated_at
          RETURNING account_id, id, (xmax = 0)",
     )
     .bind(&accounts)
@@ -51,6 +54,7 @@ pub(super) async fn upsert_customer_rows(
     .bind(&addresses)
     .bind(&languages)
     .bind(&priorities)
+    .bind(&channels)
     .bind(now)
     .fetch_all(c)
     .await?)

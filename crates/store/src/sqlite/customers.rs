@@ -38,14 +38,14 @@ pub(super) async fn upsert_customer_rows(
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, i64, bool)>> {
     let mut sql = Sql::built(format!(
-        "INSERT INTO customers (account_id, lon, lat, address, language, priority, created_at, updated_at)
+        "INSERT INTO customers (account_id, lon, lat, address, language, priority, channel, created_at, updated_at)
          VALUES {}
          ON CONFLICT (account_id) DO UPDATE SET
            lon = excluded.lon, lat = excluded.lat, address = excluded.address,
            language = excluded.language, priority = excluded.priority,
-           updated_at = excluded.updated_at
+           channel = excluded.channel, updated_at = excluded.updated_at
          RETURNING account_id, id, created_at",
-        values(chunk.len(), 8)
+        values(chunk.len(), 9)
     ));
     for customer in chunk {
         sql = sql
@@ -55,6 +55,7 @@ pub(super) async fn upsert_customer_rows(
             .arg(customer.address())
             .arg(customer.language().code())
             .arg(customer.priority())
+            .arg(customer.channel().map(|c| c.as_str()))
             .arg(now)
             .arg(now);
     }

@@ -428,6 +428,7 @@ async fn a_deleted_number_outside_every_area_is_disarmed_and_a_notice_on_the_wir
         emails: vec![],
         language: Language::Fi,
         priority: false,
+        channel: None,
     });
     store
         .upsert_customers(&[far], "test", "f.csv", Utc::now())

@@ -133,6 +133,7 @@ async fn address_points_are_distinct_in_the_order_of_their_first_customer(store:
             emails: vec![],
             language: outagecast_core::contact::Language::Fi,
             priority: false,
+            channel: None,
         })
     };
     assert!(store.address_points().await.unwrap().is_empty());

@@ -36,6 +36,9 @@ pub(crate) fn emit_json(value: &serde_json::Value) -> Result<()> {
     emit(&serde_json::to_string_pretty(value)?)
 }
 
+/// Rejected rows listed in the text output of `import customers`.
+const SHOWN_REJECTS: usize = 10;
+
 pub async fn import_customers(
     engine: &Engine,
     file: &Path,
@@ -50,9 +53,26 @@ pub async fn import_customers(
         CustomerFormat::Csv => {
             let handle = File::open(file)
                 .with_context(|| format!("FILE: cannot open {}", file.display()))?;
-            read_customers(BufReader::new(handle), rules)?
+            let length = handle.metadata().map(|m| m.len()).ok();
+            let (counted, read) = crate::progress::Counted::new(handle);
+            let started = std::time::Instant::now();
+            let reading = crate::progress::Progress::start("import", length, move || {
+                let done = read.load(std::sync::atomic::Ordering::Relaxed);
+                let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+                let eta = crate::progress::eta(length.unwrap_or(0).saturating_sub(done), rate);
+                crate::progress::Tick {
+                    done,
+                    message: format!("reading: {} kB, {eta}", done / 1000),
+                }
+            });
+            let parsed = read_customers(BufReader::new(counted), rules);
+            reading.finish();
+            parsed?
         }
-        CustomerFormat::GeoJson => read_customers_geojson(&read_file(file, "FILE")?, rules)?,
+        CustomerFormat::GeoJson => {
+            let _reading = crate::progress::Progress::step("import", "reading the GeoJSON");
+            read_customers_geojson(&read_file(file, "FILE")?, rules)?
+        }
     };
     // A GeoJSON reason starts with its feature's path (`features[3].properties.phone`).
     let (unit, place): (&str, fn(&Rejected) -> String) = match format {
@@ -67,13 +87,19 @@ pub async fn import_customers(
             place(&parsed.rejected[0])
         );
     }
+    let writing = crate::progress::Progress::step(
+        "import",
+        format!("writing {} customers", parsed.customers.len()),
+    );
     let summary = engine
         .import(
             &engine.settings().actor,
             &parsed.customers,
             &file.display().to_string(),
         )
-        .await?;
+        .await;
+    writing.finish();
+    let summary = summary?;
     if json {
         return emit_json(&json!({
             "imported": parsed.customers.len(),
@@ -89,8 +115,16 @@ pub async fn import_customers(
         summary.updated,
         parsed.rejected.len()
     ))?;
-    for r in &parsed.rejected {
+    // The first few name the fix; a file of thousands of bad rows must not flood the output
+    // (`--json` lists them all).
+    for r in parsed.rejected.iter().take(SHOWN_REJECTS) {
         emit(&format!("  {}", place(r)))?;
+    }
+    if parsed.rejected.len() > SHOWN_REJECTS {
+        emit(&format!(
+            "  … and {} more (--json lists them all)",
+            parsed.rejected.len() - SHOWN_REJECTS
+        ))?;
     }
     Ok(())
 }
@@ -231,12 +265,15 @@ pub async fn declare(engine: &Engine, args: &DeclareArgs) -> Result<()> {
     if args.cap.is_some() {
         return crate::cap::run(engine, args, false).await;
     }
-    let declared = engine
-        .declare(
-            declare_request(engine, args, details_from_args(engine, args)?)?,
-            &Spelling::CLI,
-        )
-        .await?;
+    let request = declare_request(engine, args, details_from_args(engine, args)?)?;
+    // A large area takes seconds (selection, then every notice in one transaction).
+    let declaring = crate::progress::Progress::step(
+        "declare",
+        "selecting the customers and writing the notices",
+    );
+    let declared = engine.declare(request, &Spelling::CLI).await;
+    declaring.finish();
+    let declared = declared?;
     if args.json {
         return emit_json(&json!(declared.view()));
     }

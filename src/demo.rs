@@ -32,17 +32,23 @@ pub async fn run() -> Result<()> {
         templates: None,
         limits: outagecast_engine::Limits::default(),
     };
-    println!("outagecast demo: a burst water main in central Helsinki");
     println!(
-        "(a temporary database at {}; nothing is sent anywhere)\n",
+        "outagecast demo: a burst water main in central Helsinki (a temporary database at {}; \
+         nothing is sent anywhere)\n",
         db.display()
     );
 
     let engine = Engine::open(&db.display().to_string(), settings.clone()).await?;
     let parsed = read_customers(SAMPLE.as_bytes(), settings.record_rules())?;
+    let importing = crate::progress::Progress::step(
+        "demo",
+        format!("importing {} customers", parsed.customers.len()),
+    );
     let summary = engine
         .import("demo", &parsed.customers, "data/helsinki/customers.csv")
-        .await?;
+        .await;
+    importing.finish();
+    let summary = summary?;
     println!(
         "1. imported {} customers at real OpenStreetMap addresses ({} rejected)",
         summary.inserted,
@@ -230,9 +236,17 @@ async fn dispatch(engine: &Engine, gw: &DemoGateway) -> Result<u64> {
         None,
         WorkerConfig::new("demo"),
     );
-    dispatcher.drain().await?;
-    Ok(dispatcher
-        .progress()
-        .sent
-        .load(std::sync::atomic::Ordering::Relaxed))
+    let progress = dispatcher.progress();
+    let counted = std::sync::Arc::clone(&progress);
+    let reporting = crate::progress::Progress::start("demo", None, move || {
+        let sent = counted.sent.load(std::sync::atomic::Ordering::Relaxed);
+        crate::progress::Tick {
+            done: sent,
+            message: format!("sending: {sent} SMS accepted"),
+        }
+    });
+    let drained = dispatcher.drain().await;
+    reporting.finish();
+    drained?;
+    Ok(progress.sent.load(std::sync::atomic::Ordering::Relaxed))
 }

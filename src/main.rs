@@ -13,6 +13,7 @@ mod import;
 mod manual;
 mod network;
 mod notify;
+mod progress;
 mod serve;
 mod template;
 mod token;

@@ -1,7 +1,6 @@
 //! `outagecast notify run`: the dispatcher in the foreground, with progress (`incident
 //! report` is in `commands`, over the engine).
 
-use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -78,19 +77,14 @@ pub async fn run(db: &str, settings: &Settings, args: &NotifyArgs) -> Result<()>
 
     let progress = dispatcher.progress();
     let started = Instant::now();
-    let reporter = tokio::spawn(report_progress(
-        progress.clone(),
-        dispatcher.health(),
-        total,
-        started,
-    ));
+    let reporter = report_progress(progress.clone(), dispatcher.health(), total, started);
     let until = if args.until_empty {
         RunUntil::Empty
     } else {
         RunUntil::Shutdown
     };
     let result = dispatcher.run(until, shutdown_signal()).await;
-    reporter.abort();
+    reporter.finish();
     let after = bounded(store.outbox_counts(&channels, Utc::now()))
         .await
         .unwrap_or_default();
@@ -154,62 +148,38 @@ async fn bounded<T>(
         .ok()
 }
 
-/// A progress bar on a terminal; a plain line every few seconds otherwise (logs, CI). What is
-/// wrong (a provider refusing, the store locked) is part of the line.
-async fn report_progress(
+/// The dispatch's progress (see [`crate::progress`]): sent, failed, remaining, rate and ETA;
+/// what is wrong (a provider refusing, the store locked) is part of the line.
+fn report_progress(
     progress: std::sync::Arc<Progress>,
     health: std::sync::Arc<DispatchHealth>,
     total: u64,
     started: Instant,
-) {
-    let line = |p: &Progress| {
+) -> crate::progress::Progress {
+    crate::progress::Progress::start("notify", Some(total), move || {
+        let p = &progress;
         let sent = p.sent.load(Ordering::Relaxed);
         let failed = p.failed.load(Ordering::Relaxed);
+        let held = p.held.load(Ordering::Relaxed);
+        let in_doubt = p.possible_duplicates.load(Ordering::Relaxed);
         let done = sent + failed;
         let secs = started.elapsed().as_secs_f64().max(0.001);
         let rate = done as f64 / secs;
         let remaining = total.saturating_sub(done);
-        // No rate yet (nothing sent, or every channel waiting): no estimate, rather than "inf".
-        let eta = if rate > 0.0 && remaining > 0 {
-            format!("ETA {:.0} s", remaining as f64 / rate)
-        } else if remaining == 0 {
-            "done".to_string()
-        } else {
-            "ETA unknown".to_string()
-        };
+        let eta = crate::progress::eta(remaining, rate);
         let problems = health.report().problems();
         let problems = if problems.is_empty() {
             String::new()
         } else {
             format!("; waiting: {}", problems.join("; "))
         };
-        (
+        crate::progress::Tick {
             done,
-            format!(
-                "sent {sent}, failed {failed}, remaining {remaining}, {rate:.0}/s, {eta}{problems}"
+            message: format!(
+                "sent {sent}, failed {failed}, held {held}, resent in doubt {in_doubt}, remaining {remaining}, {rate:.0}/s, {eta}{problems}"
             ),
-        )
-    };
-    if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(total);
-        // The counts and the rate are in the message; the default style would show only the
-        // bar and pos/len.
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
-            bar.set_style(style.progress_chars("=> "));
         }
-        loop {
-            let (done, msg) = line(&progress);
-            bar.set_position(done);
-            bar.set_message(msg);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    } else {
-        // A log file gets one line per 10 s at most; the final summary comes from the caller.
-        loop {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            eprintln!("notify: {}", line(&progress).1);
-        }
-    }
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

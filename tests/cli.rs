@@ -688,3 +688,52 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     assert!(log.lines().count() > 3, "debug logging wrote lines: {log}");
     assert!(!log.contains('\x1b'), "an escape in: {log}");
 }
+
+/// What a log file gets from `import customers` (5,000 customers, some rows bad) and `demo`
+/// when their output is not a terminal (#20): no ANSI escape, at most 20 lines, no "inf".
+#[test]
+fn import_and_demo_piped_to_a_file_stay_short_and_plain() {
+    let db = Db::new();
+    let csv = db.dir.path().join("town.csv");
+    common::town_csv(&csv, 5_000, 0);
+    // Thirty bad rows: the text output names the first few, not all of them.
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    for i in 0..30 {
+        text.push_str(&format!(
+            "BAD-{i},200,60.17,Nowhere 1,+358401234567,,fi,false\n"
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+
+    let plain = |args: &[&str]| {
+        let out = db.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let all = format!(
+            "{}{}",
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap()
+        );
+        assert!(
+            !all.contains('\u{1b}'),
+            "{args:?} wrote an ANSI escape: {all:?}"
+        );
+        assert!(!all.contains("inf"), "{args:?} wrote \"inf\": {all}");
+        assert!(
+            all.lines().count() <= 20,
+            "{args:?}: more than 20 lines: {all}"
+        );
+        all
+    };
+    let imported = plain(&["import", "customers", csv.to_str().unwrap()]);
+    assert!(
+        imported.contains("imported 5000 customers (5000 new, 0 updated); rejected 30 rows"),
+        "{imported}"
+    );
+    assert!(imported.contains("and 20 more"), "{imported}");
+    let demo = plain(&["demo"]);
+    assert!(demo.contains("4. the main is fixed"), "{demo}");
+}

@@ -809,3 +809,98 @@ fn every_contact_centre_recipe_works_against_a_live_serve() {
         serde_json::json!({"armed": false, "announcement": "", "language": ""})
     );
 }
+
+/// The FreeSWITCH recipe of `docs/contact-centres.md` against a live `serve`: the mod_curl API
+/// command as documented (URL, the quoted header, the timeouts, GET) is the request the Lua
+/// script makes, and the body answers the script's patterns (`"armed":true`, the language,
+/// the announcement up to `","incidents"`), within the 2-second budget.
+#[test]
+fn the_freeswitch_recipe_works_against_a_live_serve() {
+    let (_dir, db) = db();
+    cli(&db, &["import", "customers", SAMPLE]);
+    let serve = Serve::start(&db);
+    cli(
+        &db,
+        &[
+            "incident",
+            "declare",
+            "--kind",
+            "water",
+            "--cause",
+            "burst main",
+            "--circle",
+            "24.9506,60.1691,150",
+        ],
+    );
+    let caller = sample_phones()
+        .into_iter()
+        .flat_map(|(_, phones)| phones)
+        .find(|p| serve.lookup(p)["armed"] == true)
+        .expect("someone in the area has a phone");
+    let token = serve
+        .ivr
+        .trim()
+        .strip_prefix("Authorization: Bearer ")
+        .unwrap()
+        .to_string();
+    let script = recipe("outagecast.lua");
+    let command = recipe("freeswitch-curl.txt");
+    // The script builds the documented command: the same options after the URL.
+    let (url, options) = command
+        .trim()
+        .strip_prefix("curl ")
+        .unwrap()
+        .split_once(' ')
+        .unwrap();
+    let options = options.replace("IVR_TOKEN", "\" .. TOKEN .. \"");
+    assert!(script.contains(&format!("\" {options}\")")), "{script}");
+    assert!(script.contains("\"/v1/ivr/lookup?caller=\""), "{script}");
+    // mod_curl's arguments: a quoted one keeps its spaces.
+    let header = options
+        .split('\'')
+        .nth(1)
+        .unwrap()
+        .replace("\" .. TOKEN .. \"", &token);
+    assert!(options.ends_with(" timeout 2 get"), "{options}");
+    let lookup = |number: &str| -> (String, Duration) {
+        let target = url
+            .replace("https://outagecast.example.com", "")
+            .replace("%2B358401234567", &url_encoded(number));
+        let started = Instant::now();
+        let (status, body) = http_request(
+            &serve.http,
+            &format!("GET {target} HTTP/1.1"),
+            &format!("{header}\r\n"),
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        (body, started.elapsed())
+    };
+    let (body, took) = lookup(&caller);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    eprintln!("freeswitch mod_curl request: {took:?}");
+    // The Lua patterns, and the documented shape.
+    assert!(body.contains("\"armed\":true"), "{body}");
+    let language = body
+        .split("\"language\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    assert!(["fi", "sv", "en"].contains(&language), "{body}");
+    let announcement = body
+        .split("\"announcement\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split("\",\"incidents\"").next())
+        .unwrap();
+    assert!(!announcement.is_empty(), "{body}");
+    let documented: Value = serde_json::from_str(&recipe("freeswitch-response.json")).unwrap();
+    let answered: Value = serde_json::from_str(&body).unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&documented), keys(&answered));
+    assert!(body.starts_with("{\"armed\":true,\"language\":"), "{body}");
+    let (outsider, _) = lookup("+14155550100");
+    assert_eq!(
+        outsider,
+        r#"{"armed":false,"language":null,"announcement":null,"incidents":[]}"#
+    );
+}

@@ -38,7 +38,14 @@ pub struct PublishSettings {
     /// Status lookups one client address may make per minute
     /// (`OUTAGECAST_STATUS_PER_MINUTE`, default 60).
     pub status_per_minute: u32,
+    /// CAP `senderName` (`OUTAGECAST_SENDER_NAME`, the name the HELP reply and emails carry
+    /// too): the utility's name as receivers show it.
+    pub sender_name: Option<String>,
 }
+
+/// The setting for [`PublishSettings::sender_name`] (listed by the email and webhook
+/// adapters, which read it too).
+pub const SENDER_NAME_KEY: &str = "OUTAGECAST_SENDER_NAME";
 
 /// The setting for [`PublishSettings::status_per_minute`].
 pub const STATUS_RATE_KEY: &str = "OUTAGECAST_STATUS_PER_MINUTE";
@@ -49,6 +56,7 @@ impl Default for PublishSettings {
             cap_sender: "outagecast@localhost".to_string(),
             public_url: None,
             status_per_minute: 60,
+            sender_name: None,
         }
     }
 }
@@ -97,10 +105,14 @@ impl PublishSettings {
             },
             None => 60,
         };
+        let sender_name = get(SENDER_NAME_KEY)
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
         Ok(PublishSettings {
             cap_sender,
             public_url,
             status_per_minute,
+            sender_name,
         })
     }
 
@@ -321,7 +333,7 @@ impl Engine {
                     severity,
                     certainty,
                     expires: draft.expires_at(),
-                    sender_name: None,
+                    sender_name: settings.sender_name.clone(),
                     // The cause is the headline: a receiver (and this server, reading its own
                     // export back) takes the headline as the cause.
                     headline: Some(draft.cause().as_str().to_string()),
@@ -348,5 +360,22 @@ impl Engine {
             infos,
         };
         Ok(cap_out::write(&message, &cap_out::cap_shapes(draft.area())))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{PublishSettings, SENDER_NAME_KEY};
+
+    #[test]
+    fn the_sender_name_setting_names_the_cap_sender() {
+        let named = PublishSettings::from_lookup(|k| {
+            (k == SENDER_NAME_KEY).then(|| " Helsinki Water ".to_string())
+        })
+        .unwrap();
+        assert_eq!(named.sender_name.as_deref(), Some("Helsinki Water"));
+        let unnamed = PublishSettings::from_lookup(|_| None).unwrap();
+        assert_eq!(unnamed.sender_name, None);
     }
 }

@@ -64,6 +64,7 @@ async fn the_committed_sample_cap_is_what_the_export_writes() {
     let publish = PublishSettings {
         cap_sender: "outages@utility.example".into(),
         public_url: Some("https://outages.utility.example".into()),
+        sender_name: Some("Helsinki Water & Sewerage".into()),
         ..PublishSettings::default()
     };
     let xml = engine
@@ -71,6 +72,13 @@ async fn the_committed_sample_cap_is_what_the_export_writes() {
         .await
         .unwrap();
     assert_eq!(xml.matches("<info>").count(), 2, "fi and sv: {xml}");
+    // OUTAGECAST_SENDER_NAME in every info, escaped.
+    assert_eq!(
+        xml.matches("<senderName>Helsinki Water &amp; Sewerage</senderName>")
+            .count(),
+        2,
+        "{xml}"
+    );
     assert!(xml.contains("<polygon>60.169,24.938 60.169,24.943 60.171,24.943 60.171,24.938 60.169,24.938</polygon>"), "{xml}");
     let text = format!("{xml}\n");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cap-sample.xml");

@@ -44,6 +44,7 @@ fn customer(account: &str, phone: &str, language: &str) -> Customer {
         email: String::new(),
         language: language.into(),
         priority: "false".into(),
+        channel: String::new(),
     }
     .parse(RecordRules {
         default_region: None,

@@ -66,6 +66,7 @@ impl Harness {
                 email: email.into(),
                 language: lang.into(),
                 priority: "false".into(),
+                channel: String::new(),
             }
             .parse(rules)
             .unwrap()
@@ -610,6 +611,7 @@ async fn stop_start_and_help_by_sms() {
             email: String::new(),
             language: "sv".into(),
             priority: "false".into(),
+            channel: String::new(),
         }
         .parse(RecordRules {
             default_region: None,

@@ -30,6 +30,7 @@ pub fn customer_at(account: &str, lon: &str, phone: &str, email: &str) -> Custom
         email: email.into(),
         language: "en".into(),
         priority: "false".into(),
+        channel: String::new(),
     }
     .parse(RecordRules {
         default_region: None,

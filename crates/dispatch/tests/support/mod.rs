@@ -70,6 +70,7 @@ pub async fn declared(now: DateTime<Utc>, severity: Severity) -> (Store, tempfil
             email: String::new(),
             language: "en".into(),
             priority: priority.into(),
+            channel: String::new(),
         }
         .parse(rules)
         .unwrap()

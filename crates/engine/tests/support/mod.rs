@@ -27,6 +27,7 @@ pub fn customer(account: &str, lon: &str, lat: &str, phone: &str, language: &str
         email: String::new(),
         language: language.into(),
         priority: "false".into(),
+        channel: String::new(),
     }
     .parse(RecordRules {
         default_region: None,

@@ -496,9 +496,11 @@ async fn a_channel_not_configured_holds_its_notices_until_a_run_that_serves_it()
     .await;
     let (status, _) = terminate(&mut child).await;
     assert!(status.success(), "{}", stderr_of(&mut child).await);
+    // Pending, or held again because the server never answered three requests in a row
+    // (the circuit's reason on each): nothing failed either way.
     let report = town.report(&id).await;
     assert_eq!(
-        count(&report, "email", "pending"),
+        count(&report, "email", "pending") + count(&report, "email", "held"),
         EMAILS as u64,
         "{report}"
     );

@@ -231,6 +231,21 @@ fn declare(town: &Town, n: usize) -> String {
     declared["id"].as_i64().unwrap().to_string()
 }
 
+/// Every one of `numbers` was called exactly once.
+fn called_once_each(gateway: &outagecast_gateway_standin::Gateway, numbers: &[String]) {
+    let mut per_number: HashMap<String, usize> = HashMap::new();
+    for c in gateway.calls() {
+        *per_number.entry(c.to).or_default() += 1;
+    }
+    for n in numbers {
+        assert_eq!(
+            per_number.get(n),
+            Some(&1),
+            "{n} called exactly once: {per_number:?}"
+        );
+    }
+}
+
 /// The texts of a TwiML document's `<Say>` elements.
 fn said_aloud(twiml: &str) -> Vec<&str> {
     twiml
@@ -468,17 +483,7 @@ async fn kill_9_mid_calls_calls_every_landline_exactly_once() {
         async move { count(&report, "voice", "delivered") == 12 }
     })
     .await;
-    let mut per_number: HashMap<String, usize> = HashMap::new();
-    for c in gateway.calls() {
-        *per_number.entry(c.to).or_default() += 1;
-    }
-    for n in &numbers {
-        assert_eq!(
-            per_number.get(n),
-            Some(&1),
-            "{n} called exactly once: {per_number:?}"
-        );
-    }
+    called_once_each(&gateway, &numbers);
     eprintln!(
         "voice kill -9: {placed_before} calls before the kill, 12 in all, each once; test {:.1} s",
         started.elapsed().as_secs_f64()
@@ -550,17 +555,7 @@ async fn refused_call_credentials_hold_the_calls_and_they_go_once_accepted_again
         || async { town.voice_health().await.0 == 200 },
     )
     .await;
-    let mut per_number: HashMap<String, usize> = HashMap::new();
-    for c in gateway.calls() {
-        *per_number.entry(c.to).or_default() += 1;
-    }
-    for n in &numbers {
-        assert_eq!(
-            per_number.get(n),
-            Some(&1),
-            "{n} called once: {per_number:?}"
-        );
-    }
+    called_once_each(&gateway, &numbers);
     serve.kill().await.unwrap();
     let log = log.lock().unwrap().clone();
     let errors = log
@@ -630,17 +625,7 @@ async fn a_calls_api_that_places_the_call_and_never_answers_calls_each_line_once
         || async { town.voice_health().await.0 == 200 },
     )
     .await;
-    let mut per_number: HashMap<String, usize> = HashMap::new();
-    for c in gateway.calls() {
-        *per_number.entry(c.to).or_default() += 1;
-    }
-    for n in &numbers {
-        assert_eq!(
-            per_number.get(n),
-            Some(&1),
-            "{n} called once: {per_number:?}"
-        );
-    }
+    called_once_each(&gateway, &numbers);
     serve.kill().await.unwrap();
     let log = log.lock().unwrap().clone();
     assert!(

@@ -268,6 +268,22 @@ fn sample_phones() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// `incident declare --json` of a 150 m circle in the centre of the sample town.
+fn declare_in_the_centre(db: &Path, kind: &str, cause: &str) -> Value {
+    let args = [
+        "incident",
+        "declare",
+        "--kind",
+        kind,
+        "--cause",
+        cause,
+        "--circle",
+        "24.9506,60.1691,150",
+        "--json",
+    ];
+    serde_json::from_str(&cli(db, &args)).unwrap()
+}
+
 fn db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ivr.db");
@@ -358,19 +374,7 @@ fn a_customer_import_while_serving_arms_a_newcomer_in_a_live_area() {
     let (dir, db) = db();
     cli(&db, &["import", "customers", SAMPLE]);
     let serve = Serve::start(&db);
-    cli(
-        &db,
-        &[
-            "incident",
-            "declare",
-            "--kind",
-            "power",
-            "--cause",
-            "cable fault",
-            "--circle",
-            "24.9506,60.1691,150",
-        ],
-    );
+    declare_in_the_centre(&db, "power", "cable fault");
     // A new account inside the circle, and one far outside it.
     let newcomers = dir.path().join("new.csv");
     std::fs::write(
@@ -401,21 +405,7 @@ fn a_customer_import_while_serving_arms_a_newcomer_in_a_live_area() {
 fn the_command_line_lookup_honours_the_restored_grace() {
     let (_dir, db) = db();
     cli(&db, &["import", "customers", SAMPLE]);
-    let declared: Value = serde_json::from_str(&cli(
-        &db,
-        &[
-            "incident",
-            "declare",
-            "--kind",
-            "water",
-            "--cause",
-            "burst water main",
-            "--circle",
-            "24.9506,60.1691,150",
-            "--json",
-        ],
-    ))
-    .unwrap();
+    let declared: Value = declare_in_the_centre(&db, "water", "burst water main");
     let account = declared["affected_account_ids"][0].as_str().unwrap();
     let phone = sample_phones()
         .into_iter()
@@ -663,21 +653,7 @@ fn every_contact_centre_recipe_works_against_a_live_serve() {
     let (_dir, db) = db();
     cli(&db, &["import", "customers", SAMPLE]);
     let serve = Serve::start(&db);
-    let declared: Value = serde_json::from_str(&cli(
-        &db,
-        &[
-            "incident",
-            "declare",
-            "--kind",
-            "water",
-            "--cause",
-            "burst main",
-            "--circle",
-            "24.9506,60.1691,150",
-            "--json",
-        ],
-    ))
-    .unwrap();
+    let declared: Value = declare_in_the_centre(&db, "water", "burst main");
     let incident = declared["id"].as_i64().unwrap();
     let caller = sample_phones()
         .into_iter()
@@ -819,19 +795,7 @@ fn the_freeswitch_recipe_works_against_a_live_serve() {
     let (_dir, db) = db();
     cli(&db, &["import", "customers", SAMPLE]);
     let serve = Serve::start(&db);
-    cli(
-        &db,
-        &[
-            "incident",
-            "declare",
-            "--kind",
-            "water",
-            "--cause",
-            "burst main",
-            "--circle",
-            "24.9506,60.1691,150",
-        ],
-    );
+    declare_in_the_centre(&db, "water", "burst main");
     let caller = sample_phones()
         .into_iter()
         .flat_map(|(_, phones)| phones)

@@ -172,6 +172,23 @@ impl Town {
         numbers
     }
 
+    /// Waits until each of `numbers` has its call delivered and `/healthz/dispatch` is back
+    /// to 200, then checks that each was called exactly once.
+    async fn every_line_called_once(&self, id: &str, numbers: &[String], within: Duration) {
+        eventually(within, "every call delivered", || {
+            let report = self.report(id);
+            async move { count(&report, "voice", "delivered") == numbers.len() as u64 }
+        })
+        .await;
+        eventually(
+            Duration::from_secs(20),
+            "/healthz/dispatch back to 200",
+            || async { self.voice_health().await.0 == 200 },
+        )
+        .await;
+        called_once_each(&self.standin.gateway, numbers);
+    }
+
     /// `GET /healthz/dispatch`: the status code and the voice component.
     async fn voice_health(&self) -> (u16, Value) {
         let url = format!("http://127.0.0.1:{}/healthz/dispatch", self.port);
@@ -544,18 +561,8 @@ async fn refused_call_credentials_hold_the_calls_and_they_go_once_accepted_again
 
     // The key is accepted again: the calls go by themselves, each once.
     gateway.set_auth_token(TOKEN);
-    eventually(Duration::from_secs(90), "every call delivered", || {
-        let report = town.report(&id);
-        async move { count(&report, "voice", "delivered") == 6 }
-    })
-    .await;
-    eventually(
-        Duration::from_secs(10),
-        "/healthz/dispatch back to 200",
-        || async { town.voice_health().await.0 == 200 },
-    )
-    .await;
-    called_once_each(&gateway, &numbers);
+    town.every_line_called_once(&id, &numbers, Duration::from_secs(90))
+        .await;
     serve.kill().await.unwrap();
     let log = log.lock().unwrap().clone();
     let errors = log
@@ -614,18 +621,8 @@ async fn a_calls_api_that_places_the_call_and_never_answers_calls_each_line_once
     // The provider answers again: the calls it had placed are found by the look-up, not
     // placed twice; their status callbacks never come, so each outcome is asked for.
     gateway.set_calls_hang(None);
-    eventually(Duration::from_secs(60), "every call delivered", || {
-        let report = town.report(&id);
-        async move { count(&report, "voice", "delivered") == 4 }
-    })
-    .await;
-    eventually(
-        Duration::from_secs(20),
-        "/healthz/dispatch back to 200",
-        || async { town.voice_health().await.0 == 200 },
-    )
-    .await;
-    called_once_each(&gateway, &numbers);
+    town.every_line_called_once(&id, &numbers, Duration::from_secs(60))
+        .await;
     serve.kill().await.unwrap();
     let log = log.lock().unwrap().clone();
     assert!(

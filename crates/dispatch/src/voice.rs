@@ -468,9 +468,7 @@ impl VoiceCall {
                 return Some(n);
             }
         }
-        let since = Utc::now()
-            - chrono::Duration::from_std(self.config.max_call).unwrap_or(chrono::Duration::MAX);
-        match self.ledger.calls_in_progress(since).await {
+        match self.ledger.calls_in_progress(self.longest_call_ago()).await {
             Ok(n) => {
                 let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
                 slots.counted = Some((n, Instant::now()));
@@ -486,6 +484,13 @@ impl VoiceCall {
 }
 
 impl VoiceCall {
+    /// Now less the longest call (`OUTAGECAST_VOICE_MAX_CALL_SECONDS`): a call placed before
+    /// this is no longer counted in progress, and is asked about if still unsettled.
+    fn longest_call_ago(&self) -> DateTime<Utc> {
+        Utc::now()
+            - chrono::Duration::from_std(self.config.max_call).unwrap_or(chrono::Duration::MAX)
+    }
+
     /// One sweep for lost status callbacks: each call placed longer ago than the longest call
     /// (`OUTAGECAST_VOICE_MAX_CALL_SECONDS`) whose final status never came (the node was down
     /// when it was posted, or the call was found by a look-up after its callback had given up)
@@ -493,8 +498,7 @@ impl VoiceCall {
     /// callback would have. Returns how many were settled, and whether the provider could be
     /// asked at all.
     pub async fn settle_lost_callbacks(&self) -> (usize, bool) {
-        let before = Utc::now()
-            - chrono::Duration::from_std(self.config.max_call).unwrap_or(chrono::Duration::MAX);
+        let before = self.longest_call_ago();
         let sids = match self.ledger.unsettled_calls(before, SETTLE_BATCH).await {
             Ok(sids) => sids,
             Err(e) => {
